@@ -1,0 +1,146 @@
+"""Boot configuration: what firmware and the kernel command line decide before user space runs.
+
+These dataclasses are the engine's only input. ``fakesysfs.topology`` builds them from TOML
+(and validates them, naming the offending key); tests build them directly. Sizes are bytes,
+addresses are physical, node ids are the firmware's (SRAT) ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MiB = 1 << 20
+GiB = 1 << 30
+TiB = 1 << 40
+
+#: Kernel profiles (kernel-abi.md 0.4). Any "6.N" with 8 <= N <= 18 is accepted too.
+PROFILES = ("6.8", "6.9-6.16", "6.18")
+
+
+def profile_version(profile: str) -> tuple[int, int]:
+    """``"6.9-6.16"`` -> (6, 9); ``"6.18"`` -> (6, 18). Raises ValueError for anything else."""
+    head = profile.split("-", 1)[0]
+    major, minor = head.split(".")
+    version = (int(major), int(minor))
+    if profile == "6.9-6.16":
+        return (6, 9)
+    if not ((6, 8) <= version <= (6, 18)) or "-" in profile:
+        raise ValueError(profile)
+    return version
+
+
+@dataclass(slots=True)
+class MemRange:
+    """Boot RAM of one node: [start, start + size)."""
+
+    start: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        """Exclusive end."""
+        return self.start + self.size
+
+
+@dataclass(slots=True)
+class NodeConfig:
+    """One NUMA node as firmware describes it (SRAT/SLIT/HMAT)."""
+
+    id: int
+    cpus: list[int] = field(default_factory=list)
+    memory: list[MemRange] = field(default_factory=list)
+    #: Abstract distance for memory tiering; None = DRAM default (576) for boot memory.
+    adistance: int | None = None
+
+
+@dataclass(slots=True)
+class CxlRegionConfig:
+    """A CXL RAM region: ``regionN`` under a decoder, with ``dax_regionN/daxN.0``."""
+
+    start: int
+    size: int
+    target_node: int
+    decoder: str = "decoder0.0"
+    #: Abstract distance kmem uses for the node (firmware performance data); None = 2880.
+    adistance: int | None = None
+    #: NUMA affinity of the region device (``daxN.0/numa_node``); None = nearest CPU node.
+    numa_node: int | None = None
+
+
+@dataclass(slots=True)
+class HmemConfig:
+    """An EFI soft-reserved / HMAT range published as platform device ``hmem.N``."""
+
+    start: int
+    size: int
+    target_node: int
+    adistance: int | None = None
+    numa_node: int | None = None
+
+
+@dataclass(slots=True)
+class PmemConfig:
+    """A pmem namespace ``namespaceR.S`` in devdax mode (a static dax region)."""
+
+    namespace: str  # "namespaceR.S"
+    start: int
+    size: int
+    target_node: int
+    #: Bytes at the start of the namespace used by the info block and struct-page reserve.
+    reserve: int = 2 * MiB
+    align: int = 2 * MiB
+    adistance: int | None = None
+    numa_node: int | None = None
+
+
+@dataclass(slots=True)
+class BootConfig:
+    """Everything the simulated kernel knows at boot (kernel-abi.md Appendix C, 'Global')."""
+
+    nodes: list[NodeConfig]
+    #: Node ids that may ever exist (``node/possible``); default: the ids of ``nodes``.
+    possible_nodes: list[int] | None = None
+    #: SLIT distances: ``distances[a][b]``; missing entries default to 10 local / 20 remote.
+    distances: dict[int, dict[int, int]] = field(default_factory=dict)
+    block_size: int = 128 * MiB
+    page_size: int = 4096
+    struct_page_size: int = 64
+    memmap_on_memory: str = "N"  # "N", "Y" or "force" (memory_hotplug.memmap_on_memory=)
+    online_policy: str = "contig-zones"
+    auto_movable_ratio: int = 301
+    auto_movable_numa_aware: bool = True
+    auto_online_blocks: str = "offline"  # memhp_default_state=
+    movable_node: bool = False
+    kernel_profile: str = "6.18"
+    #: CONFIG_ARCH_MEMORY_PROBE: ``memory/probe`` exists.
+    probe: bool = False
+    max_physmem_bits: int = 52
+    #: Share of each boot kernel-zone block held by unmovable kernel allocations (R-STATE-08).
+    boot_used_percent: int = 3
+    boot_unmovable: bool = True
+    notifier_error_inject: bool = True
+    # --- dax ---
+    dax_major: int = 252
+    dax_drivers_autoprobe: bool = True
+    kmem_loaded: bool = True
+    device_dax_loaded: bool = True
+    dax_hmem_region_idle: bool = False
+    cxl_regions: list[CxlRegionConfig] = field(default_factory=list)
+    hmem: list[HmemConfig] = field(default_factory=list)
+    pmem: list[PmemConfig] = field(default_factory=list)
+
+    def possible(self) -> list[int]:
+        """Sorted possible node ids."""
+        if self.possible_nodes is not None:
+            return sorted(set(self.possible_nodes))
+        return sorted({n.id for n in self.nodes})
+
+    def distance(self, a: int, b: int) -> int:
+        """SLIT distance between two nodes."""
+        row = self.distances.get(a)
+        if row is not None and b in row:
+            return row[b]
+        row = self.distances.get(b)
+        if row is not None and a in row:
+            return row[a]
+        return 10 if a == b else 20

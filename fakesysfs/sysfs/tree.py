@@ -1,0 +1,232 @@
+"""The attribute tree: sysfs paths, modes, show/store handlers and relative links.
+
+This layer sits between the engine and any transport (FUSE, or tests calling it directly).
+Directories are resolved lazily: a ``Dir`` answers ``names()`` and ``child(name)`` from the
+engine's current state, so nothing is materialized per memory block and a path always
+reflects the state at the moment it is looked up.
+
+Generic kernfs/sysfs semantics live here, once (kernel-abi.md 0.3):
+- R-SYS-01: ``open`` fails with EACCES when the mode lacks any read (write) bit and the file
+  is opened for reading (writing), even for root.
+- R-SYS-02: one ``write`` = one store of at most 4096 bytes; the handler sees the text up to
+  the first NUL and the full count; a zero-length write returns 0 without calling it.
+- R-SYS-03: a read renders the whole value once per open file; later offsets read from that
+  snapshot.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ..errors import KernelError
+
+PAGE_SIZE = 4096
+
+#: show() -> text.  store(text, count) -> bytes consumed (None means all of ``count``).
+ShowFn = Callable[[], str]
+StoreFn = Callable[[str, int], "int | None"]
+
+
+class Node:
+    """Base of everything in the tree."""
+
+    __slots__ = ()
+    mode: int
+
+
+class Attr(Node):
+    """A sysfs attribute file."""
+
+    __slots__ = ("mode", "show", "store")
+
+    def __init__(self, mode: int, show: ShowFn | None = None, store: StoreFn | None = None) -> None:
+        self.mode = mode
+        self.show = show
+        self.store = store
+
+
+class Link(Node):
+    """A symlink; ``target`` is the relative path the kernel would print (R-SYS-06)."""
+
+    __slots__ = ("target",)
+    mode = 0o777
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+
+class Dir(Node):
+    """A directory. Subclasses compute children from engine state on every call."""
+
+    __slots__ = ()
+    mode = 0o755
+
+    def names(self) -> Iterable[str]:
+        raise NotImplementedError
+
+    def child(self, name: str) -> Node | None:
+        raise NotImplementedError
+
+
+class StaticDir(Dir):
+    """A directory with a fixed set of children, given as nodes or zero-argument factories."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: dict[str, Node | Callable[[], Node | None]] | None = None) -> None:
+        self.entries: dict[str, Node | Callable[[], Node | None]] = dict(entries or {})
+
+    def names(self) -> Iterable[str]:
+        for name, entry in self.entries.items():
+            if isinstance(entry, Node) or entry() is not None:
+                yield name
+
+    def child(self, name: str) -> Node | None:
+        entry = self.entries.get(name)
+        if entry is None or isinstance(entry, Node):
+            return entry
+        return entry()
+
+
+class MergedDir(Dir):
+    """Fixed entries followed by a dynamic part (for example ``memoryN`` beside root files)."""
+
+    __slots__ = ("fixed", "dynamic")
+
+    def __init__(self, fixed: StaticDir, dynamic: Dir) -> None:
+        self.fixed = fixed
+        self.dynamic = dynamic
+
+    def names(self) -> Iterable[str]:
+        yield from self.fixed.names()
+        yield from self.dynamic.names()
+
+    def child(self, name: str) -> Node | None:
+        node = self.fixed.child(name)
+        return node if node is not None else self.dynamic.child(name)
+
+
+def relative_link(from_dir: str, target: str) -> str:
+    """The relative path sysfs prints for a link in ``from_dir`` pointing at ``target``.
+
+    Both are absolute paths below the sysfs root ("/devices/..."). R-SYS-06.
+    """
+    a = [p for p in from_dir.split("/") if p]
+    b = [p for p in target.split("/") if p]
+    common = 0
+    while common < len(a) and common < len(b) and a[common] == b[common]:
+        common += 1
+    return "/".join([".."] * (len(a) - common) + b[common:])
+
+
+@dataclass(slots=True)
+class StatResult:
+    """What ``getattr`` reports: sysfs files are root-owned, 4096 bytes, times are fixed."""
+
+    mode: int  # full st_mode including the file type
+    size: int
+    nlink: int
+
+
+@dataclass(slots=True)
+class OpenFile:
+    """An open attribute: the node plus the read snapshot (R-SYS-03)."""
+
+    attr: Attr
+    flags: int
+    snapshot: bytes | None = None
+
+
+class Tree:
+    """Path-level operations on a root ``Dir``, serialized by one lock.
+
+    The lock is the engine's hotplug lock, so a reader never sees a half-done operation
+    (R-SYS-05) and a store runs exactly like one kernel sysfs write.
+    """
+
+    def __init__(self, root: Dir, lock: threading.RLock | None = None) -> None:
+        self.root = root
+        self.lock = lock if lock is not None else threading.RLock()
+
+    # -- resolution -------------------------------------------------------------------------
+    def lookup(self, path: str) -> Node:
+        """Resolve an absolute path below the root, without following the final link."""
+        node: Node = self.root
+        for part in path.split("/"):
+            if not part or part == ".":
+                continue
+            if not isinstance(node, Dir):
+                raise KernelError(errno.ENOTDIR)
+            child = node.child(part)
+            if child is None:
+                raise KernelError(errno.ENOENT)
+            node = child
+        return node
+
+    # -- metadata ---------------------------------------------------------------------------
+    def getattr(self, path: str) -> StatResult:
+        with self.lock:
+            node = self.lookup(path)
+            if isinstance(node, Dir):
+                return StatResult(stat.S_IFDIR | node.mode, 0, 2)
+            if isinstance(node, Link):
+                return StatResult(stat.S_IFLNK | 0o777, len(node.target), 1)
+            return StatResult(stat.S_IFREG | node.mode, PAGE_SIZE, 1)
+
+    def readdir(self, path: str) -> list[str]:
+        with self.lock:
+            node = self.lookup(path)
+            if not isinstance(node, Dir):
+                raise KernelError(errno.ENOTDIR)
+            return list(node.names())
+
+    def readlink(self, path: str) -> str:
+        with self.lock:
+            node = self.lookup(path)
+            if not isinstance(node, Link):
+                raise KernelError(errno.EINVAL)
+            return node.target
+
+    # -- file I/O ---------------------------------------------------------------------------
+    def open(self, path: str, flags: int) -> OpenFile:
+        """R-SYS-01: refuse at open what the mode does not allow, even for root."""
+        with self.lock:
+            node = self.lookup(path)
+            if isinstance(node, Dir):
+                if flags & os.O_ACCMODE != os.O_RDONLY:
+                    raise KernelError(errno.EISDIR)
+                raise KernelError(errno.EISDIR)
+            if not isinstance(node, Attr):
+                raise KernelError(errno.ELOOP)
+            acc = flags & os.O_ACCMODE
+            wants_read = acc in (os.O_RDONLY, os.O_RDWR)
+            wants_write = acc in (os.O_WRONLY, os.O_RDWR)
+            if wants_read and (not node.mode & 0o444 or node.show is None):
+                raise KernelError(errno.EACCES)
+            if wants_write and (not node.mode & 0o222 or node.store is None):
+                raise KernelError(errno.EACCES)
+            return OpenFile(node, flags)
+
+    def read(self, fh: OpenFile, size: int, offset: int) -> bytes:
+        """R-SYS-03: the first read renders the value; later reads continue in that snapshot."""
+        with self.lock:
+            if fh.snapshot is None or offset == 0:
+                assert fh.attr.show is not None
+                fh.snapshot = fh.attr.show().encode("latin-1")[:PAGE_SIZE]
+            return fh.snapshot[offset : offset + size]
+
+    def write(self, fh: OpenFile, data: bytes) -> int:
+        """R-SYS-02: one write is one store; the offset is ignored."""
+        count = min(len(data), PAGE_SIZE)
+        if count == 0:
+            return 0
+        text = data[:count].split(b"\0", 1)[0].decode("latin-1")
+        assert fh.attr.store is not None
+        with self.lock:
+            done = fh.attr.store(text, count)
+        return count if done is None else done
