@@ -1,0 +1,355 @@
+"""Adding and removing memory (mm/memory_hotplug.c, the add/remove half) and memory groups.
+
+The seed series' shape is kept function by function: ``add_memory_resource`` either maps the
+whole range with its memmap taken from ordinary memory (``arch_add_memory`` +
+``create_memory_block_devices``) or, with MHP_MEMMAP_ON_MEMORY, goes chunk by chunk through
+``create_altmaps_and_memory_blocks``, unwinding the chunks already added if one fails.
+``try_remove_memory`` undoes either, refusing mixed ranges with EINVAL.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ..errors import KernelError
+from .memory import BlockState, MemoryBlock, MemoryGroup, OnlineType
+from .node import KERNEL_ZONES, ZONE_MOVABLE
+from .resource import Resource
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+MHP_MERGE_RESOURCE = 1 << 0
+MHP_MEMMAP_ON_MEMORY = 1 << 1
+MHP_NID_IS_MGID = 1 << 2
+
+SECTION_SIZE = 128 << 20
+PMD_SIZE = 2 << 20
+PAGEBLOCK_NR_PAGES = 512
+
+
+class _DonorCursor:
+    """Where the page allocator is in its walk of donor blocks during one add."""
+
+    __slots__ = ("blocks", "current")
+
+    def __init__(self, blocks: Iterator[MemoryBlock]) -> None:
+        self.blocks = blocks
+        self.current: MemoryBlock | None = None
+
+
+class HotplugMixin:
+    """Memory add/remove; mixed into ``Kernel``."""
+
+    # -- memmap_on_memory (kernel-abi.md 3) ---------------------------------------------------
+    def memory_block_memmap_size(self: Kernel) -> int:
+        return self.pages_per_block * self.struct_page_size
+
+    def memory_block_memmap_on_memory_pages(self: Kernel) -> int:
+        """V: the memmap pages each altmap block reserves (R-MOM-01, 3.2)."""
+        pages = -(-self.memory_block_memmap_size() // self.page_size)
+        if self.memmap_mode == "force":
+            pages = -(-pages // PAGEBLOCK_NR_PAGES) * PAGEBLOCK_NR_PAGES
+        return pages
+
+    def mhp_supports_memmap_on_memory(self: Kernel) -> bool:
+        """All conditions of 3.3; false means the request silently takes the ordinary path."""
+        if self.memmap_mode == "N":
+            return False
+        memmap_size = self.memory_block_memmap_size()
+        vmemmap_pages = self.memory_block_memmap_on_memory_pages()
+        if memmap_size % self.page_size:
+            return False
+        if vmemmap_pages % PAGEBLOCK_NR_PAGES:
+            return False
+        if vmemmap_pages >= self.pages_per_block:
+            return False
+        # arch_supports_memmap_on_memory (x86/generic): the memmap must be PMD mapped.
+        return memmap_size % PMD_SIZE == 0
+
+    # -- memory groups (drivers/base/memory.c) -----------------------------------------------
+    def _memory_group_register(self: Kernel, group: MemoryGroup) -> int:
+        if group.nid not in self.possible_nodes:
+            raise KernelError(errno.EINVAL)
+        mgid = 0
+        while mgid in self.memory_groups:
+            mgid += 1
+        group.id = mgid
+        self.memory_groups[mgid] = group
+        return mgid
+
+    def memory_group_register_static(self: Kernel, nid: int, max_pages: int) -> int:
+        if not max_pages:
+            raise KernelError(errno.EINVAL)
+        return self._memory_group_register(MemoryGroup(-1, nid, False, max_pages=max_pages))
+
+    def memory_group_register_dynamic(self: Kernel, nid: int, unit_pages: int) -> int:
+        if not unit_pages or unit_pages & (unit_pages - 1) or unit_pages < self.pages_per_block:
+            raise KernelError(errno.EINVAL)
+        return self._memory_group_register(MemoryGroup(-1, nid, True, unit_pages=unit_pages))
+
+    def memory_group_unregister(self: Kernel, mgid: int) -> None:
+        group = self.memory_groups.get(mgid)
+        if group is None:
+            raise KernelError(errno.EINVAL)
+        if group.blocks:
+            raise KernelError(errno.EBUSY)
+        del self.memory_groups[mgid]
+
+    # -- entry points -------------------------------------------------------------------------
+    def register_memory_resource(self: Kernel, start: int, size: int, name: str) -> Resource:
+        end = start + size
+        lo, hi = 0, (1 << self.max_physmem_bits) - 1
+        if not (start < end and start >= lo and end - 1 <= hi):
+            self.printk(f"Hotplug memory [{start:#x}-{end:#x}] exceeds maximum addressable range [{lo:#x}-{hi:#x}]")
+            raise KernelError(errno.E2BIG)
+        res = self.resources.request_region(start, size, name)
+        if res is None:
+            raise KernelError(errno.EEXIST)
+        return res
+
+    def add_memory(self: Kernel, nid: int, start: int, size: int, flags: int = 0) -> None:
+        """add_memory(): a 'System RAM' resource (ACPI memory devices, the probe file)."""
+        with self.lock:
+            res = self.register_memory_resource(start, size, "System RAM")
+            try:
+                self.add_memory_resource(nid, res, flags)
+            except KernelError:
+                self.resources.release(res)
+                raise
+
+    def add_memory_driver_managed(self: Kernel, nid: int, start: int, size: int, resource_name: str, flags: int) -> None:
+        """add_memory_driver_managed() as kmem calls it."""
+        if not resource_name.startswith("System RAM (") or not resource_name.endswith(")"):
+            raise KernelError(errno.EINVAL)
+        with self.lock:
+            res = self.register_memory_resource(start, size, resource_name)
+            try:
+                self.add_memory_resource(nid, res, flags)
+            except KernelError:
+                self.resources.release(res)
+                raise
+
+    def check_hotplug_memory_range(self: Kernel, start: int, size: int) -> None:
+        if not size or start % self.block_size or size % self.block_size:
+            self.printk(f"Block size [{self.block_size:#x}] unaligned hotplug range: start {start:#x}, size {size:#x}")
+            raise KernelError(errno.EINVAL)
+
+    def add_memory_resource(self: Kernel, nid: int, res: Resource, flags: int) -> None:
+        start, size = res.start, res.end - res.start + 1
+        self.check_hotplug_memory_range(start, size)
+        group = None
+        if flags & MHP_NID_IS_MGID:
+            group = self.memory_groups.get(nid)
+            if group is None:
+                raise KernelError(errno.EINVAL)
+            nid = group.nid
+        if nid not in self.possible_nodes:
+            self.printk(f"node {nid} was absent from the node_possible_map")
+            raise KernelError(errno.EINVAL)
+        new_node = not self.nodes[nid].online  # __try_online_node(): prepared, not registered
+        if flags & MHP_MEMMAP_ON_MEMORY and self.mhp_supports_memmap_on_memory():
+            created = self.create_altmaps_and_memory_blocks(nid, group, start, size)
+        else:
+            charges = self.arch_add_memory(nid, start, size)
+            try:
+                created = self.create_memory_block_devices(nid, group, start, size, altmap=0)
+            except KernelError:
+                for charge in charges:  # arch_remove_memory()
+                    self.free_memmap_charges(charge)
+                raise
+            for block, charge in zip(created, charges, strict=True):
+                block.memmap_charges = charge
+        if new_node:
+            self.register_one_node(nid)
+        self.register_memory_blocks_under_node_hotplug(nid, created)
+        self.nr_memmap_pages += self.memmap_pages_per_section * (size // SECTION_SIZE)
+        # R-AUTO-01: online the new blocks in ascending order; the first failure stops the walk.
+        online_type = self.auto_online_blocks
+        if online_type != OnlineType.OFFLINE:
+            for block in created:
+                block.online_type = online_type
+                try:
+                    self.device_online(block)
+                except KernelError:
+                    break
+
+    def create_altmaps_and_memory_blocks(self: Kernel, nid: int, group: MemoryGroup | None, start: int, size: int) -> list[MemoryBlock]:
+        """One altmap and one block per chunk; a failing chunk unwinds the earlier ones (v8/v9)."""
+        vmemmap_pages = self.memory_block_memmap_on_memory_pages()
+        created: list[MemoryBlock] = []
+        cur_start = start
+        try:
+            chunk = 0
+            while cur_start < start + size:
+                fail_at = self.faults.memmap_fail_at_chunk
+                if fail_at is not None and chunk == fail_at:
+                    # The altmap allocation or the chunk's vmemmap mapping fails (fault hook).
+                    self.faults.memmap_fail_at_chunk = None
+                    raise KernelError(errno.ENOMEM)
+                created += self.create_memory_block_devices(nid, group, cur_start, self.block_size, altmap=vmemmap_pages)
+                cur_start += self.block_size
+                chunk += 1
+        except KernelError:
+            if cur_start != start:
+                self.remove_memory_blocks_and_altmaps(created)
+            raise
+        return created
+
+    def arch_add_memory(self: Kernel, nid: int, start: int, size: int) -> list[list[tuple[int, int]]]:
+        """Map the range with its memmap in ordinary kernel memory (R-ADD-06).
+
+        Returns, per block, the donor charges. A section whose memmap cannot be allocated
+        fails the add with ENOMEM; the simulator then frees what earlier sections took (the
+        kernel leaks those, which is no observable behaviour worth copying).
+        """
+        sections_per_block = self.block_size // SECTION_SIZE
+        per_section = self.memmap_pages_per_section
+        nblocks = size // self.block_size
+        fail_at = self.faults.memmap_fail_at_chunk
+        if fail_at is not None and fail_at < nblocks:
+            self.faults.memmap_fail_at_chunk = None
+            raise KernelError(errno.ENOMEM)
+        donors = _DonorCursor(self._kernel_memory_donors(nid))
+        charges: list[list[tuple[int, int]]] = []
+        partial: dict[int, int] = {}
+        try:
+            for _ in range(nblocks):
+                partial = {}
+                for _ in range(sections_per_block):
+                    donor = self._alloc_kernel_pages(donors, per_section)
+                    if donor is None:
+                        raise KernelError(errno.ENOMEM)
+                    partial[donor.id] = partial.get(donor.id, 0) + per_section
+                charges.append(list(partial.items()))
+                partial = {}
+        except KernelError:
+            for done in charges:
+                self.free_memmap_charges(done)
+            self.free_memmap_charges(list(partial.items()))
+            raise
+        return charges
+
+    def _kernel_memory_donors(self: Kernel, nid: int) -> Iterator[MemoryBlock]:
+        """Online kernel-zone blocks in the order the page allocator would use them:
+        nodes by the target's fallback order, zones Normal > DMA32 > DMA, high blocks first."""
+        for donor_nid in self.node_fallback_order(nid):
+            node = self.nodes[donor_nid]
+            by_zone: dict[str, list[int]] = {z: [] for z in KERNEL_ZONES}
+            for bid in node.blocks:
+                block = self.blocks[bid]
+                if block.state is BlockState.ONLINE and block.zone in KERNEL_ZONES:
+                    by_zone[block.zone].append(bid)
+            for zone_name in reversed(KERNEL_ZONES):
+                for bid in sorted(by_zone[zone_name], reverse=True):
+                    yield self.blocks[bid]
+
+    def _alloc_kernel_pages(self: Kernel, donors: _DonorCursor, pages: int) -> MemoryBlock | None:
+        """Take ``pages`` unmovable pages from the first donor with room; None: ENOMEM."""
+        block = donors.current
+        while block is None or block.free < pages:
+            block = next(donors.blocks, None)
+            if block is None:
+                return None
+        donors.current = block
+        block.unmovable += pages
+        self._zone(block).free -= pages
+        return block
+
+    def free_memmap_charges(self: Kernel, charges: list[tuple[int, int]] | None) -> None:
+        for donor_id, pages in charges or ():
+            donor = self.blocks.get(donor_id)
+            if donor is None:
+                continue
+            donor.unmovable -= pages
+            if donor.state is not BlockState.OFFLINE and donor.zone is not None:
+                self._zone(donor).free += pages
+
+    def create_memory_block_devices(self: Kernel, nid: int, group: MemoryGroup | None, start: int, size: int, altmap: int) -> list[MemoryBlock]:
+        """One ``memoryN`` device per block, uevent ``add`` each; EEXIST undoes this call's."""
+        created: list[MemoryBlock] = []
+        first = start // self.block_size
+        for bid in range(first, first + size // self.block_size):
+            if bid in self.blocks:
+                for block in created:
+                    self.remove_memory_block(block)
+                raise KernelError(errno.EEXIST)
+            block = MemoryBlock(bid, nid, BlockState.OFFLINE, self.pages_per_block, altmap=altmap, group=group)
+            self.add_memory_block(block)
+            created.append(block)
+        return created
+
+    # -- removal ------------------------------------------------------------------------------
+    def remove_memory(self: Kernel, start: int, size: int) -> None:
+        """remove_memory(): EBUSY if any block is not offline, EINVAL for mixed altmaps."""
+        with self.lock:
+            self.try_remove_memory(start, size)
+
+    def _blocks_in_range(self: Kernel, start: int, size: int) -> list[MemoryBlock]:
+        first = start // self.block_size
+        return [b for bid in range(first, first + size // self.block_size) if (b := self.blocks.get(bid)) is not None]
+
+    def try_remove_memory(self: Kernel, start: int, size: int) -> None:
+        self.check_hotplug_memory_range(start, size)
+        blocks = self._blocks_in_range(start, size)
+        nid = None
+        for block in blocks:  # check_memblock_offlined_cb
+            if block.state is not BlockState.OFFLINE:
+                b0 = self.block_start(block)
+                self.printk(f"removing memory fails, because memory [{b0:#018x}-{b0 + self.block_size - 1:#018x}] is onlined")
+                raise KernelError(errno.EBUSY)
+            nid = block.nid
+        # memory_blocks_have_altmaps()
+        have_altmaps = 0
+        if self.memmap_mode != "N":
+            num_altmaps = sum(1 for b in blocks if b.altmap)
+            if num_altmaps:
+                if num_altmaps != size // self.block_size:
+                    self.printk("WARNING: memory_blocks_have_altmaps: num_memblocks != num_altmaps")
+                    raise KernelError(errno.EINVAL)
+                have_altmaps = 1
+        if not have_altmaps:
+            for block in blocks:
+                self.remove_memory_block(block)
+            for block in blocks:  # arch_remove_memory(): the memmap goes back to its donor
+                self.free_memmap_charges(block.memmap_charges)
+                block.memmap_charges = None
+        else:
+            self.remove_memory_blocks_and_altmaps(blocks)
+        self.nr_memmap_pages -= self.memmap_pages_per_section * (size // SECTION_SIZE)
+        res = self.resources.find(start, start + size - 1)
+        if res is not None and res.name.startswith("System RAM"):
+            self.resources.release(res)
+        if nid is not None:
+            self.try_offline_node(nid)
+
+    def remove_memory_blocks_and_altmaps(self: Kernel, blocks: list[MemoryBlock]) -> None:
+        for block in blocks:
+            block.altmap = 0  # detach the altmap, then the device; the memmap goes with the chunk
+            self.remove_memory_block(block)
+
+    def offline_and_remove_memory(self: Kernel, start: int, size: int) -> None:
+        """R-REM-02: offline every online block, remembering zones; undo on failure."""
+        with self.lock:
+            if not size or start % self.block_size or size % self.block_size:
+                raise KernelError(errno.EINVAL)
+            blocks = self._blocks_in_range(start, size)
+            offlined: list[tuple[MemoryBlock, OnlineType]] = []
+            try:
+                for block in blocks:
+                    if block.state is BlockState.OFFLINE:
+                        continue
+                    kind = OnlineType.ONLINE_MOVABLE if block.zone == ZONE_MOVABLE else OnlineType.ONLINE_KERNEL
+                    self.device_offline(block)
+                    offlined.append((block, kind))
+                self.try_remove_memory(start, size)
+            except KernelError:
+                for block, kind in offlined:  # try_reonline_memory_block
+                    block.online_type = kind
+                    try:
+                        self.device_online(block)
+                    except KernelError:
+                        pass
+                raise

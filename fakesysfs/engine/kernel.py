@@ -1,0 +1,230 @@
+"""The simulated kernel: boot from a ``BootConfig``, hold all state, serialize every change.
+
+``Kernel`` is the engine's one public object. It composes the per-concept mixins (memory
+blocks, hotplug) around the shared state of kernel-abi.md Appendix C. Every mutation runs
+under ``Kernel.lock`` (device_hotplug_lock, R-SYS-05); the attribute tree takes the same lock
+for every read and store, so nothing half-done is ever visible.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from ..config import BootConfig, profile_version
+from .events import EventLog, Uevent
+from .hotplug import SECTION_SIZE, HotplugMixin
+from .memory import BlockState, MemoryBlock, MemoryBlocksMixin, MemoryGroup, OnlineType, ONLINE_TYPE_WORDS
+from .node import DMA32_LIMIT, DMA_LIMIT, KERNEL_ZONES, ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, Node, memtier_id
+from .resource import ResourceTree
+
+#: Physical address ranges of the x86_64 zones.
+_ZONE_RANGES = ((ZONE_DMA, 0, DMA_LIMIT), (ZONE_DMA32, DMA_LIMIT, DMA32_LIMIT), (ZONE_NORMAL, DMA32_LIMIT, 1 << 64))
+
+
+@dataclass(slots=True)
+class Faults:
+    """Simulator fault hooks for failures the kernel has no debugfs knob for (section 8)."""
+
+    #: The next memory add fails with ENOMEM at this chunk (block index in the add), once.
+    memmap_fail_at_chunk: int | None = None
+    #: Dax device name -> errno the next probe of that device fails with (any driver), once.
+    probe_fail: dict[str, int] = field(default_factory=dict)
+
+
+class Kernel(MemoryBlocksMixin, HotplugMixin):
+    """The engine. Construct from a BootConfig; mutate through kernel-named methods."""
+
+    def __init__(self, config: BootConfig) -> None:
+        self.config = config
+        self.lock = threading.RLock()
+        self.events = EventLog()
+        self.kmsg: list[str] = []
+        self.profile = profile_version(config.kernel_profile)
+        self.block_size = config.block_size
+        self.page_size = config.page_size
+        self.struct_page_size = config.struct_page_size
+        self.pages_per_block = config.block_size // config.page_size
+        self.memmap_pages_per_section = -(-(SECTION_SIZE // config.page_size) * config.struct_page_size // config.page_size)
+        self.memmap_mode = config.memmap_on_memory
+        self.online_policy = config.online_policy
+        self.auto_movable_ratio = config.auto_movable_ratio
+        self.auto_movable_numa_aware = config.auto_movable_numa_aware
+        self.auto_online_blocks = ONLINE_TYPE_WORDS[config.auto_online_blocks]
+        self.movable_node = config.movable_node
+        self.max_physmem_bits = config.max_physmem_bits
+        self.possible_nodes: set[int] = set(config.possible())
+        self.nodes: dict[int, Node] = {nid: Node(nid) for nid in sorted(self.possible_nodes)}
+        self.blocks: dict[int, MemoryBlock] = {}
+        self._sorted_ids: list[int] | None = None
+        self.memory_groups: dict[int, MemoryGroup] = {}
+        self.resources = ResourceTree((1 << config.max_physmem_bits) - 1)
+        self.n_memory: set[int] = set()
+        self.n_normal_memory: set[int] = set()
+        self.tiers: dict[int, set[int]] = {}
+        self.notifier_error = {"MEM_GOING_ONLINE": 0, "MEM_GOING_OFFLINE": 0}
+        self.faults = Faults()
+        self.nr_memmap_pages = 0
+        self._boot()
+
+    # -- boot ---------------------------------------------------------------------------------
+    def _boot(self) -> None:
+        cfg = self.config
+        bs = self.block_size
+        for ncfg in cfg.nodes:
+            node = self.nodes[ncfg.id]
+            node.cpus = sorted(ncfg.cpus)
+            node.adistance = ncfg.adistance
+            per_block: dict[int, dict[str, int]] = {}
+            for rng in sorted(ncfg.memory, key=lambda r: r.start):
+                self.resources.insert_boot(rng.start, rng.size, "System RAM", busy=True)
+                for zone_name, zlo, zhi in _ZONE_RANGES:
+                    lo, hi = max(rng.start, zlo), min(rng.end, zhi)
+                    addr = lo
+                    while addr < hi:
+                        bid = addr // bs
+                        nxt = min(hi, (bid + 1) * bs)
+                        pages = (nxt - addr) // self.page_size
+                        zones = per_block.setdefault(bid, {})
+                        zones[zone_name] = zones.get(zone_name, 0) + pages
+                        addr = nxt
+            for bid, zones in sorted(per_block.items()):
+                self._boot_block(node, bid, zones)
+            if per_block or node.cpus:
+                node.online = True
+            self.nr_memmap_pages += len(per_block) * (bs // SECTION_SIZE) * self.memmap_pages_per_section
+        for node in self.nodes.values():
+            if node.present_pages:
+                self.n_memory.add(node.id)
+                self.tiers.setdefault(memtier_id(node.tier_adistance()), set()).add(node.id)
+            if node.kernel_present():
+                self.n_normal_memory.add(node.id)
+
+    def _boot_block(self, node: Node, bid: int, zones: dict[str, int]) -> None:
+        present = sum(zones.values())
+        used = present * self.config.boot_used_percent // 100
+        block = MemoryBlock(bid, node.id, BlockState.ONLINE, present, boot=True)
+        if len(zones) > 1:
+            block.zone_pages = dict(zones)
+            block.unmovable = used
+        else:
+            block.zone = next(iter(zones))
+            if self.config.boot_unmovable:
+                block.unmovable = used
+            else:
+                block.movable_used = used
+        for i, (zone_name, pages) in enumerate(zones.items()):
+            zone = node.zones[zone_name]
+            zone.present += pages
+            zone.present_early += pages
+            zone.managed += pages
+            zone.free += pages - (used if i == len(zones) - 1 else 0)
+            zone.grow_span(bid)
+        self.blocks[bid] = block
+        node.blocks.add(bid)
+
+    # -- shared services ----------------------------------------------------------------------
+    def uevent(self, action: str, devpath: str, subsystem: str, env: tuple[tuple[str, str], ...] = ()) -> Uevent:
+        return self.events.emit(action, devpath, subsystem, env)
+
+    def printk(self, message: str) -> None:
+        """The kernel log (dmesg), message texts as kernel-abi.md quotes them."""
+        self.kmsg.append(message)
+
+    @staticmethod
+    def memory_devpath(block_id: int) -> str:
+        return f"/devices/system/memory/memory{block_id}"
+
+    @staticmethod
+    def node_devpath(nid: int) -> str:
+        return f"/devices/system/node/node{nid}"
+
+    @staticmethod
+    def memtier_devpath(tier: int) -> str:
+        return f"/devices/virtual/memory_tiering/memory_tier{tier}"
+
+    def block_ids(self) -> list[int]:
+        """Sorted ids of all present blocks (cached; readdir of the memory root)."""
+        if self._sorted_ids is None:
+            self._sorted_ids = sorted(self.blocks)
+        return self._sorted_ids
+
+    def online_nodes(self) -> list[int]:
+        return [nid for nid, node in self.nodes.items() if node.online]
+
+    def distance(self, a: int, b: int) -> int:
+        return self.config.distance(a, b)
+
+    def node_fallback_order(self, nid: int) -> list[int]:
+        """The zonelist node order for allocations on behalf of ``nid`` (find_next_best_node):
+        the node itself, then by distance, preferring CPU-less nodes and higher ids."""
+        others = [n for n in sorted(self.n_memory) if n != nid]
+        others.sort(key=lambda n: (self.distance(nid, n) + (n < nid) + (1 if self.nodes[n].cpus else 0), n))
+        return ([nid] if nid in self.n_memory else []) + others
+
+    # -- block devices (drivers/base/memory.c) -----------------------------------------------
+    def add_memory_block(self, block: MemoryBlock) -> None:
+        self.blocks[block.id] = block
+        self._sorted_ids = None
+        if block.group is not None:
+            block.group.blocks.add(block.id)
+        self.uevent("add", self.memory_devpath(block.id), "memory")
+
+    def remove_memory_block(self, block: MemoryBlock) -> None:
+        """unregister_memory_block_under_nodes() + remove_memory_block()."""
+        node = self.nodes.get(block.nid)
+        if node is not None:
+            node.blocks.discard(block.id)
+        del self.blocks[block.id]
+        self._sorted_ids = None
+        if block.group is not None:
+            block.group.blocks.discard(block.id)
+        self.uevent("remove", self.memory_devpath(block.id), "memory")
+
+    def register_memory_blocks_under_node_hotplug(self, nid: int, blocks: list[MemoryBlock]) -> None:
+        self.nodes[nid].blocks.update(b.id for b in blocks)
+
+    # -- nodes (drivers/base/node.c) ----------------------------------------------------------
+    def register_one_node(self, nid: int) -> None:
+        self.nodes[nid].online = True
+        self.uevent("add", self.node_devpath(nid), "node")
+
+    def try_offline_node(self, nid: int) -> None:
+        node = self.nodes[nid]
+        if not node.online or node.spanned() or node.blocks or node.cpus:
+            return
+        node.online = False
+        self.uevent("remove", self.node_devpath(nid), "node")
+
+    # -- memory tiers (mm/memory-tiers.c) -----------------------------------------------------
+    def memtier_node_online(self, node: Node) -> None:
+        tier = memtier_id(node.tier_adistance())
+        members = self.tiers.get(tier)
+        if members is None:
+            members = self.tiers[tier] = set()
+            self.uevent("add", self.memtier_devpath(tier), "memory_tiering")
+        members.add(node.id)
+
+    def memtier_node_offline(self, node: Node) -> None:
+        for tier, members in list(self.tiers.items()):
+            if node.id in members:
+                members.discard(node.id)
+                if not members:
+                    del self.tiers[tier]
+                    self.uevent("remove", self.memtier_devpath(tier), "memory_tiering")
+
+    # -- read-side summaries ------------------------------------------------------------------
+    def node_meminfo_kb(self, nid: int) -> tuple[int, int]:
+        """(MemTotal, MemFree) in kB (R-NODE-06)."""
+        node = self.nodes[nid]
+        kb = self.page_size // 1024
+        return node.managed_pages * kb, node.free_pages * kb
+
+    def has_normal_memory(self) -> set[int]:
+        return set(self.n_normal_memory)
+
+    def kernel_zones_of(self, node: Node) -> tuple[str, ...]:
+        return tuple(z for z in KERNEL_ZONES if node.zones[z].populated)
+
+
+__all__ = ["Kernel", "Faults", "OnlineType", "BlockState"]
