@@ -14,8 +14,24 @@ from dataclasses import dataclass, field
 from ..config import BootConfig, profile_version
 from .events import EventLog, Uevent
 from .hotplug import SECTION_SIZE, HotplugMixin
-from .memory import BlockState, MemoryBlock, MemoryBlocksMixin, MemoryGroup, OnlineType, ONLINE_TYPE_WORDS
-from .node import DMA32_LIMIT, DMA_LIMIT, KERNEL_ZONES, ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, Node, memtier_id
+from .memory import (
+    ONLINE_TYPE_WORDS,
+    BlockState,
+    MemoryBlock,
+    MemoryBlocksMixin,
+    MemoryGroup,
+    OnlineType,
+)
+from .node import (
+    DMA32_LIMIT,
+    DMA_LIMIT,
+    KERNEL_ZONES,
+    ZONE_DMA,
+    ZONE_DMA32,
+    ZONE_NORMAL,
+    Node,
+    memtier_id,
+)
 from .resource import ResourceTree
 
 #: Physical address ranges of the x86_64 zones.
@@ -65,7 +81,11 @@ class Kernel(MemoryBlocksMixin, HotplugMixin):
         self.notifier_error = {"MEM_GOING_ONLINE": 0, "MEM_GOING_OFFLINE": 0}
         self.faults = Faults()
         self.nr_memmap_pages = 0
+        #: power/control values other than "auto", by devpath (R-SYS-07).
+        self.power_control: dict[str, str] = {}
         self._boot()
+        cpus = self.all_cpus()
+        self.nr_cpu_ids = (max(cpus) + 1) if cpus else 1
 
     # -- boot ---------------------------------------------------------------------------------
     def _boot(self) -> None:
@@ -213,6 +233,25 @@ class Kernel(MemoryBlocksMixin, HotplugMixin):
                     del self.tiers[tier]
                     self.uevent("remove", self.memtier_devpath(tier), "memory_tiering")
 
+    def all_cpus(self) -> list[int]:
+        return sorted(c for node in self.nodes.values() for c in node.cpus)
+
+    def cpu_to_node(self, cpu: int) -> int:
+        for node in self.nodes.values():
+            if cpu in node.cpus:
+                return node.id
+        raise KeyError(cpu)
+
+    def memory_add_physaddr_to_nid(self, addr: int) -> int:
+        """The node firmware assigns to a hot-added address (SRAT); 0 when none says."""
+        for ncfg in self.config.nodes:
+            if any(r.start <= addr < r.end for r in ncfg.memory):
+                return ncfg.id
+        for producer in (*self.config.cxl_regions, *self.config.hmem, *self.config.pmem):
+            if producer.start <= addr < producer.start + producer.size:
+                return producer.target_node
+        return 0
+
     # -- read-side summaries ------------------------------------------------------------------
     def node_meminfo_kb(self, nid: int) -> tuple[int, int]:
         """(MemTotal, MemFree) in kB (R-NODE-06)."""
@@ -227,4 +266,4 @@ class Kernel(MemoryBlocksMixin, HotplugMixin):
         return tuple(z for z in KERNEL_ZONES if node.zones[z].populated)
 
 
-__all__ = ["Kernel", "Faults", "OnlineType", "BlockState"]
+__all__ = ["BlockState", "Faults", "Kernel", "OnlineType"]

@@ -15,7 +15,15 @@ from enum import Enum, IntEnum
 from typing import TYPE_CHECKING
 
 from ..errors import EHWPOISON, KernelError
-from .node import KERNEL_ZONES, ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL, Node, Zone
+from .node import (
+    KERNEL_ZONES,
+    ZONE_DMA,
+    ZONE_DMA32,
+    ZONE_MOVABLE,
+    ZONE_NORMAL,
+    Node,
+    Zone,
+)
 
 if TYPE_CHECKING:
     from .kernel import Kernel

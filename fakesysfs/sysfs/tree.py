@@ -96,7 +96,7 @@ class StaticDir(Dir):
 class MergedDir(Dir):
     """Fixed entries followed by a dynamic part (for example ``memoryN`` beside root files)."""
 
-    __slots__ = ("fixed", "dynamic")
+    __slots__ = ("dynamic", "fixed")
 
     def __init__(self, fixed: StaticDir, dynamic: Dir) -> None:
         self.fixed = fixed

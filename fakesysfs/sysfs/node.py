@@ -1,0 +1,268 @@
+"""``/sys/devices/system/node``, ``/sys/devices/system/cpu``, memory tiers and their buses
+(drivers/base/node.c, drivers/base/cpu.c, mm/memory-tiers.c handlers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from .common import const, link, power_dir, ro, rw, uevent_attr, wo
+from .memory import BusDevicesDir, _suffix_id, simple_bus
+from .parsers import format_cpumap, format_node_list, kstrtoul
+from .tree import Dir, MergedDir, Node, StaticDir
+
+if TYPE_CHECKING:
+    from ..engine import Kernel
+
+NODE_ROOT = "/devices/system/node"
+CPU_ROOT = "/devices/system/cpu"
+TIER_ROOT = "/devices/virtual/memory_tiering"
+
+#: node_read_meminfo() labels after MemUsed, in the 6.18 order (all kB, zero when simulated).
+_MEMINFO_ZERO = (
+    "SwapCached:", "Active:", "Inactive:", "Active(anon):", "Inactive(anon):", "Active(file):",
+    "Inactive(file):", "Unevictable:", "Mlocked:", "Dirty:", "Writeback:", "FilePages:", "Mapped:",
+    "AnonPages:", "Shmem:", "KernelStack:", "PageTables:", "SecPageTables:", "NFS_Unstable:", "Bounce:",
+    "WritebackTmp:", "KReclaimable:", "Slab:", "SReclaimable:", "SUnreclaim:", "AnonHugePages:",
+    "ShmemHugePages:", "ShmemPmdMapped:", "FileHugePages:", "FilePmdMapped:",
+)
+
+
+def node_read_meminfo(k: Kernel, nid: int) -> str:
+    """R-NODE-06: ``Node K <label:16><value:8> kB`` lines, then the three HugePages lines."""
+    total, free = k.node_meminfo_kb(nid)
+    rows = [("MemTotal:", total), ("MemFree:", free), ("MemUsed:", total - free)]
+    rows += [(label, 0) for label in _MEMINFO_ZERO]
+    text = "".join(f"Node {nid} {label:<16}{value:>8} kB\n" for label, value in rows)
+    for label in ("HugePages_Total:", "HugePages_Free:", "HugePages_Surp:"):
+        text += f"Node {nid} {label:<16} {0:>5}\n"
+    return text
+
+
+def node_read_distance(k: Kernel, nid: int) -> str:
+    """Distances to every online node; note the kernel's ``i ? " " : ""`` separator."""
+    parts = [f"{' ' if i else ''}{k.distance(nid, i)}" for i in k.online_nodes()]
+    return "".join(parts) + "\n"
+
+
+def node_read_vmstat(k: Kernel, nid: int) -> str:
+    node = k.nodes[nid]
+    return f"nr_free_pages {node.free_pages}\nnr_managed_pages {node.managed_pages}\nnr_present_pages {node.present_pages}\n"
+
+
+def _hugepages_dir(k: Kernel, nid: int, size_kb: int) -> StaticDir:
+    def nr_hugepages_store(text: str, count: int) -> int | None:
+        # The simulator never has pages to spare for huge pages: the kernel then accepts the
+        # write and leaves the count at what it could allocate, here 0.
+        kstrtoul(text, 10)
+        return None
+
+    entries: dict = {
+        "free_hugepages": const("0\n"),
+        "nr_hugepages": rw(lambda: "0\n", nr_hugepages_store),
+        "surplus_hugepages": const("0\n"),
+    }
+    return StaticDir(entries)
+
+
+class NodeDir(Dir):
+    """``nodeK/`` (kernel-abi.md 1.5)."""
+
+    __slots__ = ("k", "nid")
+
+    NAMES = ("compact", "cpulist", "cpumap", "distance", "hugepages", "meminfo", "numastat", "power",
+             "reclaim", "subsystem", "uevent", "vmstat")
+
+    def __init__(self, k: Kernel, nid: int) -> None:
+        self.k = k
+        self.nid = nid
+
+    def names(self) -> Iterable[str]:
+        node = self.k.nodes[self.nid]
+        yield from self.NAMES
+        for cpu in node.cpus:
+            yield f"cpu{cpu}"
+        for bid in sorted(node.blocks):
+            yield f"memory{bid}"
+
+    def child(self, name: str) -> Node | None:
+        k, nid = self.k, self.nid
+        node = k.nodes[nid]
+        if not node.online:
+            return None
+        here = k.node_devpath(nid)
+        if name.startswith("memory"):
+            bid = _suffix_id(name, "memory")
+            if bid is not None and bid in node.blocks:
+                return link(here, k.memory_devpath(bid))
+            return None
+        if name.startswith("cpu") and name[3:].isdigit():
+            cpu = _suffix_id(name, "cpu")
+            return link(here, f"{CPU_ROOT}/cpu{cpu}") if cpu in node.cpus else None
+        if name == "meminfo":
+            return ro(lambda: node_read_meminfo(k, nid))
+        if name == "distance":
+            return ro(lambda: node_read_distance(k, nid))
+        if name == "cpulist":
+            return ro(lambda: format_node_list(node.cpus) + "\n")
+        if name == "cpumap":
+            return ro(lambda: format_cpumap(node.cpus, k.nr_cpu_ids) + "\n")
+        if name == "numastat":
+            return const("numa_hit 0\nnuma_miss 0\nnuma_foreign 0\ninterleave_hit 0\nlocal_node 0\nother_node 0\n")
+        if name == "vmstat":
+            return ro(lambda: node_read_vmstat(k, nid))
+        if name in ("compact", "reclaim"):
+            return wo(lambda text, count: None)
+        if name == "hugepages":
+            return StaticDir({
+                "hugepages-1048576kB": _hugepages_dir(k, nid, 1048576),
+                "hugepages-2048kB": _hugepages_dir(k, nid, 2048),
+            })
+        if name == "subsystem":
+            return link(here, "/bus/node")
+        if name == "uevent":
+            return uevent_attr(k, here, "node")
+        if name == "power":
+            return power_dir(k, here)
+        return None
+
+
+class NodesDir(Dir):
+    __slots__ = ("k",)
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+
+    def names(self) -> Iterable[str]:
+        return [f"node{nid}" for nid in self.k.online_nodes()]
+
+    def child(self, name: str) -> Node | None:
+        nid = _suffix_id(name, "node")
+        if nid is None or nid not in self.k.nodes or not self.k.nodes[nid].online:
+            return None
+        return NodeDir(self.k, nid)
+
+
+def node_root(k: Kernel) -> Dir:
+    def state(fn) -> object:
+        return ro(lambda: format_node_list(fn()) + "\n")
+
+    fixed = StaticDir({
+        "has_cpu": state(lambda: [n.id for n in k.nodes.values() if n.online and n.cpus]),
+        "has_generic_initiator": state(list),
+        "has_memory": state(lambda: sorted(k.n_memory)),
+        "has_normal_memory": state(lambda: sorted(k.n_normal_memory)),
+        "online": state(k.online_nodes),
+        "possible": state(lambda: sorted(k.possible_nodes)),
+        "power": power_dir(k, NODE_ROOT),
+        "uevent": uevent_attr(k, NODE_ROOT, None),
+    })
+    return MergedDir(fixed, NodesDir(k))
+
+
+def node_bus(k: Kernel) -> StaticDir:
+    here = "/bus/node/devices"
+    devices = BusDevicesDir(
+        here,
+        lambda: [f"node{nid}" for nid in k.online_nodes()],
+        lambda name: k.node_devpath(nid) if (nid := _suffix_id(name, "node")) is not None and nid in k.nodes and k.nodes[nid].online else None,
+    )
+    return simple_bus(k, "node", devices)
+
+
+# -- CPUs: what numactl and hwloc read -----------------------------------------------------------
+def _cpu_dir(k: Kernel, cpu: int) -> StaticDir:
+    here = f"{CPU_ROOT}/cpu{cpu}"
+    nid = k.cpu_to_node(cpu)
+    package = [c for c in k.all_cpus() if k.cpu_to_node(c) == nid]
+
+    def mask(cpus: list[int]) -> Node:
+        return const(format_cpumap(cpus, k.nr_cpu_ids) + "\n")
+
+    def lst(cpus: list[int]) -> Node:
+        return const(format_node_list(cpus) + "\n")
+
+    topology = StaticDir({
+        "cluster_cpus": mask([cpu]), "cluster_cpus_list": lst([cpu]), "cluster_id": const(f"{cpu}\n"),
+        "core_cpus": mask([cpu]), "core_cpus_list": lst([cpu]), "core_id": const(f"{cpu}\n"),
+        "core_siblings": mask(package), "core_siblings_list": lst(package),
+        "die_cpus": mask(package), "die_cpus_list": lst(package), "die_id": const("0\n"),
+        "package_cpus": mask(package), "package_cpus_list": lst(package),
+        "physical_package_id": const(f"{nid}\n"),
+        "thread_siblings": mask([cpu]), "thread_siblings_list": lst([cpu]),
+    })
+    entries: dict = {
+        "power": power_dir(k, here),
+        "subsystem": link(here, "/bus/cpu"),
+        "topology": topology,
+        "uevent": uevent_attr(k, here, "cpu"),
+        f"node{nid}": link(here, k.node_devpath(nid)),
+    }
+    if cpu:
+        entries["online"] = const("1\n", 0o644)
+    return StaticDir(entries)
+
+
+def cpu_root(k: Kernel) -> StaticDir:
+    cpus = k.all_cpus()
+    listing = format_node_list(cpus) + "\n"
+    entries: dict = {
+        "kernel_max": const(f"{max(k.nr_cpu_ids - 1, 0)}\n"),
+        "offline": const("\n"),
+        "online": const(listing),
+        "possible": const(listing),
+        "present": const(listing),
+        "power": power_dir(k, CPU_ROOT),
+        "uevent": uevent_attr(k, CPU_ROOT, None),
+    }
+    for cpu in cpus:
+        entries[f"cpu{cpu}"] = _cpu_dir(k, cpu)
+    return StaticDir(entries)
+
+
+def cpu_bus(k: Kernel) -> StaticDir:
+    here = "/bus/cpu/devices"
+    devices = BusDevicesDir(
+        here,
+        lambda: [f"cpu{c}" for c in k.all_cpus()],
+        lambda name: f"{CPU_ROOT}/{name}" if (c := _suffix_id(name, "cpu")) is not None and c in k.all_cpus() else None,
+    )
+    return simple_bus(k, "cpu", devices)
+
+
+# -- memory tiers --------------------------------------------------------------------------------
+class TiersDir(Dir):
+    __slots__ = ("k",)
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+
+    def names(self) -> Iterable[str]:
+        return [f"memory_tier{t}" for t in sorted(self.k.tiers)]
+
+    def child(self, name: str) -> Node | None:
+        k = self.k
+        tier = _suffix_id(name, "memory_tier")
+        if tier is None or tier not in k.tiers:
+            return None
+        here = k.memtier_devpath(tier)
+        return StaticDir({
+            "nodelist": ro(lambda: format_node_list(sorted(k.tiers.get(tier, ()))) + "\n"),
+            "power": power_dir(k, here),
+            "subsystem": link(here, "/bus/memory_tiering"),
+            "uevent": uevent_attr(k, here, "memory_tiering"),
+        })
+
+
+def tier_root(k: Kernel) -> Dir:
+    return MergedDir(StaticDir({"uevent": uevent_attr(k, TIER_ROOT, None)}), TiersDir(k))
+
+
+def tier_bus(k: Kernel) -> StaticDir:
+    here = "/bus/memory_tiering/devices"
+    devices = BusDevicesDir(
+        here,
+        lambda: [f"memory_tier{t}" for t in sorted(k.tiers)],
+        lambda name: k.memtier_devpath(t) if (t := _suffix_id(name, "memory_tier")) is not None and t in k.tiers else None,
+    )
+    return simple_bus(k, "memory_tiering", devices)

@@ -1,0 +1,92 @@
+"""The whole fake ``/sys``: where each subtree hangs, module parameters and debugfs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..engine.memory import ONLINE_TYPE_WORDS  # noqa: F401  (re-exported for callers)
+from .common import const, ro, rw
+from .memory import memory_bus, memory_root
+from .node import cpu_bus, cpu_root, node_bus, node_root, tier_bus, tier_root
+from .parsers import kstrtobool, kstrtoll, kstrtouint, sysfs_match_string
+from .tree import StaticDir, Tree
+
+if TYPE_CHECKING:
+    from ..engine import Kernel
+
+ONLINE_POLICIES = ["contig-zones", "auto-movable"]
+
+
+def memory_hotplug_parameters(k: Kernel) -> StaticDir:
+    """``/sys/module/memory_hotplug/parameters`` (kernel-abi.md 1.4)."""
+
+    def online_policy_store(text: str, count: int) -> int | None:
+        k.online_policy = ONLINE_POLICIES[sysfs_match_string(ONLINE_POLICIES, text)]
+        return None
+
+    def ratio_store(text: str, count: int) -> int | None:
+        k.auto_movable_ratio = kstrtouint(text, 0)  # param_set_uint
+        return None
+
+    def numa_aware_store(text: str, count: int) -> int | None:
+        k.auto_movable_numa_aware = kstrtobool(text, enable_disable=k.profile >= (6, 16))
+        return None
+
+    return StaticDir({
+        "auto_movable_numa_aware": rw(lambda: "Y\n" if k.auto_movable_numa_aware else "N\n", numa_aware_store),
+        "auto_movable_ratio": rw(lambda: f"{k.auto_movable_ratio}\n", ratio_store),
+        # R-MOM-01: boot-only, 0444 whatever the admin guide says.
+        "memmap_on_memory": ro(lambda: {"N": "N", "Y": "Y", "force": "force"}[k.memmap_mode] + "\n"),
+        "online_policy": rw(lambda: k.online_policy + "\n", online_policy_store),
+    })
+
+
+def notifier_error_inject(k: Kernel) -> StaticDir:
+    """debugfs ``notifier-error-inject/memory`` (kernel-abi.md section 8)."""
+
+    def action(name: str) -> StaticDir:
+        def store(text: str, count: int) -> int | None:
+            value = kstrtoll(text, 0)
+            value = (value + (1 << 31)) % (1 << 32) - (1 << 31)  # clamp_t(int, ...) casts first
+            k.notifier_error[name] = min(max(value, -4095), 0)
+            return None
+
+        return StaticDir({"error": rw(lambda: f"{k.notifier_error[name]}\n", store, mode=0o600)})
+
+    return StaticDir({
+        "actions": StaticDir({name: action(name) for name in ("MEM_GOING_OFFLINE", "MEM_GOING_ONLINE")}),
+        "priority": const("0\n", 0o600),
+    })
+
+
+def build_root(k: Kernel) -> StaticDir:
+    """The root directory. Later subsystems (dax) add their entries to the returned dirs."""
+    debug = StaticDir()
+    if k.config.notifier_error_inject:
+        debug.entries["notifier-error-inject"] = StaticDir({"memory": notifier_error_inject(k)})
+    return StaticDir({
+        "block": StaticDir(),
+        "bus": StaticDir({
+            "cpu": cpu_bus(k),
+            "memory": memory_bus(k),
+            "memory_tiering": tier_bus(k),
+            "node": node_bus(k),
+        }),
+        "class": StaticDir(),  # no class/dax: daxctl would take the old dax-class model
+        "dev": StaticDir({"block": StaticDir(), "char": StaticDir()}),
+        "devices": StaticDir({
+            "platform": StaticDir(),
+            "system": StaticDir({"cpu": cpu_root(k), "memory": memory_root(k), "node": node_root(k)}),
+            "virtual": StaticDir({"memory_tiering": tier_root(k)}),
+        }),
+        "firmware": StaticDir(),
+        "fs": StaticDir(),
+        "kernel": StaticDir({"debug": debug, "uevent_seqnum": ro(lambda: f"{k.events.seqnum}\n")}),
+        "module": StaticDir({"memory_hotplug": StaticDir({"parameters": memory_hotplug_parameters(k)})}),
+        "power": StaticDir(),
+    })
+
+
+def build_tree(k: Kernel) -> Tree:
+    """The attribute tree of a kernel, locked by the kernel's hotplug lock."""
+    return Tree(build_root(k), k.lock)
