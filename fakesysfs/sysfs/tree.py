@@ -230,3 +230,17 @@ class Tree:
         with self.lock:
             done = fh.attr.store(text, count)
         return count if done is None else done
+
+    # -- conveniences for in-process use (tests, the Python API) ------------------------------
+    def cat(self, path: str) -> str:
+        """open + read + close, as ``cat`` would: the whole text (errno as KernelError)."""
+        fh = self.open(path, os.O_RDONLY)
+        return self.read(fh, PAGE_SIZE, 0).decode("latin-1")
+
+    def echo(self, path: str, data: str | bytes, newline: bool = True) -> int:
+        """open + one write + close, as ``echo data > path`` would; returns the count."""
+        raw = data.encode("latin-1") if isinstance(data, str) else data
+        if newline and isinstance(data, str):
+            raw += b"\n"
+        fh = self.open(path, os.O_WRONLY)
+        return self.write(fh, raw)
