@@ -1,0 +1,494 @@
+"""The ``fakesysfs`` command: mount, umount, topology, status.
+
+``mount`` boots the engine from a topology, builds the attribute tree and serves it over
+FUSE. Without ``-f`` it forks: the child serves, the parent waits on a pipe until the
+child reports that libfuse has the mount live, then exits 0 (or prints the child's reason
+and exits 1). Every user mistake ends in one line on stderr and a non-zero status, never
+a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import logging
+import os
+import re
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from . import __version__
+
+if TYPE_CHECKING:
+    from .sysfs.tree import Tree
+
+log = logging.getLogger("fakesysfs")
+
+#: The FUSE device; a module attribute so tests can point it elsewhere.
+DEV_FUSE = "/dev/fuse"
+#: How long ``mount`` waits for the daemon to report the mount live.
+READY_TIMEOUT = 30.0
+
+
+class CliError(Exception):
+    """A failure the user can act on: printed as one line, exit status 1."""
+
+
+# -- checks -------------------------------------------------------------------------------
+def _check_dev_fuse() -> None:
+    if not os.path.exists(DEV_FUSE):
+        raise CliError(
+            f"{DEV_FUSE} is missing: load the fuse module (modprobe fuse) or, in a "
+            "container, pass the device through (docker run --device /dev/fuse --cap-add SYS_ADMIN)"
+        )
+
+
+def _check_libfuse() -> None:
+    try:
+        from . import _fuse  # noqa: F401  (loads libfuse)
+    except ImportError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _check_mountpoint(mountpoint: str) -> None:
+    try:
+        st = os.stat(mountpoint)
+    except FileNotFoundError:
+        raise CliError(f"{mountpoint} does not exist: create it first (mkdir -p {mountpoint})") from None
+    except NotADirectoryError:
+        raise CliError(f"{mountpoint}: a parent is not a directory") from None
+    except OSError as exc:
+        if exc.errno == errno.ENOTCONN:
+            raise CliError(
+                f"{mountpoint} is a FUSE mount whose daemon is gone: run 'fakesysfs umount {mountpoint}'"
+            ) from None
+        raise CliError(f"{mountpoint}: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise CliError(f"{mountpoint} is not a directory")
+    if os.path.ismount(mountpoint):
+        raise CliError(
+            f"{mountpoint} is already a mount point (busy): unmount it first "
+            f"(fakesysfs umount {mountpoint}), or mount elsewhere and bind-mount the result"
+        )
+
+
+# -- building the tree --------------------------------------------------------------------
+def _build_tree(topology: str | None) -> Tree:
+    """Topology file (or the embedded default) -> booted kernel -> attribute tree."""
+    import tomllib
+
+    from .errors import ConfigError
+
+    where = topology if topology is not None else "the default topology"
+    if topology is not None and not os.path.isfile(topology):
+        raise CliError(f"topology {topology} does not exist or is not a file")
+    try:
+        from .engine import Kernel
+        from .sysfs import build_tree
+        from .topology import load_topology
+    except ImportError as exc:
+        raise CliError(f"this fakesysfs installation is incomplete: {exc}") from None
+    try:
+        config = load_topology(topology)
+        kernel = Kernel(config)
+    except ConfigError as exc:
+        raise CliError(f"invalid topology {where}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CliError(f"topology {where} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise CliError(f"cannot read topology {where}: {exc.strerror or exc}") from None
+    return build_tree(kernel)
+
+
+# -- mount --------------------------------------------------------------------------------
+def _cmd_mount(args: argparse.Namespace) -> int:
+    mountpoint = os.path.abspath(args.mountpoint)
+    _check_dev_fuse()
+    _check_libfuse()
+    _check_mountpoint(mountpoint)
+    tree = _build_tree(args.config)
+    if args.foreground:
+        return _serve_foreground(tree, mountpoint, args.allow_other)
+    return _serve_daemon(tree, mountpoint, args.allow_other, args.log_file)
+
+
+def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool) -> int:
+    from .fuse_adapter import MountError, serve
+
+    def ready() -> None:
+        print(f"fakesysfs: serving {mountpoint}; stop with Ctrl-C or 'fakesysfs umount {mountpoint}'",
+              file=sys.stderr, flush=True)
+
+    try:
+        serve(tree, mountpoint, foreground=True, allow_other=allow_other, ready_callback=ready)
+    except MountError as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
+def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_file: str | None) -> int:
+    if log_file is not None:
+        log_file = os.path.abspath(log_file)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the daemon
+        status = 1
+        try:
+            os.close(read_end)
+            status = _daemon_main(tree, mountpoint, allow_other, log_file, write_end)
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                log.exception("daemon failed")
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    return _wait_for_daemon(pid, read_end, mountpoint)
+
+
+def _daemon_main(
+    tree: Tree, mountpoint: str, allow_other: bool, log_file: str | None, report_fd: int
+) -> int:
+    from .fuse_adapter import MountError, serve
+
+    os.setsid()  # no SIGINT/SIGHUP from the parent's terminal
+    os.chdir("/")  # do not keep the caller's directory busy
+    reported = False
+
+    def ready() -> None:
+        nonlocal reported
+        reported = True
+        os.write(report_fd, b"ok\n")
+        os.close(report_fd)
+        _detach_stdio(log_file)
+
+    try:
+        serve(tree, mountpoint, foreground=True, allow_other=allow_other, ready_callback=ready)
+    except (MountError, OSError) as exc:
+        if reported:  # stdio is detached by now: this goes to --log-file
+            log.error("%s", exc)
+        else:
+            os.write(report_fd, f"error: {exc}\n".encode())
+        return 1
+    return 0
+
+
+def _detach_stdio(log_file: str | None) -> None:
+    """Release the caller's terminal or pipes (``$(fakesysfs mount ...)`` must return)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if log_file else null
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    for fd in {null, out}:
+        os.close(fd)
+
+
+def _wait_for_daemon(pid: int, read_end: int, mountpoint: str) -> int:
+    message = b""
+    deadline = time.monotonic() + READY_TIMEOUT
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                os.kill(pid, signal.SIGTERM)
+                raise CliError(f"the daemon did not report {mountpoint} ready within {READY_TIMEOUT:.0f} s")
+            readable, _, _ = select.select([pipe], [], [], remaining)
+            if not readable:
+                continue
+            chunk = pipe.read(4096)
+            if not chunk:
+                break
+            message += chunk
+    text = message.decode(errors="replace").strip()
+    if text == "ok":
+        _wait_until_live(mountpoint)
+        print(f"fakesysfs: serving {mountpoint} (pid {pid}); stop with 'fakesysfs umount {mountpoint}'")
+        return 0
+    _, status = os.waitpid(pid, 0)
+    if text.startswith("error: "):
+        raise CliError(text.removeprefix("error: "))
+    code = os.waitstatus_to_exitcode(status)
+    raise CliError(f"the daemon exited (status {code}) before {mountpoint} was mounted; see the messages above")
+
+
+def _wait_until_live(mountpoint: str, timeout: float = 5.0) -> None:
+    """The daemon answered INIT; make sure this process sees the mount before returning."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError):
+            if os.path.ismount(mountpoint):
+                os.listdir(mountpoint)
+                return
+        if time.monotonic() > deadline:
+            raise CliError(f"the daemon reported ready but {mountpoint} is not mounted")
+        time.sleep(0.01)
+
+
+# -- umount -------------------------------------------------------------------------------
+def _is_mounted(mountpoint: str) -> bool:
+    try:
+        return os.path.ismount(mountpoint) or False
+    except OSError:
+        return False
+
+
+def _is_dead_fuse_mount(mountpoint: str) -> bool:
+    try:
+        os.stat(mountpoint)
+    except OSError as exc:
+        return exc.errno == errno.ENOTCONN
+    return False
+
+
+def _cmd_umount(args: argparse.Namespace) -> int:
+    mountpoint = os.path.abspath(args.mountpoint)
+    if not (_is_mounted(mountpoint) or _is_dead_fuse_mount(mountpoint)):
+        raise CliError(f"{mountpoint} is not mounted")
+    commands = (
+        ["fusermount3", "-u", *(["-z"] if args.lazy else []), mountpoint],
+        ["fusermount", "-u", *(["-z"] if args.lazy else []), mountpoint],
+        ["umount", *(["-l"] if args.lazy else []), mountpoint],
+    )
+    reasons = []
+    for command in commands:
+        if shutil.which(command[0]) is None:
+            continue
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            return 0
+        reasons.append(done.stderr.strip() or f"{command[0]} exited {done.returncode}")
+    if not reasons:
+        raise CliError("none of fusermount3, fusermount, umount is installed (apt-get install fuse3)")
+    hint = "" if args.lazy else " (busy? close files under it, or use --lazy)"
+    raise CliError(f"cannot unmount {mountpoint}: {reasons[-1]}{hint}")
+
+
+# -- topology -----------------------------------------------------------------------------
+def _cmd_topology(args: argparse.Namespace) -> int:
+    try:
+        from .topology import default_topology_text
+    except ImportError as exc:
+        raise CliError(f"this fakesysfs installation is incomplete: {exc}") from None
+    text = default_topology_text()
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+# -- status -------------------------------------------------------------------------------
+_ZONE_CHARS = {"normal": "N", "movable": "M", "dma32": "D", "dma": "d", "device": "V", "none": "*"}
+_MAP_WIDTH = 64
+
+
+@dataclass(slots=True)
+class _Block:
+    id: int
+    state: str
+    zone: str | None  # online blocks only: the zone valid_zones names
+    node: int | None
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="latin-1") as f:
+        return f.read().strip()
+
+
+def _numbered(directory: str, prefix: str) -> list[int]:
+    pattern = re.compile(re.escape(prefix) + r"(\d+)")
+    found = []
+    for name in os.listdir(directory):
+        match = pattern.fullmatch(name)
+        if match:
+            found.append(int(match.group(1)))
+    return sorted(found)
+
+
+def _human(nbytes: int) -> str:
+    size = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if size == int(size) else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _meminfo(path: str) -> dict[str, int]:
+    """``Node K MemTotal:   16515072 kB`` -> {"MemTotal": bytes}."""
+    values = {}
+    for line in _read(path).splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[0] == "Node" and fields[2].endswith(":"):
+            with contextlib.suppress(ValueError):
+                values[fields[2].rstrip(":")] = int(fields[3]) * 1024
+    return values
+
+
+def _status_lines(root: str) -> list[str]:
+    memory = os.path.join(root, "devices/system/memory")
+    nodes_dir = os.path.join(root, "devices/system/node")
+    if not os.path.isdir(memory):
+        raise CliError(f"{root} does not look like a sysfs tree (no devices/system/memory)")
+    block_size = int(_read(os.path.join(memory, "block_size_bytes")), 16)
+
+    node_ids = _numbered(nodes_dir, "node") if os.path.isdir(nodes_dir) else []
+    block_node: dict[int, int] = {}
+    for nid in node_ids:
+        for bid in _numbered(os.path.join(nodes_dir, f"node{nid}"), "memory"):
+            block_node[bid] = nid
+
+    blocks = []
+    for bid in _numbered(memory, "memory"):
+        bdir = os.path.join(memory, f"memory{bid}")
+        state = _read(os.path.join(bdir, "state"))
+        zone = None
+        if state == "online":
+            with contextlib.suppress(OSError):
+                zone = _read(os.path.join(bdir, "valid_zones"))
+        blocks.append(_Block(bid, state, zone, block_node.get(bid)))
+
+    present = _human(len(blocks) * block_size)
+    lines = [f"{root}: {len(blocks)} memory blocks of {_human(block_size)} ({present} present)", ""]
+    lines.append("Nodes:")
+    if not node_ids:
+        lines.append("  (none)")
+    for nid in node_ids:
+        info = _meminfo(os.path.join(nodes_dir, f"node{nid}", "meminfo"))
+        mine = [b for b in blocks if b.node == nid]
+        online = sum(b.state == "online" for b in mine)
+        total = info.get("MemTotal")
+        free = info.get("MemFree")
+        lines.append(
+            f"  node{nid:<3} MemTotal {_human(total) if total is not None else '?':>10}  "
+            f"MemFree {_human(free) if free is not None else '?':>10}  "
+            f"blocks {len(mine)} ({online} online)"
+        )
+
+    lines.append("")
+    lines.append("Blocks by state and zone:")
+    tally = Counter((b.state, b.zone or "") for b in blocks)
+    for (state, zone), count in sorted(tally.items()):
+        label = f"{state} {zone}".strip()
+        lines.append(f"  {label:<22} {count:>7}  {_human(count * block_size):>10}")
+    if not blocks:
+        lines.append("  (none)")
+
+    lines.append("")
+    lines.append(
+        "Block map (N Normal, M Movable, D DMA32, d DMA, V Device, * spans zones, "
+        ". offline, g going-offline, _ no block):"
+    )
+    lines.extend(_block_map(blocks))
+    return lines
+
+
+def _block_char(block: _Block) -> str:
+    if block.state == "online":
+        return _ZONE_CHARS.get((block.zone or "").lower(), "?")
+    if block.state == "offline":
+        return "."
+    if block.state == "going-offline":
+        return "g"
+    return "?"
+
+
+def _block_map(blocks: Sequence[_Block]) -> list[str]:
+    if not blocks:
+        return ["  (none)"]
+    chars = {b.id: _block_char(b) for b in blocks}
+    last = max(chars)
+    rows = []
+    for start in range(0, last + 1, _MAP_WIDTH):
+        row = "".join(chars.get(i, "_") for i in range(start, min(start + _MAP_WIDTH, last + 1)))
+        rows.append((start, row))
+    lines = []
+    i = 0
+    while i < len(rows):  # fold runs of identical rows so huge machines stay readable
+        start, row = rows[i]
+        j = i
+        while j + 1 < len(rows) and rows[j + 1][1] == row:
+            j += 1
+        lines.append(f"  {start:>8}  {row}")
+        if j > i:
+            lines.append(f"  {'':>8}  ... same for blocks {rows[i + 1][0]}-{rows[j][0] + len(row) - 1}")
+        i = j + 1
+    return lines
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    mountpoint = os.path.abspath(args.mountpoint)
+    if _is_dead_fuse_mount(mountpoint):
+        raise CliError(f"{mountpoint} is a FUSE mount whose daemon is gone: run 'fakesysfs umount {mountpoint}'")
+    if not os.path.isdir(mountpoint):
+        raise CliError(f"{mountpoint} does not exist or is not a directory")
+    try:
+        lines = _status_lines(mountpoint)
+    except OSError as exc:
+        raise CliError(f"cannot read {exc.filename or mountpoint}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise CliError(f"unexpected content under {mountpoint}: {exc}") from None
+    print("\n".join(lines))
+    return 0
+
+
+# -- entry point --------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fakesysfs",
+        description="Serve a fake Linux /sys (memory hotplug, NUMA nodes, DAX) over FUSE.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    mount = commands.add_parser("mount", help="boot a topology and serve it at MOUNTPOINT")
+    mount.add_argument("mountpoint", metavar="MOUNTPOINT")
+    mount.add_argument("-c", "--config", metavar="TOPOLOGY.toml", help="topology file (default: the embedded one)")
+    mount.add_argument("-f", "--foreground", action="store_true", help="serve in this process until unmounted")
+    mount.add_argument("--allow-other", action="store_true",
+                       help="let users other than the mounter in (needed for clients running as other users)")
+    mount.add_argument("--log-file", metavar="PATH", help="daemon log (default: discarded once mounted)")
+    mount.set_defaults(func=_cmd_mount)
+
+    umount = commands.add_parser("umount", help="unmount a fakesysfs mount")
+    umount.add_argument("mountpoint", metavar="MOUNTPOINT")
+    umount.add_argument("-z", "--lazy", action="store_true", help="detach now even if busy")
+    umount.set_defaults(func=_cmd_umount)
+
+    topology = commands.add_parser("topology", help="print the embedded default topology (TOML)")
+    topology.set_defaults(func=_cmd_topology)
+
+    status = commands.add_parser("status", help="summarize the nodes and memory blocks of a mount")
+    status.add_argument("mountpoint", metavar="MOUNTPOINT")
+    status.set_defaults(func=_cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(name)s: %(levelname)s: %(message)s",
+    )
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except CliError as exc:
+        print(f"fakesysfs: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""FUSE adapter: serves a ``sysfs.tree.Tree`` through libfuse's high-level API.
+
+The adapter is deliberately thin. Every rule about what a sysfs file does (open-time
+EACCES, one write = one store, read snapshots) lives in the tree; this module only
+translates between paths/file handles and the tree, and turns failures into errnos:
+
+- ``KernelError(e)`` -> the caller sees ``e`` (``FuseOSError(e)``);
+- any other exception is a bug: it is logged with its traceback and the caller sees
+  ``EIO``; the daemon keeps serving.
+
+Only the callbacks defined on ``TreeOperations`` are registered with libfuse: inheriting
+fusepy's ``Operations`` defaults would add a ``flush`` per close and an xattr query per
+write (fuse-notes.md, "Cost").
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .errors import KernelError
+from .sysfs.tree import PAGE_SIZE, OpenFile, Tree
+
+__all__ = ["MountError", "TreeOperations", "fuse_options", "serve"]
+
+log = logging.getLogger(__name__)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+#: fuse_main()'s status when its loop returned non-zero (libfuse 3 helper.c).
+_LIBFUSE3_LOOP_ENDED = 8
+
+
+class MountError(RuntimeError):
+    """libfuse could not mount or serve (it prints its own reason on stderr)."""
+
+
+def _translate(method: _F) -> _F:
+    """KernelError -> its errno; anything else -> logged, EIO."""
+
+    @functools.wraps(method)
+    def wrapper(self: TreeOperations, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except KernelError as exc:
+            raise self._os_error(exc.errno) from None
+        except Exception:
+            log.exception("%s%r failed inside the tree; answering EIO", method.__name__, args)
+            raise self._os_error(errno.EIO) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class TreeOperations:
+    """The libfuse callbacks, mapped onto ``Tree``.
+
+    Not a subclass of the binding's ``Operations``: libfuse must see only these callbacks.
+    """
+
+    #: Timestamps are integer nanoseconds (also silences fusepy's float-time warning).
+    use_ns = True
+
+    def __init__(
+        self,
+        tree: Tree,
+        ready_callback: Callable[[], None] | None = None,
+        os_error: Callable[[int], OSError] | None = None,
+    ) -> None:
+        self.tree = tree
+        self._ready_callback = ready_callback
+        self._os_error = os_error if os_error is not None else _default_os_error()
+        self.mounted = False  # set once libfuse has called init()
+        self._files: dict[int, OpenFile] = {}
+        self._next_fh = itertools.count(1)
+        self._fh_lock = threading.Lock()  # only contended when serving multi-threaded
+        # Fixed for the life of the mount: sysfs files all carry the same times.
+        self._time_ns = time.time_ns()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def init(self, path: str) -> None:
+        """Called once libfuse has the kernel's INIT: the mount exists.
+
+        The kernel holds every other request until this returns, so the callback must only
+        signal, never touch the mount itself.
+        """
+        self.mounted = True
+        if self._ready_callback is not None:
+            try:
+                self._ready_callback()
+            except Exception:
+                log.exception("ready callback failed")
+
+    # -- metadata -------------------------------------------------------------------------
+    @_translate
+    def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
+        st = self.tree.getattr(path)
+        t = self._time_ns
+        return {
+            "st_mode": st.mode,
+            "st_nlink": st.nlink,
+            "st_size": st.size,
+            "st_uid": 0,
+            "st_gid": 0,
+            "st_blksize": PAGE_SIZE,
+            "st_blocks": 0,
+            "st_atime": t,
+            "st_mtime": t,
+            "st_ctime": t,
+        }
+
+    @_translate
+    def readdir(self, path: str, fh: int) -> list[str]:
+        return [".", "..", *self.tree.readdir(path)]
+
+    @_translate
+    def readlink(self, path: str) -> str:
+        return self.tree.readlink(path)
+
+    @_translate
+    def statfs(self, path: str) -> dict[str, int]:
+        # What statfs(2) on /sys reports, minus the magic number FUSE cannot carry.
+        return {"f_bsize": PAGE_SIZE, "f_frsize": PAGE_SIZE, "f_namemax": 255}
+
+    # -- file I/O -------------------------------------------------------------------------
+    @_translate
+    def open(self, path: str, flags: int) -> int:
+        handle = self.tree.open(path, flags)  # R-SYS-01: EACCES here, even for root
+        with self._fh_lock:
+            fh = next(self._next_fh)
+            self._files[fh] = handle
+        return fh
+
+    @_translate
+    def read(self, path: str | None, size: int, offset: int, fh: int) -> bytes:
+        return self.tree.read(self._files[fh], size, offset)
+
+    @_translate
+    def write(self, path: str | None, data: bytes, offset: int, fh: int) -> int:
+        # R-SYS-02: the offset is ignored (`>>` arrives at 4096, a second echo on one fd at 8).
+        return self.tree.write(self._files[fh], data)
+
+    @_translate
+    def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
+        # libfuse 2 turns O_TRUNC (`echo x > attr`) into a truncate after open; sysfs
+        # ignores it, and without a handler the shell would see ENOSYS.
+        return 0
+
+    @_translate
+    def release(self, path: str | None, fh: int) -> int:
+        with self._fh_lock:
+            self._files.pop(fh, None)
+        return 0
+
+    @property
+    def open_files(self) -> int:
+        """Number of file handles libfuse has not released yet (for tests)."""
+        return len(self._files)
+
+
+class _DispatchingOperations(TreeOperations):
+    """fusepy calls ``operations(name, *args)``; mfusepy warns if this method exists."""
+
+    def __call__(self, op: str, *args: Any) -> Any:
+        method = getattr(self, op, None)
+        if method is None:
+            raise self._os_error(errno.ENOSYS)
+        return method(*args)
+
+
+def _default_os_error() -> Callable[[int], OSError]:
+    try:
+        from ._fuse import FuseOSError
+    except ImportError:  # the tree can be driven without libfuse (unit tests)
+        return lambda err: OSError(err, os.strerror(err))
+    return FuseOSError  # type: ignore[no-any-return]
+
+
+def fuse_options(
+    *,
+    foreground: bool = True,
+    allow_other: bool = False,
+    threads: bool = False,
+    debug: bool = False,
+    libfuse3: bool = False,
+) -> dict[str, Any]:
+    """The libfuse options a sysfs look-alike needs (real-clients.md section 3)."""
+    options: dict[str, Any] = {
+        "foreground": foreground,
+        # Single-threaded is ~2x faster (fuse-notes.md); the tree lock serializes anyway.
+        "nothreads": not threads,
+        "debug": debug,
+        "fsname": "fakesysfs",
+        "subtype": "fakesysfs",
+        # Values change behind the page cache's back (`state` after a write to `online`).
+        "direct_io": True,
+        # A removed `driver` link, a new `memoryN` must be visible when the store returns.
+        "attr_timeout": 0,
+        "entry_timeout": 0,
+        "negative_timeout": 0,
+        # Kernel checks mode bits for non-root; the tree refuses root at open (R-SYS-01).
+        "default_permissions": True,
+    }
+    if allow_other:
+        options["allow_other"] = True
+    if not libfuse3:
+        # libfuse 2 refuses a non-empty mountpoint (such as /sys); libfuse 3 dropped it.
+        options["nonempty"] = True
+        # Without it libfuse 2 splits writes into 4 KiB requests, so a 5000-byte write
+        # would be two stores; sysfs does one store of 4096 bytes and a short write
+        # (R-SYS-02). libfuse 3 always allows big writes and rejects the option.
+        options["big_writes"] = True
+    return options
+
+
+def serve(
+    tree: Tree,
+    mountpoint: str | os.PathLike[str],
+    foreground: bool = True,
+    allow_other: bool = False,
+    ready_callback: Callable[[], None] | None = None,
+    *,
+    threads: bool = False,
+    debug: bool = False,
+) -> None:
+    """Mount ``tree`` at ``mountpoint`` and serve it until unmounted.
+
+    Returns after ``fusermount -u`` / ``umount`` or SIGINT/SIGTERM/SIGHUP (libfuse's own
+    handlers exit the loop and unmount; they are installed only when serving from the main
+    thread). ``ready_callback`` runs once, in the FUSE thread, when the mount is live; it
+    must not access the mount itself. Raises ``ImportError`` when libfuse is unavailable
+    and ``MountError`` when libfuse fails to mount.
+    """
+    from . import _fuse
+
+    ops_class = _DispatchingOperations if _fuse.CALLABLE_OPERATIONS else TreeOperations
+    operations = ops_class(tree, ready_callback, _fuse.FuseOSError)
+    options = fuse_options(
+        foreground=foreground,
+        allow_other=allow_other,
+        threads=threads,
+        debug=debug,
+        libfuse3=_fuse.LIBFUSE3,
+    )
+    where = os.fspath(mountpoint)
+    try:
+        _fuse.FUSE(operations, where, **options)
+    except RuntimeError as exc:
+        # fusepy/mfusepy raise RuntimeError(status) when fuse_main() returns non-zero.
+        status = exc.args[0] if exc.args else None
+        if operations.mounted and _fuse.LIBFUSE3 and status == _LIBFUSE3_LOOP_ENDED:
+            # libfuse 3 records the signal that ended the loop as the loop's error, so a
+            # clean SIGTERM/SIGINT exit (already unmounted) comes back as status 8.
+            log.debug("libfuse 3 loop ended by a signal; %s unmounted", where)
+            return
+        if operations.mounted:
+            raise MountError(f"libfuse stopped serving {where} (status {status})") from None
+        raise MountError(f"libfuse could not mount {where} (status {status})") from None

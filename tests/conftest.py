@@ -1,0 +1,225 @@
+"""Shared fixtures: a small hand-built attribute tree and a real FUSE mount of it.
+
+``fuse_mount(tree)`` serves a ``Tree`` from a thread of the test process, so tests can
+look at what the store handlers received; tests marked ``fuse`` are skipped with the
+reason when /dev/fuse or libfuse is unavailable. While a mount is served, libfuse owns
+SIGTERM and SIGHUP for the whole test process (it installs its exit handler on any signal
+still at SIG_DFL); it restores them when the mount ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from fakesysfs.errors import KernelError
+from fakesysfs.sysfs.tree import Attr, Dir, Link, Node, StaticDir, Tree
+
+MOUNT_TIMEOUT = 10.0
+
+
+# -- availability -------------------------------------------------------------------------
+@functools.cache
+def fuse_unavailable_reason() -> str | None:
+    """Why FUSE tests cannot run here, or None."""
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse is missing"
+    try:
+        import fakesysfs._fuse  # noqa: F401
+    except ImportError as exc:
+        return f"libfuse unavailable: {exc}"
+    if os.geteuid() != 0 and shutil.which("fusermount") is None and shutil.which("fusermount3") is None:
+        return "not root and no fusermount"
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("fuse") is not None:
+        reason = fuse_unavailable_reason()
+        if reason is not None:
+            pytest.skip(f"FUSE test: {reason}")
+
+
+# -- a hand-built tree --------------------------------------------------------------------
+@dataclass
+class Recorder:
+    """Every store call as (attribute, text, count)."""
+
+    calls: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def stores(self, name: str) -> list[tuple[str, int]]:
+        return [(text, count) for attr, text, count in self.calls if attr == name]
+
+
+class BlocksDir(Dir):
+    """A dynamic directory: ``memoryN`` for every id in ``ids``, looked up on each call."""
+
+    def __init__(self, ids: set[int]) -> None:
+        self.ids = ids
+
+    def names(self) -> Iterable[str]:
+        return [f"memory{i}" for i in sorted(self.ids)]
+
+    def child(self, name: str) -> Node | None:
+        if not name.startswith("memory") or not name[6:].isdigit() or int(name[6:]) not in self.ids:
+            return None
+        return StaticDir({"phys_index": Attr(0o444, lambda n=int(name[6:]): f"{n:08x}\n")})
+
+
+def streq(text: str) -> str:
+    """R-SYS-04 ``sysfs_streq``: one trailing newline is ignored."""
+    return text.removesuffix("\n")
+
+
+@dataclass
+class DemoTree:
+    tree: Tree
+    rec: Recorder
+    state: dict[str, str]
+    blocks: set[int]
+
+
+def build_demo_tree() -> DemoTree:
+    """A root with one attribute of every kind the adapter must handle."""
+    rec = Recorder()
+    value = {"state": "offline"}
+    blocks = {0, 1}
+
+    def recording(name: str, then: Callable[[str, int], int | None] | None = None):
+        def store(text: str, count: int) -> int | None:
+            rec.calls.append((name, text, count))
+            return then(text, count) if then is not None else None
+
+        return store
+
+    def state_store(text: str, count: int) -> None:
+        word = streq(text)
+        if word not in ("online", "offline"):
+            raise KernelError(errno.EINVAL)
+        value["state"] = word
+
+    def busy_store(text: str, count: int) -> None:
+        raise KernelError(errno.EBUSY)
+
+    def crash_store(text: str, count: int) -> None:
+        raise RuntimeError("a bug inside a store handler")
+
+    def crash_show() -> str:
+        raise ZeroDivisionError("a bug inside a show handler")
+
+    def add_store(text: str, count: int) -> None:
+        try:
+            blocks.add(int(streq(text)))
+        except ValueError:
+            raise KernelError(errno.EINVAL) from None
+
+    def remove_store(text: str, count: int) -> None:
+        try:
+            blocks.remove(int(streq(text)))
+        except (ValueError, KeyError):
+            raise KernelError(errno.EINVAL) from None
+
+    root = StaticDir(
+        {
+            "state": Attr(0o644, lambda: value["state"] + "\n", recording("state", state_store)),
+            "ro": Attr(0o444, lambda: "read-only\n"),
+            "secret": Attr(0o400, lambda: "root only\n"),
+            "wo": Attr(0o200, None, recording("wo")),
+            "busy": Attr(0o200, None, recording("busy", busy_store)),
+            "crash": Attr(0o200, None, recording("crash", crash_store)),
+            "crash_show": Attr(0o444, crash_show),
+            "subsystem": Link("../../bus/memory"),
+            "add": Attr(0o200, None, recording("add", add_store)),
+            "remove": Attr(0o200, None, recording("remove", remove_store)),
+            "blocks": BlocksDir(blocks),
+            "power": StaticDir({"control": Attr(0o644, lambda: "auto\n", recording("control"))}),
+        }
+    )
+    return DemoTree(Tree(root), rec, value, blocks)
+
+
+@pytest.fixture
+def demo() -> DemoTree:
+    return build_demo_tree()
+
+
+# -- mounting -----------------------------------------------------------------------------
+def unmount(path: Path, lazy: bool = False) -> bool:
+    """Unmount with whichever tool exists; True on success."""
+    for tool, flags in (("fusermount3", ["-u"]), ("fusermount", ["-u"]), ("umount", [])):
+        if shutil.which(tool) is None:
+            continue
+        if lazy:
+            flags = [*flags, "-z" if tool.startswith("fusermount") else "-l"]
+        done = subprocess.run([tool, *flags, str(path)], capture_output=True, timeout=10, check=False)
+        if done.returncode == 0:
+            return True
+    return False
+
+
+def make_mountpoint() -> Path:
+    """A directory under /tmp that other users can reach (pytest's tmp_path is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="fakesysfs-test-", dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+@dataclass
+class _Mount:
+    path: Path
+    thread: threading.Thread
+    errors: list[Exception]
+    owns_dir: bool
+
+
+@pytest.fixture
+def fuse_mount() -> Iterator[Callable[..., Path]]:
+    """``fuse_mount(tree, allow_other=False, mountpoint=None) -> Path`` of the live mount."""
+    from fakesysfs.fuse_adapter import serve
+
+    mounts: list[_Mount] = []
+
+    def mount(tree: Tree, *, allow_other: bool = False, mountpoint: Path | None = None) -> Path:
+        reason = fuse_unavailable_reason()
+        if reason is not None:
+            pytest.skip(f"FUSE test: {reason}")
+        path = mountpoint if mountpoint is not None else make_mountpoint()
+        ready = threading.Event()
+        errors: list[Exception] = []
+
+        def run() -> None:
+            try:
+                serve(tree, path, allow_other=allow_other, ready_callback=ready.set)
+            except Exception as exc:  # noqa: BLE001 (the fixture reports it, not a thread hook)
+                errors.append(exc)
+
+        thread = threading.Thread(target=run, name=f"fuse {path}", daemon=True)
+        thread.start()
+        while not ready.wait(0.01):
+            if not thread.is_alive():
+                raise RuntimeError(f"mounting {path} failed: {errors}")
+        mounts.append(_Mount(path, thread, errors, owns_dir=mountpoint is None))
+        return path
+
+    yield mount
+
+    for m in reversed(mounts):
+        if os.path.ismount(m.path) and not unmount(m.path):
+            unmount(m.path, lazy=True)
+        m.thread.join(MOUNT_TIMEOUT)
+        assert not m.thread.is_alive(), f"daemon thread for {m.path} did not stop"
+        assert not m.errors, f"serve({m.path}) raised {m.errors}"
+        if m.owns_dir:
+            with contextlib.suppress(OSError):
+                m.path.rmdir()
