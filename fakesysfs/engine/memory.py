@@ -87,6 +87,8 @@ class MemoryBlock:
     group: MemoryGroup | None = None
     #: Pages held by kernel allocations (boot kernel data, other blocks' memmaps): EBUSY.
     unmovable: int = 0
+    #: Pages pinned by a test (simulated long-term pins): unmovable, EBUSY on offline.
+    pinned: int = 0
     #: Pages in use by movable allocations: migrated away on offline.
     movable_used: int = 0
     #: Poisoned pages (R-STATE-07: EHWPOISON on online).
@@ -101,7 +103,7 @@ class MemoryBlock:
 
     @property
     def free(self) -> int:
-        return self.managed - self.unmovable - self.movable_used
+        return self.managed - self.unmovable - self.pinned - self.movable_used
 
     @property
     def online(self) -> bool:
@@ -311,7 +313,7 @@ class MemoryBlocksMixin:
             self.printk(f"memory offlining [mem {self.block_start(block):#018x}-"
                         f"{self.block_start(block) + self.block_size - 1:#018x}] failed due to memory holes")
             raise KernelError(errno.EINVAL)
-        if block.unmovable:
+        if block.unmovable or block.pinned:
             # start_isolate_page_range() finds unmovable pages (R-STATE-08).
             self._offline_failed(block, "failure to isolate range")
             raise KernelError(errno.EBUSY)
@@ -370,6 +372,29 @@ class MemoryBlocksMixin:
             self._zone(other).free -= take
         self._zone(block).free += block.movable_used
         block.movable_used = 0
+
+    def set_block_usage(self: Kernel, block: MemoryBlock, *, pinned: int | None = None,
+                        movable_used: int | None = None, poisoned: int | None = None) -> None:
+        """Simulator hook: pages a test pins, fills or poisons in a block (section 8).
+
+        Usage exists only while the block is online; EINVAL if it would not fit in the block.
+        """
+        with self.lock:
+            new_pinned = block.pinned if pinned is None else pinned
+            new_used = block.movable_used if movable_used is None else movable_used
+            if new_pinned < 0 or new_used < 0 or (poisoned is not None and poisoned < 0):
+                raise KernelError(errno.EINVAL)
+            if new_pinned or new_used:
+                if block.state is not BlockState.ONLINE or block.zone is None:
+                    raise KernelError(errno.EINVAL)
+                if block.unmovable + new_pinned + new_used > block.managed:
+                    raise KernelError(errno.ENOSPC)
+            delta = (new_pinned - block.pinned) + (new_used - block.movable_used)
+            if block.state is BlockState.ONLINE and block.zone is not None:
+                self._zone(block).free -= delta
+            block.pinned, block.movable_used = new_pinned, new_used
+            if poisoned is not None:
+                block.poisoned = poisoned
 
     def shrink_zone_span(self: Kernel, node: Node, zone_name: str, block_id: int) -> None:
         """shrink_zone_span(): an edge block leaving moves the edge to the next online block."""
