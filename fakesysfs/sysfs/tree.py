@@ -30,6 +30,9 @@ PAGE_SIZE = 4096
 #: show() -> text.  store(text, count) -> bytes consumed (None means all of ``count``).
 ShowFn = Callable[[], str]
 StoreFn = Callable[[str, int], "int | None"]
+#: tracer(path, data, err): after every store, with the bytes written (at most 4096) and
+#: the errno it failed with (0 on success). Runs under the tree lock: keep it quick.
+StoreTracer = Callable[[str, bytes, int], None]
 
 
 class Node:
@@ -140,6 +143,7 @@ class OpenFile:
     attr: Attr
     flags: int
     snapshot: bytes | None = None
+    path: str = ""
 
 
 class Tree:
@@ -152,6 +156,8 @@ class Tree:
     def __init__(self, root: Dir, lock: threading.RLock | None = None) -> None:
         self.root = root
         self.lock = lock if lock is not None else threading.RLock()
+        #: The store log: called after every store (see ``StoreTracer``).
+        self.store_tracers: list[StoreTracer] = []
 
     # -- resolution -------------------------------------------------------------------------
     def lookup(self, path: str) -> Node:
@@ -210,7 +216,7 @@ class Tree:
                 raise KernelError(errno.EACCES)
             if wants_write and (not node.mode & 0o222 or node.store is None):
                 raise KernelError(errno.EACCES)
-            return OpenFile(node, flags)
+            return OpenFile(node, flags, path=path)
 
     def read(self, fh: OpenFile, size: int, offset: int) -> bytes:
         """R-SYS-03: the first read renders the value; later reads continue in that snapshot."""
@@ -228,7 +234,14 @@ class Tree:
         text = data[:count].split(b"\0", 1)[0].decode("latin-1")
         assert fh.attr.store is not None
         with self.lock:
-            done = fh.attr.store(text, count)
+            try:
+                done = fh.attr.store(text, count)
+            except KernelError as exc:
+                for tracer in self.store_tracers:
+                    tracer(fh.path, data[:count], exc.errno)
+                raise
+            for tracer in self.store_tracers:
+                tracer(fh.path, data[:count], 0)
         return count if done is None else done
 
     # -- conveniences for in-process use (tests, the Python API) ------------------------------
