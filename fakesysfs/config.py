@@ -65,6 +65,8 @@ class CxlRegionConfig:
     adistance: int | None = None
     #: NUMA affinity of the region device (``daxN.0/numa_node``); None = nearest CPU node.
     numa_node: int | None = None
+    #: Dax driver ``daxN.0`` ends boot bound to ("device_dax"/"kmem"); None = the match default.
+    driver: str | None = None
 
 
 @dataclass(slots=True)
@@ -76,6 +78,8 @@ class HmemConfig:
     target_node: int
     adistance: int | None = None
     numa_node: int | None = None
+    #: Dax driver ``daxN.0`` ends boot bound to; None = the match default (kmem).
+    driver: str | None = None
 
 
 @dataclass(slots=True)
@@ -91,6 +95,8 @@ class PmemConfig:
     align: int = 2 * MiB
     adistance: int | None = None
     numa_node: int | None = None
+    #: Dax driver ``daxR.S`` ends boot bound to; None = the match default (device_dax).
+    driver: str | None = None
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 
 from ..config import BootConfig, profile_version
+from .dax import DaxMixin
 from .events import EventLog, Uevent
 from .hotplug import SECTION_SIZE, HotplugMixin
 from .memory import (
@@ -48,7 +49,7 @@ class Faults:
     probe_fail: dict[str, int] = field(default_factory=dict)
 
 
-class Kernel(MemoryBlocksMixin, HotplugMixin):
+class Kernel(MemoryBlocksMixin, HotplugMixin, DaxMixin):
     """The engine. Construct from a BootConfig; mutate through kernel-named methods."""
 
     def __init__(self, config: BootConfig) -> None:
@@ -84,6 +85,7 @@ class Kernel(MemoryBlocksMixin, HotplugMixin):
         #: power/control values other than "auto", by devpath (R-SYS-07).
         self.power_control: dict[str, str] = {}
         self._boot()
+        self.dax_boot()
         cpus = self.all_cpus()
         self.nr_cpu_ids = (max(cpus) + 1) if cpus else 1
 
