@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from ..engine.memory import ONLINE_TYPE_WORDS  # noqa: F401  (re-exported for callers)
 from .common import const, ro, rw
+from .dax import add_dax_entries
 from .memory import memory_bus, memory_root
 from .node import cpu_bus, cpu_root, node_bus, node_root, tier_bus, tier_root
 from .parsers import kstrtobool, kstrtoll, kstrtouint, sysfs_match_string
@@ -64,7 +65,7 @@ def build_root(k: Kernel) -> StaticDir:
     debug = StaticDir()
     if k.config.notifier_error_inject:
         debug.entries["notifier-error-inject"] = StaticDir({"memory": notifier_error_inject(k)})
-    return StaticDir({
+    root = StaticDir({
         "block": StaticDir(),
         "bus": StaticDir({
             "cpu": cpu_bus(k),
@@ -85,6 +86,8 @@ def build_root(k: Kernel) -> StaticDir:
         "module": StaticDir({"memory_hotplug": StaticDir({"parameters": memory_hotplug_parameters(k)})}),
         "power": StaticDir(),
     })
+    add_dax_entries(root, k)
+    return root
 
 
 def build_tree(k: Kernel) -> Tree:

@@ -1,0 +1,418 @@
+"""``/sys/bus/dax``, the dax devices under their producers' devices, ``/sys/dev/char`` and
+the dax modules (kernel-abi.md 1.7-1.11; real-clients.md 4 and 9).
+
+Every store here hands the text to the engine function of the same kernel name (``bind_store``,
+``size_store``, ...); this module only decides which files exist, with which modes, and
+where links point. There is deliberately no ``/sys/class/dax``: daxctl would switch to the
+old dax-class model (real-clients.md 4.1).
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from ..errors import KernelError
+from .common import const, link, power_dir, ro, rw, uevent_attr, wo
+from .memory import BusDevicesDir, simple_bus
+from .parsers import kstrtobool
+from .tree import Dir, Node, StaticDir
+
+if TYPE_CHECKING:
+    from ..engine import Kernel
+    from ..engine.dax import DaxDriver, DaxRegion, DevDax, DevDaxRange, ProducerDevice
+
+DAX_BUS = "/bus/dax"
+PLATFORM = "/devices/platform"
+DEV_CHAR = "/dev/char"
+
+
+def _hex(value: int) -> str:
+    """``%#llx``: zero prints ``0`` (Appendix D 15)."""
+    return f"{value:#x}" if value else "0"
+
+
+def _store(fn: Callable[[str], int | None]) -> Callable[[str, int], int | None]:
+    """Adapt an engine store ``fn(buf)`` to the tree's ``store(text, count)``."""
+    return lambda text, count: fn(text)
+
+
+# -- dax devices --------------------------------------------------------------------------------
+class MappingDir(Dir):
+    """``daxX.Y/mappingN/`` (1.9): no bus, so no ``subsystem`` link and no uevents."""
+
+    __slots__ = ("dev", "k", "rng")
+
+    NAMES = ("end", "page_offset", "power", "start", "uevent")
+
+    def __init__(self, k: Kernel, dev: DevDax, rng: DevDaxRange) -> None:
+        self.k = k
+        self.dev = dev
+        self.rng = rng
+
+    def names(self) -> Iterable[str]:
+        return self.NAMES
+
+    def _show(self, value: Callable[[DevDaxRange], int]) -> Callable[[], str]:
+        mapping_id = self.rng.mapping
+        rng = self.rng
+
+        def show() -> str:
+            if rng.mapping is None or rng.mapping != mapping_id:
+                raise KernelError(errno.ENXIO)  # get_dax_range(): the mapping is being torn down
+            return _hex(value(rng)) + "\n"
+
+        return show
+
+    def child(self, name: str) -> Node | None:
+        here = f"{self.dev.devpath}/mapping{self.rng.mapping}"
+        if name == "start":
+            return ro(self._show(lambda r: r.start), 0o400)
+        if name == "end":
+            return ro(self._show(lambda r: r.end), 0o400)
+        if name == "page_offset":
+            return ro(self._show(lambda r: r.pgoff), 0o400)
+        if name == "uevent":
+            return uevent_attr(self.k, here, None)
+        if name == "power":
+            return power_dir(self.k, here)
+        return None
+
+
+class DevDaxDir(Dir):
+    """``daxX.Y/`` (1.8): modes from dev_dax_visible(); static (pmem) devices have a
+    read-only ``size``/``align`` and no ``mapping``."""
+
+    __slots__ = ("dev", "k")
+
+    def __init__(self, k: Kernel, dev: DevDax) -> None:
+        self.k = k
+        self.dev = dev
+
+    def _alive(self) -> bool:
+        return self.k.dax_devices.get(self.dev.name) is self.dev
+
+    def names(self) -> Iterable[str]:
+        dev = self.dev
+        static = dev.region.is_static
+        names = ["align", "dev"]
+        if dev.driver is not None:
+            names.append("driver")
+        if not static:
+            names.append("mapping")
+        names += [f"mapping{m}" for m in sorted(dev.mapping_ids)]
+        if self.k.profile >= (6, 9):
+            names.append("memmap_on_memory")
+        names += ["modalias", "numa_node", "power", "resource", "size", "subsystem"]
+        if dev.target_node >= 0:
+            names.append("target_node")
+        names.append("uevent")
+        return names
+
+    def child(self, name: str) -> Node | None:
+        k, dev = self.k, self.dev
+        if not self._alive():
+            return None
+        static = dev.region.is_static
+        here = dev.devpath
+        if name == "size":
+            show = lambda: f"{dev.size}\n"
+            return ro(show) if static else rw(show, _store(lambda buf: k.size_store(dev, buf)))
+        if name == "align":
+            show = lambda: f"{dev.align}\n"
+            return ro(show) if static else rw(show, _store(lambda buf: k.align_store(dev, buf)))
+        if name == "mapping":
+            return None if static else wo(_store(lambda buf: k.mapping_store(dev, buf)))
+        if name == "target_node":
+            return ro(lambda: f"{dev.target_node}\n") if dev.target_node >= 0 else None
+        if name == "numa_node":
+            return ro(lambda: f"{dev.numa_node}\n")
+        if name == "resource":
+            return ro(lambda: _hex(dev.ranges[0].start if dev.ranges else dev.region.start) + "\n", 0o400)
+        if name == "modalias":
+            return const("dax:t0\n")
+        if name == "memmap_on_memory":
+            if k.profile < (6, 9):
+                return None  # the dax ABI series came with 6.9
+            return rw(lambda: f"{int(dev.memmap_on_memory)}\n", _store(lambda buf: k.memmap_on_memory_store(dev, buf)))
+        if name == "dev":
+            return ro(lambda: f"{k.dax_major}:{dev.minor}\n")
+        if name == "uevent":
+            return uevent_attr(k, here, "dax", lambda: k.dev_dax_uevent_env(dev))
+        if name == "subsystem":
+            return link(here, DAX_BUS)
+        if name == "driver":
+            drv = dev.driver
+            return link(here, f"{DAX_BUS}/drivers/{drv.name}") if drv is not None else None
+        if name == "power":
+            return power_dir(k, here)
+        if name.startswith("mapping"):
+            digits = name[len("mapping"):]
+            if digits.isdigit() and digits.isascii() and (digits == "0" or digits[0] != "0"):
+                rng = dev.range_of_mapping(int(digits))
+                if rng is not None:
+                    return MappingDir(k, dev, rng)
+        return None
+
+
+# -- dax_region/ and the producers' devices ------------------------------------------------------
+def dax_region_dir(k: Kernel, region: DaxRegion) -> StaticDir:
+    """``<parent>/dax_region/`` (1.10); static regions hide the four dynamic files."""
+    entries: dict = {
+        "align": ro(lambda: f"{region.align}\n", 0o400),
+        "id": ro(lambda: f"{region.id}\n"),
+        "size": ro(lambda: f"{region.size}\n"),
+    }
+    if not region.is_static:
+        def name_of(dev: DevDax | None) -> str:
+            return (dev.name if dev is not None else "") + "\n"
+
+        entries["available_size"] = ro(lambda: f"{region.avail_size()}\n")
+        entries["create"] = rw(lambda: name_of(region.youngest), _store(lambda buf: k.create_store(region, buf)))
+        entries["delete"] = wo(_store(lambda buf: k.delete_store(region, buf)))
+        entries["seed"] = ro(lambda: name_of(region.seed))
+    return StaticDir(entries)
+
+
+class ProducerDeviceDir(Dir):
+    """A device above the dax devices (``hmem.0``, ``region0``, ``dax_region0``, ...):
+    ``uevent``, ``power/``, ``subsystem`` and ``driver`` links, ``dax_region/`` on the owner
+    of a region, and its children (further producer devices, then dax devices)."""
+
+    __slots__ = ("k", "pdev")
+
+    def __init__(self, k: Kernel, pdev: ProducerDevice) -> None:
+        self.k = k
+        self.pdev = pdev
+
+    def _children(self) -> list[ProducerDevice]:
+        return [p for p in self.k.dax_producer_devices.values() if p.parent == self.pdev.devpath]
+
+    def _dax_children(self) -> list[DevDax]:
+        region = self.pdev.region
+        return list(region.devices.values()) if region is not None else []
+
+    def names(self) -> Iterable[str]:
+        pdev = self.pdev
+        names = []
+        if pdev.region is not None:
+            names.append("dax_region")
+        if pdev.driver:
+            names.append("driver")
+        if pdev.bus == "platform":
+            names.append("modalias")
+            if pdev.numa_node is not None and pdev.numa_node >= 0:
+                names.append("numa_node")
+        names.append("power")
+        if pdev.bus:
+            names.append("subsystem")
+        names.append("uevent")
+        names += [p.name for p in self._children()]
+        names += [d.name for d in self._dax_children()]
+        return names
+
+    def child(self, name: str) -> Node | None:
+        k, pdev = self.k, self.pdev
+        here = pdev.devpath
+        if name == "uevent":
+            return uevent_attr(k, here, pdev.bus, pdev.uevent_env)
+        if name == "power":
+            return power_dir(k, here)
+        if name == "subsystem":
+            return link(here, f"/bus/{pdev.bus}") if pdev.bus else None
+        if name == "driver":
+            return link(here, f"/bus/{pdev.bus}/drivers/{pdev.driver}") if pdev.driver and pdev.bus else None
+        if name == "modalias" and pdev.bus == "platform":
+            return const(f"{pdev.modalias}\n")
+        if name == "numa_node" and pdev.bus == "platform" and pdev.numa_node is not None and pdev.numa_node >= 0:
+            return const(f"{pdev.numa_node}\n")
+        if name == "dax_region" and pdev.region is not None:
+            return dax_region_dir(k, pdev.region)
+        for sub in self._children():
+            if sub.name == name:
+                return ProducerDeviceDir(k, sub)
+        for dev in self._dax_children():
+            if dev.name == name:
+                return DevDaxDir(k, dev)
+        return None
+
+
+def platform_entries(k: Kernel) -> dict[str, Node]:
+    """The producers' top-level devices under ``/sys/devices/platform``."""
+    return {
+        pdev.name: ProducerDeviceDir(k, pdev)
+        for pdev in k.dax_producer_devices.values()
+        if pdev.parent == PLATFORM
+    }
+
+
+def producer_buses(k: Kernel) -> dict[str, Node]:
+    """``/sys/bus/{platform,cxl,nd}`` with the producers' devices and bound drivers, so
+    that their ``subsystem``/``driver`` links resolve (udev walks them)."""
+    buses: dict[str, Node] = {}
+    names = ["platform"] + sorted({p.bus for p in k.dax_producer_devices.values() if p.bus and p.bus != "platform"})
+    for bus in names:
+        members = [p for p in k.dax_producer_devices.values() if p.bus == bus]
+        here = f"/bus/{bus}/devices"
+        by_name = {p.name: p.devpath for p in members}
+        devices = BusDevicesDir(here, lambda by_name=by_name: list(by_name), by_name.get)
+        drivers: dict[str, Node] = {}
+        for drv_name in sorted({p.driver for p in members if p.driver}):
+            drv_here = f"/bus/{bus}/drivers/{drv_name}"
+            entries: dict[str, Node] = {"uevent": uevent_attr(k, drv_here, "drivers", mode=0o200)}
+            for p in members:
+                if p.driver == drv_name:
+                    entries[p.name] = link(drv_here, p.devpath)
+            drivers[drv_name] = StaticDir(entries)
+        buses[bus] = simple_bus(k, bus, devices, StaticDir(drivers))
+    return buses
+
+
+# -- /sys/bus/dax -------------------------------------------------------------------------------
+class DaxDriverDir(Dir):
+    """``/sys/bus/dax/drivers/<name>/`` (1.7)."""
+
+    __slots__ = ("drv", "k")
+
+    NAMES = ("bind", "module", "new_id", "remove_id", "uevent", "unbind")
+
+    def __init__(self, k: Kernel, drv: DaxDriver) -> None:
+        self.k = k
+        self.drv = drv
+
+    def names(self) -> Iterable[str]:
+        return [*self.NAMES, *(dev.name for dev in self.drv.bound)]
+
+    def child(self, name: str) -> Node | None:
+        k, drv = self.k, self.drv
+        if not drv.loaded:
+            return None
+        here = f"{DAX_BUS}/drivers/{drv.name}"
+        if name == "bind":
+            return wo(_store(lambda buf: k.bind_store(drv.name, buf)))
+        if name == "unbind":
+            return wo(_store(lambda buf: k.unbind_store(drv.name, buf)))
+        if name == "new_id":
+            return wo(_store(lambda buf: k.new_id_store(drv.name, buf)))
+        if name == "remove_id":
+            return wo(_store(lambda buf: k.remove_id_store(drv.name, buf)))
+        if name == "uevent":
+            return uevent_attr(k, here, "drivers", mode=0o200)
+        if name == "module":
+            return link(here, f"/module/{drv.name}")
+        for dev in drv.bound:
+            if dev.name == name:
+                return link(here, dev.devpath)
+        return None
+
+
+class DaxDriversDir(Dir):
+    __slots__ = ("k",)
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+
+    def names(self) -> Iterable[str]:
+        return [drv.name for drv in self.k.dax_bus_drivers]
+
+    def child(self, name: str) -> Node | None:
+        drv = self.k.dax_drivers.get(name)
+        return DaxDriverDir(self.k, drv) if drv is not None and drv.loaded else None
+
+
+def _dax_device_names(k: Kernel) -> list[str]:
+    return [dev.name for dev in sorted(k.dax_devices.values(), key=lambda d: (d.region.id, d.id, d.name))]
+
+
+def dax_bus(k: Kernel) -> StaticDir:
+    """``/sys/bus/dax`` (1.7)."""
+    here = f"{DAX_BUS}/devices"
+    devices = BusDevicesDir(
+        here,
+        lambda: _dax_device_names(k),
+        lambda name: dev.devpath if (dev := k.dax_devices.get(name)) is not None else None,
+    )
+    return StaticDir({
+        "devices": devices,
+        "drivers": DaxDriversDir(k),
+        "drivers_autoprobe": rw(lambda: "1\n" if k.dax_drivers_autoprobe else "0\n", _store(k.drivers_autoprobe_store)),
+        "drivers_probe": wo(_store(k.drivers_probe_store)),
+        "uevent": uevent_attr(k, DAX_BUS, "bus", mode=0o200),
+    })
+
+
+# -- /sys/dev/char and /sys/module ------------------------------------------------------------
+class DevCharDir(Dir):
+    """``/sys/dev/char/MAJ:MIN`` -> the device (``../../devices/...``)."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+
+    def names(self) -> Iterable[str]:
+        devs = sorted(self.k.dax_devices.values(), key=lambda d: d.minor)
+        return [f"{self.k.dax_major}:{dev.minor}" for dev in devs]
+
+    def child(self, name: str) -> Node | None:
+        for dev in self.k.dax_devices.values():
+            if name == f"{self.k.dax_major}:{dev.minor}":
+                return link(DEV_CHAR, dev.devpath)
+        return None
+
+
+def dax_module(k: Kernel, name: str) -> Callable[[], Node | None]:
+    """``/sys/module/<kmem|device_dax>`` while loaded: ``initstate`` is exactly ``live\\n``
+    (libkmod, real-clients.md 4.2)."""
+    here = f"/module/{name}"
+
+    def build() -> Node | None:
+        if not k.dax_drivers[name].loaded:
+            return None
+        return StaticDir({
+            "drivers": StaticDir({f"dax:{name}": link(f"{here}/drivers", f"{DAX_BUS}/drivers/{name}")}),
+            "holders": StaticDir(),
+            "initstate": const("live\n"),
+            "refcnt": const("0\n"),
+            "uevent": uevent_attr(k, here, "module", mode=0o200),
+        })
+
+    return build
+
+
+def dax_hmem_module(k: Kernel) -> StaticDir:
+    """``/sys/module/dax_hmem``: the ``region_idle`` parameter (0644 bool, R-DAXC-02)."""
+
+    def region_idle_store(text: str, count: int) -> int | None:
+        k.dax_hmem_region_idle = kstrtobool(text, enable_disable=k.profile >= (6, 16))  # param_set_bool
+        return None
+
+    return StaticDir({
+        "parameters": StaticDir({
+            "region_idle": rw(lambda: "Y\n" if k.dax_hmem_region_idle else "N\n", region_idle_store),
+        }),
+        "uevent": uevent_attr(k, "/module/dax_hmem", "module", mode=0o200),
+    })
+
+
+def add_dax_entries(root: StaticDir, k: Kernel) -> None:
+    """Hang the dax parts into the root that ``build_root`` made."""
+    bus = root.entries["bus"]
+    devices = root.entries["devices"]
+    dev = root.entries["dev"]
+    module = root.entries["module"]
+    assert isinstance(bus, StaticDir) and isinstance(devices, StaticDir)
+    assert isinstance(dev, StaticDir) and isinstance(module, StaticDir)
+    bus.entries["dax"] = dax_bus(k)
+    bus.entries.update(producer_buses(k))
+    platform = devices.entries["platform"]
+    assert isinstance(platform, StaticDir)
+    platform.entries.update(platform_entries(k))
+    dev.entries["char"] = DevCharDir(k)
+    module.entries["device_dax"] = dax_module(k, "device_dax")
+    module.entries["kmem"] = dax_module(k, "kmem")
+    module.entries["dax_hmem"] = dax_hmem_module(k)
+
+
+__all__ = ["DevDaxDir", "add_dax_entries", "dax_bus"]
