@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from . import __version__
 
 if TYPE_CHECKING:
+    from .engine import Kernel
     from .sysfs.tree import Tree
 
 log = logging.getLogger("fakesysfs")
@@ -85,6 +86,13 @@ def _check_mountpoint(mountpoint: str) -> None:
 # -- building the tree --------------------------------------------------------------------
 def _build_tree(topology: str | None) -> Tree:
     """Topology file (or the embedded default) -> booted kernel -> attribute tree."""
+    from .sysfs import build_tree
+
+    return build_tree(_boot_kernel(topology))
+
+
+def _boot_kernel(topology: str | None) -> Kernel:
+    """Topology file (or the embedded default) -> booted kernel; user mistakes as CliError."""
     import tomllib
 
     from .errors import ConfigError
@@ -94,7 +102,6 @@ def _build_tree(topology: str | None) -> Tree:
         raise CliError(f"topology {topology} does not exist or is not a file")
     try:
         from .engine import Kernel
-        from .sysfs import build_tree
         from .topology import load_topology
     except ImportError as exc:
         raise CliError(f"this fakesysfs installation is incomplete: {exc}") from None
@@ -107,7 +114,7 @@ def _build_tree(topology: str | None) -> Tree:
         raise CliError(f"topology {where} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise CliError(f"cannot read topology {where}: {exc.strerror or exc}") from None
-    return build_tree(kernel)
+    return kernel
 
 
 # -- mount --------------------------------------------------------------------------------
