@@ -448,6 +448,33 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- run --------------------------------------------------------------------------------------
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .run import NamespaceError, RunOptions, run
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise CliError("no COMMAND given: fakesysfs run [-c TOPOLOGY.toml] [--] COMMAND [ARGS...]")
+    _check_dev_fuse()
+    _check_libfuse()
+    kernel = _boot_kernel(args.config)
+    from .sysfs import build_tree
+
+    options = RunOptions(share_net=args.share_net)
+    if args.trace is not None:
+        try:
+            options.trace_fd = os.open(args.trace, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise CliError(f"cannot open the trace file {args.trace}: {exc.strerror}") from None
+    try:
+        return run(kernel, build_tree(kernel), command, options)
+    except NamespaceError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        if options.trace_fd is not None:
+            os.close(options.trace_fd)
+
+
 # -- entry point --------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -478,6 +505,15 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="summarize the nodes and memory blocks of a mount")
     status.add_argument("mountpoint", metavar="MOUNTPOINT")
     status.set_defaults(func=_cmd_status)
+
+    run = commands.add_parser(
+        "run", help="run COMMAND in a private namespace with the fake at /sys (and a private /dev, /run)")
+    run.add_argument("-c", "--config", metavar="TOPOLOGY.toml", help="topology file (default: the embedded one)")
+    run.add_argument("--trace", metavar="FILE", help="append every store (path, bytes, errno) to FILE as JSON lines")
+    run.add_argument("--share-net", action="store_true",
+                     help="keep the host's network namespace (default: a private one, loopback only)")
+    run.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]")
+    run.set_defaults(func=_cmd_run)
     return parser
 
 

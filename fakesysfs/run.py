@@ -1,0 +1,783 @@
+"""``fakesysfs run``: a command in a private namespace where the fake is ``/sys`` itself.
+
+Tools with hard-coded paths (daxctl, chmem, numactl, udevadm) need the fake at ``/sys``, a
+``/dev`` with a char node per dax device and a ``/run`` prepared for udev
+(real-clients.md section 2). None of that may touch the host, so everything happens in a
+private mount and network namespace that dies with the command:
+
+    fakesysfs run (host)          waits for the keeper, forwards SIGINT/SIGTERM/SIGHUP,
+    |                             returns COMMAND's status
+    '- keeper                     unshare(NEWNS|NEWNET), mounts private; tmpfs /dev and /run;
+       |                          forwards signals; afterwards ends leftovers and unmounts
+       |- daemon                  serves the tree at /sys (and never touches /sys itself:
+       |                          its single thread would wait on itself); creates and
+       |                          removes /dev nodes on add/remove uevents, as devtmpfs does
+       '- COMMAND                 with SYSTEMD_DEVICE_VERIFY_SYSFS=0
+
+Signals the terminal sends (si_code SI_KERNEL) already reach COMMAND, which shares the
+foreground process group, so only signals sent to ``fakesysfs run`` itself are forwarded.
+Processes COMMAND leaves behind are ended (SIGTERM, then SIGKILL) before the keeper
+unmounts: they would lose ``/sys`` anyway.
+
+Without root the keeper first enters a user namespace in which the caller is root; FUSE
+and tmpfs mounts work there, but ``mknod`` does not: ``/dev/null`` and friends are then
+bind mounts of the host's nodes, and dax device nodes are served by a second FUSE mount
+(``/dev`` itself) whose entries report ``S_IFCHR`` with the device numbers, which is all
+daxctl and udevadm look at (they ``stat`` the node; opening it fails, the mount is nodev).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import json
+import logging
+import os
+import posixpath
+import select
+import signal
+import socket
+import stat
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import KernelError
+
+if TYPE_CHECKING:
+    from .engine import Kernel
+    from .engine.events import Uevent
+    from .sysfs.tree import Tree
+
+__all__ = ["NamespaceError", "RunOptions", "run"]
+
+log = logging.getLogger(__name__)
+
+# <sched.h>, <sys/mount.h>, <sys/prctl.h>
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 0x2
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+#: siginfo si_code of a signal the kernel generated (a terminal's ^C or hangup).
+SI_KERNEL = 0x80
+
+#: How long the caller waits for the namespace, the mount and COMMAND to be set up.
+SETUP_TIMEOUT = 30.0
+#: Grace period for leftovers of COMMAND between SIGTERM and SIGKILL, and for the daemon.
+GRACE = 1.0
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_WAITED = {*FORWARDED, signal.SIGCHLD}
+
+#: The usual /dev character nodes: name, major, minor, mode.
+DEV_NODES = (
+    ("null", 1, 3, 0o666),
+    ("zero", 1, 5, 0o666),
+    ("full", 1, 7, 0o666),
+    ("random", 1, 8, 0o666),
+    ("urandom", 1, 9, 0o666),
+    ("tty", 5, 0, 0o666),
+    ("ptmx", 5, 2, 0o666),
+    ("fuse", 10, 229, 0o666),
+)
+DEV_LINKS = (
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("core", "/proc/kcore"),
+)
+#: devtmpfs creates device nodes 0600 root:root unless the driver says otherwise.
+DEVNODE_MODE = 0o600
+
+
+class NamespaceError(RuntimeError):
+    """The private namespace or one of its mounts could not be set up (one line)."""
+
+
+@dataclass(slots=True)
+class RunOptions:
+    """What ``fakesysfs run`` does besides running the command."""
+
+    #: Store log: one JSON line per store, appended to this already-open file descriptor.
+    trace_fd: int | None = None
+    #: Keep the host's network namespace (the command can reach the network; uevent
+    #: emulation would then reach the host's listeners, so it must stay off).
+    share_net: bool = False
+    #: Extra environment for the command.
+    env: dict[str, str] = field(default_factory=dict)
+
+
+# -- libc -----------------------------------------------------------------------------------
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
+_libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+_libc.unshare.argtypes = (ctypes.c_int,)
+_libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+
+
+def _enc(value: str | None) -> bytes | None:
+    return None if value is None else os.fsencode(value)
+
+
+def _libc_check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
+    what = f"mount {fstype or 'bind'} on {target}"
+    _libc_check(_libc.mount(_enc(source), _enc(target), _enc(fstype), flags, _enc(data)), what)
+
+
+def umount(target: str, flags: int = 0) -> None:
+    _libc_check(_libc.umount2(_enc(target), flags), f"umount {target}")
+
+
+def unshare(flags: int) -> None:
+    _libc_check(_libc.unshare(flags), "unshare")
+
+
+def _prctl(option: int, value: int) -> None:
+    _libc.prctl(option, value, 0, 0, 0)
+
+
+# -- the namespace --------------------------------------------------------------------------
+def enter_namespace(*, share_net: bool) -> bool:
+    """unshare the mount (and network) namespace, as root or in a new user namespace.
+
+    Returns True when a user namespace was needed (no mknod then). Mounts become private
+    first, so nothing mounted later propagates to the host.
+    """
+    flags = CLONE_NEWNS | (0 if share_net else CLONE_NEWNET)
+    userns = os.geteuid() != 0
+    uid, gid = os.geteuid(), os.getegid()
+    try:
+        unshare(flags | (CLONE_NEWUSER if userns else 0))
+    except OSError as exc:
+        if userns:
+            raise NamespaceError(
+                f"cannot create a user namespace ({exc.strerror}): run as root, or allow "
+                "unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, "
+                "user.max_user_namespaces > 0)"
+            ) from None
+        raise NamespaceError(
+            f"cannot create a private mount namespace ({exc.strerror}); in a container, "
+            "run it with CAP_SYS_ADMIN (docker run --cap-add SYS_ADMIN --device /dev/fuse)"
+        ) from None
+    if userns:
+        _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/uid_map", f"0 {uid} 1")
+        _write("/proc/self/gid_map", f"0 {gid} 1")
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    if not share_net:
+        _loopback_up()
+    return userns
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _loopback_up() -> None:
+    """``ip link set lo up`` in the new network namespace (best effort)."""
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifreq = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, siocgifflags, ifreq))[1]
+        fcntl.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+
+
+def setup_dev(devices: Sequence[DevNode], *, userns: bool) -> None:
+    """A private tmpfs ``/dev``: the usual nodes, pts and shm, and ``devices``.
+
+    The host's ``/dev`` stays reachable through an O_PATH descriptor while it is covered,
+    so ``pts`` (and, in a user namespace, the nodes) can be bind mounted from it.
+    """
+    host = os.open("/dev", os.O_PATH | os.O_DIRECTORY)
+    try:
+        mount("fakesysfs-dev", "/dev", "tmpfs", MS_NOSUID, "mode=755")
+        for name, major, minor, mode in DEV_NODES:
+            _devnode(f"/dev/{name}", stat.S_IFCHR, major, minor, mode, host_fd=host if userns else None)
+        for name, target in DEV_LINKS:
+            os.symlink(target, f"/dev/{name}")
+        os.mkdir("/dev/pts", 0o755)
+        with contextlib.suppress(OSError):  # no devpts on the host: no terminals inside
+            mount(f"/proc/self/fd/{host}/pts", "/dev/pts", None, MS_BIND)
+        os.mkdir("/dev/shm")
+        os.chmod("/dev/shm", 0o1777)
+        mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    finally:
+        os.close(host)
+    if not userns:
+        for node in devices:
+            node.create()
+
+
+def _devnode(path: str, kind: int, major: int, minor: int, mode: int, host_fd: int | None) -> None:
+    if host_fd is None:
+        os.mknod(path, kind | mode, os.makedev(major, minor))
+        os.chmod(path, mode)  # mknod honours the umask
+        return
+    # User namespace: mknod is refused; bind the host's node over an empty file.
+    source = f"/proc/self/fd/{host_fd}/{posixpath.basename(path)}"
+    if not os.path.exists(source):
+        return
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+    mount(source, path, None, MS_BIND)
+
+
+def setup_run() -> None:
+    """A private tmpfs ``/run`` with ``/run/udev/control``, so libudev monitors join their
+    netlink group although ``/dev`` is not devtmpfs and no udevd runs (real-clients.md 8)."""
+    mount("fakesysfs-run", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
+    os.mkdir("/run/udev", 0o755)
+    os.close(os.open("/run/udev/control", os.O_WRONLY | os.O_CREAT, 0o644))
+    os.mkdir("/run/lock")
+    os.chmod("/run/lock", 0o1777)
+
+
+# -- devtmpfs ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class DevNode:
+    """A device node the kernel's devtmpfs would hold: ``/dev/<name>``."""
+
+    name: str
+    block: bool
+    major: int
+    minor: int
+
+    @property
+    def path(self) -> str:
+        return f"/dev/{self.name}"
+
+    def create(self) -> None:
+        parent = posixpath.dirname(self.path)
+        if parent != "/dev":
+            os.makedirs(parent, 0o755, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        kind = stat.S_IFBLK if self.block else stat.S_IFCHR
+        os.mknod(self.path, kind | DEVNODE_MODE, os.makedev(self.major, self.minor))
+        os.chmod(self.path, DEVNODE_MODE)
+
+    def remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+    @classmethod
+    def from_uevent(cls, props: dict[str, str], block: bool) -> DevNode | None:
+        name = props.get("DEVNAME")
+        if not name or "MAJOR" not in props or "MINOR" not in props or ".." in name.split("/"):
+            return None
+        try:
+            return cls(name.removeprefix("/dev/"), block, int(props["MAJOR"]), int(props["MINOR"]))
+        except ValueError:
+            return None
+
+
+def parse_uevent(text: str) -> dict[str, str]:
+    props = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            props[key] = value
+    return props
+
+
+def tree_devices(tree: Tree) -> list[DevNode]:
+    """The nodes devtmpfs holds for the devices in the tree: one per ``/sys/dev/{char,block}``
+    entry, named by the device's ``uevent`` (DEVNAME, MAJOR, MINOR)."""
+    nodes = []
+    for kind in ("char", "block"):
+        here = f"/dev/{kind}"
+        try:
+            entries = tree.readdir(here)
+        except KernelError:
+            continue
+        for entry in entries:
+            try:
+                devdir = posixpath.normpath(posixpath.join(here, tree.readlink(f"{here}/{entry}")))
+                props = parse_uevent(tree.cat(f"{devdir}/uevent"))
+            except KernelError:
+                continue
+            node = DevNode.from_uevent(props, block=kind == "block")
+            if node is not None:
+                nodes.append(node)
+    return nodes
+
+
+class Devtmpfs:
+    """Keeps ``/dev`` in step with the engine: mknod on ``add``, unlink on ``remove``.
+
+    The listener runs inside the store, under the engine lock, so the node exists when the
+    creating store returns (daxctl create-device stats ``/dev/daxR.N`` right after the
+    ``create`` write and its rescan, real-clients.md 4.4), as with the kernel's devtmpfs,
+    whose device_add() waits for the node. mknod on a tmpfs never touches ``/sys``.
+    """
+
+    def __init__(self, on_add: Callable[[DevNode], None], on_remove: Callable[[DevNode], None]) -> None:
+        self.on_add = on_add
+        self.on_remove = on_remove
+
+    def __call__(self, event: Uevent) -> None:
+        if event.action not in ("add", "remove"):
+            return
+        node = DevNode.from_uevent(dict(event.env), block=event.subsystem == "block")
+        if node is None:
+            return
+        try:
+            (self.on_add if event.action == "add" else self.on_remove)(node)
+        except OSError as exc:
+            log.warning("devtmpfs: %s %s: %s", event.action, node.path, exc.strerror or exc)
+
+
+# -- store log ---------------------------------------------------------------------------------
+def store_tracer(fd: int) -> Callable[[str, bytes, int], None]:
+    """One JSON line per store: path below /sys, the bytes (latin-1), errno and its name."""
+
+    def trace(path: str, data: bytes, err: int) -> None:
+        record = {
+            "path": path,
+            "data": data.decode("latin-1"),
+            "errno": err,
+            "error": errno.errorcode.get(err) if err else None,
+        }
+        with contextlib.suppress(OSError):
+            os.write(fd, (json.dumps(record) + "\n").encode())
+
+    return trace
+
+
+def read_trace(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records a ``--trace`` file holds, oldest first (``data`` as bytes)."""
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                record = json.loads(line)
+                record["data"] = record["data"].encode("latin-1")
+                records.append(record)
+    return records
+
+
+# -- a FUSE /dev for user namespaces -------------------------------------------------------------
+class DevFs:
+    """``/dev`` as a FUSE mount (user namespaces only): directories for mount points, empty
+    files under the bind-mounted host nodes, symlinks, and one ``S_IFCHR`` entry per device
+    with its numbers. Holds its own lock: the engine's listener updates it under the engine
+    lock, and its requests never need the engine."""
+
+    use_ns = True
+
+    def __init__(self, devices: Sequence[DevNode]) -> None:
+        self._lock = threading.Lock()
+        self._devices = {node.name: node for node in devices}
+        self._files = {name for name, *_ in DEV_NODES}
+        self._dirs = {"pts", "shm"}
+        self._links = dict(DEV_LINKS)
+        self._time = time.time_ns()
+
+    def add(self, node: DevNode) -> None:
+        with self._lock:
+            self._devices[node.name] = node
+
+    def remove(self, node: DevNode) -> None:
+        with self._lock:
+            self._devices.pop(node.name, None)
+
+    def __call__(self, op: str, *args: Any) -> Any:  # fusepy dispatch
+        method = getattr(self, op, None)
+        if method is None or op.startswith("_"):
+            raise _fuse_error(errno.ENOSYS)
+        return method(*args)
+
+    def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
+        name = path.lstrip("/")
+        with self._lock:
+            if not name or name in self._dirs:
+                mode, rdev = stat.S_IFDIR | (0o1777 if name == "shm" else 0o755), 0
+            elif name in self._files:
+                mode, rdev = stat.S_IFREG | 0o666, 0
+            elif name in self._links:
+                mode, rdev = stat.S_IFLNK | 0o777, 0
+            elif name in self._devices:
+                node = self._devices[name]
+                mode = (stat.S_IFBLK if node.block else stat.S_IFCHR) | DEVNODE_MODE
+                rdev = os.makedev(node.major, node.minor)
+            else:
+                raise _fuse_error(errno.ENOENT)
+        t = self._time
+        return {"st_mode": mode, "st_nlink": 2 if stat.S_ISDIR(mode) else 1, "st_rdev": rdev,
+                "st_uid": 0, "st_gid": 0, "st_size": 0, "st_atime": t, "st_mtime": t, "st_ctime": t}
+
+    def readdir(self, path: str, fh: int) -> list[str]:
+        if path != "/":
+            return [".", ".."]
+        with self._lock:
+            return [".", "..", *sorted(self._dirs), *sorted(self._files), *sorted(self._links),
+                    *sorted(self._devices)]
+
+    def readlink(self, path: str) -> str:
+        target = self._links.get(path.lstrip("/"))
+        if target is None:
+            raise _fuse_error(errno.EINVAL)
+        return target
+
+    def open(self, path: str, flags: int) -> int:
+        raise _fuse_error(errno.EACCES)
+
+    def statfs(self, path: str) -> dict[str, int]:
+        return {"f_bsize": 4096, "f_frsize": 4096, "f_namemax": 255}
+
+
+def _fuse_error(err: int) -> OSError:
+    from ._fuse import FuseOSError
+
+    return FuseOSError(err)  # type: ignore[no-any-return]
+
+
+def _serve_devfs(devfs: DevFs, mountpoint: str, ready: threading.Event, errors: list[BaseException]) -> None:
+    from . import _fuse
+    from .fuse_adapter import fuse_options
+
+    options = fuse_options(allow_other=True, libfuse3=_fuse.LIBFUSE3)
+    options.pop("direct_io", None)
+    options.pop("default_permissions", None)
+    original_init = getattr(devfs, "init", None)
+    assert original_init is None
+
+    def init(path: str) -> None:
+        ready.set()
+
+    devfs.init = init  # type: ignore[attr-defined]
+    try:
+        _fuse.FUSE(devfs, mountpoint, **options)
+    except BaseException as exc:  # noqa: BLE001 (reported by the daemon)
+        errors.append(exc)
+        ready.set()
+
+
+# -- processes ----------------------------------------------------------------------------------
+def _exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def wait_forwarding(pid: int, *, reap_others: Callable[[int, int], None] | None = None) -> int:
+    """Wait for ``pid`` with FORWARDED signals blocked, passing each one sent to this process
+    on to ``pid``; returns its exit code (128 + N when killed by signal N).
+
+    ``reap_others``: also reap any other child (pid, status), for a process whose children
+    are all its own (the keeper). Otherwise only ``pid`` is waited for.
+    """
+    while True:
+        if reap_others is None:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return _exit_code(status)
+        else:
+            while True:
+                try:
+                    done, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    done, status = 0, 0
+                if not done:
+                    break
+                if done == pid:
+                    return _exit_code(status)
+                reap_others(done, status)
+        info = signal.sigtimedwait(_WAITED, 1.0)
+        if info is None or info.si_signo == signal.SIGCHLD:
+            continue
+        if info.si_code == SI_KERNEL:
+            continue  # the terminal signalled the whole foreground group, COMMAND included
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, info.si_signo)
+
+
+def _children() -> set[int]:
+    """Direct children of this (single-threaded) process."""
+    me = os.getpid()
+    try:
+        with open(f"/proc/self/task/{me}/children") as f:
+            return {int(p) for p in f.read().split()}
+    except OSError:
+        pass
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
+                    found.add(int(entry))
+    return found
+
+
+def _end_leftovers(keep: set[int]) -> None:
+    """SIGTERM, then SIGKILL, every child (the keeper is a subreaper) not in ``keep``."""
+    deadline = time.monotonic() + GRACE
+    sent_term: set[int] = set()
+    while True:
+        with contextlib.suppress(ChildProcessError):
+            while (pid := os.waitpid(-1, os.WNOHANG)[0]) > 0:
+                pass
+        left = _children() - keep
+        if not left:
+            return
+        sig = signal.SIGKILL if time.monotonic() > deadline else signal.SIGTERM
+        for pid in left:
+            if sig == signal.SIGKILL or pid not in sent_term:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+                sent_term.add(pid)
+        time.sleep(0.02)
+        if time.monotonic() > deadline + 5 * GRACE:
+            return
+
+
+def _stop_daemon(pid: int) -> None:
+    """Unmount /sys (the daemon's loop then ends, and libfuse sees the connection gone and
+    leaves the mount table alone); SIGKILL it if it does not exit within GRACE."""
+    with contextlib.suppress(OSError):
+        umount("/sys", MNT_DETACH)
+    with contextlib.suppress(OSError):
+        umount("/dev", MNT_DETACH)
+    deadline = time.monotonic() + GRACE
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+        time.sleep(0.01)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _close_fds(keep: set[int]) -> None:
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        if fd > 2 and fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
+                 devfs: DevFs | None) -> int:
+    """Serve the tree at /sys; devtmpfs on the side. Reports "ok" or "error: ..." on ready_fd."""
+    from .fuse_adapter import MountError, serve
+
+    os.setsid()  # the terminal's ^C is for COMMAND
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    keep = {ready_fd} | ({options.trace_fd} if options.trace_fd is not None else set())
+    _close_fds(keep)
+
+    if devfs is None:
+        kernel.events.subscribe(Devtmpfs(DevNode.create, DevNode.remove))
+    else:
+        kernel.events.subscribe(Devtmpfs(devfs.add, devfs.remove))
+    if options.trace_fd is not None:
+        tree.store_tracers.append(store_tracer(options.trace_fd))
+
+    reported = False
+
+    def ready() -> None:
+        nonlocal reported
+        reported = True
+        os.write(ready_fd, b"ok\n")
+        os.close(ready_fd)
+
+    try:
+        serve(tree, "/sys", foreground=True, allow_other=True, ready_callback=ready)
+    except (MountError, OSError, ImportError) as exc:
+        if not reported:
+            os.write(ready_fd, f"error: {exc}\n".encode())
+        else:
+            log.error("%s", exc)
+        return 1
+    return 0
+
+
+def _read_report(fd: int, what: str, timeout: float = SETUP_TIMEOUT) -> None:
+    """Wait for "ok" or "error: ..." on ``fd``; raise NamespaceError for anything else."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not data.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise NamespaceError(f"{what} did not report ready within {timeout:.0f} s")
+        readable, _, _ = select.select([fd], [], [], remaining)
+        if not readable:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    text = data.decode(errors="replace").strip()
+    if text == "ok":
+        return
+    if text.startswith("error: "):
+        raise NamespaceError(text.removeprefix("error: "))
+    raise NamespaceError(f"{what} exited before reporting ready")
+
+
+def _start_daemon(kernel: Kernel, tree: Tree, options: RunOptions, devfs: DevFs | None) -> int:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.close(read_end)
+            if devfs is not None:
+                _start_devfs(devfs)
+            status = _daemon_main(kernel, tree, write_end, options, devfs)
+        except BaseException as exc:  # noqa: BLE001
+            with contextlib.suppress(BaseException):
+                os.write(write_end, f"error: {exc}\n".encode())
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    try:
+        _read_report(read_end, "the fakesysfs daemon")
+    except NamespaceError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    finally:
+        os.close(read_end)
+    return pid
+
+
+def _start_devfs(devfs: DevFs) -> None:
+    """In the daemon, before /sys: serve ``/dev`` from a thread (user namespaces only)."""
+    ready = threading.Event()
+    errors: list[BaseException] = []
+    thread = threading.Thread(target=_serve_devfs, args=(devfs, "/dev", ready, errors), daemon=True)
+    thread.start()
+    ready.wait(SETUP_TIMEOUT)
+    if errors or not ready.is_set():
+        raise NamespaceError(f"cannot serve /dev: {errors[0] if errors else 'timeout'}")
+
+
+def _exec_command(argv: Sequence[str], env: dict[str, str]) -> None:
+    """In the forked child: restore signals and exec; 127/126 with one line on failure."""
+    try:
+        for sig in FORWARDED:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        os.execvpe(argv[0], list(argv), env)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.write(2, f"fakesysfs: error: cannot run {argv[0]}: {exc.strerror}\n".encode())
+        os._exit(127 if exc.errno == errno.ENOENT else 126)
+    finally:
+        os._exit(127)
+
+
+def _keeper_main(kernel: Kernel, tree: Tree, argv: Sequence[str], options: RunOptions, report_fd: int) -> int:
+    """The namespace's first process: set up, run COMMAND, tear down."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    os.umask(0o022)
+    try:
+        userns = enter_namespace(share_net=options.share_net)
+        devices = tree_devices(tree)
+        devfs = DevFs(devices) if userns else None
+        if devfs is None:
+            setup_dev(devices, userns=False)
+        setup_run()
+        daemon = _start_daemon(kernel, tree, options, devfs)
+        if devfs is not None:
+            _bind_host_nodes()
+    except (OSError, NamespaceError) as exc:
+        os.write(report_fd, f"error: {exc}\n".encode())
+        return 1
+    env = dict(os.environ)
+    env["SYSTEMD_DEVICE_VERIFY_SYSFS"] = "0"
+    env.update(options.env)
+    command = os.fork()
+    if command == 0:
+        os.close(report_fd)
+        _exec_command(argv, env)
+    os.write(report_fd, b"ok\n")
+    os.close(report_fd)
+    status = wait_forwarding(command, reap_others=lambda pid, st: None)
+    _end_leftovers({daemon})
+    _stop_daemon(daemon)
+    return status
+
+
+def _bind_host_nodes() -> None:
+    """User namespaces: the host's null, zero, ... over the FUSE /dev's empty files, pts,
+    and a tmpfs shm. The host /dev is reached through the keeper's root, which still sees
+    it: the FUSE /dev is mounted in this namespace only, on top of it."""
+    raise NotImplementedError
+
+
+# -- entry point ----------------------------------------------------------------------------------
+def run(kernel: Kernel, tree: Tree, argv: Sequence[str], options: RunOptions | None = None) -> int:
+    """Run ``argv`` in a private namespace with ``tree`` at /sys; returns its exit code.
+
+    Raises NamespaceError (one line) when the namespace or a mount cannot be set up. The
+    calling process stays where it is: a forked keeper enters the namespace.
+    """
+    if not argv:
+        raise ValueError("no command")
+    options = options if options is not None else RunOptions()
+    from . import _fuse  # noqa: F401  (load libfuse before forking: an ImportError is the caller's)
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
+    try:
+        read_end, write_end = os.pipe()
+        keeper = os.fork()
+        if keeper == 0:
+            status = 1
+            try:
+                os.close(read_end)
+                status = _keeper_main(kernel, tree, argv, options, write_end)
+            except BaseException as exc:  # noqa: BLE001
+                with contextlib.suppress(BaseException):
+                    os.write(write_end, f"error: {exc}\n".encode())
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        try:
+            _read_report(read_end, "the namespace")
+        except NamespaceError:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(keeper, 0)
+            raise
+        finally:
+            os.close(read_end)
+        return wait_forwarding(keeper)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def iter_trace(fd: int) -> Iterator[str]:  # pragma: no cover - kept for symmetry with read_trace
+    yield from ()
