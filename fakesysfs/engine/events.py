@@ -2,7 +2,20 @@
 
 R-SYS-09: every event carries ACTION, DEVPATH (below /sys, starting "/devices/..."),
 SUBSYSTEM and SEQNUM, plus the device's own variables (R-SYS-08). The log is the single
-source for every consumer (monitor, netlink emulation, udev rules, tests).
+source for every consumer (the control socket and ``fakesysfs monitor``, the netlink
+emulation, the udev rules runner, tests).
+
+Waiting for events from Python (the harness API)::
+
+    with kernel.events.watch() as watch:          # remembers the SEQNUM before the action
+        tree.echo("/devices/system/memory/memory40/state", "online")
+        event = watch.wait_for(action="online", devpath="/devices/system/memory/memory40",
+                               timeout=5)
+    watch.events                                  # everything emitted since watch()
+
+Criteria are keyword arguments naming ``Uevent`` fields (``action``, ``devpath``,
+``subsystem``, ``seqnum``) or properties (``DRIVER="kmem"``); a value is either the exact
+string or a predicate. ``EventLog.wait_for`` takes a plain predicate over ``Uevent``.
 """
 
 from __future__ import annotations
@@ -10,11 +23,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
 
 #: Actions a uevent file accepts (kobject_action_type, lib/kobject_uevent.c).
 UEVENT_ACTIONS = ("add", "remove", "change", "move", "online", "offline", "bind", "unbind")
+
+_FIELDS = ("seqnum", "action", "devpath", "subsystem")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +43,7 @@ class Uevent:
     devpath: str
     subsystem: str
     env: tuple[tuple[str, str], ...] = ()
+    #: Wall-clock time of emission (``time.time()``), for latency measurements.
     timestamp: float = field(default=0.0, compare=False)
 
     def properties(self) -> dict[str, str]:
@@ -35,15 +53,44 @@ class Uevent:
         props["SEQNUM"] = str(self.seqnum)
         return props
 
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """One property (``DRIVER``, ``SYNTH_UUID``, ``ACTION`` ...), or ``default``."""
+        return self.properties().get(key, default)
+
+    def matches(self, **criteria: str | int | Callable[[str], bool]) -> bool:
+        """True if every criterion holds; see the module docstring for the keywords."""
+        props: dict[str, str] | None = None
+        for key, want in criteria.items():
+            if key in _FIELDS:
+                have: str | int | None = getattr(self, key)
+            else:
+                if props is None:
+                    props = self.properties()
+                have = props.get(key)
+            if callable(want):
+                if have is None or not want(have):  # type: ignore[arg-type]
+                    return False
+            elif have != want:
+                return False
+        return True
+
 
 Listener = Callable[[Uevent], None]
+Predicate = Callable[[Uevent], bool]
+
+
+def match(**criteria: str | int | Callable[[str], bool]) -> Predicate:
+    """A predicate for ``wait_for``: ``match(action="online", subsystem="memory")``."""
+    return lambda event: event.matches(**criteria)
 
 
 class EventLog:
     """An ordered, bounded log of uevents with listeners and blocking waits.
 
     ``emit`` is called with the hotplug lock held, so listeners must be quick and must not
-    call back into the engine; they typically queue the event for another thread.
+    call back into the engine or block; they typically queue the event for another thread.
+    A listener that raises is dropped (and the exception is stored in ``listener_errors``)
+    rather than failing the kernel operation that emitted the event.
     """
 
     def __init__(self, maxlen: int = 1 << 20) -> None:
@@ -51,6 +98,7 @@ class EventLog:
         self._seqnum = 0
         self._listeners: list[Listener] = []
         self._cond = threading.Condition()
+        self.listener_errors: list[BaseException] = []
 
     @property
     def seqnum(self) -> int:
@@ -58,17 +106,26 @@ class EventLog:
         return self._seqnum
 
     def emit(self, action: str, devpath: str, subsystem: str, env: tuple[tuple[str, str], ...] = ()) -> Uevent:
+        if action == "unbind":
+            # kobject_uevent_env(): zap_modalias_env() for KOBJ_UNBIND (the driver is gone,
+            # the alias would make udev load it again).
+            env = tuple((k, v) for k, v in env if k != "MODALIAS")
         with self._cond:
             self._seqnum += 1
-            event = Uevent(self._seqnum, action, devpath, subsystem, env, time.time())
+            event = Uevent(self._seqnum, action, devpath, subsystem, tuple(env), time.time())
             self._events.append(event)
+            listeners = list(self._listeners)
             self._cond.notify_all()
-        for listener in list(self._listeners):
-            listener(event)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception as exc:  # noqa: BLE001 (a consumer's bug must not fail hotplug)
+                self.listener_errors.append(exc)
+                self._remove(listener)
         return event
 
     def since(self, seqnum: int = 0) -> list[Uevent]:
-        """Events with SEQNUM greater than ``seqnum``, oldest first."""
+        """Events with SEQNUM greater than ``seqnum``, oldest first (as far as kept)."""
         with self._cond:
             if not self._events or seqnum >= self._seqnum:
                 return []
@@ -76,22 +133,103 @@ class EventLog:
             skip = max(0, seqnum - first + 1)
             return list(self._events)[skip:]
 
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener`` for each new event; returns a function that unsubscribes."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+    @property
+    def first_seqnum(self) -> int:
+        """SEQNUM of the oldest event still kept (``seqnum + 1`` when the log is empty)."""
+        with self._cond:
+            return self._events[0].seqnum if self._events else self._seqnum + 1
 
-    def wait_for(self, predicate: Callable[[Uevent], bool], after: int = 0, timeout: float | None = None) -> Uevent | None:
-        """Block until an event after SEQNUM ``after`` satisfies ``predicate``; None on timeout."""
+    def subscribe(self, listener: Listener, after: int | None = None) -> Callable[[], None]:
+        """Call ``listener`` for each new event; returns a function that unsubscribes.
+
+        With ``after``, first replays the kept events with SEQNUM > ``after``; replay and
+        subscription are atomic, so the listener sees every event exactly once, in order.
+        The replay runs in the caller's thread, new events in the emitter's.
+        """
+        with self._cond:
+            backlog = self.since(after) if after is not None else []
+            self._listeners.append(listener)
+            # Deliver the backlog before releasing the lock: a concurrent emit waits for
+            # ``_cond`` and therefore cannot overtake the replay.
+            for event in backlog:
+                listener(event)
+        return lambda: self._remove(listener)
+
+    def _remove(self, listener: Listener) -> None:
+        with self._cond:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def wait_for(self, predicate: Predicate | None = None, after: int = 0, timeout: float | None = None,
+                 **criteria: str | int | Callable[[str], bool]) -> Uevent | None:
+        """Block until an event after SEQNUM ``after`` satisfies ``predicate`` (and the
+        keyword ``criteria``, see ``Uevent.matches``); None on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         seen = after
         with self._cond:
             while True:
                 for event in self.since(seen):
                     seen = event.seqnum
-                    if predicate(event):
+                    if (predicate is None or predicate(event)) and event.matches(**criteria):
                         return event
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
                 self._cond.wait(remaining)
+
+    def watch(self) -> EventWatch:
+        """Start collecting from now: ``with log.watch() as w: ...; w.wait_for(...)``."""
+        return EventWatch(self)
+
+
+class EventWatch:
+    """The events of one ``EventLog`` from the moment ``watch()`` was called."""
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+        self.start = log.seqnum
+        self._cursor = self.start
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        return None
+
+    @property
+    def events(self) -> list[Uevent]:
+        """Every event since the watch started, oldest first."""
+        return self.log.since(self.start)
+
+    def __iter__(self) -> Iterator[Uevent]:
+        return iter(self.events)
+
+    def wait_for(self, predicate: Predicate | None = None, timeout: float | None = 10.0,
+                 **criteria: str | int | Callable[[str], bool]) -> Uevent:
+        """The next matching event after the previous ``wait_for`` result (so repeated calls
+        walk forward); raises ``TimeoutError`` with the events seen if none arrives."""
+        event = self.log.wait_for(predicate, after=self._cursor, timeout=timeout, **criteria)
+        if event is None:
+            seen = [f"{e.seqnum} {e.action} {e.devpath}" for e in self.log.since(self._cursor)]
+            raise TimeoutError(f"no event matching {criteria or predicate} within {timeout} s; saw {seen}")
+        self._cursor = event.seqnum
+        return event
+
+    def wait_for_all(self, *predicates: Predicate, timeout: float | None = 10.0) -> list[Uevent]:
+        """Wait until each predicate has matched some event since the watch started (in any
+        order); returns the first match of each. Raises ``TimeoutError`` otherwise."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        cond = self.log._cond
+        with cond:
+            while True:
+                events = self.log.since(self.start)
+                found = [next((e for e in events if pred(e)), None) for pred in predicates]
+                if all(e is not None for e in found):
+                    return [e for e in found if e is not None]
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"{found.count(None)} of {len(predicates)} predicates never matched")
+                cond.wait(remaining)
+
+__all__ = ["UEVENT_ACTIONS", "EventLog", "EventWatch", "Listener", "Predicate", "Uevent", "match"]
