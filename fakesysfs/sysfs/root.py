@@ -10,7 +10,7 @@ from .dax import add_dax_entries
 from .memory import memory_bus, memory_root
 from .node import cpu_bus, cpu_root, node_bus, node_root, tier_bus, tier_root
 from .parsers import kstrtobool, kstrtoll, kstrtouint, sysfs_match_string
-from .tree import StaticDir, Tree
+from .tree import Attr, StaticDir, Tree
 
 if TYPE_CHECKING:
     from ..engine import Kernel
@@ -65,6 +65,9 @@ def build_root(k: Kernel) -> StaticDir:
     debug = StaticDir()
     if k.config.notifier_error_inject:
         debug.entries["notifier-error-inject"] = StaticDir({"memory": notifier_error_inject(k)})
+    # The mount's control socket (fakesysfs/control.py), once the daemon serves one.
+    control = Attr(0o400, lambda: f"{k.control_socket}\n")
+    debug.entries["fakesysfs"] = lambda: StaticDir({"control": control}) if k.control_socket else None
     root = StaticDir({
         "block": StaticDir(),
         "bus": StaticDir({

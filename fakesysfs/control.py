@@ -1,0 +1,499 @@
+"""The control channel of a running mount: a unix socket beside FUSE, JSON lines.
+
+The mount daemon starts a ``ControlServer`` (threads of the daemon process) and publishes
+the socket's absolute path in the debugfs-style file ``kernel/debug/fakesysfs/control``
+(mode 0400) of the mount, so any client that can see the mount can find it::
+
+    path = open(f"{mountpoint}/kernel/debug/fakesysfs/control").read().strip()
+
+The socket lives in a fresh 0700 directory under ``$XDG_RUNTIME_DIR/fakesysfs/``, or
+``/run/fakesysfs/`` for root, or ``$TMPDIR/fakesysfs-<uid>/``; both go away on unmount.
+
+Protocol (UTF-8, one JSON object per line, both directions):
+
+- Requests are objects with an ``"op"`` and op-specific members; an optional ``"id"`` is
+  echoed in the reply. Replies are ``{"ok": true, "op": ..., ...}`` or
+  ``{"ok": false, "op": ..., "error": "<what went wrong, for a person>", "errno": "EINVAL"}``
+  (``errno`` only when a kernel errno applies). Unknown ops and malformed lines get an
+  ``ok: false`` reply; the connection stays usable.
+- ``{"op": "ping"}`` -> ``{"ok": true, "op": "ping", "version": 1, "seqnum": N}``.
+- ``{"op": "subscribe", "after": SEQNUM?, "subsystems": ["memory", ...]?}`` ->
+  ``{"ok": true, "op": "subscribe", "seqnum": N, "missed": M}``, then the
+  connection is an event stream: one line per uevent, from the moment of attaching (or,
+  with ``after``, from SEQNUM ``after + 1`` as far as the daemon still keeps them;
+  ``missed`` counts the ones it no longer has)::
+
+      {"event": "uevent", "seqnum": 7, "action": "online", "devpath": "/devices/...",
+       "subsystem": "memory", "timestamp": 1764139201.25,
+       "properties": {"ACTION": "online", "DEVPATH": "...", "SUBSYSTEM": "memory", "SEQNUM": "7"}}
+
+  ``properties`` keeps the kernel's order (ACTION, DEVPATH, SUBSYSTEM, device variables,
+  SEQNUM); ``timestamp`` is the emitter's wall clock. The engine never waits for a client:
+  events are queued per client, and a client that falls more than ``max_queue`` events
+  behind (or blocks a send for ``send_timeout`` seconds) gets a final
+  ``{"ok": false, "op": "subscribe", "errno": "ENOBUFS", "error": ..., "last_seqnum": S}``
+  line and is disconnected; it can reconnect with ``"after": S``.
+- Later issues add ops with ``ControlServer.register(op, handler)``; a handler gets the
+  request object and returns the members of its reply (it runs in the connection's
+  thread, so it takes ``kernel.lock`` itself if it touches the engine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as errno_mod
+import json
+import logging
+import os
+import select
+import shutil
+import socket
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Self
+
+from .engine.events import Uevent
+from .errors import KernelError
+
+if TYPE_CHECKING:
+    from .engine import Kernel
+
+__all__ = [
+    "CONTROL_FILE",
+    "PROTOCOL_VERSION",
+    "ControlClient",
+    "ControlError",
+    "ControlServer",
+    "event_from_json",
+    "event_to_json",
+    "find_control_socket",
+    "runtime_dir",
+    "serving",
+]
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+#: Where a mount publishes its socket path, relative to the mountpoint.
+CONTROL_FILE = "kernel/debug/fakesysfs/control"
+#: sockaddr_un.sun_path holds 108 bytes including the NUL.
+_SUN_PATH_MAX = 107
+
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class ControlError(Exception):
+    """A control request failed, or the channel broke; the message is for a person."""
+
+    def __init__(self, message: str, errno: str | None = None, reply: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+        self.reply = reply or {}
+
+
+# -- event encoding -------------------------------------------------------------------------------
+def event_to_json(event: Uevent) -> dict[str, Any]:
+    return {
+        "event": "uevent",
+        "seqnum": event.seqnum,
+        "action": event.action,
+        "devpath": event.devpath,
+        "subsystem": event.subsystem,
+        "timestamp": event.timestamp,
+        "properties": event.properties(),
+    }
+
+
+def event_from_json(obj: dict[str, Any]) -> Uevent:
+    props: dict[str, str] = obj["properties"]
+    env = tuple((k, v) for k, v in props.items() if k not in ("ACTION", "DEVPATH", "SUBSYSTEM", "SEQNUM"))
+    return Uevent(int(obj["seqnum"]), obj["action"], obj["devpath"], obj["subsystem"], env, float(obj.get("timestamp", 0.0)))
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+# -- where the socket lives -----------------------------------------------------------------------
+def runtime_dir() -> str:
+    """The base directory for control sockets (created 0700 on first use)."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return os.path.join(xdg, "fakesysfs")
+    if os.geteuid() == 0:
+        return "/run/fakesysfs"
+    return os.path.join(tempfile.gettempdir(), f"fakesysfs-{os.geteuid()}")
+
+
+def _make_private_dir(base: str) -> str:
+    """A fresh 0700 directory below ``base`` (itself made 0700 if missing)."""
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    st = os.lstat(base)
+    if st.st_uid != os.geteuid():
+        raise OSError(errno_mod.EPERM, f"{base} belongs to uid {st.st_uid}, not to us")
+    return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base)
+
+
+def find_control_socket(mountpoint: str | os.PathLike[str]) -> str:
+    """The control socket of the fakesysfs mount at ``mountpoint``; ControlError if none."""
+    path = os.path.join(os.fspath(mountpoint), CONTROL_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ControlError(
+            f"{mountpoint} has no {CONTROL_FILE}: it is not a fakesysfs mount, or one served without "
+            "a control socket (mounted by an old fakesysfs, or in-process without ControlServer)"
+        ) from None
+    except PermissionError:
+        raise ControlError(f"cannot read {path} (mode 0400): run as the user who mounted {mountpoint}") from None
+    except OSError as exc:
+        if exc.errno == errno_mod.ENOTCONN:
+            raise ControlError(f"{mountpoint} is a FUSE mount whose daemon is gone") from None
+        raise ControlError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return text.strip()
+
+
+# -- the server -----------------------------------------------------------------------------------
+class _Subscription:
+    """One client's event queue; ``offer`` runs in the emitting thread under the engine lock,
+    so it only appends (never blocks, never touches the socket)."""
+
+    __slots__ = ("cond", "dropped_after", "last_sent", "max_queue", "queue", "stopped", "subsystems", "unsubscribe")
+
+    def __init__(self, subsystems: frozenset[str] | None, max_queue: int) -> None:
+        self.subsystems = subsystems
+        self.max_queue = max_queue
+        self.queue: deque[Uevent] = deque()
+        self.cond = threading.Condition(threading.Lock())
+        self.dropped_after: int | None = None  # SEQNUM before the first dropped event
+        self.stopped = False
+        self.last_sent = 0
+        self.unsubscribe: Callable[[], None] = lambda: None
+
+    def offer(self, event: Uevent) -> None:
+        if self.subsystems is not None and event.subsystem not in self.subsystems:
+            return
+        with self.cond:
+            if self.dropped_after is not None or self.stopped:
+                return
+            if len(self.queue) >= self.max_queue:
+                self.dropped_after = event.seqnum - 1
+            else:
+                self.queue.append(event)
+            self.cond.notify()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify()
+
+    def take(self) -> list[Uevent] | None:
+        """Queued events (blocking until there are some); None once stopped or overflowed
+        and drained."""
+        with self.cond:
+            while not self.queue and not self.stopped and self.dropped_after is None:
+                self.cond.wait()
+            if self.queue:
+                batch = list(self.queue)
+                self.queue.clear()
+                return batch
+            return None
+
+
+class ControlServer:
+    """Serves the control protocol for one ``Kernel`` on a unix socket (see module doc)."""
+
+    def __init__(self, kernel: Kernel, directory: str | None = None, *, max_queue: int = 1 << 16,
+                 send_timeout: float = 10.0) -> None:
+        self.kernel = kernel
+        self.max_queue = max_queue
+        self.send_timeout = send_timeout
+        self._base = directory
+        self._dir: str | None = None
+        self.path = ""
+        self._sock: socket.socket | None = None
+        self._wake_r, self._wake_w = -1, -1
+        self._thread: threading.Thread | None = None
+        self._conns: set[socket.socket] = set()
+        self._subs: set[_Subscription] = set()
+        self._lock = threading.Lock()
+        self._closing = False
+        self._handlers: dict[str, Handler] = {"ping": self._op_ping}
+
+    # -- life cycle -----------------------------------------------------------------------------
+    def start(self) -> str:
+        """Create the socket, start accepting; returns the socket path."""
+        base = self._base if self._base is not None else runtime_dir()
+        directory = _make_private_dir(base)
+        path = os.path.join(directory, "control")
+        if len(path.encode()) > _SUN_PATH_MAX:  # a deep $XDG_RUNTIME_DIR or tmp dir
+            shutil.rmtree(directory, ignore_errors=True)
+            directory = _make_private_dir(os.path.join("/tmp", f"fakesysfs-{os.geteuid()}"))
+            path = os.path.join(directory, "control")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.bind(path)
+            os.chmod(path, 0o600)
+            sock.listen(16)
+        except OSError:
+            sock.close()
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        self._dir, self.path, self._sock = directory, path, sock
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
+        self._thread = threading.Thread(target=self._accept_loop, name="fakesysfs-control", daemon=True)
+        self._thread.start()
+        return path
+
+    def close(self) -> None:
+        """Stop accepting, end every connection and subscription, remove the socket."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            conns, subs = list(self._conns), list(self._subs)
+        if self._wake_w >= 0:
+            os.write(self._wake_w, b"x")
+        for sub in subs:
+            sub.stop()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._sock is not None:
+            self._sock.close()
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        if not self.path:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def register(self, op: str, handler: Handler) -> None:
+        """Add a request type (``subscribe`` is built in and cannot be replaced)."""
+        if op == "subscribe":
+            raise ValueError("'subscribe' is built in")
+        self._handlers[op] = handler
+
+    # -- connections ----------------------------------------------------------------------------
+    def _accept_loop(self) -> None:
+        assert self._sock is not None
+        while True:
+            try:
+                ready, _, _ = select.select([self._sock, self._wake_r], [], [])
+            except (OSError, ValueError):
+                return
+            if self._wake_r in ready or self._closing:
+                return
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            with self._lock:
+                if self._closing:
+                    conn.close()
+                    return
+                self._conns.add(conn)
+            threading.Thread(target=self._serve_conn, args=(conn,), name="fakesysfs-control-conn",
+                             daemon=True).start()
+
+    def _serve_conn(self, conn: socket.socket) -> None:
+        try:
+            with conn, conn.makefile("rb") as reader:
+                for raw in reader:
+                    reply, stream = self._dispatch(raw)
+                    if reply is not None:
+                        conn.sendall(_line(reply))
+                    if stream is not None:
+                        self._stream(conn, stream)
+                        return
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._conns.discard(conn)
+
+    def _dispatch(self, raw: bytes) -> tuple[dict[str, Any] | None, _Subscription | None]:
+        try:
+            request = json.loads(raw)
+        except ValueError as exc:
+            return {"ok": False, "op": None, "error": f"malformed request line (want one JSON object): {exc}"}, None
+        if not isinstance(request, dict):
+            return {"ok": False, "op": None, "error": "malformed request line: want one JSON object"}, None
+        op = request.get("op")
+        base: dict[str, Any] = {"op": op}
+        if "id" in request:
+            base["id"] = request["id"]
+        try:
+            if op == "subscribe":
+                sub, members = self._op_subscribe(request)
+                return {"ok": True, **base, **members}, sub
+            handler = self._handlers.get(op) if isinstance(op, str) else None
+            if handler is None:
+                known = ", ".join(sorted([*self._handlers, "subscribe"]))
+                raise ControlError(f"unknown op {op!r} (known: {known})")
+            return {"ok": True, **base, **handler(request)}, None
+        except ControlError as exc:
+            return {"ok": False, **base, "error": str(exc), **({"errno": exc.errno} if exc.errno else {})}, None
+        except KernelError as exc:
+            name = errno_mod.errorcode.get(exc.errno, str(exc.errno))
+            return {"ok": False, **base, "error": os.strerror(exc.errno), "errno": name}, None
+        except Exception as exc:  # a handler bug must not kill the channel
+            log.exception("control op %r failed", op)
+            return {"ok": False, **base, "error": f"internal error: {exc!r}"}, None
+
+    def _op_ping(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"version": PROTOCOL_VERSION, "seqnum": self.kernel.events.seqnum}
+
+    def _op_subscribe(self, request: dict[str, Any]) -> tuple[_Subscription, dict[str, Any]]:
+        after = request.get("after")
+        if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
+            raise ControlError("'after' must be a SEQNUM (an integer >= 0)")
+        subsystems = request.get("subsystems")
+        if subsystems is not None and (not isinstance(subsystems, list) or not all(isinstance(s, str) for s in subsystems)):
+            raise ControlError("'subsystems' must be a list of strings")
+        sub = _Subscription(frozenset(subsystems) if subsystems else None, self.max_queue)
+        log_ = self.kernel.events
+        missed = 0
+        if after is not None:
+            missed = max(0, log_.first_seqnum - after - 1)
+        with self._lock:
+            if self._closing:
+                raise ControlError("the mount is going away")
+            self._subs.add(sub)
+        # Atomic replay + attach; the backlog goes through offer() like live events.
+        sub.unsubscribe = log_.subscribe(sub.offer, after=after)
+        return sub, {"seqnum": log_.seqnum, "missed": missed}
+
+    def _stream(self, conn: socket.socket, sub: _Subscription) -> None:
+        conn.settimeout(self.send_timeout)
+        try:
+            while True:
+                batch = sub.take()
+                if batch is None:
+                    break
+                conn.sendall(b"".join(_line(event_to_json(e)) for e in batch))
+                sub.last_sent = batch[-1].seqnum
+            if sub.dropped_after is not None:
+                conn.sendall(_line({
+                    "ok": False, "op": "subscribe", "errno": "ENOBUFS", "last_seqnum": sub.dropped_after,
+                    "error": (f"client too slow: more than {self.max_queue} events were waiting for it, so events "
+                              f"after SEQNUM {sub.dropped_after} were dropped and the subscription ended; "
+                              f"reconnect with after={sub.dropped_after}"),
+                }))
+        except TimeoutError:
+            log.warning("control: a subscriber did not read for %.0f s; disconnected it", self.send_timeout)
+        except OSError:
+            pass
+        finally:
+            sub.unsubscribe()
+            with self._lock:
+                self._subs.discard(sub)
+
+
+@contextlib.contextmanager
+def serving(kernel: Kernel, directory: str | None = None) -> Iterator[ControlServer]:
+    """Run a ControlServer for ``kernel`` and publish its path as ``kernel.control_socket``
+    (read by ``kernel/debug/fakesysfs/control``) while the block runs."""
+    server = ControlServer(kernel, directory)
+    server.start()
+    kernel.control_socket = server.path
+    try:
+        yield server
+    finally:
+        kernel.control_socket = None
+        server.close()
+
+
+# -- the client -----------------------------------------------------------------------------------
+class ControlClient:
+    """A connection to a mount's control socket."""
+
+    def __init__(self, path: str, timeout: float | None = 10.0) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(path)
+        except FileNotFoundError:
+            self.sock.close()
+            raise ControlError(f"control socket {path} does not exist: the mount is gone") from None
+        except ConnectionRefusedError:
+            self.sock.close()
+            raise ControlError(f"nobody listens on control socket {path}: the mount daemon is gone") from None
+        except OSError as exc:
+            self.sock.close()
+            raise ControlError(f"cannot connect to control socket {path}: {exc.strerror or exc}") from None
+        self._reader = self.sock.makefile("rb")
+
+    @classmethod
+    def for_mount(cls, mountpoint: str | os.PathLike[str], timeout: float | None = 10.0) -> ControlClient:
+        return cls(find_control_socket(mountpoint), timeout)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._reader.close()
+        self.sock.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _read(self) -> dict[str, Any] | None:
+        raw = self._reader.readline()
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise ControlError(f"garbled line from {self.path}: {exc}") from None
+
+    def _reply(self) -> dict[str, Any]:
+        reply = self._read()
+        if reply is None:
+            raise ControlError(f"{self.path} closed the connection: the mount went away")
+        if not reply.get("ok"):
+            raise ControlError(reply.get("error", "request failed"), reply.get("errno"), reply)
+        return reply
+
+    def request(self, op: str, **members: Any) -> dict[str, Any]:
+        """Send one request and return its (successful) reply; ControlError otherwise."""
+        self.sock.sendall(_line({"op": op, **members}))
+        return self._reply()
+
+    def subscribe(self, after: int | None = None, subsystems: list[str] | None = None) -> dict[str, Any]:
+        """Turn this connection into an event stream; read it with ``events()``."""
+        members: dict[str, Any] = {}
+        if after is not None:
+            members["after"] = after
+        if subsystems:
+            members["subsystems"] = list(subsystems)
+        reply = self.request("subscribe", **members)
+        self.sock.settimeout(None)
+        return reply
+
+    def events(self) -> Iterator[Uevent]:
+        """Events as they arrive; ends when the mount goes away; ControlError if the daemon
+        dropped this subscriber."""
+        while True:
+            obj = self._read()
+            if obj is None:
+                return
+            if obj.get("event") == "uevent":
+                yield event_from_json(obj)
+            elif obj.get("ok") is False:
+                raise ControlError(obj.get("error", "subscription ended"), obj.get("errno"), obj)
