@@ -7,12 +7,12 @@ import errno
 import os
 
 import pytest
+from memsim import CXL_SIZE, CXL_START, MEM, NODE, Sim, appendix_a_config, raises_errno
 
-from fakesysfs.config import GiB, MiB, BootConfig, MemRange, NodeConfig
-from fakesysfs.engine import Kernel
+from fakesysfs.config import BootConfig, GiB, MemRange, MiB, NodeConfig
+from fakesysfs.engine import BlockState, Kernel
 from fakesysfs.engine.hotplug import MHP_MEMMAP_ON_MEMORY
 from fakesysfs.errors import EHWPOISON, KernelError
-from memsim import CXL_SIZE, CXL_START, MEM, NODE, Sim, appendix_a_config, raises_errno
 
 PARAMS = "/module/memory_hotplug/parameters"
 FI = "/kernel/debug/notifier-error-inject/memory/actions"
@@ -406,13 +406,13 @@ def test_mom_07_blocks_of_one_chunked_add_are_independent(added: Sim):
 
 
 # -- 4.2 add ---------------------------------------------------------------------------------------
-def test_a2_chunked_add_creates_blocks_then_node_with_events_in_order():
+def test_a2_chunked_add_creates_node_then_blocks_with_events_in_order():
     sim = Sim()
     mark = sim.k.events.seqnum
     sim.add_kmem()
     ev = sim.events(mark)
-    assert ev[:128] == [("add", f"{MEM}/memory{b}") for b in range(522, 650)]
-    assert ev[128:] == [("add", f"{NODE}/node1")]
+    assert ev[:1] == [("add", f"{NODE}/node1")]  # 6.18: the node first (R-ADD-03 predates it)
+    assert ev[1:] == [("add", f"{MEM}/memory{b}") for b in range(522, 650)]
     assert sim.cat(f"{NODE}/online") == "0-1\n"
     assert sim.cat(f"{NODE}/has_memory") == "0\n"
     assert sim.cat(f"{NODE}/node0/distance") == "10 20\n"
@@ -480,19 +480,11 @@ def test_a5_chunk_failure_unwinds_blocks_with_remove_events_in_ascending_order()
     sim.k.faults.memmap_fail_at_chunk = 5
     with raises_errno(errno.ENOMEM):
         sim.add_kmem()
-    assert sim.events(mark) == ([("add", f"{MEM}/memory{b}") for b in range(522, 527)]
-                                + [("remove", f"{MEM}/memory{b}") for b in range(522, 527)])
+    assert sim.events(mark) == ([("add", f"{NODE}/node1")]
+                                + [("add", f"{MEM}/memory{b}") for b in range(522, 527)]
+                                + [("remove", f"{MEM}/memory{b}") for b in range(522, 527)]
+                                + [("remove", f"{NODE}/node1")])
     assert "node1" not in sim.tree.readdir(NODE)
-
-
-def test_add_03_new_node_event_order_with_auto_online():
-    sim = Sim(auto_online_blocks="online_movable")
-    mark = sim.k.events.seqnum
-    sim.add_kmem(size=2 * 128 * MiB)
-    assert sim.events(mark) == [
-        ("add", f"{MEM}/memory522"), ("add", f"{MEM}/memory523"), ("add", f"{NODE}/node1"),
-        ("online", f"{MEM}/memory522"), ("online", f"{MEM}/memory523"),
-    ]
 
 
 def test_add_04_blocks_belong_to_the_group():
@@ -553,7 +545,7 @@ def test_add_06_movable_only_node_does_not_pay_for_its_memmap():
 
 
 def test_seed_series_motivation_small_dram_host_needs_memmap_on_memory_for_a_huge_add():
-    small = dict(nodes=[NodeConfig(0, [0, 1], [MemRange(4 * GiB, 2 * GiB)])], possible_nodes=[0, 1])
+    small = {"nodes": [NodeConfig(0, [0, 1], [MemRange(4 * GiB, 2 * GiB)])], "possible_nodes": [0, 1]}
     without = Sim(BootConfig(**small, memmap_on_memory="N"))
     with raises_errno(errno.ENOMEM):
         without.add_kmem(size=1 << 40)  # 16 GiB of memmap on a 2 GiB host
@@ -609,7 +601,7 @@ def test_rem_02_offline_and_remove_memory_reonlines_with_remembered_zones_on_fai
     bs = sim.k.block_size
     sim.echo(f"{MEM}/memory522/state", "online_movable")
     sim.echo(f"{MEM}/memory523/state", "online_kernel")
-    sim.k.blocks[524].state  # offline
+    assert sim.k.blocks[524].state is BlockState.OFFLINE
     sim.echo(f"{MEM}/memory525/state", "online_movable")
     sim.k.blocks[525].unmovable = 1
     with raises_errno(errno.EBUSY):

@@ -150,19 +150,30 @@ class HotplugMixin:
             self.printk(f"node {nid} was absent from the node_possible_map")
             raise KernelError(errno.EINVAL)
         new_node = not self.nodes[nid].online  # __try_online_node(): prepared, not registered
-        if flags & MHP_MEMMAP_ON_MEMORY and self.mhp_supports_memmap_on_memory():
-            created = self.create_altmaps_and_memory_blocks(nid, group, start, size)
-        else:
-            charges = self.arch_add_memory(nid, start, size)
-            try:
-                created = self.create_memory_block_devices(nid, group, start, size, altmap=0)
-            except KernelError:
-                for charge in charges:  # arch_remove_memory()
-                    self.free_memmap_charges(charge)
-                raise
-            for block, charge in zip(created, charges, strict=True):
-                block.memmap_charges = charge
-        if new_node:
+        # 6.18 ("activate node before adding new memory blocks"): the new node is registered
+        # first and unregistered by the error path; before, it came after the blocks.
+        node_first = self.profile >= (6, 18)
+        if new_node and node_first:
+            self.register_one_node(nid)
+        try:
+            if flags & MHP_MEMMAP_ON_MEMORY and self.mhp_supports_memmap_on_memory():
+                created = self.create_altmaps_and_memory_blocks(nid, group, start, size)
+            else:
+                charges = self.arch_add_memory(nid, start, size)
+                try:
+                    created = self.create_memory_block_devices(nid, group, start, size, altmap=0)
+                except KernelError:
+                    for charge in charges:  # arch_remove_memory()
+                        self.free_memmap_charges(charge)
+                    raise
+                for block, charge in zip(created, charges, strict=True):
+                    block.memmap_charges = charge
+        except KernelError:
+            if new_node and node_first:  # node_set_offline() + unregister_node()
+                self.nodes[nid].online = False
+                self.uevent("remove", self.node_devpath(nid), "node")
+            raise
+        if new_node and not node_first:
             self.register_one_node(nid)
         self.register_memory_blocks_under_node_hotplug(nid, created)
         self.nr_memmap_pages += self.memmap_pages_per_section * (size // SECTION_SIZE)

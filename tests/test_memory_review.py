@@ -1,0 +1,59 @@
+"""Memory-hotplug rules checked against the kernel source where kernel-abi.md is silent or
+wrong (the kernel decides). Each test names the rule and the kernel function it follows."""
+
+from __future__ import annotations
+
+import errno
+
+from memsim import CXL_START, MEM, NODE, Sim, raises_errno
+
+from fakesysfs.config import MiB
+
+
+# -- add_memory_resource(): "mm/memory_hotplug: activate node before adding new memory blocks"
+# (merged for 6.18): a new node is registered before its blocks, and unregistered again by
+# the error path of a failed add. Before 6.18 the node came after the blocks.
+def test_add_03_new_node_is_registered_before_its_blocks_from_6_18():
+    sim = Sim(auto_online_blocks="online_movable")
+    mark = sim.k.events.seqnum
+    sim.add_kmem(size=2 * 128 * MiB)
+    assert sim.events(mark) == [
+        ("add", f"{NODE}/node1"), ("add", f"{MEM}/memory522"), ("add", f"{MEM}/memory523"),
+        ("online", f"{MEM}/memory522"), ("online", f"{MEM}/memory523"),
+    ]
+
+
+def test_add_03_new_node_is_registered_after_its_blocks_before_6_18():
+    sim = Sim(auto_online_blocks="online_movable", kernel_profile="6.17")
+    mark = sim.k.events.seqnum
+    sim.add_kmem(size=2 * 128 * MiB)
+    assert sim.events(mark) == [
+        ("add", f"{MEM}/memory522"), ("add", f"{MEM}/memory523"), ("add", f"{NODE}/node1"),
+        ("online", f"{MEM}/memory522"), ("online", f"{MEM}/memory523"),
+    ]
+
+
+def test_add_01_failed_add_unregisters_the_node_it_registered_from_6_18():
+    sim = Sim()
+    mark = sim.k.events.seqnum
+    sim.k.faults.memmap_fail_at_chunk = 2
+    with raises_errno(errno.ENOMEM):
+        sim.add_kmem(size=4 * 128 * MiB)
+    assert sim.events(mark) == (
+        [("add", f"{NODE}/node1")]
+        + [("add", f"{MEM}/memory{b}") for b in (522, 523)]
+        + [("remove", f"{MEM}/memory{b}") for b in (522, 523)]
+        + [("remove", f"{NODE}/node1")]
+    )
+    assert sim.cat(f"{NODE}/online") == "0\n" and "node1" not in sim.tree.readdir(NODE)
+
+
+def test_add_01_failed_add_on_an_online_node_leaves_the_node_alone():
+    sim = Sim()
+    sim.add_kmem(size=128 * MiB)
+    mark = sim.k.events.seqnum
+    sim.k.faults.memmap_fail_at_chunk = 1
+    with raises_errno(errno.ENOMEM):
+        sim.add_kmem(start=CXL_START + 128 * MiB, size=2 * 128 * MiB)
+    assert sim.events(mark) == [("add", f"{MEM}/memory523"), ("remove", f"{MEM}/memory523")]
+    assert sim.cat(f"{NODE}/online") == "0-1\n"
