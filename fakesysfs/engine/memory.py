@@ -282,7 +282,6 @@ class MemoryBlocksMixin:
             raise KernelError(-err)
         zone = node.zones[zone_name]
         had_memory = node.present_pages > 0
-        had_normal = node.kernel_present() > 0
         zone.grow_span(block.id)
         zone.present += block.present
         zone.managed += block.managed
@@ -293,12 +292,18 @@ class MemoryBlocksMixin:
                 block.group.present_movable_pages += block.present
             else:
                 block.group.present_kernel_pages += block.present
-        if self.profile < (6, 17) and zone_name in KERNEL_ZONES and not had_normal:
+        if self.hotplug_maintains_n_normal_memory() and zone_name in KERNEL_ZONES:
             self.n_normal_memory.add(node.id)
         if not had_memory:
             # node_states_set_node, then the memory-tier hotplug callback (R-TIER-01).
             self.n_memory.add(node.id)
             self.memtier_node_online(node)
+
+    def hotplug_maintains_n_normal_memory(self: Kernel) -> bool:
+        """R-NODE-05 as the kernel has it: 6.17 dropped the N_NORMAL_MEMORY updates of
+        online_pages()/offline_pages() (8d2882a8edb8); "mm/memory_hotplug: maintain
+        N_NORMAL_MEMORY during hotplug" restored them and reached 6.18.y in 6.18.23."""
+        return self.profile != (6, 17)
 
     # -- memory_block_offline / offline_pages -------------------------------------------------
     def memory_block_offline(self: Kernel, block: MemoryBlock) -> None:
@@ -335,7 +340,7 @@ class MemoryBlocksMixin:
         zone_name = block.zone
         block.zone = None
         self.shrink_zone_span(node, zone_name or ZONE_NORMAL, block.id)
-        if self.profile < (6, 17) and node.id in self.n_normal_memory and node.kernel_present() == 0:
+        if self.hotplug_maintains_n_normal_memory() and zone_name in KERNEL_ZONES and node.kernel_present() == 0:
             self.n_normal_memory.discard(node.id)
         if node.present_pages == 0:
             self.n_memory.discard(node.id)
