@@ -17,7 +17,7 @@ from ..errors import KernelError
 from .common import const, link, power_dir, ro, rw, uevent_attr, wo
 from .memory import BusDevicesDir, simple_bus
 from .parsers import kstrtobool
-from .tree import Dir, Node, StaticDir
+from .tree import Dir, MergedDir, Node, StaticDir
 
 if TYPE_CHECKING:
     from ..engine import Kernel
@@ -238,35 +238,65 @@ class ProducerDeviceDir(Dir):
         return None
 
 
-def platform_entries(k: Kernel) -> dict[str, Node]:
+class PlatformDevicesDir(Dir):
     """The producers' top-level devices under ``/sys/devices/platform``."""
-    return {
-        pdev.name: ProducerDeviceDir(k, pdev)
-        for pdev in k.dax_producer_devices.values()
-        if pdev.parent == PLATFORM
-    }
+
+    __slots__ = ("k",)
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+
+    def _devices(self) -> dict[str, ProducerDevice]:
+        return {p.name: p for p in self.k.dax_producer_devices.values() if p.parent == PLATFORM}
+
+    def names(self) -> Iterable[str]:
+        return list(self._devices())
+
+    def child(self, name: str) -> Node | None:
+        pdev = self._devices().get(name)
+        return ProducerDeviceDir(self.k, pdev) if pdev is not None else None
 
 
-def producer_buses(k: Kernel) -> dict[str, Node]:
-    """``/sys/bus/{platform,cxl,nd}`` with the producers' devices and bound drivers, so
-    that their ``subsystem``/``driver`` links resolve (udev walks them)."""
-    buses: dict[str, Node] = {}
-    names = ["platform"] + sorted({p.bus for p in k.dax_producer_devices.values() if p.bus and p.bus != "platform"})
-    for bus in names:
-        members = [p for p in k.dax_producer_devices.values() if p.bus == bus]
-        here = f"/bus/{bus}/devices"
-        by_name = {p.name: p.devpath for p in members}
-        devices = BusDevicesDir(here, lambda by_name=by_name: list(by_name), by_name.get)
-        drivers: dict[str, Node] = {}
-        for drv_name in sorted({p.driver for p in members if p.driver}):
-            drv_here = f"/bus/{bus}/drivers/{drv_name}"
-            entries: dict[str, Node] = {"uevent": uevent_attr(k, drv_here, "drivers", mode=0o200)}
-            for p in members:
-                if p.driver == drv_name:
-                    entries[p.name] = link(drv_here, p.devpath)
-            drivers[drv_name] = StaticDir(entries)
-        buses[bus] = simple_bus(k, bus, devices, StaticDir(drivers))
-    return buses
+class ProducerDriversDir(Dir):
+    """``/sys/bus/<bus>/drivers``: one directory per driver bound to a producer device."""
+
+    __slots__ = ("bus", "k")
+
+    def __init__(self, k: Kernel, bus: str) -> None:
+        self.k = k
+        self.bus = bus
+
+    def _members(self, driver: str) -> list[ProducerDevice]:
+        return [p for p in self.k.dax_producer_devices.values() if p.bus == self.bus and p.driver == driver]
+
+    def names(self) -> Iterable[str]:
+        return sorted({p.driver for p in self.k.dax_producer_devices.values() if p.bus == self.bus and p.driver})
+
+    def child(self, name: str) -> Node | None:
+        members = self._members(name)
+        if not members:
+            return None
+        here = f"/bus/{self.bus}/drivers/{name}"
+        entries: dict[str, Node] = {"uevent": uevent_attr(self.k, here, "drivers", mode=0o200)}
+        entries.update({p.name: link(here, p.devpath) for p in members})
+        return StaticDir(entries)
+
+
+def producer_bus(k: Kernel, bus: str) -> Callable[[], Node | None]:
+    """``/sys/bus/{platform,cxl,nd}`` with the producers' devices and their drivers, so that
+    their ``subsystem``/``driver`` links resolve (udev walks them). ``platform`` always
+    exists; the others while some producer device sits on them."""
+
+    def members() -> dict[str, str]:
+        return {p.name: p.devpath for p in k.dax_producer_devices.values() if p.bus == bus}
+
+    devices = BusDevicesDir(f"/bus/{bus}/devices", lambda: list(members()), lambda name: members().get(name))
+    directory = simple_bus(k, bus, devices, ProducerDriversDir(k, bus))
+
+    def build() -> Node | None:
+        return directory if bus == "platform" or members() else None
+
+    return build
 
 
 # -- /sys/bus/dax -------------------------------------------------------------------------------
@@ -405,10 +435,11 @@ def add_dax_entries(root: StaticDir, k: Kernel) -> None:
     assert isinstance(bus, StaticDir) and isinstance(devices, StaticDir)
     assert isinstance(dev, StaticDir) and isinstance(module, StaticDir)
     bus.entries["dax"] = dax_bus(k)
-    bus.entries.update(producer_buses(k))
+    for name in ("platform", "cxl", "nd"):
+        bus.entries[name] = producer_bus(k, name)
     platform = devices.entries["platform"]
     assert isinstance(platform, StaticDir)
-    platform.entries.update(platform_entries(k))
+    devices.entries["platform"] = MergedDir(platform, PlatformDevicesDir(k))
     dev.entries["char"] = DevCharDir(k)
     module.entries["device_dax"] = dax_module(k, "device_dax")
     module.entries["kmem"] = dax_module(k, "kmem")
