@@ -7,7 +7,7 @@ import errno
 
 from memsim import CXL_START, MEM, NODE, Sim, raises_errno
 
-from fakesysfs.config import MiB
+from fakesysfs.config import BootConfig, GiB, MemRange, MiB, NodeConfig
 
 
 # -- add_memory_resource(): "mm/memory_hotplug: activate node before adding new memory blocks"
@@ -57,3 +57,21 @@ def test_add_01_failed_add_on_an_online_node_leaves_the_node_alone():
         sim.add_kmem(start=CXL_START + 128 * MiB, size=2 * 128 * MiB)
     assert sim.events(mark) == [("add", f"{MEM}/memory523"), ("remove", f"{MEM}/memory523")]
     assert sim.cat(f"{NODE}/online") == "0-1\n"
+
+
+# -- adjust_present_page_count(): early (boot) sections move zone->present_early_pages too, so
+# offlining boot memory shrinks the KERNEL_EARLY base of the auto-movable ratio (2.4).
+def test_zone_03_offlining_boot_memory_lowers_the_auto_movable_kernel_early_base():
+    cfg = BootConfig(nodes=[NodeConfig(0, [0, 1], [MemRange(4 * GiB, 8 * GiB)])], possible_nodes=[0, 1],
+                     online_policy="auto-movable", auto_movable_numa_aware=False, memmap_on_memory="Y",
+                     boot_unmovable=False)
+    sim = Sim(cfg)
+    sim.add_kmem()  # 16 GiB <= 3.01 * 8 GiB
+    assert sim.zones(522) == "Movable Normal"
+    boot = range(32, 64)  # 4 GiB of the 8 GiB of boot Normal memory
+    for bid in boot:
+        sim.echo(f"{MEM}/memory{bid}/state", "offline")
+    assert sim.zones(522) == "Normal Movable"  # 16 GiB > 3.01 * 4 GiB
+    for bid in boot:
+        sim.echo(f"{MEM}/memory{bid}/state", "online_kernel")
+    assert sim.zones(522) == "Movable Normal"

@@ -284,6 +284,8 @@ class MemoryBlocksMixin:
         had_memory = node.present_pages > 0
         zone.grow_span(block.id)
         zone.present += block.present
+        if block.boot:  # adjust_present_page_count(): early sections count as present_early too
+            zone.present_early += block.present
         zone.managed += block.managed
         zone.free += block.free
         block.zone = zone_name
@@ -330,6 +332,8 @@ class MemoryBlocksMixin:
             self.migrate_away(block)
         zone = node.zones[block.zone or ZONE_NORMAL]
         zone.present -= block.present
+        if block.boot:
+            zone.present_early -= block.present
         zone.managed -= block.managed
         zone.free -= block.free
         if block.group is not None:
