@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 
-from memsim import CXL_START, MEM, NODE, Sim, raises_errno
+from memsim import CXL_SIZE, CXL_START, MEM, NODE, Sim, raises_errno
 
 from fakesysfs.config import BootConfig, GiB, MemRange, MiB, NodeConfig
 
@@ -75,3 +75,27 @@ def test_zone_03_offlining_boot_memory_lowers_the_auto_movable_kernel_early_base
     for bid in boot:
         sim.echo(f"{MEM}/memory{bid}/state", "online_kernel")
     assert sim.zones(522) == "Movable Normal"
+
+
+# -- try_remove_memory() -> release_mem_region_adjustable(): descend through non-busy parents
+# to the busy resource holding the range, and free, trim or split it.
+def test_rem_release_mem_region_adjustable_frees_the_busy_child_of_a_same_span_claim():
+    sim = Sim()
+    claim = sim.k.resources.request_region(CXL_START, CXL_SIZE, "dax0.0", busy=False)
+    sim.add_kmem()
+    sim.k.remove_memory(CXL_START, CXL_SIZE)
+    iomem = sim.k.resources.format_iomem()
+    assert "1050000000-144fffffff : dax0.0\n" in iomem and "System RAM (kmem)" not in iomem
+    assert claim.children == []
+
+
+def test_rem_release_mem_region_adjustable_trims_and_splits_a_larger_resource():
+    sim = Sim()
+    bs = sim.k.block_size
+    sim.add_kmem(size=4 * bs)  # memory522..525, one System RAM (kmem) resource
+    sim.k.remove_memory(CXL_START + bs, bs)  # split around memory523
+    sim.k.remove_memory(CXL_START, bs)  # memory522: the start moves up
+    ram = [line for line in sim.k.resources.format_iomem().splitlines() if "System RAM (kmem)" in line]
+    assert ram == ["1060000000-106fffffff : System RAM (kmem)"]
+    sim.k.add_memory_driver_managed(1, CXL_START + bs, bs, "System RAM (kmem)", 0)  # the hole is free again
+    assert 523 in sim.k.blocks

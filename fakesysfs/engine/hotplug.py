@@ -330,11 +330,41 @@ class HotplugMixin:
         else:
             self.remove_memory_blocks_and_altmaps(blocks)
         self.nr_memmap_pages -= self.memmap_pages_per_section * (size // SECTION_SIZE)
-        res = self.resources.find(start, start + size - 1)
-        if res is not None and res.name.startswith("System RAM"):
-            self.resources.release(res)
+        self.release_mem_region_adjustable(start, size)
         if nid is not None:
             self.try_offline_node(nid)
+
+    def release_mem_region_adjustable(self: Kernel, start: int, size: int) -> None:
+        """kernel/resource.c: descend through non-busy resources to the busy one holding
+        [start, end], then free it, move its start or end, or split it in two."""
+        end = start + size - 1
+        parent = self.resources.root
+        while True:
+            for res in parent.children:
+                if res.start >= end:
+                    return
+                if res.start > start or res.end < end:
+                    continue
+                if not res.busy:
+                    parent = res
+                    break
+                if res.start == start and res.end == end:
+                    self.resources.release(res)
+                elif res.start == start:
+                    res.start = end + 1
+                elif res.end == end:
+                    res.end = start - 1
+                else:  # split into two entries; children above the hole go with the upper one
+                    upper = Resource(res.name, end + 1, res.end, res.busy, parent=parent)
+                    upper.children = [c for c in res.children if c.start > end]
+                    res.children = [c for c in res.children if c.start <= end]
+                    for child in upper.children:
+                        child.parent = upper
+                    res.end = start - 1
+                    parent.children.insert(parent.children.index(res) + 1, upper)
+                return
+            else:
+                return
 
     def remove_memory_blocks_and_altmaps(self: Kernel, blocks: list[MemoryBlock]) -> None:
         for block in blocks:
