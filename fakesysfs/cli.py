@@ -123,13 +123,17 @@ def _cmd_mount(args: argparse.Namespace) -> int:
     _check_dev_fuse()
     _check_libfuse()
     _check_mountpoint(mountpoint)
-    tree = _build_tree(args.config)
+    from .sysfs import build_tree
+
+    kernel = _boot_kernel(args.config)
+    tree = build_tree(kernel)
     if args.foreground:
-        return _serve_foreground(tree, mountpoint, args.allow_other)
-    return _serve_daemon(tree, mountpoint, args.allow_other, args.log_file)
+        return _serve_foreground(tree, mountpoint, args.allow_other, kernel)
+    return _serve_daemon(tree, mountpoint, args.allow_other, args.log_file, kernel)
 
 
-def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool) -> int:
+def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Kernel | None = None) -> int:
+    from .control import serving_or_warn
     from .fuse_adapter import MountError, serve
 
     def ready() -> None:
@@ -137,13 +141,16 @@ def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool) -> int:
               file=sys.stderr, flush=True)
 
     try:
-        serve(tree, mountpoint, foreground=True, allow_other=allow_other, ready_callback=ready)
+        # The control socket (fakesysfs monitor/udev) lives as long as the mount.
+        with serving_or_warn(kernel) if kernel is not None else contextlib.nullcontext():
+            serve(tree, mountpoint, foreground=True, allow_other=allow_other, ready_callback=ready)
     except MountError as exc:
         raise CliError(str(exc)) from None
     return 0
 
 
-def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_file: str | None) -> int:
+def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_file: str | None,
+                  kernel: Kernel | None = None) -> int:
     if log_file is not None:
         log_file = os.path.abspath(log_file)
     sys.stdout.flush()
@@ -154,7 +161,7 @@ def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_file: str 
         status = 1
         try:
             os.close(read_end)
-            status = _daemon_main(tree, mountpoint, allow_other, log_file, write_end)
+            status = _daemon_main(tree, mountpoint, allow_other, log_file, write_end, kernel)
         except BaseException:
             with contextlib.suppress(BaseException):
                 log.exception("daemon failed")
@@ -165,8 +172,10 @@ def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_file: str 
 
 
 def _daemon_main(
-    tree: Tree, mountpoint: str, allow_other: bool, log_file: str | None, report_fd: int
+    tree: Tree, mountpoint: str, allow_other: bool, log_file: str | None, report_fd: int,
+    kernel: Kernel | None = None,
 ) -> int:
+    from .control import serving_or_warn
     from .fuse_adapter import MountError, serve
 
     os.setsid()  # no SIGINT/SIGHUP from the parent's terminal
@@ -181,7 +190,9 @@ def _daemon_main(
         _detach_stdio(log_file)
 
     try:
-        serve(tree, mountpoint, foreground=True, allow_other=allow_other, ready_callback=ready)
+        # The control socket (fakesysfs monitor/udev) lives as long as the mount.
+        with serving_or_warn(kernel) if kernel is not None else contextlib.nullcontext():
+            serve(tree, mountpoint, foreground=True, allow_other=allow_other, ready_callback=ready)
     except (MountError, OSError) as exc:
         if reported:  # stdio is detached by now: this goes to --log-file
             log.error("%s", exc)
@@ -520,6 +531,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="run the daemon and COMMAND on one CPU (several times faster on small VMs)")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]")
     run.set_defaults(func=_cmd_run)
+
+    from . import monitor
+
+    monitor.add_parser(commands)
     return parser
 
 

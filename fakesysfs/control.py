@@ -71,6 +71,7 @@ __all__ = [
     "find_control_socket",
     "runtime_dir",
     "serving",
+    "serving_or_warn",
 ]
 
 log = logging.getLogger(__name__)
@@ -497,3 +498,22 @@ class ControlClient:
                 yield event_from_json(obj)
             elif obj.get("ok") is False:
                 raise ControlError(obj.get("error", "subscription ended"), obj.get("errno"), obj)
+
+
+@contextlib.contextmanager
+def serving_or_warn(kernel: Kernel, directory: str | None = None) -> Iterator[ControlServer | None]:
+    """``serving``, but a socket that cannot be made only costs a warning (the mount still
+    works; ``fakesysfs monitor`` and ``fakesysfs udev`` will say there is no control file)."""
+    try:
+        server = ControlServer(kernel, directory)
+        server.start()
+    except OSError as exc:
+        log.warning("no control socket for this mount (monitor/udev will not work): %s", exc)
+        yield None
+        return
+    kernel.control_socket = server.path
+    try:
+        yield server
+    finally:
+        kernel.control_socket = None
+        server.close()
