@@ -434,6 +434,23 @@ def test_producers_put_their_ranges_in_iomem_and_kmem_nests_under_them() -> None
     )
 
 
+def test_a_window_above_max_physmem_bits_fails_both_drivers_like_the_kernel() -> None:
+    """kmem's add fails with E2BIG (R-ADD: "exceeds maximum addressable range"), device_dax's
+    memremap_pages() with EINVAL; iomem_resource itself would have taken the claims."""
+    s = boot(max_physmem_bits=36, pmem=[PmemConfig("namespace3.0", 0x2400000000, 1 * GiB, target_node=0)])
+    assert s.k.kmsg == [
+        "Hotplug memory [0x1050000000-0x1450000000] exceeds maximum addressable range [0x0-0xfffffffff]",
+        "mapping0: 0x1050000000-0x144fffffff memory add failed",
+        "probe with driver kmem failed with error -7",
+        "Hotplug memory [0x2400200000-0x2440000000] exceeds maximum addressable range [0x0-0xfffffffff]",
+        "probe with driver device_dax failed with error -22",
+    ]
+    assert not s.exists(f"{CXL_DEV}/driver")
+    assert s.err(f"{KMEM}/bind", "dax0.0") == errno.E2BIG
+    assert s.err(f"{DEVDAX}/bind", "dax3.0") == errno.EINVAL
+    assert s.k.memory_groups == {}
+
+
 def test_producer_driver_override_binds_through_new_id() -> None:
     """The acceptance fixture (real-clients 11): CXL dax0.0 bound to device_dax at boot."""
     s = boot(cxl_regions=[CxlRegionConfig(CXL_START, CXL_SIZE, target_node=1, driver="device_dax")])
@@ -642,6 +659,15 @@ def test_uevent_write_emits_a_synthetic_event_with_the_device_variables() -> Non
     [(action, path, props)] = s.event_env(mark)
     assert (action, path, props["SUBSYSTEM"], props["DRIVER"]) == ("change", CXL_DEV, "dax", "kmem")
     assert s.err(f"{CXL_DEV}/uevent", "explode") == errno.EINVAL
+
+
+def test_bus_and_driver_uevent_files_emit_bus_and_drivers_events() -> None:
+    s = boot()
+    mark = s.mark()
+    assert s.echo(f"{BUS}/uevent", "change") == 7
+    assert s.echo(f"{KMEM}/uevent", "add") == 4
+    assert s.events(mark) == [("change", BUS), ("add", KMEM)]
+    assert [e.subsystem for e in s.k.events.since(mark)] == ["bus", "drivers"]
 
 
 # -- 5.5 kmem probe --------------------------------------------------------------------------

@@ -328,8 +328,8 @@ class DaxMixin:
         rid = self.memregion_alloc()
         end = cfg.start + cfg.size - 1
         # /proc/iomem: the CFMWS window, the region inside it (R-DAXC-03).
-        self.resources.insert_boot(cfg.start, cfg.size, f"CXL Window {index}")
-        self.resources.request_region(cfg.start, cfg.size, f"region{rid}", busy=False)
+        if self._iomem_boot(cfg.start, cfg.size, f"CXL Window {index}"):
+            self.resources.request_region(cfg.start, cfg.size, f"region{rid}", busy=False)
         root = "/devices/platform/ACPI0017:00"
         self._producer_device(root, "platform", driver="cxl_acpi", modalias="acpi:ACPI0017:")
         self._producer_device(f"{root}/root0", "cxl", devtype="cxl_port", modalias="cxl:t4")
@@ -350,7 +350,7 @@ class DaxMixin:
         """hmem_register_device() + dax_hmem_probe(): platform device ``hmem.N``."""
         rid = self.memregion_alloc()
         end = cfg.start + cfg.size - 1
-        self.resources.insert_boot(cfg.start, cfg.size, "Soft Reserved")
+        self._iomem_boot(cfg.start, cfg.size, "Soft Reserved")
         numa_node = cfg.numa_node if cfg.numa_node is not None else self.numa_map_to_online_node(cfg.target_node)
         parent = self._producer_device(f"/devices/platform/hmem.{rid}", "platform", driver="hmem",
                                        modalias="platform:hmem", numa_node=numa_node)
@@ -368,8 +368,7 @@ class DaxMixin:
         data_start = cfg.start + cfg.reserve
         end = cfg.start + cfg.size - 1
         # e820 type 12 (PRAM) is what registers e820_pmem; its iomem name has "(legacy)".
-        self.resources.insert_boot(cfg.start, cfg.size, "Persistent Memory (legacy)")
-        if cfg.reserve:
+        if self._iomem_boot(cfg.start, cfg.size, "Persistent Memory (legacy)") and cfg.reserve:
             # "reserve the metadata area, device-dax will reserve the data"
             self.resources.request_region(cfg.start, cfg.reserve, cfg.namespace, busy=True)
         numa_node = cfg.numa_node if cfg.numa_node is not None else self.numa_map_to_online_node(cfg.target_node)
@@ -384,6 +383,30 @@ class DaxMixin:
                                        adistance=cfg.adistance)
         return self.devm_create_dev_dax(region, dev_id, end - data_start + 1, memmap_on_memory=False,
                                         autoprobe=cfg.driver is None)
+
+    def _iomem_boot(self: Kernel, start: int, size: int, name: str) -> bool:
+        """A firmware range in /proc/iomem. The kernel's iomem_resource spans every address;
+        the simulator's tree stops at max_physmem_bits, so a window above it is not listed."""
+        if start + size - 1 > self.resources.root.end:
+            return False
+        self.resources.insert_boot(start, size, name)
+        return True
+
+    def request_mem_region(self: Kernel, start: int, size: int, name: str, busy: bool) -> Resource | None:
+        """request_mem_region(); above the simulator's tree (see _iomem_boot) it succeeds with
+        a resource that is listed nowhere, as the kernel's would be above max_physmem_bits."""
+        if start + size - 1 > self.resources.root.end:
+            return Resource(name, start, start + size - 1, busy)
+        return self.resources.request_region(start, size, name, busy)
+
+    def mhp_range_allowed(self: Kernel, start: int, size: int) -> bool:
+        """Physical range usable for memory hotplug / memremap_pages (max_physmem_bits)."""
+        end = start + size
+        hi = (1 << self.max_physmem_bits) - 1
+        if start < end and end - 1 <= hi:
+            return True
+        self.printk(f"Hotplug memory [{start:#x}-{end:#x}] exceeds maximum addressable range [{0:#x}-{hi:#x}]")
+        return False
 
     def alloc_dax_region(self: Kernel, parent: ProducerDevice, region_id: int, start: int, end: int,
                          target_node: int, align: int, flags: int, *, numa_node: int, producer: str,
@@ -953,7 +976,7 @@ class DaxMixin:
             size = end - start + 1
             # "Region is permanently reserved if hotremove fails." System RAM flags, not
             # busy, so that add_memory_driver_managed() nests under it (R-KMEM-08).
-            res = self.resources.request_region(start, size, data.res_name, busy=False)
+            res = self.request_mem_region(start, size, data.res_name, busy=False)
             if res is None:
                 self.printk(f"mapping{i}: {_hex(start)}-{_hex(end)} could not reserve region")
                 if mapped:
@@ -1032,14 +1055,20 @@ class DaxMixin:
         if dev.region.is_static and len(dev.ranges) > 1:
             raise KernelError(errno.EINVAL)  # "static pgmap / multi-range device conflict"
         claims: list[Resource] = []
-        for i, rng in enumerate(dev.ranges):
-            res = self.resources.request_region(rng.start, rng.size, dev.name, busy=True)
-            if res is None:
-                self.printk(f"mapping{i}: {_hex(rng.start)}-{_hex(rng.end)} could not reserve range")
-                for claim in reversed(claims):  # devm unwinding
-                    self.resources.release(claim)
-                raise KernelError(errno.EBUSY)
-            claims.append(res)
+        try:
+            for i, rng in enumerate(dev.ranges):
+                res = self.request_mem_region(rng.start, rng.size, dev.name, busy=True)
+                if res is None:
+                    self.printk(f"mapping{i}: {_hex(rng.start)}-{_hex(rng.end)} could not reserve range")
+                    raise KernelError(errno.EBUSY)
+                claims.append(res)
+            for rng in dev.ranges:  # devm_memremap_pages() -> pagemap_range()
+                if not self.mhp_range_allowed(rng.start, rng.size):
+                    raise KernelError(errno.EINVAL)
+        except KernelError:
+            for claim in reversed(claims):  # devm unwinding
+                self.resources.release(claim)
+            raise
         dev.claims = claims
 
     def dev_dax_remove(self: Kernel, dev: DevDax) -> None:
