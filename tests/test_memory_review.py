@@ -99,3 +99,19 @@ def test_rem_release_mem_region_adjustable_trims_and_splits_a_larger_resource():
     assert ram == ["1060000000-106fffffff : System RAM (kmem)"]
     sim.k.add_memory_driver_managed(1, CXL_START + bs, bs, "System RAM (kmem)", 0)  # the hole is free again
     assert 523 in sim.k.blocks
+
+
+# -- offline_pages(): pr_debug("memory offlining [mem %#010llx-%#010llx] failed due to %s\n")
+# over the range offline_pages() was given, which starts after the block's vmemmap pages.
+def test_state_08_offline_failure_log_text_and_range_match_offline_pages():
+    sim = Sim()
+    sim.add_kmem(size=128 * MiB)
+    sim.echo(f"{MEM}/memory522/state", "online_movable")
+    sim.k.set_block_usage(sim.k.blocks[522], pinned=1)
+    with raises_errno(errno.EBUSY):
+        sim.echo(f"{MEM}/memory522/state", "offline")
+    assert sim.k.kmsg[-1] == "memory offlining [mem 0x1050200000-0x1057ffffff] failed due to failure to isolate range"
+    low = Sim(BootConfig(nodes=[NodeConfig(0, [0], [MemRange(0, 1 * GiB)])]))
+    with raises_errno(errno.EBUSY):
+        low.echo(f"{MEM}/memory5/state", "offline")
+    assert low.k.kmsg[-1] == "memory offlining [mem 0x28000000-0x2fffffff] failed due to failure to isolate range"

@@ -317,8 +317,7 @@ class MemoryBlocksMixin:
     def offline_pages(self: Kernel, block: MemoryBlock) -> None:
         node = self.nodes[block.nid]
         if block.present != self.pages_per_block:
-            self.printk(f"memory offlining [mem {self.block_start(block):#018x}-"
-                        f"{self.block_start(block) + self.block_size - 1:#018x}] failed due to memory holes")
+            self._offline_failed(block, "memory holes")
             raise KernelError(errno.EINVAL)
         if block.unmovable or block.pinned:
             # start_isolate_page_range() finds unmovable pages (R-STATE-08).
@@ -351,8 +350,10 @@ class MemoryBlocksMixin:
             self.memtier_node_offline(node)
 
     def _offline_failed(self: Kernel, block: MemoryBlock, reason: str) -> None:
-        start = self.block_start(block)
-        self.printk(f"memory offlining [mem {start:#018x}-{start + self.block_size - 1:#018x}] failed due to {reason}")
+        """offline_pages()'s pr_debug; its range starts after the block's vmemmap pages."""
+        start = self.block_start(block) + block.altmap * self.page_size
+        end = self.block_start(block) + self.block_size - 1
+        self.printk(f"memory offlining [mem {start:#010x}-{end:#010x}] failed due to {reason}")
 
     def migrate_away(self: Kernel, block: MemoryBlock) -> None:
         """do_migrate_range() as counters: move the block's movable pages to free memory of
