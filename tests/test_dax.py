@@ -896,6 +896,20 @@ def test_delete_errors_and_success() -> None:
     assert s.cat(f"{reg}/create") == "dax0.1\n"
 
 
+def test_files_of_a_deleted_device_fail_with_enodev_even_when_open() -> None:
+    s, reg, _ = idle_hmem()
+    s.echo(f"{reg}/create", "1")
+    size = s.t.open(s.real(f"{BUS}/devices/dax0.1/size"), os.O_RDWR)
+    s.echo(f"{reg}/delete", "dax0.1")
+    with pytest.raises(KernelError) as exc:
+        s.t.write(size, b"2097152\n")
+    assert exc.value.errno == errno.ENODEV
+    with pytest.raises(KernelError) as exc:
+        s.t.read(size, 4096, 0)
+    assert exc.value.errno == errno.ENODEV
+    assert s.cat(f"{reg}/available_size") == f"{1 * GiB}\n"
+
+
 def test_size_write_errors_in_kernel_order() -> None:
     """R-DAX-SIZE-01: parse errno, misaligned EINVAL, region disabled ENXIO, bound EBUSY,
     too big ENOSPC."""

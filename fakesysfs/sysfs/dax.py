@@ -17,7 +17,7 @@ from ..errors import KernelError
 from .common import const, link, power_dir, ro, rw, uevent_attr, wo
 from .memory import BusDevicesDir, simple_bus
 from .parsers import kstrtobool
-from .tree import Dir, MergedDir, Node, StaticDir
+from .tree import Attr, Dir, MergedDir, Node, StaticDir
 
 if TYPE_CHECKING:
     from ..engine import Kernel
@@ -111,9 +111,27 @@ class DevDaxDir(Dir):
         return names
 
     def child(self, name: str) -> Node | None:
-        k, dev = self.k, self.dev
         if not self._alive():
             return None
+        node = self._child(name)
+        if isinstance(node, Attr):
+            node = Attr(node.mode, self._live(node.show), self._live(node.store))
+        return node
+
+    def _live(self, fn: Callable | None) -> Callable | None:
+        """kernfs: a file of a deleted device fails with ENODEV, even if it was open."""
+        if fn is None:
+            return None
+
+        def guarded(*args):
+            if not self._alive():
+                raise KernelError(errno.ENODEV)
+            return fn(*args)
+
+        return guarded
+
+    def _child(self, name: str) -> Node | None:
+        k, dev = self.k, self.dev
         static = dev.region.is_static
         here = dev.devpath
         if name == "size":
