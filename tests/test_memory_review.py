@@ -8,6 +8,7 @@ import errno
 from memsim import CXL_SIZE, CXL_START, MEM, NODE, Sim, raises_errno
 
 from fakesysfs.config import BootConfig, GiB, MemRange, MiB, NodeConfig
+from fakesysfs.engine.hotplug import MHP_MEMMAP_ON_MEMORY
 
 
 # -- add_memory_resource(): "mm/memory_hotplug: activate node before adding new memory blocks"
@@ -115,3 +116,20 @@ def test_state_08_offline_failure_log_text_and_range_match_offline_pages():
     with raises_errno(errno.EBUSY):
         low.echo(f"{MEM}/memory5/state", "offline")
     assert low.k.kmsg[-1] == "memory offlining [mem 0x28000000-0x2fffffff] failed due to failure to isolate range"
+
+
+# -- offline_and_remove_memory(): pr_err("%s: Failed to remove memory: %d") when the removal
+# fails after offlining, pr_warn("%s: Failed to re-online memory: %d") per failed re-online.
+def test_rem_02_offline_and_remove_memory_logs_remove_and_reonline_failures():
+    sim = Sim()
+    bs = sim.k.block_size
+    sim.k.add_memory_driver_managed(1, CXL_START, bs, "System RAM (kmem)", MHP_MEMMAP_ON_MEMORY)
+    sim.k.add_memory_driver_managed(1, CXL_START + bs, bs, "System RAM (kmem)", 0)
+    sim.echo(f"{MEM}/memory522/state", "online_movable")
+    sim.echo(f"{MEM}/memory523/state", "online_movable")
+    sim.echo("/kernel/debug/notifier-error-inject/memory/actions/MEM_GOING_ONLINE/error", "-12")
+    with raises_errno(errno.EINVAL):
+        sim.k.offline_and_remove_memory(CXL_START, 2 * bs)  # mixed altmaps
+    assert sim.k.kmsg[-3:] == ["offline_and_remove_memory: Failed to remove memory: -22",
+                               "try_reonline_memory_block: Failed to re-online memory: -12",
+                               "try_reonline_memory_block: Failed to re-online memory: -12"]

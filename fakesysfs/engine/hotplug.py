@@ -385,12 +385,16 @@ class HotplugMixin:
                     kind = OnlineType.ONLINE_MOVABLE if block.zone == ZONE_MOVABLE else OnlineType.ONLINE_KERNEL
                     self.device_offline(block)
                     offlined.append((block, kind))
-                self.try_remove_memory(start, size)
+                try:
+                    self.try_remove_memory(start, size)
+                except KernelError as err:
+                    self.printk(f"offline_and_remove_memory: Failed to remove memory: {-err.errno}")
+                    raise
             except KernelError:
                 for block, kind in offlined:  # try_reonline_memory_block
                     block.online_type = kind
                     try:
                         self.device_online(block)
-                    except KernelError:
-                        pass
+                    except KernelError as err:
+                        self.printk(f"try_reonline_memory_block: Failed to re-online memory: {-err.errno}")
                 raise
