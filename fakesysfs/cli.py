@@ -532,9 +532,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]")
     run.set_defaults(func=_cmd_run)
 
-    from . import monitor
+    from . import monitor, udev_rules
 
     monitor.add_parser(commands)
+    udev_rules.add_parser(commands)
     return parser
 
 
