@@ -471,7 +471,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     kernel = _boot_kernel(args.config)
     from .sysfs import build_tree
 
-    options = RunOptions(share_net=args.share_net)
+    options = RunOptions(share_net=args.share_net, userns=True if args.userns else None)
     if args.pin:
         from .run import current_cpu
 
@@ -527,6 +527,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", metavar="FILE", help="append every store (path, bytes, errno) to FILE as JSON lines")
     run.add_argument("--share-net", action="store_true",
                      help="keep the host's network namespace (default: a private one, loopback only)")
+    run.add_argument("--userns", action="store_true",
+                     help="use a user namespace even as root (what runs without root: no mknod, FUSE /dev)")
     run.add_argument("--pin", action="store_true",
                      help="run the daemon and COMMAND on one CPU (several times faster on small VMs)")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]")

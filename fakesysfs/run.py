@@ -45,7 +45,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +123,9 @@ class RunOptions:
     #: daemon costs about a fifth when client and daemon share a CPU (fuse-notes.md), so
     #: daxctl's ~1000 lookups per block operation take ~1 s instead of ~5 s on a 2-vCPU VM.
     pin_cpu: int | None = None
+    #: Use a user namespace: None = only when not root; True also as root (tests the
+    #: rootless path: no mknod, dax nodes served by FUSE).
+    userns: bool | None = None
     #: Extra environment for the command.
     env: dict[str, str] = field(default_factory=dict)
 
@@ -169,14 +172,16 @@ def current_cpu() -> int:
 
 
 # -- the namespace --------------------------------------------------------------------------
-def enter_namespace(*, share_net: bool) -> bool:
-    """unshare the mount (and network) namespace, as root or in a new user namespace.
+def enter_namespace(*, share_net: bool, userns: bool | None = None) -> bool:
+    """unshare the mount (and network) namespace, as root or in a new user namespace
+    (``userns`` None: only when not root).
 
-    Returns True when a user namespace was needed (no mknod then). Mounts become private
-    first, so nothing mounted later propagates to the host.
+    Returns True when in a user namespace (no mknod then). Mounts become private first, so
+    nothing mounted later propagates to the host.
     """
     flags = CLONE_NEWNS | (0 if share_net else CLONE_NEWNET)
-    userns = os.geteuid() != 0
+    if userns is None:
+        userns = os.geteuid() != 0
     uid, gid = os.geteuid(), os.getegid()
     try:
         unshare(flags | (CLONE_NEWUSER if userns else 0))
@@ -215,43 +220,44 @@ def _loopback_up() -> None:
         fcntl.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
 
 
-def setup_dev(devices: Sequence[DevNode], *, userns: bool) -> None:
-    """A private tmpfs ``/dev``: the usual nodes, pts and shm, and ``devices``.
+def setup_dev(devices: Sequence[DevNode]) -> None:
+    """A private tmpfs ``/dev`` (as root): the usual nodes, pts, shm, and ``devices``.
 
     The host's ``/dev`` stays reachable through an O_PATH descriptor while it is covered,
-    so ``pts`` (and, in a user namespace, the nodes) can be bind mounted from it.
+    so its ``pts`` can be bind mounted (the command's terminal lives there).
     """
     host = os.open("/dev", os.O_PATH | os.O_DIRECTORY)
     try:
         mount("fakesysfs-dev", "/dev", "tmpfs", MS_NOSUID, "mode=755")
         for name, major, minor, mode in DEV_NODES:
-            _devnode(f"/dev/{name}", stat.S_IFCHR, major, minor, mode, host_fd=host if userns else None)
+            os.mknod(f"/dev/{name}", stat.S_IFCHR | mode, os.makedev(major, minor))
+            os.chmod(f"/dev/{name}", mode)  # mknod honours the umask
         for name, target in DEV_LINKS:
             os.symlink(target, f"/dev/{name}")
         os.mkdir("/dev/pts", 0o755)
-        with contextlib.suppress(OSError):  # no devpts on the host: no terminals inside
-            mount(f"/proc/self/fd/{host}/pts", "/dev/pts", None, MS_BIND)
         os.mkdir("/dev/shm")
-        os.chmod("/dev/shm", 0o1777)
-        mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+        _mount_pts_and_shm(host)
     finally:
         os.close(host)
-    if not userns:
-        for node in devices:
-            node.create()
+    for node in devices:
+        node.create()
 
 
-def _devnode(path: str, kind: int, major: int, minor: int, mode: int, host_fd: int | None) -> None:
-    if host_fd is None:
-        os.mknod(path, kind | mode, os.makedev(major, minor))
-        os.chmod(path, mode)  # mknod honours the umask
-        return
-    # User namespace: mknod is refused; bind the host's node over an empty file.
-    source = f"/proc/self/fd/{host_fd}/{posixpath.basename(path)}"
-    if not os.path.exists(source):
-        return
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
-    mount(source, path, None, MS_BIND)
+def _mount_pts_and_shm(host_dev: int) -> None:
+    with contextlib.suppress(OSError):  # no devpts on the host: no terminals inside
+        mount(f"/proc/self/fd/{host_dev}/pts", "/dev/pts", None, MS_BIND)
+    mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+
+
+def setup_devfs_mounts(host_dev: int) -> None:
+    """User namespaces: over the FUSE ``/dev`` (DevFs), bind the host's nodes onto its empty
+    files (mknod is refused, and a FUSE device node could not be opened: nodev), then pts
+    and shm. ``host_dev`` is an O_PATH descriptor of the host's ``/dev``."""
+    for name, *_ in DEV_NODES:
+        source = f"/proc/self/fd/{host_dev}/{name}"
+        if os.path.exists(source):
+            mount(source, f"/dev/{name}", None, MS_BIND)
+    _mount_pts_and_shm(host_dev)
 
 
 def setup_run() -> None:
@@ -398,6 +404,7 @@ class DevFs:
     use_ns = True
 
     def __init__(self, devices: Sequence[DevNode]) -> None:
+        self.ready = threading.Event()
         self._lock = threading.Lock()
         self._devices = {node.name: node for node in devices}
         self._files = {name for name, *_ in DEV_NODES}
@@ -412,12 +419,6 @@ class DevFs:
     def remove(self, node: DevNode) -> None:
         with self._lock:
             self._devices.pop(node.name, None)
-
-    def __call__(self, op: str, *args: Any) -> Any:  # fusepy dispatch
-        method = getattr(self, op, None)
-        if method is None or op.startswith("_"):
-            raise _fuse_error(errno.ENOSYS)
-        return method(*args)
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
         name = path.lstrip("/")
@@ -457,6 +458,25 @@ class DevFs:
     def statfs(self, path: str) -> dict[str, int]:
         return {"f_bsize": 4096, "f_frsize": 4096, "f_namemax": 255}
 
+    def init(self, path: str) -> None:
+        self.ready.set()
+
+
+class _DispatchingDevFs(DevFs):
+    """fusepy calls ``operations(name, *args)``; mfusepy warns if this method exists."""
+
+    def __call__(self, op: str, *args: Any) -> Any:
+        method = getattr(self, op, None)
+        if method is None or op.startswith("_"):
+            raise _fuse_error(errno.ENOSYS)
+        return method(*args)
+
+
+def make_devfs(devices: Sequence[DevNode]) -> DevFs:
+    from . import _fuse
+
+    return (_DispatchingDevFs if _fuse.CALLABLE_OPERATIONS else DevFs)(devices)
+
 
 def _fuse_error(err: int) -> OSError:
     from ._fuse import FuseOSError
@@ -464,25 +484,25 @@ def _fuse_error(err: int) -> OSError:
     return FuseOSError(err)  # type: ignore[no-any-return]
 
 
-def _serve_devfs(devfs: DevFs, mountpoint: str, ready: threading.Event, errors: list[BaseException]) -> None:
+def start_devfs(devfs: DevFs, mountpoint: str = "/dev") -> None:
+    """Serve ``devfs`` at ``mountpoint`` from a thread; return once it is mounted."""
     from . import _fuse
     from .fuse_adapter import fuse_options
 
     options = fuse_options(allow_other=True, libfuse3=_fuse.LIBFUSE3)
-    options.pop("direct_io", None)
-    options.pop("default_permissions", None)
-    original_init = getattr(devfs, "init", None)
-    assert original_init is None
+    del options["direct_io"], options["default_permissions"]  # nothing here is read
+    errors: list[BaseException] = []
 
-    def init(path: str) -> None:
-        ready.set()
+    def serve() -> None:
+        try:
+            _fuse.FUSE(devfs, mountpoint, **options)
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+            devfs.ready.set()
 
-    devfs.init = init  # type: ignore[attr-defined]
-    try:
-        _fuse.FUSE(devfs, mountpoint, **options)
-    except BaseException as exc:  # noqa: BLE001 (reported by the daemon)
-        errors.append(exc)
-        ready.set()
+    threading.Thread(target=serve, name=f"fuse {mountpoint}", daemon=True).start()
+    if not devfs.ready.wait(SETUP_TIMEOUT) or errors:
+        raise NamespaceError(f"cannot serve {mountpoint}: {errors[0] if errors else 'timeout'}")
 
 
 # -- processes ----------------------------------------------------------------------------------
@@ -564,11 +584,10 @@ def _end_leftovers(keep: set[int]) -> None:
 
 def _stop_daemon(pid: int) -> None:
     """Unmount /sys (the daemon's loop then ends, and libfuse sees the connection gone and
-    leaves the mount table alone); SIGKILL it if it does not exit within GRACE."""
+    leaves the mount table alone); SIGKILL it if it does not exit within GRACE. The rest
+    (a FUSE /dev included: it ends with the daemon's process) goes with the namespace."""
     with contextlib.suppress(OSError):
         umount("/sys", MNT_DETACH)
-    with contextlib.suppress(OSError):
-        umount("/dev", MNT_DETACH)
     deadline = time.monotonic() + GRACE
     while time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
@@ -613,7 +632,17 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
     reported = False
 
     def ready() -> None:
+        # /sys is live. A FUSE /dev goes up now, not before: libfuse opened /dev/fuse for
+        # /sys through the host's /dev, which the FUSE /dev is about to cover.
         nonlocal reported
+        if devfs is not None:
+            try:
+                start_devfs(devfs)
+            except NamespaceError as exc:
+                os.write(ready_fd, f"error: {exc}\n".encode())
+                os.close(ready_fd)
+                os.kill(os.getpid(), signal.SIGTERM)  # libfuse's handler ends the loop
+                return
         reported = True
         os.write(ready_fd, b"ok\n")
         os.close(ready_fd)
@@ -659,8 +688,6 @@ def _start_daemon(kernel: Kernel, tree: Tree, options: RunOptions, devfs: DevFs 
         status = 1
         try:
             os.close(read_end)
-            if devfs is not None:
-                _start_devfs(devfs)
             status = _daemon_main(kernel, tree, write_end, options, devfs)
         except BaseException as exc:  # noqa: BLE001
             with contextlib.suppress(BaseException):
@@ -678,17 +705,6 @@ def _start_daemon(kernel: Kernel, tree: Tree, options: RunOptions, devfs: DevFs 
     finally:
         os.close(read_end)
     return pid
-
-
-def _start_devfs(devfs: DevFs) -> None:
-    """In the daemon, before /sys: serve ``/dev`` from a thread (user namespaces only)."""
-    ready = threading.Event()
-    errors: list[BaseException] = []
-    thread = threading.Thread(target=_serve_devfs, args=(devfs, "/dev", ready, errors), daemon=True)
-    thread.start()
-    ready.wait(SETUP_TIMEOUT)
-    if errors or not ready.is_set():
-        raise NamespaceError(f"cannot serve /dev: {errors[0] if errors else 'timeout'}")
 
 
 def _exec_command(argv: Sequence[str], env: dict[str, str]) -> None:
@@ -715,15 +731,19 @@ def _keeper_main(kernel: Kernel, tree: Tree, argv: Sequence[str], options: RunOp
     if options.pin_cpu is not None:
         os.sched_setaffinity(0, {options.pin_cpu})
     try:
-        userns = enter_namespace(share_net=options.share_net)
+        userns = enter_namespace(share_net=options.share_net, userns=options.userns)
         devices = tree_devices(tree)
-        devfs = DevFs(devices) if userns else None
+        devfs = make_devfs(devices) if userns else None
         if devfs is None:
-            setup_dev(devices, userns=False)
+            setup_dev(devices)
         setup_run()
-        daemon = _start_daemon(kernel, tree, options, devfs)
-        if devfs is not None:
-            _bind_host_nodes()
+        host_dev = os.open("/dev", os.O_PATH | os.O_DIRECTORY)
+        try:
+            daemon = _start_daemon(kernel, tree, options, devfs)
+            if devfs is not None:
+                setup_devfs_mounts(host_dev)
+        finally:
+            os.close(host_dev)
     except (OSError, NamespaceError) as exc:
         os.write(report_fd, f"error: {exc}\n".encode())
         return 1
@@ -740,13 +760,6 @@ def _keeper_main(kernel: Kernel, tree: Tree, argv: Sequence[str], options: RunOp
     _end_leftovers({daemon})
     _stop_daemon(daemon)
     return status
-
-
-def _bind_host_nodes() -> None:
-    """User namespaces: the host's null, zero, ... over the FUSE /dev's empty files, pts,
-    and a tmpfs shm. The host /dev is reached through the keeper's root, which still sees
-    it: the FUSE /dev is mounted in this namespace only, on top of it."""
-    raise NotImplementedError
 
 
 # -- entry point ----------------------------------------------------------------------------------
@@ -790,6 +803,3 @@ def run(kernel: Kernel, tree: Tree, argv: Sequence[str], options: RunOptions | N
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
-
-def iter_trace(fd: int) -> Iterator[str]:  # pragma: no cover - kept for symmetry with read_trace
-    yield from ()
