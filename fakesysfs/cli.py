@@ -481,13 +481,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
             options.trace_fd = os.open(args.trace, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise CliError(f"cannot open the trace file {args.trace}: {exc.strerror}") from None
+    if args.log_file is not None:
+        try:
+            options.log_fd = os.open(args.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise CliError(f"cannot open the log file {args.log_file}: {exc.strerror}") from None
     try:
         return run(kernel, build_tree(kernel), command, options)
     except NamespaceError as exc:
         raise CliError(str(exc)) from None
     finally:
-        if options.trace_fd is not None:
-            os.close(options.trace_fd)
+        for fd in (options.trace_fd, options.log_fd):
+            if fd is not None:
+                os.close(fd)
 
 
 # -- entry point --------------------------------------------------------------------------
@@ -527,6 +533,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", metavar="FILE", help="append every store (path, bytes, errno) to FILE as JSON lines")
     run.add_argument("--share-net", action="store_true",
                      help="keep the host's network namespace (default: a private one, loopback only)")
+    run.add_argument("--log-file", metavar="PATH", help="daemon log (default: discarded once mounted)")
     run.add_argument("--userns", action="store_true",
                      help="use a user namespace even as root (what runs without root: no mknod, FUSE /dev)")
     run.add_argument("--pin", action="store_true",

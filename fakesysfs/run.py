@@ -116,6 +116,9 @@ class RunOptions:
 
     #: Store log: one JSON line per store, appended to this already-open file descriptor.
     trace_fd: int | None = None
+    #: The daemon's log (tree errors with tracebacks, libfuse messages) once /sys is up;
+    #: None discards it, as ``fakesysfs mount`` does, so COMMAND's stderr stays its own.
+    log_fd: int | None = None
     #: Keep the host's network namespace (the command can reach the network; uevent
     #: emulation would then reach the host's listeners, so it must stay off).
     share_net: bool = False
@@ -618,8 +621,8 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
-    os.close(null)
-    keep = {ready_fd} | ({options.trace_fd} if options.trace_fd is not None else set())
+    log_fd = options.log_fd if options.log_fd is not None else null
+    keep = {ready_fd, log_fd} | {fd for fd in (options.trace_fd,) if fd is not None}
     _close_fds(keep)
 
     if devfs is None:
@@ -646,6 +649,7 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
         reported = True
         os.write(ready_fd, b"ok\n")
         os.close(ready_fd)
+        os.dup2(log_fd, 2)
 
     try:
         serve(tree, "/sys", foreground=True, allow_other=True, ready_callback=ready)
