@@ -29,6 +29,22 @@ from fakesysfs.sysfs.tree import Attr, Dir, Link, Node, StaticDir, Tree
 MOUNT_TIMEOUT = 10.0
 
 
+# -- no test may write the host's /run ----------------------------------------------------
+@pytest.fixture(autouse=True, scope="session")
+def _private_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Mount daemons started by tests (and their children) put their control sockets below
+    a temporary $XDG_RUNTIME_DIR, never in the host's /run/fakesysfs (fakesysfs/control.py)."""
+    path = tmp_path_factory.mktemp("xdg-runtime")
+    path.chmod(0o700)
+    old = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("XDG_RUNTIME_DIR", None)
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = old
+
+
 # -- availability -------------------------------------------------------------------------
 @functools.cache
 def fuse_unavailable_reason() -> str | None:
