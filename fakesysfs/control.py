@@ -129,12 +129,29 @@ def runtime_dir() -> str:
 
 
 def _make_private_dir(base: str) -> str:
-    """A fresh 0700 directory below ``base`` (itself made 0700 if missing)."""
+    """A fresh 0700 directory below ``base`` (itself made 0700 if missing); directories of
+    daemons that died without cleaning up (SIGKILL) are removed on the way."""
     os.makedirs(base, mode=0o700, exist_ok=True)
     st = os.lstat(base)
     if st.st_uid != os.geteuid():
         raise OSError(errno_mod.EPERM, f"{base} belongs to uid {st.st_uid}, not to us")
+    _remove_stale(base)
     return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base)
+
+
+def _remove_stale(base: str) -> None:
+    with contextlib.suppress(OSError):
+        for name in os.listdir(base):
+            pid_text = name.split("-", 1)[0]
+            if not pid_text.isdigit() or int(pid_text) == os.getpid():
+                continue
+            try:
+                os.kill(int(pid_text), 0)
+                continue  # alive (or not ours to judge)
+            except ProcessLookupError:
+                shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+            except OSError:
+                continue
 
 
 def find_control_socket(mountpoint: str | os.PathLike[str]) -> str:
