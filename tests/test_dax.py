@@ -389,6 +389,14 @@ def test_hmem_region_idle_gives_a_size_zero_device_and_no_kmem_flag() -> None:
     assert s.real(f"{dev}/driver") == DEVDAX  # no IORESOURCE_DAX_KMEM: device type
 
 
+def test_a_hmem_range_off_the_2mib_region_alignment_gets_no_region() -> None:
+    """alloc_dax_region() refuses it: dax_hmem_probe() fails, hmem.0 stays unbound."""
+    s = hmem_only(start=0x2000100000)
+    assert s.k.kmsg == ["probe with driver hmem failed with error -12"]
+    assert s.ls("/devices/platform/hmem.0") == ["modalias", "numa_node", "power", "subsystem", "uevent"]
+    assert s.ls(f"{BUS}/devices") == []
+
+
 @pytest.mark.parametrize("profile", ["6.18", "6.9-6.16"])
 def test_device_creation_emits_add_then_binds_synchronously(profile: str) -> None:
     """R-DAXC-01: ``add`` (no DRIVER yet), then the whole kmem bind: its memory and node

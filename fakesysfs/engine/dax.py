@@ -283,12 +283,14 @@ class DaxMixin:
             dev = self.dax_pmem_probe(pmem)
             self._bind_override(dev, pmem.driver, f"pmem[{i}].driver")
 
-    def _bind_override(self: Kernel, dev: DevDax, driver: str | None, key: str) -> None:
+    def _bind_override(self: Kernel, dev: DevDax | None, driver: str | None, key: str) -> None:
         """A producer's ``driver``: bind the device to that driver through new_id, as daxctl
         does (unbind from the default first). Nothing happens when it is already bound there."""
         if driver is None:
             return
         drv = self.dax_drivers.get(driver)
+        if drv is not None and drv.loaded and dev is None:
+            return  # the producer's probe failed: there is no device to bind
         if drv is None:
             raise ConfigError(key, f"{driver!r} is not a dax driver (device_dax or kmem)")
         if not drv.loaded:
@@ -323,7 +325,7 @@ class DaxMixin:
         return min(candidates, key=lambda n: (self.distance(nid, n), n))
 
     # -- producers ------------------------------------------------------------------------
-    def cxl_dax_region_probe(self: Kernel, index: int, cfg: CxlRegionConfig) -> DevDax:
+    def cxl_dax_region_probe(self: Kernel, index: int, cfg: CxlRegionConfig) -> DevDax | None:
         """cxl_acpi + cxl_region + drivers/dax/cxl.c: ``regionN/dax_regionN/daxN.0``."""
         rid = self.memregion_alloc()
         end = cfg.start + cfg.size - 1
@@ -343,10 +345,12 @@ class DaxMixin:
         numa_node = cfg.numa_node if cfg.numa_node is not None else self.numa_map_to_online_node(cfg.target_node, need_cpus=True)
         region = self.alloc_dax_region(parent, rid, cfg.start, end, cfg.target_node, PMD_SIZE, IORESOURCE_DAX_KMEM,
                                        numa_node=numa_node, producer="cxl", adistance=cfg.adistance)
+        if region is None:
+            return None
         # R-DAX-MOM-01: CXL devices default to memmap_on_memory=1, whether or not it is possible.
         return self.devm_create_dev_dax(region, -1, cfg.size, memmap_on_memory=True, autoprobe=cfg.driver is None)
 
-    def dax_hmem_probe(self: Kernel, cfg: HmemConfig) -> DevDax:
+    def dax_hmem_probe(self: Kernel, cfg: HmemConfig) -> DevDax | None:
         """hmem_register_device() + dax_hmem_probe(): platform device ``hmem.N``."""
         rid = self.memregion_alloc()
         end = cfg.start + cfg.size - 1
@@ -359,10 +363,12 @@ class DaxMixin:
         flags = 0 if idle else IORESOURCE_DAX_KMEM
         region = self.alloc_dax_region(parent, rid, cfg.start, end, cfg.target_node, PMD_SIZE, flags,
                                        numa_node=numa_node, producer="hmem", adistance=cfg.adistance)
+        if region is None:
+            return None
         return self.devm_create_dev_dax(region, -1, 0 if idle else cfg.size, memmap_on_memory=False,
                                         autoprobe=cfg.driver is None)
 
-    def dax_pmem_probe(self: Kernel, cfg: PmemConfig) -> DevDax:
+    def dax_pmem_probe(self: Kernel, cfg: PmemConfig) -> DevDax | None:
         """__dax_pmem_probe(): ``e820_pmem/ndbus0/regionR/daxR.S/daxR.S`` (R-PATH-02)."""
         region_id, dev_id = _namespace_ids(cfg.namespace)
         data_start = cfg.start + cfg.reserve
@@ -381,6 +387,8 @@ class DaxMixin:
         region = self.alloc_dax_region(parent, region_id, data_start, end, cfg.target_node, cfg.align,
                                        IORESOURCE_DAX_STATIC, numa_node=numa_node, producer="pmem",
                                        adistance=cfg.adistance)
+        if region is None:
+            return None
         return self.devm_create_dev_dax(region, dev_id, end - data_start + 1, memmap_on_memory=False,
                                         autoprobe=cfg.driver is None)
 
@@ -410,10 +418,13 @@ class DaxMixin:
 
     def alloc_dax_region(self: Kernel, parent: ProducerDevice, region_id: int, start: int, end: int,
                          target_node: int, align: int, flags: int, *, numa_node: int, producer: str,
-                         adistance: int | None) -> DaxRegion:
-        """alloc_dax_region(): the range must be aligned to the region alignment."""
+                         adistance: int | None) -> DaxRegion | None:
+        """alloc_dax_region(): NULL (the producer's probe fails with ENOMEM, its device stays
+        unbound) unless the range is aligned to the region alignment."""
         if start % align or (end - start + 1) % align:
-            raise ConfigError(f"{producer}", f"range {start:#x}-{end:#x} is not aligned to {align:#x}")
+            self.printk(f"probe with driver {parent.driver} failed with error {-errno.ENOMEM}")
+            parent.driver = None
+            return None
         region = DaxRegion(region_id, parent.devpath, start, end, align, flags, target_node, numa_node,
                            producer, adistance)
         parent.region = region
