@@ -472,6 +472,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .sysfs import build_tree
 
     options = RunOptions(share_net=args.share_net, userns=True if args.userns else None)
+    if args.rules:
+        from .udev_rules import RulesError, UdevRules
+
+        try:
+            UdevRules.load(args.rules)  # unreadable files and unsupported keys: reported here, once
+        except RulesError as exc:
+            raise CliError(str(exc)) from None
+        options.rules = [os.path.abspath(path) for path in args.rules]
     if args.pin:
         from .run import current_cpu
 
@@ -538,6 +546,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="use a user namespace even as root (what runs without root: no mknod, FUSE /dev)")
     run.add_argument("--pin", action="store_true",
                      help="run the daemon and COMMAND on one CPU (several times faster on small VMs)")
+    run.add_argument("--rules", action="append", metavar="FILE",
+                     help="apply this udev rules file to every uevent, as systemd-udevd would (repeatable)")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]")
     run.set_defaults(func=_cmd_run)
 

@@ -95,6 +95,9 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    # Also when started with SIGINT ignored (a background job of a non-interactive shell),
+    # as udevadm's sd_event signal handling does.
+    signal.signal(signal.SIGINT, stop)
     try:
         return monitor(args.mountpoint, properties=args.property, subsystem_match=args.subsystem_match or (),
                        as_json=args.json)

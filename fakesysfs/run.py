@@ -131,6 +131,8 @@ class RunOptions:
     userns: bool | None = None
     #: Extra environment for the command.
     env: dict[str, str] = field(default_factory=dict)
+    #: udev rules files the daemon applies to every uevent, as udevd would (--rules).
+    rules: list[str] = field(default_factory=list)
 
 
 # -- libc -----------------------------------------------------------------------------------
@@ -633,6 +635,7 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
         tree.store_tracers.append(store_tracer(options.trace_fd))
 
     reported = False
+    stop_events: list[Callable[[], None]] = []
 
     def ready() -> None:
         # /sys is live. A FUSE /dev goes up now, not before: libfuse opened /dev/fuse for
@@ -646,6 +649,10 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
                 os.close(ready_fd)
                 os.kill(os.getpid(), signal.SIGTERM)  # libfuse's handler ends the loop
                 return
+        # Control socket, udev rules, libudev netlink messages (fakesysfs/netlink.py).
+        from .netlink import start_event_services
+
+        stop_events.append(start_event_services(kernel, rules=options.rules, netlink=not options.share_net))
         reported = True
         os.write(ready_fd, b"ok\n")
         os.close(ready_fd)
@@ -659,6 +666,9 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
         else:
             log.error("%s", exc)
         return 1
+    finally:
+        for stop in stop_events:
+            stop()
     return 0
 
 

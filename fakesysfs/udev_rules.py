@@ -1239,6 +1239,9 @@ def _cmd_udev(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    # Also when started with SIGINT ignored (a background job of a non-interactive shell),
+    # as udevadm's sd_event signal handling does.
+    signal.signal(signal.SIGINT, stop)
     consts = {}
     for item in args.const or ():
         key, sep, value = item.partition("=")
