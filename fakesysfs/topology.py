@@ -256,11 +256,15 @@ def dump_topology(config: BootConfig) -> str:
         out += [f"target_node = {cxl.target_node}", f"decoder = {_toml_str(cxl.decoder)}"]
         out += _fmt_optional("adistance", cxl.adistance)
         out += _fmt_optional("numa_node", cxl.numa_node)
+        if cxl.driver is not None:
+            out.append(f"driver = {_toml_str(cxl.driver)}")
     for hmem in config.hmem:
         out += ["", "[[hmem]]", f"start = {hmem.start:#x}", f"size = {_fmt_size(hmem.size)}"]
         out.append(f"target_node = {hmem.target_node}")
         out += _fmt_optional("adistance", hmem.adistance)
         out += _fmt_optional("numa_node", hmem.numa_node)
+        if hmem.driver is not None:
+            out.append(f"driver = {_toml_str(hmem.driver)}")
     for pmem in config.pmem:
         out += [
             "",
@@ -274,6 +278,8 @@ def dump_topology(config: BootConfig) -> str:
         ]
         out += _fmt_optional("adistance", pmem.adistance)
         out += _fmt_optional("numa_node", pmem.numa_node)
+        if pmem.driver is not None:
+            out.append(f"driver = {_toml_str(pmem.driver)}")
     return "\n".join(out) + "\n"
 
 
@@ -290,10 +296,11 @@ _KERNEL_KEYS = (
 )  # fmt: skip
 _NODE_KEYS = ("id", "cpus", "memory", "adistance")
 _DAX_KEYS = ("major", "drivers_autoprobe", "kmem", "device_dax", "hmem_region_idle")
-_CXL_KEYS = ("start", "size", "target_node", "decoder", "adistance", "numa_node")
-_HMEM_KEYS = ("start", "size", "target_node", "adistance", "numa_node")
+_CXL_KEYS = ("start", "size", "target_node", "decoder", "adistance", "numa_node", "driver")
+_HMEM_KEYS = ("start", "size", "target_node", "adistance", "numa_node", "driver")
 _PMEM_KEYS = (
     "namespace", "start", "size", "target_node", "reserve", "align", "adistance", "numa_node",
+    "driver",
 )  # fmt: skip
 
 
@@ -406,6 +413,7 @@ def _parse_cxl(t: _Table) -> CxlRegionConfig:
         decoder=t.get("decoder", _str, "decoder0.0"),
         adistance=t.get("adistance", _int, None),
         numa_node=t.get("numa_node", _int, None),
+        driver=_driver(t),
     )
 
 
@@ -416,6 +424,7 @@ def _parse_hmem(t: _Table) -> HmemConfig:
         target_node=t.get("target_node", _int),
         adistance=t.get("adistance", _int, None),
         numa_node=t.get("numa_node", _int, None),
+        driver=_driver(t),
     )
 
 
@@ -429,7 +438,16 @@ def _parse_pmem(t: _Table) -> PmemConfig:
         align=t.get("align", _bytes, 2 * MiB),
         adistance=t.get("adistance", _int, None),
         numa_node=t.get("numa_node", _int, None),
+        driver=_driver(t),
     )
+
+
+def _driver(t: _Table) -> str | None:
+    """``driver``: the dax driver the device ends boot bound to (default: the match)."""
+    driver = t.get("driver", _str, None)
+    if driver is not None and driver not in ("device_dax", "kmem"):
+        _fail(t.path("driver"), f"expected \"device_dax\" or \"kmem\", got {driver!r}")
+    return driver
 
 
 def _parse_distances(value: object, config: BootConfig) -> dict[int, dict[int, int]]:

@@ -868,3 +868,13 @@ def test_round_trip_preserves_every_field() -> None:
         if name != "possible_nodes" and isinstance(value, (list, dict)):
             config.possible_nodes = [0, 5]
         assert load_topology(text=dump_topology(config)) == config, name
+
+
+def test_producer_driver_override_round_trips_and_is_validated():
+    text = default_topology_text().replace("target_node = 1\n", 'target_node = 1\ndriver = "device_dax"\n', 1)
+    config = load_topology(text=text)
+    assert config.cxl_regions[0].driver == "device_dax"
+    assert load_topology(text=dump_topology(config)) == config
+    with pytest.raises(ConfigError) as info:
+        load_topology(text=text.replace('"device_dax"', '"nvme"'))
+    assert info.value.key == "cxl_region[0].driver"
