@@ -671,6 +671,71 @@ def _python_has(module: str) -> bool:
     return done.returncode == 0
 
 
+# -- 15. uevents ------------------------------------------------------------------------------
+#: A pyudev 'udev' monitor on memory: prints "ready", then one line per event, until killed.
+PYUDEV_MONITOR = (
+    "import pyudev, sys; m = pyudev.Monitor.from_netlink(pyudev.Context(), source='udev'); "
+    "m.filter_by('memory'); m.start(); print('ready', flush=True)\n"
+    "for d in iter(m.poll, None): print(d.action, d.get('DEVPATH'), d.get('SUBSYSTEM'), d.get('SEQNUM'), flush=True)"
+)
+
+
+def _wait_for(text: str, file: str) -> str:
+    return f"i=0; until grep -q '{text}' {file} 2>/dev/null; do i=$((i+1)); [ $i -gt 300 ] && break; sleep 0.02; done"
+
+
+def _monitor_events(out: str) -> list[dict[str, str]]:
+    """``udevadm monitor --property`` output -> the property blocks."""
+    events, current = [], {}
+    for line in out.splitlines():
+        if "=" in line and not line.startswith(("UDEV ", "KERNEL ")):
+            key, _, value = line.partition("=")
+            current[key] = value
+        elif not line.strip() and current:
+            events.append(current)
+            current = {}
+    if current:
+        events.append(current)
+    return events
+
+
+@needs("daxctl", "udevadm")
+def test_15_udev_monitors_receive_memory_and_dax_events_in_order() -> None:
+    pyudev_ok = _python_has("pyudev")
+    # Background jobs of a non-interactive shell ignore SIGINT: stop them with SIGTERM.
+    monitors = (
+        "P=; udevadm monitor --udev --property --subsystem-match=memory > /run/memory.txt 2>&1 & P=\"$P $!\"; "
+        "udevadm monitor --udev --property --subsystem-match=dax > /run/dax.txt 2>&1 & P=\"$P $!\"; "
+        "udevadm monitor --kernel > /run/kernel.txt 2>&1 & P=\"$P $!\"; "
+        + (f"{sys.executable} -c \"{PYUDEV_MONITOR}\" > /run/pyudev.txt 2>&1 & P=\"$P $!\"; " if pyudev_ok else "")
+        + "; ".join(_wait_for("monitor will print", f"/run/{name}.txt") for name in ("memory", "dax", "kernel"))
+        + ("; " + _wait_for("ready", "/run/pyudev.txt") if pyudev_ok else "")
+        + "; daxctl reconfigure-device -m system-ram dax0.0 > /dev/null; "
+        + _wait_for("DRIVER=kmem", "/run/dax.txt") + "; "
+        + _wait_for("online .*/memory649 (memory)", "/run/memory.txt") + "; "
+        + (_wait_for("online /devices/system/memory/memory649", "/run/pyudev.txt") + "; " if pyudev_ok else "")
+        + "sleep 0.2; kill $P; wait"
+    )
+    _, memory, dax, kernel, pyudev = run_session([
+        sh(monitors),
+        sh("cat /run/memory.txt"), sh("cat /run/dax.txt"), sh("cat /run/kernel.txt"),
+        sh("cat /run/pyudev.txt 2>/dev/null || true"),
+    ]).results
+    events = _monitor_events(memory.out)
+    expected = [("add", b) for b in BLOCKS] + [("online", b) for b in BLOCKS]
+    assert [(e["ACTION"], int(e["DEVPATH"].removeprefix("/devices/system/memory/memory"))) for e in events] == expected
+    assert {e["SUBSYSTEM"] for e in events} == {"memory"}
+    seqnums = [int(e["SEQNUM"]) for e in events]
+    assert seqnums == sorted(seqnums) and len(set(seqnums)) == len(seqnums)
+    dax_events = _monitor_events(dax.out)
+    assert [(e["ACTION"], e.get("DRIVER")) for e in dax_events] == [("unbind", None), ("bind", "kmem")]
+    assert all(e["SUBSYSTEM"] == "dax" and e["DEVPATH"] == DEV.removeprefix("/sys") for e in dax_events)
+    assert _monitor_events(kernel.out) == []  # group 1 cannot be faked for libudev
+    if pyudev_ok:
+        lines = [line.split() for line in pyudev.out.splitlines() if line != "ready"]
+        assert [(a, p) for a, p, *_ in lines] == [(a, f"/devices/system/memory/memory{b}") for a, b in expected]
+
+
 # -- 16. file semantics -----------------------------------------------------------------------
 @needs("daxctl", "setpriv")
 def test_16_file_semantics_through_the_namespace() -> None:
