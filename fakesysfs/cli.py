@@ -84,11 +84,12 @@ def _check_mountpoint(mountpoint: str) -> None:
 
 
 # -- building the tree --------------------------------------------------------------------
-def _build_tree(topology: str | None) -> Tree:
-    """Topology file (or the embedded default) -> booted kernel -> attribute tree."""
+def _boot(topology: str | None) -> tuple[Kernel | None, Tree]:
+    """Topology file (or the embedded default) -> booted kernel and its attribute tree."""
     from .sysfs import build_tree
 
-    return build_tree(_boot_kernel(topology))
+    kernel = _boot_kernel(topology)
+    return kernel, build_tree(kernel)
 
 
 def _boot_kernel(topology: str | None) -> Kernel:
@@ -123,10 +124,7 @@ def _cmd_mount(args: argparse.Namespace) -> int:
     _check_dev_fuse()
     _check_libfuse()
     _check_mountpoint(mountpoint)
-    from .sysfs import build_tree
-
-    kernel = _boot_kernel(args.config)
-    tree = build_tree(kernel)
+    kernel, tree = _boot(args.config)
     if args.foreground:
         return _serve_foreground(tree, mountpoint, args.allow_other, kernel)
     return _serve_daemon(tree, mountpoint, args.allow_other, args.log_file, kernel)
