@@ -9,10 +9,8 @@ through the namespace.
 
 Fixture (real-clients.md 11): the topology of kernel-abi.md A.2 (node 0 with the boot
 memory and CPUs 0-1; CXL region0, 16 GiB at 0x1050000000, target node 1), with dax0.0
-bound to device_dax. The engine binds a CXL device to kmem at boot, as the kernel does;
-the topology's ``driver = "device_dax"`` override asks for device_dax instead when the
-topology parser accepts it, and otherwise the session starts with the administrator's
-echo sequence (``kmem/unbind``, ``device_dax/new_id``), whose stores are not counted.
+bound to device_dax: the engine binds a CXL device to kmem at boot, as the kernel does,
+and the topology's per-producer ``driver = "device_dax"`` asks for device_dax instead.
 """
 
 from __future__ import annotations
@@ -45,7 +43,8 @@ BLOCKS = range(522, 650)  # 0x1050000000 / 128 MiB .. + 127 (kernel-abi.md A.2)
 MEM = "/sys/devices/system/memory"
 NODE1 = "/sys/devices/system/node/node1"
 
-FIXTURE_TOPOLOGY = """\
+#: kernel-abi.md A.2 as booted: dax0.0 bound to kmem, its 128 blocks offline.
+A2_TOPOLOGY = """\
 # kernel-abi.md A.2: one CPU node with boot RAM, one CXL RAM region for node 1.
 [kernel]
 profile = "6.18"
@@ -69,25 +68,9 @@ size = "16G"
 target_node = 1
 """
 
-#: The administrator's way to the fixture when the topology cannot ask for device_dax.
-ECHO_FIXTURE = (
-    f"echo dax0.0 > {DRIVERS}/kmem/unbind && echo dax0.0 > {DRIVERS}/device_dax/new_id"
-)
+#: The fixture: the same machine with dax0.0 bound to device_dax after boot.
+FIXTURE_TOPOLOGY = A2_TOPOLOGY + 'driver = "device_dax"\n'
 
-
-def _topology_driver_override() -> str | None:
-    """FIXTURE_TOPOLOGY with dax0.0 booting bound to device_dax, if the parser knows the key."""
-    text = FIXTURE_TOPOLOGY + 'driver = "device_dax"\n'
-    try:
-        from fakesysfs.topology import load_topology
-
-        config = load_topology(text=text)
-    except Exception:  # noqa: BLE001 (ConfigError for an unknown key, or an older API)
-        return None
-    return text if config.cxl_regions[0].driver == "device_dax" else None
-
-
-DEVDAX_TOPOLOGY = _topology_driver_override()
 
 TOOL_PACKAGES = {
     "daxctl": "daxctl",
@@ -183,18 +166,13 @@ class Session:
         return self.results[index]
 
 
-def run_session(steps: Sequence[dict[str, Any]], *, fixture: bool = True, topology: str | None = None,
+def run_session(steps: Sequence[dict[str, Any]], *, topology: str = FIXTURE_TOPOLOGY,
                 extra_args: Sequence[str] = ()) -> Session:
     """Boot the topology (the fixture by default), run ``steps`` in one namespace."""
-    if topology is None:
-        topology = (DEVDAX_TOPOLOGY or FIXTURE_TOPOLOGY) if fixture else FIXTURE_TOPOLOGY
-    prefix: list[dict[str, Any]] = []
-    if fixture and DEVDAX_TOPOLOGY is None:
-        prefix = [{"sh": ECHO_FIXTURE}]
     work = Path(tempfile.mkdtemp(prefix="fakesysfs-realtools-"))
     try:
         (work / "topology.toml").write_text(topology)
-        (work / "steps.json").write_text(json.dumps([*prefix, *steps]))
+        (work / "steps.json").write_text(json.dumps(list(steps)))
         argv = [
             sys.executable, "-m", "fakesysfs.cli", "run", "--pin", "-c", str(work / "topology.toml"),
             "--trace", str(work / "trace.jsonl"), *extra_args, "--",
@@ -204,10 +182,8 @@ def run_session(steps: Sequence[dict[str, Any]], *, fixture: bool = True, topolo
         done = subprocess.run(argv, env=ENV, capture_output=True, text=True, timeout=SESSION_TIMEOUT, check=False)
         assert done.returncode == 0, f"fakesysfs run failed ({done.returncode}): {done.stderr}"
         results = [Result(r) for r in json.loads((work / "results.json").read_text())]
-        if prefix:
-            assert results[0].rc == 0, f"fixture setup failed: {results[0]}"
         trace = [json.loads(line) for line in (work / "trace.jsonl").read_text().splitlines() if line]
-        return Session(results[len(prefix):], trace)
+        return Session(results, trace)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -308,7 +284,7 @@ def test_2_on_the_default_topology_plain_fakesysfs_run_onlines_and_returns() -> 
     session = run_session([
         sh("daxctl reconfigure-device -m system-ram dax0.0"),
         sh("daxctl reconfigure-device -f -m devdax dax0.0"),
-    ], fixture=False, topology=(REPO / "fakesysfs" / "default_topology.toml").read_text())
+    ], topology=(REPO / "fakesysfs" / "default_topology.toml").read_text())
     to_ram, back = session.results
     assert to_ram.rc == 0, to_ram
     assert "dax0.0 was already in system-ram mode" in to_ram.err
@@ -543,7 +519,7 @@ def test_11_13_sysroot_and_fsroot_without_a_namespace(tmp_path: Path) -> None:
     sysdir = root / "sys"
     sysdir.mkdir()
     topology = tmp_path / "topology.toml"
-    topology.write_text(FIXTURE_TOPOLOGY)  # dax0.0 on kmem, blocks offline (boot default)
+    topology.write_text(A2_TOPOLOGY)  # dax0.0 on kmem, blocks offline
     mounted = subprocess.run([sys.executable, "-m", "fakesysfs.cli", "mount", str(sysdir), "-c", str(topology)],
                              env=ENV, capture_output=True, text=True, timeout=60, check=False)
     try:
@@ -766,14 +742,15 @@ def test_17_without_the_dev_node_daxctl_omits_the_device() -> None:
 
 @needs("daxctl")
 def test_17_without_the_kmem_module_reconfigure_fails_and_leaves_the_device_unbound() -> None:
-    no_kmem = FIXTURE_TOPOLOGY + "\n[dax]\nkmem = false\n"
+    no_kmem = FIXTURE_TOPOLOGY + "\n[dax]\nkmem = false\n"  # no module/kmem at all
     reconf, after = run_session([
         sh("daxctl reconfigure-device -m system-ram dax0.0"),
         probe(f"{DEV}/driver", "/sys/module/kmem"),
-    ], fixture=False, topology=no_kmem).results
+    ], topology=no_kmem).results
     assert reconf.rc != 0, reconf
     assert "insert failure" in reconf.err
-    assert not after.exists(f"{DEV}/driver")
+    assert [(p, d) for p, d, _ in reconf.stores] == DRIVER_STORES["devdax->kmem"][:2]
+    assert not after.exists(f"{DEV}/driver") and not after.exists("/sys/module/kmem")
 
 
 #: An old kernel's dax-class device, built in the namespace only (tmpfs over the FUSE
