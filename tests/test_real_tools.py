@@ -565,6 +565,17 @@ def test_12_numactl_sees_node_1_come_and_go() -> None:
     assert "available: 1 nodes (0)" in after.out.splitlines()
 
 
+@needs("daxctl", "numactl")
+def test_12_without_memmap_on_memory_node_1_has_the_full_16_gib() -> None:
+    topology = FIXTURE_TOPOLOGY.replace('memmap_on_memory = "Y"', 'memmap_on_memory = "N"')
+    assert topology != FIXTURE_TOPOLOGY
+    _, during = run_session([
+        sh("daxctl reconfigure-device -m system-ram dax0.0"),
+        sh("numactl -H"),
+    ], topology=topology).results
+    assert "node 1 size: 16384 MB" in during.out.splitlines(), during
+
+
 # -- 13. lstopo -------------------------------------------------------------------------------
 #: lstopo under HWLOC_FSROOT=/run/hw, a bind of the fake /sys (no proc/: no real CPU info).
 LSTOPO = ("mkdir -p /run/hw/sys && (mountpoint -q /run/hw/sys || mount --bind /sys /run/hw/sys) && "
