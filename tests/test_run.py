@@ -227,7 +227,7 @@ def test_tools_inside_leave_the_host_untouched(tmp_path: Path) -> None:
         "ls /run/udev/data; mkdir -p /dev/fakesysfs-scratch /run/fakesysfs-scratch; "
         f"sleep 1000 & echo $! > {pidfile}"
     )
-    done = fakesysfs_run("--", "sh", "-c", script)
+    done = fakesysfs_run("--pin", "--", "sh", "-c", script)
     assert done.returncode == 0, done.stderr
     assert "c252:0" in done.stdout.split()  # udevadm test wrote its database, privately
     after = _host_view()
