@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ..config import BootConfig, profile_version
 from .dax import DaxMixin
 from .events import EventLog, Uevent
+from .firmware import FirmwareMixin
 from .hotplug import SECTION_SIZE, HotplugMixin
 from .memory import (
     ONLINE_TYPE_WORDS,
@@ -49,7 +50,7 @@ class Faults:
     probe_fail: dict[str, int] = field(default_factory=dict)
 
 
-class Kernel(MemoryBlocksMixin, HotplugMixin, DaxMixin):
+class Kernel(MemoryBlocksMixin, HotplugMixin, DaxMixin, FirmwareMixin):
     """The engine. Construct from a BootConfig; mutate through kernel-named methods."""
 
     def __init__(self, config: BootConfig) -> None:

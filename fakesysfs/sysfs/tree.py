@@ -46,6 +46,9 @@ class Attr(Node):
     """A sysfs attribute file."""
 
     __slots__ = ("mode", "show", "store")
+    #: Longest value one open file reads: a page for sysfs; debugfs-style files (seq_file)
+    #: set None in a subclass to read their whole text.
+    max_size: int | None = PAGE_SIZE
 
     def __init__(self, mode: int, show: ShowFn | None = None, store: StoreFn | None = None) -> None:
         self.mode = mode
@@ -223,7 +226,9 @@ class Tree:
         with self.lock:
             if fh.snapshot is None or offset == 0:
                 assert fh.attr.show is not None
-                fh.snapshot = fh.attr.show().encode("latin-1")[:PAGE_SIZE]
+                text = fh.attr.show().encode("latin-1")
+                limit = fh.attr.max_size
+                fh.snapshot = text if limit is None else text[:limit]
             return fh.snapshot[offset : offset + size]
 
     def write(self, fh: OpenFile, data: bytes) -> int:
