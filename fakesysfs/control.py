@@ -461,6 +461,10 @@ class ControlClient:
         return cls(find_control_socket(mountpoint), timeout)
 
     def close(self) -> None:
+        # shutdown() first: it wakes a thread blocked reading events (closing the buffered
+        # reader under it would wait for that read forever).
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._reader.close()
         self.sock.close()

@@ -211,8 +211,10 @@ class EventWatch:
         walk forward); raises ``TimeoutError`` with the events seen if none arrives."""
         event = self.log.wait_for(predicate, after=self._cursor, timeout=timeout, **criteria)
         if event is None:
-            seen = [f"{e.seqnum} {e.action} {e.devpath}" for e in self.log.since(self._cursor)]
-            raise TimeoutError(f"no event matching {criteria or predicate} within {timeout} s; saw {seen}")
+            seen = [f"{e.seqnum} {e.action} {e.devpath}" for e in self.log.since(self.start)]
+            shown = seen if len(seen) <= 20 else [*seen[:10], "...", *seen[-10:]]
+            raise TimeoutError(f"no event matching {criteria or predicate} after SEQNUM {self._cursor} within "
+                               f"{timeout} s; events since the watch began: {shown}")
         self._cursor = event.seqnum
         return event
 
