@@ -35,7 +35,9 @@ Protocol (UTF-8, one JSON object per line, both directions):
   line and is disconnected; it can reconnect with ``"after": S``.
 - Later issues add ops with ``ControlServer.register(op, handler)``; a handler gets the
   request object and returns the members of its reply (it runs in the connection's
-  thread, so it takes ``kernel.lock`` itself if it touches the engine).
+  thread, so it takes ``kernel.lock`` itself if it touches the engine). The harness ops
+  (faults, hot-plug, trace, state, export, waits: fakesysfs/harness.py, ``fakesysfs ctl``)
+  are registered through ``SERVER_SETUP_HOOKS`` on every server whose kernel has a harness.
 """
 
 from __future__ import annotations
@@ -83,6 +85,9 @@ CONTROL_FILE = "kernel/debug/fakesysfs/control"
 _SUN_PATH_MAX = 107
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+#: Called with every new ControlServer to register more ops (the harness adds its own:
+#: fakesysfs/harness.py). A hook that does not apply to the server's kernel does nothing.
+SERVER_SETUP_HOOKS: list[Callable[[ControlServer], None]] = []
 
 
 class ControlError(Exception):
@@ -240,6 +245,8 @@ class ControlServer:
         self._lock = threading.Lock()
         self._closing = False
         self._handlers: dict[str, Handler] = {"ping": self._op_ping}
+        for setup in SERVER_SETUP_HOOKS:
+            setup(self)
 
     # -- life cycle -----------------------------------------------------------------------------
     def start(self) -> str:
