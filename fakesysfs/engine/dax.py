@@ -64,8 +64,9 @@ KMEM_RES_NAME = "System RAM (kmem)"
 
 
 def _hex(value: int) -> str:
-    """printf ``%#llx``: ``0x`` prefix except for zero, which prints ``0``."""
-    return f"{value:#x}" if value else "0"
+    """Kernel ``%#llx``: lib/vsprintf.c number() always prints ``0x`` in base 16, so zero is
+    ``0x0`` (unlike glibc; the spec's Appendix D 15 says ``0``, the kernel source decides)."""
+    return f"{value:#x}"
 
 
 def _streq_name(buf: str, name: str) -> bool:

@@ -29,8 +29,9 @@ DEV_CHAR = "/dev/char"
 
 
 def _hex(value: int) -> str:
-    """``%#llx``: zero prints ``0`` (Appendix D 15)."""
-    return f"{value:#x}" if value else "0"
+    """Kernel ``%#llx``: lib/vsprintf.c number() always prints ``0x`` in base 16, so zero is
+    ``0x0`` (unlike glibc; the spec's Appendix D 15 says ``0``, the kernel source decides)."""
+    return f"{value:#x}"
 
 
 def _store(fn: Callable[[str], int | None]) -> Callable[[str, int], int | None]:
