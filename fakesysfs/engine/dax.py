@@ -1040,7 +1040,6 @@ class DaxMixin:
                 self.kmem_any_hotremove_failed = True
                 self.printk(f"mapping{i}: {_hex(start)}-{_hex(end)} cannot be hotremoved until the next reboot")
                 continue
-            self._release_stale_system_ram(res)
             self.resources.release(res)
             data.res[i] = None
             success += 1
@@ -1050,16 +1049,6 @@ class DaxMixin:
             self.clear_node_memory_type(data.nid, data.adistance)
         else:
             dev.kmem_leaked.append(data)
-
-    def _release_stale_system_ram(self: Kernel, claim: Resource) -> None:
-        """Compensates for HotplugMixin.try_remove_memory(): its ResourceTree.find() returns
-        the outermost resource of exactly the removed span, so when the producer's own entry
-        (``CXL Window``, ``regionN``, ``Soft Reserved``) has that span, the busy
-        ``System RAM (kmem)`` child is not released. The kernel's
-        release_mem_region_adjustable() descends to the busy one. No-op once fixed there."""
-        for child in list(claim.children):
-            if child.name == KMEM_RES_NAME and child.busy and (child.start, child.end) == (claim.start, claim.end):
-                self.resources.release(child)
 
     # -- device_dax (drivers/dax/device.c) --------------------------------------------------
     def dev_dax_probe(self: Kernel, dev: DevDax) -> None:
