@@ -44,7 +44,8 @@ _ZONE_RANGES = ((ZONE_DMA, 0, DMA_LIMIT), (ZONE_DMA32, DMA_LIMIT, DMA32_LIMIT), 
 class Faults:
     """Simulator fault hooks for failures the kernel has no debugfs knob for (section 8)."""
 
-    #: The next memory add fails with ENOMEM at this chunk (block index in the add), once.
+    #: The first memory add that reaches this chunk (block index within the add) fails there
+    #: with ENOMEM; the hook then disarms. Adds with fewer chunks leave it armed.
     memmap_fail_at_chunk: int | None = None
     #: Dax device name -> errno the next probe of that device fails with (any driver), once.
     probe_fail: dict[str, int] = field(default_factory=dict)
