@@ -118,13 +118,61 @@ def _boot_kernel(topology: str | None) -> Kernel:
     return kernel
 
 
+def _attach_harness(kernel: Kernel | None, tree: Tree, topology: str | None) -> None:
+    """The simulator's controls: kernel/debug/fakesysfs/, the store trace, ctl ops."""
+    if kernel is None:
+        return
+    from .harness import Harness
+
+    text = None
+    if topology is not None:
+        with contextlib.suppress(OSError, UnicodeDecodeError), open(topology, encoding="utf-8") as f:
+            text = f.read()
+    Harness(kernel, tree, text)
+
+
+def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[Kernel, Tree]:
+    """``mount --state FILE [--import SNAPSHOT]``: resume (or start) a journaled state."""
+    from .errors import ConfigError
+    from .journal import StateError, boot_state, read_state
+
+    path = os.path.abspath(path)
+    try:
+        if snapshot is not None:
+            if os.path.exists(path) and os.path.getsize(path) > 0:
+                raise CliError(f"--import wants a new state file, but {path} already holds a state")
+            read_state(snapshot)  # refuse anything that is not a snapshot before copying it
+            shutil.copyfile(snapshot, path)
+        kernel, tree, harness = boot_state(path, topology)
+    except StateError as exc:
+        raise CliError(str(exc)) from None
+    except ConfigError as exc:
+        raise CliError(f"invalid topology: {exc}") from None
+    except OSError as exc:
+        raise CliError(f"cannot use state file {exc.filename or path}: {exc.strerror or exc}") from None
+
+    def journal_failed(exc: OSError) -> None:
+        # Serving on would show changes the state file does not have: stop (libfuse unmounts).
+        log.critical("cannot write the state file %s (%s): stopping the mount", path, exc.strerror or exc)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    harness.on_journal_error = journal_failed
+    return kernel, tree
+
+
 # -- mount --------------------------------------------------------------------------------
 def _cmd_mount(args: argparse.Namespace) -> int:
     mountpoint = os.path.abspath(args.mountpoint)
     _check_dev_fuse()
     _check_libfuse()
     _check_mountpoint(mountpoint)
-    kernel, tree = _boot(args.config)
+    if args.state is not None:
+        kernel, tree = _boot_state(args.state, args.config, args.import_snapshot)
+    else:
+        if args.import_snapshot is not None:
+            raise CliError("--import needs --state FILE: the snapshot is copied there and resumed")
+        kernel, tree = _boot(args.config)
+        _attach_harness(kernel, tree, args.config)
     if args.foreground:
         return _serve_foreground(tree, mountpoint, args.allow_other, kernel)
     return _serve_daemon(tree, mountpoint, args.allow_other, args.log_file, kernel)
@@ -293,6 +341,16 @@ def _cmd_umount(args: argparse.Namespace) -> int:
 
 # -- topology -----------------------------------------------------------------------------
 def _cmd_topology(args: argparse.Namespace) -> int:
+    if args.from_sysfs is not None:
+        from .errors import ConfigError
+        from .fromsysfs import topology_from_sysfs
+
+        try:
+            found = topology_from_sysfs(args.from_sysfs)
+        except ConfigError as exc:
+            raise CliError(str(exc)) from None
+        sys.stdout.write(found.toml(args.from_sysfs))
+        return 0
     try:
         from .topology import default_topology_text
     except ImportError as exc:
@@ -492,8 +550,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             options.log_fd = os.open(args.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise CliError(f"cannot open the log file {args.log_file}: {exc.strerror}") from None
+    tree = build_tree(kernel)
+    _attach_harness(kernel, tree, args.config)
     try:
-        return run(kernel, build_tree(kernel), command, options)
+        return run(kernel, tree, command, options)
     except NamespaceError as exc:
         raise CliError(str(exc)) from None
     finally:
@@ -519,6 +579,10 @@ def _parser() -> argparse.ArgumentParser:
     mount.add_argument("--allow-other", action="store_true",
                        help="let users other than the mounter in (needed for clients running as other users)")
     mount.add_argument("--log-file", metavar="PATH", help="daemon log (default: discarded once mounted)")
+    mount.add_argument("--state", metavar="FILE",
+                       help="journal every change to FILE (fsync'd before the write returns); resume FILE if it exists")
+    mount.add_argument("--import", dest="import_snapshot", metavar="SNAPSHOT",
+                       help="with --state FILE (new): start from a snapshot written by 'fakesysfs ctl MNT export'")
     mount.set_defaults(func=_cmd_mount)
 
     umount = commands.add_parser("umount", help="unmount a fakesysfs mount")
@@ -527,6 +591,8 @@ def _parser() -> argparse.ArgumentParser:
     umount.set_defaults(func=_cmd_umount)
 
     topology = commands.add_parser("topology", help="print the embedded default topology (TOML)")
+    topology.add_argument("--from-sysfs", metavar="DIR",
+                          help="instead, read a machine's topology from its sysfs at DIR (read only; /sys works)")
     topology.set_defaults(func=_cmd_topology)
 
     status = commands.add_parser("status", help="summarize the nodes and memory blocks of a mount")
@@ -549,8 +615,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]")
     run.set_defaults(func=_cmd_run)
 
-    from . import monitor, udev_rules
+    from . import ctl, monitor, udev_rules
 
+    ctl.add_parser(commands)
     monitor.add_parser(commands)
     udev_rules.add_parser(commands)
     return parser

@@ -1,0 +1,295 @@
+"""``fakesysfs topology --from-sysfs DIR``: a topology read from a machine's ``/sys``.
+
+Only reads: ``DIR`` may be the host's real ``/sys`` (nothing is ever written there) or a
+fakesysfs mount. What is taken from where:
+
+- block size: ``devices/system/memory/block_size_bytes``;
+- nodes: ``devices/system/node/possible``, ``nodeK/cpulist``, the ``nodeK/memoryN`` links;
+- boot RAM: the present memory blocks of each node, merged into ranges of whole blocks,
+  minus the blocks inside a dax device's ranges (memory kmem added at runtime);
+- distances: ``nodeK/distance`` (one column per online node);
+- kernel settings: ``auto_online_blocks``, the ``probe`` file, the ``memory_hotplug`` module
+  parameters (``memmap_on_memory``, ``online_policy``, ``auto_movable_*``);
+- producers: every dax region on ``bus/dax``, by where its devices sit (``regionN/dax_regionN``
+  under a CXL decoder, ``hmem.N``, an nd ``regionR/daxR.S``), with its range from the devices'
+  ``mappingN/start``/``end`` and its target node; a device bound to the driver its region would
+  not pick is recorded as ``driver``.
+
+What ``/sys`` does not say is defaulted: sub-block holes (a block counts as fully present),
+the kernel version (the host's ``uname -r`` when DIR is ``/sys``, else 6.18), page size (the
+host's when DIR is ``/sys``), ``max_physmem_bits`` (46 if everything fits, else 52), abstract
+distances, pmem metadata reserves (0: the namespace is its data area). When DIR is the host's
+``/sys`` and lacks memory blocks or nodes (a kernel without memory hotplug or NUMA), psutil fills
+in one node with the host's CPUs and RAM.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from dataclasses import dataclass, field
+
+from .config import (
+    BootConfig,
+    CxlRegionConfig,
+    HmemConfig,
+    MemRange,
+    NodeConfig,
+    PmemConfig,
+)
+from .errors import ConfigError
+
+__all__ = ["SysfsTopology", "topology_from_sysfs"]
+
+_MEMORY = "devices/system/memory"
+_NODE = "devices/system/node"
+
+
+@dataclass(slots=True)
+class SysfsTopology:
+    """The topology read, and notes on what was defaulted or left out."""
+
+    config: BootConfig
+    notes: list[str] = field(default_factory=list)
+
+    def toml(self, source: str) -> str:
+        from .topology import dump_topology
+
+        head = [f"# Read from {source} by 'fakesysfs topology --from-sysfs'."]
+        head += [f"# Note: {note}" for note in self.notes]
+        return "\n".join(head) + "\n" + dump_topology(self.config)
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="latin-1") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _numbered(directory: str, prefix: str) -> list[int]:
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    pattern = re.compile(re.escape(prefix) + r"(\d+)")
+    return sorted(int(m.group(1)) for name in names if (m := pattern.fullmatch(name)))
+
+
+def _range_list(text: str | None) -> list[int]:
+    from .sysfs.parsers import parse_range_list
+
+    if not text:
+        return []
+    return parse_range_list(text)
+
+
+def _is_host_sysfs(root: str) -> bool:
+    return os.path.realpath(root) == "/sys"
+
+
+def _merge(block_ids: list[int], bs: int) -> list[MemRange]:
+    ranges: list[MemRange] = []
+    for bid in sorted(block_ids):
+        if ranges and ranges[-1].end == bid * bs:
+            ranges[-1].size += bs
+        else:
+            ranges.append(MemRange(bid * bs, bs))
+    return ranges
+
+
+@dataclass(slots=True)
+class _DaxRegion:
+    kind: str
+    rid: int
+    parent: str  # directory of the region's parent device
+    devices: list[str]
+    ranges: list[tuple[int, int]]
+    target_node: int
+    numa_node: int | None
+    drivers: dict[str, str | None]
+    size: int | None
+    align: int | None
+
+
+def _dax_regions(root: str) -> tuple[list[_DaxRegion], list[str]]:
+    """Dax regions by parent, from ``bus/dax/devices``; notes for what could not be read."""
+    notes: list[str] = []
+    by_parent: dict[str, _DaxRegion] = {}
+    bus = os.path.join(root, "bus/dax/devices")
+    try:
+        names = sorted(os.listdir(bus))
+    except OSError:
+        return [], notes
+    for name in names:
+        m = re.fullmatch(r"dax(\d+)\.(\d+)", name)
+        if m is None:
+            continue
+        dev_dir = os.path.realpath(os.path.join(bus, name))
+        parent = os.path.dirname(dev_dir)
+        pname = os.path.basename(parent)
+        if re.fullmatch(r"dax_region\d+", pname) and re.fullmatch(r"region\d+", os.path.basename(os.path.dirname(parent))):
+            kind = "cxl"
+        elif re.fullmatch(r"hmem\.\d+", pname):
+            kind = "hmem"
+        elif re.fullmatch(r"dax\d+\.\d+", pname):
+            kind = "pmem"
+        else:
+            notes.append(f"{name}: its parent {pname} is no known producer; left out")
+            continue
+        region = by_parent.get(parent)
+        if region is None:
+            target = _read(os.path.join(dev_dir, "target_node"))
+            numa = _read(os.path.join(dev_dir, "numa_node"))
+            size = _read(os.path.join(parent, "dax_region/size"))
+            align = _read(os.path.join(parent, "dax_region/align"))
+            region = by_parent[parent] = _DaxRegion(
+                kind, int(m.group(1)), parent, [], [], int(target) if target is not None else -1,
+                int(numa) if numa is not None and int(numa) >= 0 else None, {},
+                int(size) if size and size.isdigit() else None, int(align) if align and align.isdigit() else None)
+        region.devices.append(name)
+        driver = os.path.join(dev_dir, "driver")
+        region.drivers[name] = os.path.basename(os.readlink(driver)) if os.path.islink(driver) else None
+        for mid in _numbered(dev_dir, "mapping"):
+            start = _read(os.path.join(dev_dir, f"mapping{mid}/start"))
+            end = _read(os.path.join(dev_dir, f"mapping{mid}/end"))
+            if start is None or end is None:
+                notes.append(f"{name}/mapping{mid} is unreadable (mode 0400: run as root); its range is unknown")
+                continue
+            region.ranges.append((int(start, 16), int(end, 16)))
+    return list(by_parent.values()), notes
+
+
+def _producer(region: _DaxRegion, cfg: BootConfig, notes: list[str]) -> None:
+    if not region.ranges:
+        notes.append(f"dax region {region.rid} ({region.kind}): no device range is known; left out")
+        return
+    start = min(s for s, _ in region.ranges)
+    end = max(e for _, e in region.ranges)
+    size = region.size if region.size is not None else end - start + 1
+    default_driver = "device_dax" if region.kind == "pmem" else "kmem"
+    first = region.devices[0]
+    bound = region.drivers.get(first)
+    driver = bound if bound is not None and bound != default_driver else None
+    if region.kind == "cxl":
+        decoder = os.path.basename(os.path.dirname(os.path.dirname(region.parent)))
+        cfg.cxl_regions.append(CxlRegionConfig(start, size, region.target_node, decoder, None, region.numa_node,
+                                               driver))
+    elif region.kind == "hmem":
+        cfg.hmem.append(HmemConfig(start, size, region.target_node, None, region.numa_node, driver))
+    else:
+        align = region.align or 2 << 20
+        namespace = "namespace" + os.path.basename(region.parent).removeprefix("dax")
+        cfg.pmem.append(PmemConfig(namespace, start, size, region.target_node, reserve=0, align=align,
+                                   numa_node=region.numa_node, driver=driver))
+
+
+def _kernel_settings(root: str, cfg: BootConfig, host: bool) -> None:
+    mem = os.path.join(root, _MEMORY)
+    params = os.path.join(root, "module/memory_hotplug/parameters")
+    auto = _read(os.path.join(mem, "auto_online_blocks"))
+    if auto in ("offline", "online", "online_kernel", "online_movable"):
+        cfg.auto_online_blocks = auto
+    cfg.probe = os.path.exists(os.path.join(mem, "probe"))
+    mom = _read(os.path.join(params, "memmap_on_memory"))
+    if mom is not None:
+        cfg.memmap_on_memory = {"Y": "Y", "N": "N", "force": "force"}.get(mom, "N")
+    policy = _read(os.path.join(params, "online_policy"))
+    if policy in ("contig-zones", "auto-movable"):
+        cfg.online_policy = policy
+    ratio = _read(os.path.join(params, "auto_movable_ratio"))
+    if ratio is not None and ratio.isdigit():
+        cfg.auto_movable_ratio = int(ratio)
+    aware = _read(os.path.join(params, "auto_movable_numa_aware"))
+    if aware is not None:
+        cfg.auto_movable_numa_aware = aware == "Y"
+    cfg.notifier_error_inject = os.path.isdir(os.path.join(root, "kernel/debug/notifier-error-inject/memory"))
+    if host:
+        cfg.page_size = os.sysconf("SC_PAGE_SIZE")
+        m = re.match(r"(\d+)\.(\d+)", platform.release())
+        if m and m.group(1) == "6" and 8 <= int(m.group(2)) <= 18:
+            cfg.kernel_profile = f"6.{m.group(2)}"
+
+
+def topology_from_sysfs(root: str | os.PathLike[str]) -> SysfsTopology:
+    """Read the topology of the machine whose sysfs is mounted at ``root`` (read only).
+
+    Raises ConfigError (key ``sysfs``) when ``root`` is not a sysfs tree or what it
+    describes cannot be booted."""
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise ConfigError("sysfs", f"{root} is not a directory")
+    host = _is_host_sysfs(root)
+    notes: list[str] = []
+    cfg = BootConfig(nodes=[])
+    mem = os.path.join(root, _MEMORY)
+    bs_text = _read(os.path.join(mem, "block_size_bytes"))
+    if bs_text is not None:
+        cfg.block_size = int(bs_text, 16)
+    block_ids = _numbered(mem, "memory")
+
+    node_dir = os.path.join(root, _NODE)
+    node_ids = _numbered(node_dir, "node")
+    possible = _range_list(_read(os.path.join(node_dir, "possible"))) or node_ids
+    regions, dax_notes = _dax_regions(root)
+    notes += dax_notes
+    for region in regions:
+        _producer(region, cfg, notes)
+    dax_blocks = {bid for r in regions for s, e in r.ranges for bid in range(s // cfg.block_size, (e + 1) // cfg.block_size)}
+    hot = sorted(set(block_ids) & dax_blocks)
+    if hot:
+        notes.append(f"memory blocks {hot[0]}-{hot[-1]} belong to dax devices (kmem): not boot RAM")
+
+    if node_ids:
+        for nid in node_ids:
+            ndir = os.path.join(node_dir, f"node{nid}")
+            cpus = _range_list(_read(os.path.join(ndir, "cpulist")))
+            mine = [b for b in _numbered(ndir, "memory") if b not in dax_blocks]
+            if cpus or mine:
+                cfg.nodes.append(NodeConfig(nid, cpus, _merge(mine, cfg.block_size)))
+            row = _read(os.path.join(ndir, "distance"))
+            online = _range_list(_read(os.path.join(node_dir, "online"))) or node_ids
+            if row:
+                values = [int(v) for v in row.split()]
+                for other, dist in zip(online, values, strict=False):
+                    if other != nid or dist != 10:
+                        cfg.distances.setdefault(nid, {})[other] = dist
+    if not cfg.nodes or not any(n.memory for n in cfg.nodes):
+        if not host:
+            raise ConfigError("sysfs", f"{root} has no node with memory blocks "
+                                       f"({_NODE}/nodeK/memoryN); is it a sysfs tree with memory hotplug?")
+        _psutil_node(cfg, notes)
+        possible = sorted({*possible, *(n.id for n in cfg.nodes)})
+    cfg.possible_nodes = sorted({*possible, *(p.target_node for p in (*cfg.cxl_regions, *cfg.hmem, *cfg.pmem))})
+    online_at_boot = {n.id for n in cfg.nodes}
+    for p in (*cfg.cxl_regions, *cfg.hmem, *cfg.pmem):
+        if p.numa_node is not None and p.numa_node not in online_at_boot:
+            p.numa_node = None
+    top = max([r.end for n in cfg.nodes for r in n.memory] + [p.start + p.size for p in
+              (*cfg.cxl_regions, *cfg.hmem, *cfg.pmem)])
+    cfg.max_physmem_bits = 46 if top <= 1 << 46 else 52
+    _kernel_settings(root, cfg, host)
+    _check(cfg, root)
+    return SysfsTopology(cfg, notes)
+
+
+def _psutil_node(cfg: BootConfig, notes: list[str]) -> None:
+    """The host has no memory blocks or nodes in sysfs: one node with its CPUs and RAM."""
+    import psutil
+
+    total = psutil.virtual_memory().total // cfg.block_size * cfg.block_size
+    cpus = list(range(psutil.cpu_count() or 1))
+    cfg.nodes = [NodeConfig(0, cpus, [MemRange(0, max(total, cfg.block_size))])]
+    notes.append("no memory blocks or nodes in sysfs: node 0 holds the host's CPUs and RAM (psutil), "
+                 "as one range from address 0")
+
+
+def _check(cfg: BootConfig, root: str) -> None:
+    from .topology import validate_config
+
+    try:
+        validate_config(cfg)
+    except ConfigError as exc:
+        raise ConfigError("sysfs", f"the topology read from {root} cannot be booted: {exc}") from None

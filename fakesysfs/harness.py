@@ -1,0 +1,658 @@
+"""The simulator's own controls over a running kernel: fault injection, firmware hot-plug, the
+store trace, change notification and the history that persistence replays.
+
+One set of operations ("ops"), reached four ways, all ending in ``Harness.apply``/``execute``:
+
+- Python: ``fakesysfs.Simulation`` methods;
+- files under ``kernel/debug/fakesysfs/`` in the mount (``fakesysfs/sysfs/debugfs.py``);
+- the mount's control socket (``fakesysfs ctl MOUNTPOINT ...``, ``control.py``);
+- replay of a state file (``fakesysfs/journal.py``).
+
+Ops (JSON objects; sizes and addresses are integers or strings such as ``"16G"``/``"0x..."``,
+errnos are numbers or names such as ``"ENOMEM"``)::
+
+    {"op": "notifier_error", "action": "MEM_GOING_ONLINE", "errno": "ENOMEM"}   # 0 clears
+    {"op": "memmap_fail_at_chunk", "chunk": 3}                                 # null clears
+    {"op": "probe_fail", "device": "dax0.0", "errno": "ENOMEM"}                # 0 clears
+    {"op": "block_usage", "block": 40, "pinned": 8, "used": 1000, "poisoned": 1}
+    {"op": "clear_faults"}
+    {"op": "add_cxl_region", "size": "16G", "target_node": 1, "start": ..., "decoder": ...,
+     "adistance": ..., "numa_node": ..., "driver": ...}                         # start: auto
+    {"op": "add_hmem", "size": "8G", "target_node": 2, ...}
+    {"op": "remove", "device": "region3"}                                      # or "hmem.4"
+    {"op": "add_block_delay", "seconds": 0.001}                                # timing only
+
+Every op except ``add_block_delay`` changes state and becomes part of the history (and of the
+journal of a ``--state`` mount) once it succeeded; a failing op changes nothing and raises
+``HarnessError`` naming what was wrong. Stores are recorded by the tree's store tracer, whatever
+their result (a failed store may still change state: it consumes a one-shot fault, resets a
+stored online type, logs to kmsg).
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import json
+import os
+import re
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import control
+from .config import CxlRegionConfig, HmemConfig
+from .errors import KernelError
+
+if TYPE_CHECKING:
+    from .control import ControlServer
+    from .engine import Kernel
+    from .engine.events import Uevent
+    from .journal import Journal
+    from .sysfs.tree import Tree
+
+__all__ = ["HISTORY_OPS", "Harness", "HarnessError", "StoreRecord", "StoreTrace", "errno_name", "parse_errno"]
+
+#: Ops that change state (recorded in the history); the others are timing or read-only.
+HISTORY_OPS = ("notifier_error", "memmap_fail_at_chunk", "probe_fail", "block_usage", "clear_faults",
+               "add_cxl_region", "add_hmem", "remove")
+NOTIFIER_ACTIONS = ("MEM_GOING_ONLINE", "MEM_GOING_OFFLINE")
+CXL_GRANULE = 256 << 20
+#: Where the harness's own files live in the mount (kept out of the ABI trees).
+DEBUGFS_DIR = "/kernel/debug/fakesysfs"
+
+
+class HarnessError(Exception):
+    """A harness operation was refused; the message says why, ``errno`` is the closest errno
+    (what a debugfs write of the same request fails with)."""
+
+    def __init__(self, message: str, errno: int = errno_mod.EINVAL) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+def errno_name(err: int) -> str:
+    return errno_mod.errorcode.get(err, str(err))
+
+
+def parse_errno(value: object, key: str = "errno") -> int:
+    """``12``, ``-12``, ``"ENOMEM"``, ``"-ENOMEM"``, ``"12"`` -> 12 (0 allowed: "no error")."""
+    if isinstance(value, bool):
+        raise HarnessError(f"{key}: expected an errno number or name, got {value!r}")
+    if isinstance(value, int):
+        err = abs(value)
+    elif isinstance(value, str):
+        text = value.strip().removeprefix("-")
+        if text.isdigit():
+            err = int(text)
+        elif hasattr(errno_mod, text) and text.startswith("E"):
+            err = getattr(errno_mod, text)
+        elif text == "EHWPOISON":
+            err = 133
+        else:
+            raise HarnessError(f"{key}: {value!r} is not an errno (a number or a name like ENOMEM)")
+    else:
+        raise HarnessError(f"{key}: expected an errno number or name, got {type(value).__name__}")
+    if err > 4095:
+        raise HarnessError(f"{key}: {value!r} is out of range (errnos are 1..4095)")
+    return err
+
+
+def _size(value: object, key: str) -> int:
+    from .topology import parse_size
+
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise HarnessError(f"{key}: expected a size (an integer or a string like \"16G\"), got {value!r}")
+    if isinstance(value, str):
+        try:
+            value = parse_size(value)
+        except ValueError:
+            raise HarnessError(f"{key}: cannot parse {value!r}; want an integer, hex or a size like \"16G\"") from None
+    if value < 0:
+        raise HarnessError(f"{key}: must not be negative (got {value})")
+    return value
+
+
+def _int(value: object, key: str, *, minimum: int | None = 0) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value.strip(), 0)
+        except ValueError:
+            raise HarnessError(f"{key}: {value!r} is not an integer") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise HarnessError(f"{key}: expected an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise HarnessError(f"{key}: must be >= {minimum} (got {value})")
+    return value
+
+
+# -- the store trace --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class StoreRecord:
+    """One ``write(2)`` to a file of the tree: one store, with its result."""
+
+    #: Position in the trace (1, 2, ...).
+    seq: int
+    #: Wall clock when the store returned (``time.time()``).
+    time: float
+    #: Path below the mount (``/devices/system/memory/memory40/state``).
+    path: str
+    #: The bytes written (at most 4096).
+    data: bytes
+    #: 0 on success, else the errno the writer saw.
+    errno: int
+
+    @property
+    def ok(self) -> bool:
+        return self.errno == 0
+
+    @property
+    def error(self) -> str | None:
+        """``"EBUSY"``..., None on success."""
+        return errno_name(self.errno) if self.errno else None
+
+    @property
+    def text(self) -> str:
+        """What the store handler saw, minus one trailing newline (``sysfs_streq``)."""
+        return self.data.split(b"\0", 1)[0].decode("latin-1").removesuffix("\n")
+
+    def matches(self, path: str | re.Pattern[str] | Callable[[str], bool] | None = None,
+                data: str | None = None, errno: int | None = None, ok: bool | None = None) -> bool:
+        """``path``: exact path, compiled regex (full match) or predicate; ``data``: the text
+        (see ``text``); ``errno``: exact errno; ``ok``: success or failure."""
+        if path is not None:
+            if isinstance(path, str):
+                if self.path != path:
+                    return False
+            elif isinstance(path, re.Pattern):
+                if not path.fullmatch(self.path):
+                    return False
+            elif not path(self.path):
+                return False
+        if data is not None and self.text != data.removesuffix("\n"):
+            return False
+        if errno is not None and self.errno != errno:
+            return False
+        return ok is None or self.ok == ok
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--trace`` record of ``fakesysfs run``, plus ``seq`` and ``time``."""
+        return {"seq": self.seq, "time": self.time, "path": self.path, "data": self.data.decode("latin-1"),
+                "errno": self.errno, "error": self.error}
+
+
+class StoreTrace:
+    """The last ``maxlen`` stores of a tree, with blocking waits."""
+
+    def __init__(self, maxlen: int = 100_000) -> None:
+        self._records: deque[StoreRecord] = deque(maxlen=maxlen)
+        self._seq = 0
+        self._cond = threading.Condition()
+
+    @property
+    def seq(self) -> int:
+        """``seq`` of the latest store (0 before the first)."""
+        return self._seq
+
+    def append(self, path: str, data: bytes, err: int) -> StoreRecord:
+        with self._cond:
+            self._seq += 1
+            record = StoreRecord(self._seq, time.time(), path, bytes(data), err)
+            self._records.append(record)
+            self._cond.notify_all()
+        return record
+
+    def since(self, seq: int = 0) -> list[StoreRecord]:
+        """Stores with ``seq`` greater than ``seq``, oldest first (as far as kept)."""
+        with self._cond:
+            return [r for r in self._records if r.seq > seq]
+
+    def clear(self) -> None:
+        with self._cond:
+            self._records.clear()
+
+    def wait_for(self, after: int = 0, timeout: float | None = 10.0, **criteria: Any) -> StoreRecord | None:
+        """The first store after ``after`` matching ``criteria`` (see ``StoreRecord.matches``),
+        waiting up to ``timeout`` seconds; None on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen = after
+        with self._cond:
+            while True:
+                for record in self._records:
+                    if record.seq <= seen:
+                        continue
+                    seen = record.seq
+                    if record.matches(**criteria):
+                        return record
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+
+
+# -- the harness ------------------------------------------------------------------------------
+class Harness:
+    """The controls of one kernel and its tree. ``Harness(kernel, tree)`` attaches itself:
+    a store tracer, an event listener and the ``kernel/debug/fakesysfs/`` files."""
+
+    def __init__(self, kernel: Kernel, tree: Tree, topology_text: str | None = None) -> None:
+        from .sysfs.debugfs import install_debugfs
+
+        self.kernel = kernel
+        self.tree = tree
+        #: The boot topology as TOML (the header of exported snapshots).
+        self.topology_text = topology_text if topology_text is not None else _dump(kernel)
+        self.trace = StoreTrace()
+        #: Every state change since boot, in order: what a state file replays.
+        self.history: list[dict[str, Any]] = []
+        #: The durable mirror of ``history`` (``--state``), if any.
+        self.journal: Journal | None = None
+        self.replaying = False
+        #: Called with the OSError when the journal cannot be written (the mount daemon stops
+        #: serving: the tree would otherwise show a state the state file does not have).
+        self.on_journal_error: Callable[[OSError], None] | None = None
+        self.add_block_delay = 0.0
+        self._changed = threading.Condition()
+        self._generation = 0
+        tree.store_tracers.append(self._on_store)
+        kernel.events.subscribe(self._on_event)
+        install_debugfs(tree, self)
+        _BY_KERNEL[id(kernel)] = self
+
+    # -- recording ----------------------------------------------------------------------------
+    def _on_store(self, path: str, data: bytes, err: int) -> None:
+        """Tree store tracer (runs under the hotplug lock, after the store)."""
+        if self.replaying:
+            return
+        self.trace.append(path, data, err)
+        self._commit({"t": "store", "path": path, "data": data.decode("latin-1"), "errno": err})
+
+    def _on_event(self, event: Uevent) -> None:
+        if self.add_block_delay and not self.replaying and event.action == "add" and event.subsystem == "memory":
+            time.sleep(self.add_block_delay)  # the knob: each memory block added takes this long
+        self._bump()
+
+    def _commit(self, record: dict[str, Any]) -> None:
+        """Append a state change to the history and, with a journal, make it durable before
+        the caller's store or op returns (that is what acknowledged means)."""
+        self.history.append(record)
+        self._bump()
+        if self.journal is not None:
+            try:
+                self.journal.append(record)
+            except OSError as exc:
+                if self.on_journal_error is not None:
+                    self.on_journal_error(exc)
+                raise KernelError(errno_mod.EIO, f"state journal {self.journal.path}: {exc.strerror or exc}") from None
+
+    def _bump(self) -> None:
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    @property
+    def generation(self) -> int:
+        """A counter that moves on every store, event and op (for ``wait_changed``)."""
+        return self._generation
+
+    def wait_changed(self, generation: int, timeout: float | None) -> bool:
+        """Block until something changed after ``generation`` was read; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while self._generation == generation:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+        return True
+
+    # -- ops ----------------------------------------------------------------------------------
+    def apply(self, op: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate and run one op, record it (durably with a journal); its result members.
+
+        Raises HarnessError (nothing changed) for a request that cannot be honoured."""
+        with self.kernel.lock:
+            canonical = self.normalize(op)
+            result = self.execute(canonical)
+            if canonical["op"] in HISTORY_OPS:
+                self._commit({"t": "op", "op": canonical})
+            return result
+
+    def normalize(self, op: Mapping[str, Any]) -> dict[str, Any]:
+        """The op with every argument parsed and defaulted, as recorded and replayed (an
+        automatic ``start`` is resolved here, so replay does not depend on placement)."""
+        name = op.get("op")
+        spec = _OP_ARGS.get(name) if isinstance(name, str) else None
+        if spec is None:
+            known = ", ".join(sorted(_OP_ARGS))
+            raise HarnessError(f"unknown harness op {name!r} (known: {known})")
+        required, optional = spec
+        args = {k: v for k, v in op.items() if k not in ("op", "id")}
+        unknown = sorted(set(args) - set(required) - set(optional))
+        if unknown:
+            raise HarnessError(f"{name}: unknown argument(s) {', '.join(unknown)} "
+                               f"(takes {', '.join([*required, *optional]) or 'nothing'})")
+        missing = [k for k in required if args.get(k) is None]
+        if missing:
+            raise HarnessError(f"{name}: missing argument(s) {', '.join(missing)}")
+        out: dict[str, Any] = {"op": name}
+        for key, conv in {**required, **optional}.items():
+            value = args.get(key)
+            out[key] = None if value is None else conv(value, key)
+        if name in ("add_cxl_region", "add_hmem") and out["start"] is None:
+            align = CXL_GRANULE if name == "add_cxl_region" else max(self.kernel.block_size, 2 << 20)
+            try:
+                out["start"] = self.kernel.find_free_physical_range(out["size"], align)
+            except KernelError as exc:
+                raise HarnessError(f"{name}: {exc.strerror}", exc.errno) from None
+        return out
+
+    def execute(self, op: dict[str, Any]) -> dict[str, Any]:
+        """Run a normalized op (no recording); HarnessError before any change if refused."""
+        k = self.kernel
+        name = op["op"]
+        with k.lock:
+            try:
+                return getattr(self, f"_op_{name}")(**{key: v for key, v in op.items() if key != "op"})
+            except KernelError as exc:
+                raise HarnessError(f"{name}: {exc.strerror}", exc.errno) from None
+
+    def _op_notifier_error(self, action: str, errno: int) -> dict[str, Any]:
+        if action not in NOTIFIER_ACTIONS:
+            raise HarnessError(f"notifier_error: action must be one of {', '.join(NOTIFIER_ACTIONS)} (got {action!r})")
+        self.kernel.notifier_error[action] = -errno  # R-FI-01/02: the debugfs file's value
+        return {}
+
+    def _op_memmap_fail_at_chunk(self, chunk: int | None) -> dict[str, Any]:
+        self.kernel.faults.memmap_fail_at_chunk = chunk
+        return {}
+
+    def _op_probe_fail(self, device: str, errno: int) -> dict[str, Any]:
+        if not re.fullmatch(r"dax\d+\.\d+", device):
+            raise HarnessError(f"probe_fail: {device!r} is not a dax device name like dax0.0")
+        if errno:
+            self.kernel.faults.probe_fail[device] = errno
+        else:
+            self.kernel.faults.probe_fail.pop(device, None)
+        return {}
+
+    def _op_block_usage(self, block: int, pinned: int | None, used: int | None, poisoned: int | None) -> dict[str, Any]:
+        k = self.kernel
+        b = k.blocks.get(block)
+        if b is None:
+            raise HarnessError(f"block_usage: memory{block} does not exist", errno_mod.ENODEV)
+        if (pinned or used) and not b.online:
+            raise HarnessError(f"block_usage: memory{block} is offline; pinned and used pages exist only "
+                               "while a block is online")
+        if (pinned or used) and b.zone is None:
+            raise HarnessError(f"block_usage: memory{block} spans zones; it takes no usage")
+        new_pinned = b.pinned if pinned is None else pinned
+        new_used = b.movable_used if used is None else used
+        if (pinned or used) and b.unmovable + new_pinned + new_used > b.managed:
+            raise HarnessError(f"block_usage: memory{block} has {b.managed} managed pages, {b.unmovable} of them "
+                               f"unmovable: {new_pinned} pinned + {new_used} used do not fit", errno_mod.ENOSPC)
+        k.set_block_usage(b, pinned=pinned, movable_used=used, poisoned=poisoned)
+        return {}
+
+    def _op_clear_faults(self) -> dict[str, Any]:
+        k = self.kernel
+        for action in NOTIFIER_ACTIONS:
+            k.notifier_error[action] = 0
+        k.faults.memmap_fail_at_chunk = None
+        k.faults.probe_fail.clear()
+        for b in k.blocks.values():
+            if b.pinned or b.poisoned:
+                k.set_block_usage(b, pinned=0, poisoned=0)
+        return {}
+
+    def _op_add_cxl_region(self, size: int, target_node: int, start: int, decoder: str | None,
+                           adistance: int | None, numa_node: int | None, driver: str | None) -> dict[str, Any]:
+        if decoder is not None and not re.fullmatch(r"decoder\d+\.\d+", decoder):
+            raise HarnessError(f"add_cxl_region: decoder {decoder!r} is not a name like decoder0.0")
+        cfg = CxlRegionConfig(start, size, target_node, decoder or "decoder0.0", adistance, numa_node, driver)
+        name, dev = self.kernel.cxl_region_hotplug_add(cfg)
+        return {"name": name, "device": dev.name if dev is not None else None, "start": start, "size": size}
+
+    def _op_add_hmem(self, size: int, target_node: int, start: int, adistance: int | None,
+                     numa_node: int | None, driver: str | None) -> dict[str, Any]:
+        cfg = HmemConfig(start, size, target_node, adistance, numa_node, driver)
+        name, dev = self.kernel.hmem_hotplug_add(cfg)
+        return {"name": name, "device": dev.name if dev is not None else None, "start": start, "size": size}
+
+    def _op_remove(self, device: str) -> dict[str, Any]:
+        m = re.fullmatch(r"(region|hmem\.)(\d+)", device)
+        if m is None:
+            raise HarnessError(f"remove: {device!r} is neither a CXL region (regionN) nor an hmem device (hmem.N); "
+                               "pmem namespaces are not hot-removable", errno_mod.ENODEV)
+        if m.group(1) == "region":
+            self.kernel.cxl_region_hotplug_remove(int(m.group(2)))
+        else:
+            self.kernel.hmem_hotplug_remove(int(m.group(2)))
+        return {}
+
+    def _op_add_block_delay(self, seconds: float) -> dict[str, Any]:
+        self.add_block_delay = seconds
+        return {}
+
+    # -- replay -------------------------------------------------------------------------------
+    def replay(self, records: list[dict[str, Any]], where: str = "history") -> None:
+        """Re-run recorded changes on a freshly booted kernel; each must end as recorded.
+        Raises HarnessError naming the first record that does not."""
+        k = self.kernel
+        self.replaying = True
+        try:
+            with k.lock:
+                for n, record in enumerate(records, 1):
+                    self._replay_one(n, record, where)
+                    self.history.append(record)
+        finally:
+            self.replaying = False
+        self._bump()
+
+    def _replay_one(self, n: int, record: dict[str, Any], where: str) -> None:
+        kind = record.get("t")
+        if kind == "op":
+            try:
+                self.execute(self.normalize(record["op"]))
+            except (HarnessError, KeyError, TypeError) as exc:
+                raise HarnessError(f"{where}: record {n} ({json.dumps(record.get('op'))}) failed on replay: {exc}",
+                                   errno_mod.EIO) from None
+            return
+        if kind != "store":
+            raise HarnessError(f"{where}: record {n} has unknown type {kind!r}", errno_mod.EIO)
+        path, data, want = record["path"], record["data"].encode("latin-1"), record["errno"]
+        try:
+            fh = self.tree.open(path, os.O_WRONLY)
+        except KernelError as exc:
+            raise HarnessError(f"{where}: record {n}: {path} cannot be opened for writing on replay "
+                               f"({errno_name(exc.errno)}): the topology or the fakesysfs version changed",
+                               errno_mod.EIO) from None
+        got = 0
+        try:
+            self.tree.write(fh, data)
+        except KernelError as exc:
+            got = exc.errno
+        if got != want:
+            shown = data.decode("latin-1")
+            raise HarnessError(
+                f"{where}: record {n}: writing {shown!r} to {path} gave {errno_name(got) if got else 'success'} on "
+                f"replay but {errno_name(want) if want else 'success'} when recorded: the topology or the fakesysfs "
+                "version changed", errno_mod.EIO)
+
+    # -- export -------------------------------------------------------------------------------
+    def export(self, path: str | os.PathLike[str]) -> int:
+        """Write a snapshot (the boot topology and every change since) to ``path``
+        atomically; ``fakesysfs mount --state`` (or ``Simulation(state=...)``) resumes it.
+        Returns the number of records."""
+        from .journal import write_snapshot
+
+        with self.kernel.lock:
+            records = list(self.history)
+        write_snapshot(path, self.topology_text, records)
+        return len(records)
+
+    # -- the control socket -------------------------------------------------------------------
+    def register_control(self, server: ControlServer) -> None:
+        """Serve the ops, and ``state``, ``trace``, ``kmsg``, ``iomem``, ``export``,
+        ``wait_event``, ``wait_store`` on a mount's control socket (done for every
+        ControlServer of this harness's kernel through ``control.SERVER_SETUP_HOOKS``)."""
+        from .control import ControlError
+
+        def op_handler(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+            def handle(request: dict[str, Any]) -> dict[str, Any]:
+                try:
+                    return self.apply({**request, "op": name})
+                except HarnessError as exc:
+                    raise ControlError(str(exc), errno_name(exc.errno)) from None
+
+            return handle
+
+        for name in _OP_ARGS:
+            server.register(name, op_handler(name))
+        for name, handler in (("state", self._ctl_state), ("trace", self._ctl_trace), ("kmsg", self._ctl_kmsg),
+                              ("iomem", self._ctl_iomem), ("export", self._ctl_export),
+                              ("wait_event", self._ctl_wait_event), ("wait_store", self._ctl_wait_store)):
+            server.register(name, _wrap(handler))
+
+    def _ctl_state(self, request: dict[str, Any]) -> dict[str, Any]:
+        from .state import snapshot
+
+        return {"state": snapshot(self.kernel)}
+
+    def _ctl_trace(self, request: dict[str, Any]) -> dict[str, Any]:
+        since = _int(request.get("since", 0), "since")
+        return {"seq": self.trace.seq, "stores": [r.to_json() for r in self.trace.since(since)]}
+
+    def _ctl_kmsg(self, request: dict[str, Any]) -> dict[str, Any]:
+        with self.kernel.lock:
+            return {"lines": list(self.kernel.kmsg)}
+
+    def _ctl_iomem(self, request: dict[str, Any]) -> dict[str, Any]:
+        with self.kernel.lock:
+            return {"text": self.kernel.resources.format_iomem()}
+
+    def _ctl_export(self, request: dict[str, Any]) -> dict[str, Any]:
+        path = request.get("path")
+        if not isinstance(path, str) or not os.path.isabs(path):
+            raise HarnessError("export: 'path' must be an absolute file name (the daemon's cwd is /)")
+        try:
+            count = self.export(path)
+        except OSError as exc:
+            raise HarnessError(f"export: cannot write {path}: {exc.strerror or exc}", exc.errno or errno_mod.EIO) from None
+        return {"path": path, "records": count}
+
+    def _ctl_wait_event(self, request: dict[str, Any]) -> dict[str, Any]:
+        from .control import event_to_json
+
+        criteria = request.get("match", {})
+        if not isinstance(criteria, dict) or not all(isinstance(v, (str, int)) for v in criteria.values()):
+            raise HarnessError("wait_event: 'match' must be an object of KEY: value (ACTION, DEVPATH, SUBSYSTEM, "
+                               "DRIVER, ... or action, devpath, subsystem, seqnum)")
+        criteria = {(k.lower() if k in ("ACTION", "DEVPATH", "SUBSYSTEM", "SEQNUM") else k): v
+                    for k, v in criteria.items()}
+        after = _int(request.get("after", 0), "after")
+        timeout = _timeout(request)
+        event = self.kernel.events.wait_for(after=after, timeout=timeout, **criteria)
+        if event is None:
+            raise HarnessError(f"wait_event: no event matching {criteria} after SEQNUM {after} within {timeout} s",
+                               errno_mod.ETIMEDOUT)
+        return {"event": event_to_json(event)}
+
+    def _ctl_wait_store(self, request: dict[str, Any]) -> dict[str, Any]:
+        criteria: dict[str, Any] = {}
+        if request.get("path") is not None:
+            try:
+                criteria["path"] = re.compile(str(request["path"]))
+            except re.error as exc:
+                raise HarnessError(f"wait_store: 'path' is not a regular expression: {exc}") from None
+        if request.get("data") is not None:
+            criteria["data"] = str(request["data"])
+        if request.get("errno") is not None:
+            criteria["errno"] = parse_errno(request["errno"])
+        after = _int(request.get("after", 0), "after")
+        timeout = _timeout(request)
+        record = self.trace.wait_for(after=after, timeout=timeout, **criteria)
+        if record is None:
+            raise HarnessError(f"wait_store: no store matching {request} after #{after} within {timeout} s",
+                               errno_mod.ETIMEDOUT)
+        return {"store": record.to_json()}
+
+
+#: The harness of each kernel (while it lives), for control servers made anywhere.
+_BY_KERNEL: weakref.WeakValueDictionary[int, Harness] = weakref.WeakValueDictionary()
+
+
+def _setup_control_server(server: ControlServer) -> None:
+    harness = _BY_KERNEL.get(id(server.kernel))
+    if harness is not None and harness.kernel is server.kernel:
+        harness.register_control(server)
+
+
+control.SERVER_SETUP_HOOKS.append(_setup_control_server)
+
+
+def _timeout(request: dict[str, Any]) -> float:
+    value = request.get("timeout", 10.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise HarnessError(f"'timeout' must be a number of seconds >= 0 (got {value!r})")
+    return float(value)
+
+
+def _wrap(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def handle(request: dict[str, Any]) -> dict[str, Any]:
+        from .control import ControlError
+
+        try:
+            return handler(request)
+        except HarnessError as exc:
+            raise ControlError(str(exc), errno_name(exc.errno)) from None
+
+    return handle
+
+
+def _dump(kernel: Kernel) -> str | None:
+    from .errors import ConfigError
+    from .topology import dump_topology
+
+    try:
+        return dump_topology(kernel.config)
+    except ConfigError:
+        return None
+
+
+def _str_arg(value: object, key: str) -> str:
+    if not isinstance(value, str):
+        raise HarnessError(f"{key}: expected a string, got {value!r}")
+    return value.strip()
+
+
+def _seconds(value: object, key: str) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise HarnessError(f"{key}: {value!r} is not a number of seconds") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 10:
+        raise HarnessError(f"{key}: expected seconds from 0 to 10, got {value!r}")
+    return float(value)
+
+
+_Conv = Callable[[object, str], Any]
+#: op -> (required arguments, optional arguments), each name -> converter.
+_OP_ARGS: dict[str, tuple[dict[str, _Conv], dict[str, _Conv]]] = {
+    "notifier_error": ({"action": _str_arg, "errno": parse_errno}, {}),
+    "memmap_fail_at_chunk": ({}, {"chunk": _int}),
+    "probe_fail": ({"device": _str_arg, "errno": parse_errno}, {}),
+    "block_usage": ({"block": _int}, {"pinned": _int, "used": _int, "poisoned": _int}),
+    "clear_faults": ({}, {}),
+    "add_cxl_region": ({"size": _size, "target_node": _int},
+                       {"start": _size, "decoder": _str_arg, "adistance": _int, "numa_node": _int,
+                        "driver": _str_arg}),
+    "add_hmem": ({"size": _size, "target_node": _int},
+                 {"start": _size, "adistance": _int, "numa_node": _int, "driver": _str_arg}),
+    "remove": ({"device": _str_arg}, {}),
+    "add_block_delay": ({"seconds": _seconds}, {}),
+}
