@@ -132,8 +132,13 @@ class Simulation:
 
     # -- the tree ---------------------------------------------------------------------------------
     def cat(self, path: str) -> str:
-        """Read a file of the tree (path below the mount, ``/devices/...``) as ``cat`` would."""
-        return self.tree.cat(path)
+        """Read a file of the tree (path below the mount, ``/devices/...``) to its end, as
+        ``cat`` would; KernelError with the errno of the open or read."""
+        fh = self.tree.open(path, os.O_RDONLY)
+        chunks = []
+        while chunk := self.tree.read(fh, 65536, sum(len(c) for c in chunks)):
+            chunks.append(chunk)
+        return b"".join(chunks).decode("latin-1")
 
     def echo(self, path: str, data: str | bytes, newline: bool = True) -> int:
         """One store, as ``echo data > path``; KernelError with the kernel's errno on failure."""
