@@ -190,11 +190,12 @@ class Kernel(MemoryBlocksMixin, HotplugMixin, DaxMixin, FirmwareMixin):
 
     # -- block devices (drivers/base/memory.c) -----------------------------------------------
     def add_memory_block(self, block: MemoryBlock) -> None:
-        self.blocks[block.id] = block
+        bid = block.id
+        self.blocks[bid] = block
         self._sorted_ids = None
         if block.group is not None:
-            block.group.blocks.add(block.id)
-        self.uevent("add", self.memory_devpath(block.id), "memory")
+            block.group.blocks.add(bid)
+        self.uevent("add", f"/devices/system/memory/memory{bid}", "memory")  # memory_devpath()
 
     def remove_memory_block(self, block: MemoryBlock) -> None:
         """unregister_memory_block_under_nodes() + remove_memory_block()."""
