@@ -88,9 +88,13 @@ def monitor(mountpoint: str, *, properties: bool = False, subsystem_match: Seque
     return 0
 
 
-def _cmd_monitor(args: argparse.Namespace) -> int:
-    from .cli import CliError
+def _fail(message: str) -> int:
+    """One line, exit status 1 (the CLI's convention for user mistakes)."""
+    print(f"fakesysfs: error: {message}", file=sys.stderr)
+    return 1
 
+
+def _cmd_monitor(args: argparse.Namespace) -> int:
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
@@ -102,7 +106,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
         return monitor(args.mountpoint, properties=args.property, subsystem_match=args.subsystem_match or (),
                        as_json=args.json)
     except ControlError as exc:
-        raise CliError(str(exc)) from None
+        return _fail(str(exc))
     except KeyboardInterrupt:  # udevadm exits 0 on SIGINT/SIGTERM too
         return 0
     except BrokenPipeError:  # `fakesysfs monitor ... | head`

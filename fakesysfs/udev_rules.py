@@ -1078,6 +1078,8 @@ class RulesRunner:
                     value = event.dev_parent.sysattr(arg)
             return udev_replace_chars(value.rstrip(_WHITESPACE), "/ $%?,") if value is not None else ""
         if kind == "E":
+            if arg in ("TAGS", "CURRENT_TAGS") and event.tags:  # device_properties_prepare()
+                return ":" + ":".join(event.tags) + ":"
             return props.get(arg or "", "")
         if kind == "k":
             return dev.sysname
@@ -1217,13 +1219,18 @@ def _bind_private_sys(root: str) -> None:
 
 # -- a runner on a live event stream -----------------------------------------------------------------
 def run_rules(mountpoint: str, rules: UdevRules, *, consts: dict[str, str] | None = None, programs: str = "auto",
-              after: int | None = None, on_event: Callable[[Uevent], None] | None = None) -> int:
-    """Apply ``rules`` to the events of the mount at ``mountpoint`` until it goes away."""
+              after: int | None = None, on_event: Callable[[Uevent], None] | None = None,
+              on_ready: Callable[[], None] | None = None) -> int:
+    """Apply ``rules`` to the events of the mount at ``mountpoint`` until it goes away;
+    ``on_ready`` runs once the subscription stands (events from then on are seen)."""
     from .control import ControlClient, find_control_socket
 
     runner = RulesRunner(rules, mountpoint, consts=consts, programs=programs)
+    runner.check_mount()
     with ControlClient(find_control_socket(mountpoint)) as client:
         client.subscribe(after=after)
+        if on_ready is not None:
+            on_ready()
         for event in client.events():
             runner.process(event)
             if on_event is not None:
@@ -1232,8 +1239,8 @@ def run_rules(mountpoint: str, rules: UdevRules, *, consts: dict[str, str] | Non
 
 
 def _cmd_udev(args: argparse.Namespace) -> int:
-    from .cli import CliError
     from .control import ControlError
+    from .monitor import _fail
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -1246,15 +1253,18 @@ def _cmd_udev(args: argparse.Namespace) -> int:
     for item in args.const or ():
         key, sep, value = item.partition("=")
         if not sep or key not in ("arch", "virt"):
-            raise CliError(f"--const takes arch=VALUE or virt=VALUE, not {item!r}")
+            return _fail(f"--const takes arch=VALUE or virt=VALUE, not {item!r}")
         consts[key] = value
     try:
         rules = UdevRules.load(args.rules)
-        print(f"fakesysfs udev: applying {len(args.rules)} rules file(s), {rules.line_count} rule lines, to the "
-              f"events of {args.mountpoint}; stop with Ctrl-C", file=sys.stderr, flush=True)
-        return run_rules(args.mountpoint, rules, consts=consts, programs=args.programs)
+
+        def ready() -> None:
+            print(f"fakesysfs udev: applying {len(args.rules)} rules file(s), {rules.line_count} rule lines, to the "
+                  f"events of {args.mountpoint}; stop with Ctrl-C", file=sys.stderr, flush=True)
+
+        return run_rules(args.mountpoint, rules, consts=consts, programs=args.programs, on_ready=ready)
     except (RulesError, ControlError) as exc:
-        raise CliError(str(exc)) from None
+        return _fail(str(exc))
     except KeyboardInterrupt:
         return 0
 
