@@ -30,19 +30,15 @@ MOUNT_TIMEOUT = 10.0
 
 
 # -- no test may write the host's /run ----------------------------------------------------
-@pytest.fixture(autouse=True, scope="session")
-def _private_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Mount daemons started by tests (and their children) put their control sockets below
-    a temporary $XDG_RUNTIME_DIR, never in the host's /run/fakesysfs (fakesysfs/control.py)."""
-    path = tmp_path_factory.mktemp("xdg-runtime")
-    path.chmod(0o700)
-    old = os.environ.get("XDG_RUNTIME_DIR")
-    os.environ["XDG_RUNTIME_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("XDG_RUNTIME_DIR", None)
-    else:
-        os.environ["XDG_RUNTIME_DIR"] = old
+#: Mount daemons started by tests (and their children) put their control sockets below this
+#: private $XDG_RUNTIME_DIR, never in the host's /run/fakesysfs (fakesysfs/control.py). Set
+#: at import, before any test module copies os.environ for its subprocesses.
+PRIVATE_RUNTIME_DIR = tempfile.mkdtemp(prefix="fakesysfs-xdg-")
+os.environ["XDG_RUNTIME_DIR"] = PRIVATE_RUNTIME_DIR
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(PRIVATE_RUNTIME_DIR, ignore_errors=True)
 
 
 # -- availability -------------------------------------------------------------------------
