@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..engine.memory import ONLINE_TYPE_WORDS  # noqa: F401  (re-exported for callers)
+from .changes import KernelChanges
 from .common import const, ro, rw
 from .dax import add_dax_entries
 from .memory import memory_bus, memory_root
@@ -95,4 +96,6 @@ def build_root(k: Kernel) -> StaticDir:
 
 def build_tree(k: Kernel) -> Tree:
     """The attribute tree of a kernel, locked by the kernel's hotplug lock."""
-    return Tree(build_root(k), k.lock)
+    tree = Tree(build_root(k), k.lock)
+    tree.changes = KernelChanges(k, tree)  # what a change touches, for the mount's caches
+    return tree

@@ -139,6 +139,65 @@ class StatResult:
     nlink: int
 
 
+#: listener(paths): after a change, the paths (below the root) whose entries vanished or may
+#: now differ in type, mode or link target. New entries are not reported.
+ChangeListener = Callable[[Iterable[str]], None]
+
+
+class ChangeFeed:
+    """Tells clients that cache entries (a FUSE mount's kernel dcache) what a change touched.
+
+    A client may cache lookups and attributes only if the tree has a feed: then, before the
+    change that removed an entry (or changed its type, mode or link target) completes, every
+    listener hears that entry's path and can drop it. Contents are never covered: a value is
+    rendered on every read. The feed of an engine-backed tree (``build_tree``) maps uevents
+    to paths; a plain ``Tree`` has none, and its clients must not cache.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[ChangeListener] = []
+        self._lock = threading.Lock()
+
+    @property
+    def active(self) -> bool:
+        """True while somebody listens (work to find touched paths is skipped otherwise)."""
+        return bool(self._listeners)
+
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
+        """Add ``listener``; returns the function that removes it."""
+        with self._lock:
+            self._listeners = [*self._listeners, listener]
+            if len(self._listeners) == 1:
+                self.started()
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners = [other for other in self._listeners if other is not listener]
+                    if not self._listeners:
+                        self.stopped()
+
+        return unsubscribe
+
+    def publish(self, paths: Iterable[str]) -> None:
+        paths = tuple(paths)
+        if paths:
+            for listener in self._listeners:
+                listener(paths)
+
+    # -- for subclasses -------------------------------------------------------------------
+    def started(self) -> None:
+        """The first listener arrived: start watching the source of changes."""
+
+    def stopped(self) -> None:
+        """The last listener left."""
+
+    def store_touches(self, tree: Tree, path: str) -> Iterable[str]:
+        """Called under the tree lock before a store to ``path``: the paths that store may
+        change without saying so otherwise; they are published after the store."""
+        return ()
+
+
 @dataclass(slots=True)
 class OpenFile:
     """An open attribute: the node plus the read snapshot (R-SYS-03)."""
@@ -156,11 +215,13 @@ class Tree:
     (R-SYS-05) and a store runs exactly like one kernel sysfs write.
     """
 
-    def __init__(self, root: Dir, lock: threading.RLock | None = None) -> None:
+    def __init__(self, root: Dir, lock: threading.RLock | None = None, changes: ChangeFeed | None = None) -> None:
         self.root = root
         self.lock = lock if lock is not None else threading.RLock()
         #: The store log: called after every store (see ``StoreTracer``).
         self.store_tracers: list[StoreTracer] = []
+        #: What changes touch, for clients that cache entries (None: they must not).
+        self.changes = changes
 
     # -- resolution -------------------------------------------------------------------------
     def lookup(self, path: str) -> Node:
@@ -238,13 +299,18 @@ class Tree:
             return 0
         text = data[:count].split(b"\0", 1)[0].decode("latin-1")
         assert fh.attr.store is not None
+        changes = self.changes
         with self.lock:
+            touched = changes.store_touches(self, fh.path) if changes is not None and changes.active else ()
             try:
                 done = fh.attr.store(text, count)
             except KernelError as exc:
                 for tracer in self.store_tracers:
                     tracer(fh.path, data[:count], exc.errno)
                 raise
+            finally:
+                if touched:
+                    changes.publish(touched)  # type: ignore[union-attr]
             for tracer in self.store_tracers:
                 tracer(fh.path, data[:count], 0)
         return count if done is None else done
