@@ -184,6 +184,17 @@ def udev_properties(event: Uevent, extra: dict[str, str] | None = None, tags: Se
 
 
 # -- sending ----------------------------------------------------------------------------------
+def _netns_at_import() -> int | None:
+    try:
+        return os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return None
+
+
+#: The network namespace this program started in (forked children inherit the value).
+_STARTUP_NETNS = _netns_at_import()
+
+
 def _netns(pid: int | str) -> int | None:
     try:
         return os.stat(f"/proc/{pid}/ns/net").st_ino
@@ -200,11 +211,14 @@ def _ppid(pid: int) -> int:
 
 
 def in_private_netns() -> bool:
-    """True if this process's network namespace was made below the host's: some ancestor
-    (or pid 1) is in a different one. Unknown counts as not private."""
+    """True if this process's network namespace was made below the host's: it is not the
+    one this program started in (``fakesysfs run`` unshares after importing this module),
+    or some ancestor (or pid 1) is in a different one. Unknown counts as not private."""
     mine = _netns("self")
     if mine is None:
         return False
+    if _STARTUP_NETNS is not None and mine != _STARTUP_NETNS:
+        return True
     pid, seen = os.getppid(), set()
     while pid > 1 and pid not in seen:
         seen.add(pid)

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import KernelError
+from .netlink import start_event_services
 
 if TYPE_CHECKING:
     from .engine import Kernel
@@ -649,9 +650,8 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
                 os.close(ready_fd)
                 os.kill(os.getpid(), signal.SIGTERM)  # libfuse's handler ends the loop
                 return
-        # Control socket, udev rules, libudev netlink messages (fakesysfs/netlink.py).
-        from .netlink import start_event_services
-
+        # Control socket, udev rules, libudev netlink messages (fakesysfs/netlink.py; imported
+        # at the top, before unshare(), so it knows the network namespace we started in).
         stop_events.append(start_event_services(kernel, rules=options.rules, netlink=not options.share_net))
         reported = True
         os.write(ready_fd, b"ok\n")
