@@ -1,0 +1,138 @@
+"""The pytest plugin (fixtures, topology by marker or parameter, failure report sections) as a
+user's test session sees it, and HotplugStateMachine in-process."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from fakesysfs import Simulation
+from fakesysfs.testing import HotplugStateMachine, check_kernel_invariants
+
+pytest_plugins = ["pytester"]
+
+TWO_NODES = """
+[kernel]
+possible_nodes = "0-1"
+[[node]]
+id = 0
+cpus = "0"
+memory = ["0x0-0x7fffffff"]
+"""
+
+
+def test_the_plugin_is_registered_through_its_entry_point(request: pytest.FixtureRequest) -> None:
+    points = [e for e in importlib.metadata.entry_points(group="pytest11") if e.name == "fakesysfs"]
+    assert [e.value for e in points] == ["fakesysfs.testing.plugin"]
+    plugin = request.config.pluginmanager.get_plugin("fakesysfs")
+    assert plugin is not None and plugin.__name__ == "fakesysfs.testing.plugin"
+
+
+def test_topology_by_marker_file_text_or_indirect_parameter(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", small=TWO_NODES)
+    pytester.makepyfile(f'''
+        import pytest
+
+        TEXT = {TWO_NODES!r}
+
+        def test_default(fakesysfs_sim):
+            assert [p.name for p in fakesysfs_sim.producers()] == ["region0", "hmem.1", "namespace2.0"]
+
+        @pytest.mark.fakesysfs_topology("small.toml")
+        def test_file_beside_the_test(fakesysfs_sim):
+            assert len(fakesysfs_sim.blocks()) == 16
+
+        @pytest.mark.fakesysfs_topology(TEXT)
+        def test_text(fakesysfs_sim, fakesysfs_topology):
+            assert fakesysfs_topology == TEXT and len(fakesysfs_sim.blocks()) == 16
+
+        @pytest.mark.parametrize("fakesysfs_topology", ["small.toml", None], indirect=True)
+        def test_parameter(fakesysfs_sim):
+            assert len(fakesysfs_sim.blocks()) in (16, 256)
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5)
+
+
+def test_a_failing_test_reports_uevents_stores_and_kmsg(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(f'''
+        import pytest
+
+        @pytest.mark.fakesysfs_topology({TWO_NODES!r})
+        def test_agent_did_not_react(fakesysfs_sim):
+            fakesysfs_sim.add_cxl_region("256M", node=1)
+            try:
+                fakesysfs_sim.echo("/devices/system/memory/memory3/state", "offline")
+            except OSError:
+                pass
+            assert False, "the agent never onlined the new memory"
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*- fakesysfs uevents -*",
+        "*add     /devices/platform/ACPI0017:00/root0/decoder0.0/region0 (cxl) DEVTYPE=cxl_region MODALIAS=cxl:t6",
+        "*bind    /devices/platform/ACPI0017:00/root0/decoder0.0/region0 (cxl) *DRIVER=cxl_region*",
+        "*- fakesysfs stores -*",
+        "#1     /devices/system/memory/memory3/state 'offline' -> EBUSY",
+        "*- fakesysfs kmsg -*",
+        "memory offlining [[]mem 0x18000000-0x1fffffff] failed due to failure to isolate range",
+    ])  # fmt: skip
+
+
+def test_fixture_names_leave_the_projects_own_alone(request: pytest.FixtureRequest) -> None:
+    names = set(request.session._fixturemanager._arg2fixturedefs)
+    assert {"fakesysfs_sim", "fakesysfs_mount", "fakesysfs_topology"} <= names
+    assert {"fuse_mount", "demo"} <= names, "tests/conftest.py's fixtures are still there"
+
+
+class InvariantsOnly(HotplugStateMachine):
+    """No agent: random hot-plug and faults must keep the kernel's own invariants."""
+
+    topology = TWO_NODES
+    target_nodes = (1,)
+
+
+TestInvariantsOnly = InvariantsOnly.TestCase
+TestInvariantsOnly.settings = settings(max_examples=25, stateful_step_count=15, deadline=None,
+                                       suppress_health_check=list(HealthCheck))
+
+
+class OnlinesIntoNormal(HotplugStateMachine):
+    """A buggy agent (simulated in-process): onlines new blocks with plain "online", which
+    lands a memoryless node's blocks in ZONE_NORMAL."""
+
+    topology = TWO_NODES
+    target_nodes = (1,)
+
+    def start_agent(self) -> None:
+        self.mark = self.sim.mark()
+
+    def settle(self) -> None:
+        for event in self.sim.events(after=self.mark, action="add", subsystem="memory"):
+            try:
+                self.sim.echo(f"{event.devpath}/state", "online")
+            except OSError:
+                pass
+        self.mark = self.sim.mark()
+
+    def check(self) -> None:
+        assert all(b.movable for b in self.sim.blocks() if b.online and not b.boot), "hot-added memory not movable"
+
+
+def test_the_state_machine_catches_an_agent_that_onlines_into_normal() -> None:
+    with pytest.raises(AssertionError, match="hot-added memory not movable"):
+        run_state_machine_as_test(OnlinesIntoNormal, settings=settings(
+            max_examples=50, stateful_step_count=8, deadline=None, database=None,
+            suppress_health_check=list(HealthCheck)))
+
+
+def test_kernel_invariants_catch_a_broken_engine() -> None:
+    sim = Simulation(TWO_NODES)
+    check_kernel_invariants(sim)
+    sim.kernel.nodes[0].zones["DMA32"].managed += 1  # a bookkeeping bug
+    with pytest.raises(AssertionError, match="I-1: node0 manages"):
+        check_kernel_invariants(sim)
