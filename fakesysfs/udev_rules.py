@@ -362,7 +362,7 @@ class UdevRules:
         continuation: str | None = None
         number = 0
         # udevd numbers a continued line by its last physical line.
-        for number, raw in enumerate(text.split("\n"), 1):
+        for number, raw in enumerate(text.replace("\r\n", "\n").split("\n"), 1):
             line = raw.lstrip(_WHITESPACE)
             if line.startswith("#"):  # comments end nothing, even inside a continuation
                 continue
@@ -664,6 +664,7 @@ class _Event:
         self.run_final = False
         self.program_result: str | None = None
         self.dev_parent: _SysDevice | None = None
+        self.usec_initialized: int | None = None
 
     @property
     def driver(self) -> str | None:
@@ -770,6 +771,7 @@ class RulesRunner:
                 jump = self._apply_line(line, event)
                 index = jump if jump is not None else index + 1
         usec = self.db.usec_initialized(uevent)
+        event.usec_initialized = usec
         if event.run:
             for command, token in event.run:
                 self._run_program(event, command, token)
@@ -1131,6 +1133,8 @@ class RulesRunner:
         env = {k: v for k, v in event.props.items() if not k.startswith(".")}
         if event.tags:
             env["TAGS"] = env["CURRENT_TAGS"] = ":" + ":".join(event.tags) + ":"
+        if event.usec_initialized is not None:  # set once the rules ran, before RUN
+            env["USEC_INITIALIZED"] = str(event.usec_initialized)
         return env
 
     def _spawn(self, event: _Event, command: str) -> tuple[int, str]:
