@@ -6,8 +6,8 @@ the socket's absolute path in the debugfs-style file ``kernel/debug/fakesysfs/co
 
     path = open(f"{mountpoint}/kernel/debug/fakesysfs/control").read().strip()
 
-The socket lives in a fresh 0700 directory under ``$XDG_RUNTIME_DIR/fakesysfs/``, or
-``/run/fakesysfs/`` for root, or ``$TMPDIR/fakesysfs-<uid>/``; both go away on unmount.
+The socket lives in a fresh 0700 directory under ``$XDG_RUNTIME_DIR/fakesysfs/``, else
+``$TMPDIR/fakesysfs-<uid>/`` (see ``runtime_dir``); both go away on unmount.
 
 Protocol (UTF-8, one JSON object per line, both directions):
 
@@ -124,12 +124,15 @@ def _line(obj: dict[str, Any]) -> bytes:
 
 # -- where the socket lives -----------------------------------------------------------------------
 def runtime_dir() -> str:
-    """The base directory for control sockets (created 0700 on first use)."""
+    """The base directory for control sockets (created 0700 on first use):
+    ``$XDG_RUNTIME_DIR/fakesysfs``, else ``$TMPDIR/fakesysfs-<uid>``.
+
+    Not ``/run/fakesysfs`` for root: a test machine's /run belongs to its host, and
+    ``fakesysfs run`` gives each namespace a private /run anyway (set XDG_RUNTIME_DIR=/run
+    to get /run/fakesysfs deliberately)."""
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
         return os.path.join(xdg, "fakesysfs")
-    if os.geteuid() == 0:
-        return "/run/fakesysfs"
     return os.path.join(tempfile.gettempdir(), f"fakesysfs-{os.geteuid()}")
 
 
