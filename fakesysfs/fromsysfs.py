@@ -186,6 +186,25 @@ def _producer(region: _DaxRegion, cfg: BootConfig, notes: list[str]) -> None:
                                    numa_node=region.numa_node, driver=driver))
 
 
+def _renumber(regions: list[_DaxRegion], cfg: BootConfig, notes: list[str]) -> None:
+    """A topology numbers CXL regions 0..n-1, then hmem ranges (R-PATH-01); a machine that
+    hot-plugged may have other ids. Say so, and move pmem namespaces off the taken ids."""
+    dynamic = sorted((r for r in regions if r.kind != "pmem" and r.ranges),
+                     key=lambda r: (r.kind != "cxl", r.kind != "hmem", r.rid))
+    for new_id, region in enumerate(dynamic):
+        if region.rid != new_id:
+            notes.append(f"dax region {region.rid} ({region.kind}) becomes region {new_id}: a topology numbers "
+                         "CXL regions first, then hmem ranges")
+    taken = set(range(len(dynamic)))
+    for pmem in cfg.pmem:
+        region_id, _, dev_id = pmem.namespace.removeprefix("namespace").partition(".")
+        if int(region_id) in taken:
+            free = next(i for i in range(len(taken) + len(cfg.pmem) + 1) if i not in taken)
+            notes.append(f"{pmem.namespace} becomes namespace{free}.{dev_id}: region id {region_id} is taken")
+            pmem.namespace = f"namespace{free}.{dev_id}"
+        taken.add(int(pmem.namespace.removeprefix("namespace").partition(".")[0]))
+
+
 def _kernel_settings(root: str, cfg: BootConfig, host: bool) -> None:
     mem = os.path.join(root, _MEMORY)
     params = os.path.join(root, "module/memory_hotplug/parameters")
@@ -235,8 +254,9 @@ def topology_from_sysfs(root: str | os.PathLike[str]) -> SysfsTopology:
     possible = _range_list(_read(os.path.join(node_dir, "possible"))) or node_ids
     regions, dax_notes = _dax_regions(root)
     notes += dax_notes
-    for region in regions:
+    for region in sorted(regions, key=lambda r: (r.kind != "cxl", r.kind != "hmem", r.rid)):
         _producer(region, cfg, notes)
+    _renumber(regions, cfg, notes)
     dax_blocks = {bid for r in regions for s, e in r.ranges for bid in range(s // cfg.block_size, (e + 1) // cfg.block_size)}
     hot = sorted(set(block_ids) & dax_blocks)
     if hot:
