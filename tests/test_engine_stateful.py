@@ -12,8 +12,8 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 from fakesysfs.config import GiB, BootConfig, MemRange, NodeConfig
 from fakesysfs.engine import BlockState
 from fakesysfs.errors import EHWPOISON, KernelError
-from fakesysfs.sysfs.parsers import parse_range_list
-from memsim import MEM, NODE, Sim
+from invariants import MEMORY_CHECKS
+from memsim import MEM, Sim
 
 BASE = 0x1000000000  # hotplug windows start here; 16 slots of 4 blocks each
 SLOT_BLOCKS = 4
@@ -126,43 +126,10 @@ class HotplugMachine(RuleBasedStateMachine):
 
     # -- invariants -----------------------------------------------------------------------------
     @invariant()
-    def i1_memtotal_is_managed_pages_of_online_blocks(self):
-        for nid, node in self.k.nodes.items():
-            online = [b for b in self.k.blocks.values() if b.nid == nid and b.state is BlockState.ONLINE]
-            assert node.managed_pages == sum(b.managed for b in online)
-            assert node.present_pages == sum(b.present for b in online)
-            if node.online:
-                info = self.sim.meminfo(nid)
-                assert info["MemTotal"] == 4 * sum(b.managed for b in online)
-                assert info["MemFree"] == 4 * sum(b.free for b in online)
-                assert info["MemUsed"] == info["MemTotal"] - info["MemFree"]
-            for name, zone in node.zones.items():
-                in_zone = [b for b in online if b.zone == name]
-                if any(b.zone_pages for b in online):
-                    continue
-                assert zone.free == sum(b.free for b in in_zone), name
-                assert zone.managed == sum(b.managed for b in in_zone)
-
-    @invariant()
-    def i2_has_memory_is_nodes_with_online_pages(self):
-        expected = sorted({b.nid for b in self.k.blocks.values() if b.state is BlockState.ONLINE})
-        assert sorted(self.k.n_memory) == expected
-        assert parse_range_list(self.sim.cat(f"{NODE}/has_memory").strip()) == expected
-
-    @invariant()
-    def i3_node_directory_iff_online(self):
-        dirs = {n for n in self.sim.tree.readdir(NODE) if n.startswith("node")}
-        assert dirs == {f"node{n}" for n in self.k.online_nodes()}
-        for nid, node in self.k.nodes.items():
-            if node.online and not node.cpus and not node.blocks:
-                raise AssertionError(f"node{nid} online without memory or CPUs")
-
-    @invariant()
-    def i4_every_block_has_exactly_one_node_link(self):
-        for bid, block in self.k.blocks.items():
-            names = [n for n in self.sim.tree.readdir(f"{MEM}/memory{bid}") if n.startswith("node")]
-            assert names == [f"node{block.nid}"]
-            assert f"memory{bid}" in self.sim.tree.readdir(f"{NODE}/node{block.nid}")
+    def shared_memory_invariants(self):
+        """I-1..I-5, donor charges, counters and SEQNUMs (tests/invariants.py)."""
+        for check in MEMORY_CHECKS:
+            check(self.k, self.sim.tree)
 
     @invariant()
     def i5_altmaps_are_all_or_nothing_per_add(self):
@@ -170,15 +137,6 @@ class HotplugMachine(RuleBasedStateMachine):
             blocks = [self.k.blocks[start // self.bs + i] for i in range(nblocks)]
             assert {b.altmap for b in blocks} == {512 if mom else 0}
             assert all((b.memmap_charges is None) == mom for b in blocks)
-
-    @invariant()
-    def donor_charges_are_accounted(self):
-        charged: dict[int, int] = {}
-        for block in self.k.blocks.values():
-            for donor, pages in block.memmap_charges or ():
-                charged[donor] = charged.get(donor, 0) + pages
-        for donor, pages in charged.items():
-            assert self.k.blocks[donor].unmovable >= pages
 
     @invariant()
     def seqnum_is_monotonic(self):
