@@ -8,12 +8,12 @@ import errno
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
-
-from fakesysfs.config import GiB, BootConfig, MemRange, NodeConfig
-from fakesysfs.engine import BlockState
-from fakesysfs.errors import EHWPOISON, KernelError
 from invariants import MEMORY_CHECKS
 from memsim import MEM, Sim
+
+from fakesysfs.config import BootConfig, GiB, MemRange, NodeConfig
+from fakesysfs.engine import BlockState
+from fakesysfs.errors import EHWPOISON, KernelError
 
 BASE = 0x1000000000  # hotplug windows start here; 16 slots of 4 blocks each
 SLOT_BLOCKS = 4
