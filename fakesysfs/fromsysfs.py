@@ -282,13 +282,13 @@ def topology_from_sysfs(root: str | os.PathLike[str]) -> SysfsTopology:
                                        f"({_NODE}/nodeK/memoryN); is it a sysfs tree with memory hotplug?")
         _psutil_node(cfg, notes)
         possible = sorted({*possible, *(n.id for n in cfg.nodes)})
-    cfg.possible_nodes = sorted({*possible, *(p.target_node for p in (*cfg.cxl_regions, *cfg.hmem, *cfg.pmem))})
+    producers: list[CxlRegionConfig | HmemConfig | PmemConfig] = [*cfg.cxl_regions, *cfg.hmem, *cfg.pmem]
+    cfg.possible_nodes = sorted({*possible, *(p.target_node for p in producers)})
     online_at_boot = {n.id for n in cfg.nodes}
-    for p in (*cfg.cxl_regions, *cfg.hmem, *cfg.pmem):
+    for p in producers:
         if p.numa_node is not None and p.numa_node not in online_at_boot:
             p.numa_node = None
-    top = max([r.end for n in cfg.nodes for r in n.memory] + [p.start + p.size for p in
-              (*cfg.cxl_regions, *cfg.hmem, *cfg.pmem)])
+    top = max([r.end for n in cfg.nodes for r in n.memory] + [p.start + p.size for p in producers])
     cfg.max_physmem_bits = 46 if top <= 1 << 46 else 52
     _kernel_settings(root, cfg, host)
     _check(cfg, root)

@@ -347,7 +347,7 @@ class Harness:
             try:
                 out["start"] = self.kernel.find_free_physical_range(out["size"], align)
             except KernelError as exc:
-                raise HarnessError(f"{name}: {exc.strerror}", exc.errno) from None
+                raise HarnessError(f"{name}: {exc.strerror}", exc.errno or errno_mod.EINVAL) from None
         return out
 
     def execute(self, op: dict[str, Any]) -> dict[str, Any]:
@@ -358,7 +358,7 @@ class Harness:
             try:
                 return getattr(self, f"_op_{name}")(**{key: v for key, v in op.items() if key != "op"})
             except KernelError as exc:
-                raise HarnessError(f"{name}: {exc.strerror}", exc.errno) from None
+                raise HarnessError(f"{name}: {exc.strerror}", exc.errno or errno_mod.EINVAL) from None
 
     def _op_notifier_error(self, action: str, errno: int) -> dict[str, Any]:
         if action not in NOTIFIER_ACTIONS:
@@ -468,13 +468,13 @@ class Harness:
             fh = self.tree.open(path, os.O_WRONLY)
         except KernelError as exc:
             raise HarnessError(f"{where}: record {n}: {path} cannot be opened for writing on replay "
-                               f"({errno_name(exc.errno)}): the topology or the fakesysfs version changed",
+                               f"({errno_name(exc.errno or 0)}): the topology or the fakesysfs version changed",
                                errno_mod.EIO) from None
         got = 0
         try:
             self.tree.write(fh, data)
         except KernelError as exc:
-            got = exc.errno
+            got = exc.errno or 0
         if got != want:
             shown = data.decode("latin-1")
             raise HarnessError(

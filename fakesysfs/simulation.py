@@ -75,6 +75,13 @@ def _is_toml_text(source: str) -> bool:
 class Simulation:
     """A booted simulated kernel, its sysfs tree and its harness; optionally mounted."""
 
+    #: The engine (``fakesysfs.engine.Kernel``): kernel-named methods, all state.
+    kernel: Kernel
+    #: The attribute tree (``cat``/``echo``/``readdir`` by path, as the mount serves it).
+    tree: Tree
+    #: The harness: ops, store trace, history, journal (``fakesysfs/harness.py``).
+    harness: Harness
+
     def __init__(self, topology: TopologySource = None, *, state: str | os.PathLike[str] | None = None) -> None:
         """Boot ``topology`` (a TOML file path, TOML text, a ``BootConfig`` (copied), or None for
         the embedded default). With ``state``, changes are journaled durably to that file;
@@ -108,9 +115,9 @@ class Simulation:
             if config is None:
                 text = text if text is not None else default_topology_text()
                 config = load_topology(text=text)
-            self.kernel: Kernel = Kernel(config)
-            self.tree: Tree = build_tree(self.kernel)
-            self.harness: Harness = Harness(self.kernel, self.tree, text)
+            self.kernel = Kernel(config)
+            self.tree = build_tree(self.kernel)
+            self.harness = Harness(self.kernel, self.tree, text)
         #: SEQNUM when the simulation was ready (boot and replay done): ``wait_for_event``
         #: looks only at later events unless told otherwise.
         self.boot_seqnum = self.kernel.events.seqnum
@@ -135,10 +142,10 @@ class Simulation:
         """Read a file of the tree (path below the mount, ``/devices/...``) to its end, as
         ``cat`` would; KernelError with the errno of the open or read."""
         fh = self.tree.open(path, os.O_RDONLY)
-        chunks = []
-        while chunk := self.tree.read(fh, 65536, sum(len(c) for c in chunks)):
-            chunks.append(chunk)
-        return b"".join(chunks).decode("latin-1")
+        data = b""
+        while chunk := self.tree.read(fh, 65536, len(data)):
+            data += chunk
+        return data.decode("latin-1")
 
     def echo(self, path: str, data: str | bytes, newline: bool = True) -> int:
         """One store, as ``echo data > path``; KernelError with the kernel's errno on failure."""

@@ -42,7 +42,7 @@ import errno
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..config import CxlRegionConfig, HmemConfig
+from ..config import CxlRegionConfig, HmemConfig, PmemConfig
 from ..errors import KernelError
 from .dax import IORESOURCE_DAX_KMEM, DaxRegion, DevDax, ProducerDevice
 from .hotplug import PMD_SIZE
@@ -96,7 +96,8 @@ class FirmwareMixin:
         for n in cfg.nodes:
             for r in n.memory:
                 top = max(top, r.end)
-        for p in (*cfg.cxl_regions, *cfg.hmem, *cfg.pmem):
+        producers: list[CxlRegionConfig | HmemConfig | PmemConfig] = [*cfg.cxl_regions, *cfg.hmem, *cfg.pmem]
+        for p in producers:
             if p.start + p.size <= 1 << self.max_physmem_bits:
                 top = max(top, p.start + p.size)
         if self.blocks:
