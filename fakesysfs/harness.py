@@ -257,6 +257,7 @@ class Harness:
         self.add_block_delay = 0.0
         self._changed = threading.Condition()
         self._generation = 0
+        self._waiters = 0
         tree.store_tracers.append(self._on_store)
         kernel.events.subscribe(self._on_event)
         install_debugfs(tree, self)
@@ -289,9 +290,13 @@ class Harness:
                 raise KernelError(errno_mod.EIO, f"state journal {self.journal.path}: {exc.strerror or exc}") from None
 
     def _bump(self) -> None:
-        with self._changed:
-            self._generation += 1
-            self._changed.notify_all()
+        # Called under the hotplug lock (every store, event and op), so the increment is
+        # serialized; waiters register before they compare, so skipping the notify when
+        # nobody waits loses no wake-up.
+        self._generation += 1
+        if self._waiters:
+            with self._changed:
+                self._changed.notify_all()
 
     @property
     def generation(self) -> int:
@@ -302,11 +307,15 @@ class Harness:
         """Block until something changed after ``generation`` was read; False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
-            while self._generation == generation:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._changed.wait(remaining)
+            self._waiters += 1
+            try:
+                while self._generation == generation:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._changed.wait(remaining)
+            finally:
+                self._waiters -= 1
         return True
 
     # -- ops ----------------------------------------------------------------------------------
@@ -448,9 +457,10 @@ class Harness:
                 for n, record in enumerate(records, 1):
                     self._replay_one(n, record, where)
                     self.history.append(record)
+                self._bump()
         finally:
             self.replaying = False
-        self._bump()
+            self.add_block_delay = 0.0  # a timing knob, not state: a restart runs at full speed
 
     def _replay_one(self, n: int, record: dict[str, Any], where: str) -> None:
         kind = record.get("t")

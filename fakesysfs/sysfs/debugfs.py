@@ -4,7 +4,8 @@
     control                       0400  the control socket's path (while a daemon serves one)
     faults/memmap_fail_at_chunk   0600  "-1" disarmed, or k: the next chunked add fails at chunk k
     faults/probe_fail             0600  "dax0.0 -12" lines; write "DEVICE ERRNO" (0 clears)
-    faults/add_block_delay_us     0600  every memory block added takes this long (timing only)
+    faults/add_block_delay_us     0600  every memory block added takes this long (timing only:
+                                        0 again after a restart from a state file)
     faults/clear                  0200  any write: no notifier errors, no armed faults, no
                                         pinned or poisoned pages
     blocks/memoryN/pinned         0600  pages pinned (offline: EBUSY)
