@@ -98,6 +98,9 @@ def read_state(path: str | os.PathLike[str]) -> StateFile:
     records: list[dict[str, Any]] = []
     for i, raw in enumerate(lines, 1):
         obj = _decode_line(raw)
+        if obj is None and i == 1:
+            raise StateError(f"{name} is not a fakesysfs state file (its first line is not a checksummed "
+                             f"\"{FORMAT}\" header)")
         if obj is None:
             if i == len(lines) and not tail:
                 # The last complete line can only be damaged by a write cut short (no fsync
