@@ -206,9 +206,19 @@ class StoreTrace:
         return record
 
     def since(self, seq: int = 0) -> list[StoreRecord]:
-        """Stores with ``seq`` greater than ``seq``, oldest first (as far as kept)."""
+        """Stores with ``seq`` greater than ``seq``, oldest first (as far as kept); the cost
+        is the number returned."""
         with self._cond:
-            return [r for r in self._records if r.seq > seq]
+            return self._since(seq)
+
+    def _since(self, seq: int) -> list[StoreRecord]:
+        newer = []
+        for record in reversed(self._records):
+            if record.seq <= seq:
+                break
+            newer.append(record)
+        newer.reverse()
+        return newer
 
     def clear(self) -> None:
         with self._cond:
@@ -221,9 +231,7 @@ class StoreTrace:
         seen = after
         with self._cond:
             while True:
-                for record in self._records:
-                    if record.seq <= seen:
-                        continue
+                for record in self._since(seen):
                     seen = record.seq
                     if record.matches(**criteria):
                         return record

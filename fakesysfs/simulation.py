@@ -75,7 +75,9 @@ def _is_toml_text(source: str) -> bool:
 class Simulation:
     """A booted simulated kernel, its sysfs tree and its harness; optionally mounted."""
 
-    #: The engine (``fakesysfs.engine.Kernel``): kernel-named methods, all state.
+    #: The engine (``fakesysfs.engine.Kernel``): kernel-named methods, all state. Changes
+    #: made by calling it directly bypass the harness: they are not in the history, so a
+    #: state file or an export does not have them.
     kernel: Kernel
     #: The attribute tree (``cat``/``echo``/``readdir`` by path, as the mount serves it).
     tree: Tree
