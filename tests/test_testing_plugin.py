@@ -4,6 +4,9 @@ user's test session sees it, and HotplugStateMachine in-process."""
 from __future__ import annotations
 
 import importlib.metadata
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -83,9 +86,13 @@ def test_a_failing_test_reports_uevents_stores_and_kmsg(pytester: pytest.Pyteste
     ])  # fmt: skip
 
 
-def test_fixture_names_leave_the_projects_own_alone(request: pytest.FixtureRequest) -> None:
-    names = set(request.session._fixturemanager._arg2fixturedefs)
-    assert {"fakesysfs_sim", "fakesysfs_mount", "fakesysfs_topology"} <= names
+def test_fixture_names_leave_the_projects_own_alone() -> None:
+    """``pytest --fixtures`` (public CLI) lists the plugin's fixtures beside conftest's."""
+    tests = Path(__file__).parent
+    done = subprocess.run([sys.executable, "-m", "pytest", "--fixtures", "-q", "-p", "no:cacheprovider", str(tests)],
+                          capture_output=True, text=True, timeout=120, check=False, cwd=tests.parent)
+    names = {line.split()[0] for line in done.stdout.splitlines() if line and not line.startswith((" ", "-", "="))}
+    assert {"fakesysfs_sim", "fakesysfs_mount", "fakesysfs_topology"} <= names, done.stdout[-2000:]
     assert {"fuse_mount", "demo"} <= names, "tests/conftest.py's fixtures are still there"
 
 
