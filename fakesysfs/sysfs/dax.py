@@ -94,6 +94,8 @@ class DevDaxDir(Dir):
     def _alive(self) -> bool:
         return self.k.dax_devices.get(self.dev.name) is self.dev
 
+    alive = _alive  # power/ and the rest of an open file's directory go with the device
+
     def names(self) -> Iterable[str]:
         dev = self.dev
         static = dev.region.is_static

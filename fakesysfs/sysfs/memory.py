@@ -41,6 +41,9 @@ class MemoryBlockDir(Dir):
         self.k = k
         self.block = block
 
+    def alive(self) -> bool:
+        return self.k.blocks.get(self.block.id) is self.block
+
     def names(self) -> Iterable[str]:
         if self.block.id in self.k.nodes[self.block.nid].blocks:
             yield f"node{self.block.nid}"

@@ -77,6 +77,9 @@ class NodeDir(Dir):
         self.k = k
         self.nid = nid
 
+    def alive(self) -> bool:
+        return self.k.nodes[self.nid].online
+
     def names(self) -> Iterable[str]:
         node = self.k.nodes[self.nid]
         yield from self.NAMES

@@ -6,17 +6,19 @@ from typing import TYPE_CHECKING
 
 from ..engine.memory import ONLINE_TYPE_WORDS  # noqa: F401  (re-exported for callers)
 from .changes import KernelChanges
-from .common import const, ro, rw
+from .common import ro, rw
 from .dax import add_dax_entries
 from .memory import memory_bus, memory_root
 from .node import cpu_bus, cpu_root, node_bus, node_root, tier_bus, tier_root
-from .parsers import kstrtobool, kstrtoll, kstrtouint, sysfs_match_string
+from .parsers import kstrtobool, kstrtoll, kstrtouint, kstrtoull, sysfs_match_string
 from .tree import Attr, StaticDir, Tree
 
 if TYPE_CHECKING:
     from ..engine import Kernel
 
 ONLINE_POLICIES = ["contig-zones", "auto-movable"]
+#: fs/libfs.c simple_attr_write(): ``size = min(sizeof(attr->set_buf) - 1, len)``, set_buf[24].
+SIMPLE_ATTR_MAX = 23
 
 
 def memory_hotplug_parameters(k: Kernel) -> StaticDir:
@@ -46,18 +48,27 @@ def memory_hotplug_parameters(k: Kernel) -> StaticDir:
 def notifier_error_inject(k: Kernel) -> StaticDir:
     """debugfs ``notifier-error-inject/memory`` (kernel-abi.md section 8)."""
 
+    # Both files are debugfs simple attributes: simple_attr_write() copies at most 23 bytes
+    # (sizeof(set_buf) - 1) and parses those, so a longer write is judged by its start.
     def action(name: str) -> StaticDir:
         def store(text: str, count: int) -> int | None:
-            value = kstrtoll(text, 0)
+            value = kstrtoll(text[:SIMPLE_ATTR_MAX], 0)  # DEFINE_SIMPLE_ATTRIBUTE_SIGNED
             value = (value + (1 << 31)) % (1 << 32) - (1 << 31)  # clamp_t(int, ...) casts first
             k.notifier_error[name] = min(max(value, -4095), 0)
             return None
 
         return StaticDir({"error": rw(lambda: f"{k.notifier_error[name]}\n", store, mode=0o600)})
 
+    priority = {"value": 0}
+
+    def priority_store(text: str, count: int) -> int | None:
+        # debugfs_create_u32(): kstrtoull, stored as u32; nothing reads it after registration.
+        priority["value"] = kstrtoull(text[:SIMPLE_ATTR_MAX], 0) & 0xFFFFFFFF
+        return None
+
     return StaticDir({
         "actions": StaticDir({name: action(name) for name in ("MEM_GOING_OFFLINE", "MEM_GOING_ONLINE")}),
-        "priority": const("0\n", 0o600),
+        "priority": rw(lambda: f"{priority['value']}\n", priority_store, mode=0o600),
     })
 
 

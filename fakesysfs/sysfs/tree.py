@@ -78,6 +78,13 @@ class Dir(Node):
     def child(self, name: str) -> Node | None:
         raise NotImplementedError
 
+    def alive(self) -> bool:
+        """False once the kobject behind this directory is gone (a removed memory block, a
+        deleted dax device): files opened below it then fail with ENODEV, as kernfs does
+        for an open file whose node was deactivated. Directories that never go away keep
+        this default."""
+        return True
+
 
 class StaticDir(Dir):
     """A directory with a fixed set of children, given as nodes or zero-argument factories."""
@@ -206,6 +213,14 @@ class OpenFile:
     flags: int
     snapshot: bytes | None = None
     path: str = ""
+    #: Directories above the file that can go away (``Dir.alive``), checked on every I/O.
+    guards: tuple[Dir, ...] = ()
+
+    def check_alive(self) -> None:
+        """kernfs_get_active(): ENODEV once the file's directory was removed."""
+        for guard in self.guards:
+            if not guard.alive():
+                raise KernelError(errno.ENODEV)
 
 
 class Tree:
@@ -224,14 +239,19 @@ class Tree:
         self.changes = changes
 
     # -- resolution -------------------------------------------------------------------------
-    def lookup(self, path: str) -> Node:
-        """Resolve an absolute path below the root, without following the final link."""
+    def lookup(self, path: str, guards: list[Dir] | None = None) -> Node:
+        """Resolve an absolute path below the root, without following the final link.
+
+        ``guards``: collects the directories passed through that can go away (``Dir.alive``).
+        """
         node: Node = self.root
         for part in path.split("/"):
             if not part or part == ".":
                 continue
             if not isinstance(node, Dir):
                 raise KernelError(errno.ENOTDIR)
+            if guards is not None and type(node).alive is not Dir.alive:
+                guards.append(node)
             child = node.child(part)
             if child is None:
                 raise KernelError(errno.ENOENT)
@@ -266,7 +286,8 @@ class Tree:
     def open(self, path: str, flags: int) -> OpenFile:
         """R-SYS-01: refuse at open what the mode does not allow, even for root."""
         with self.lock:
-            node = self.lookup(path)
+            guards: list[Dir] = []
+            node = self.lookup(path, guards)
             if isinstance(node, Dir):
                 if flags & os.O_ACCMODE != os.O_RDONLY:
                     raise KernelError(errno.EISDIR)
@@ -280,12 +301,13 @@ class Tree:
                 raise KernelError(errno.EACCES)
             if wants_write and (not node.mode & 0o222 or node.store is None):
                 raise KernelError(errno.EACCES)
-            return OpenFile(node, flags, path=path)
+            return OpenFile(node, flags, path=path, guards=tuple(guards))
 
     def read(self, fh: OpenFile, size: int, offset: int) -> bytes:
         """R-SYS-03: the first read renders the value; later reads continue in that snapshot."""
         with self.lock:
             if fh.snapshot is None or offset == 0:
+                fh.check_alive()
                 assert fh.attr.show is not None
                 text = fh.attr.show().encode("latin-1")
                 limit = fh.attr.max_size
@@ -301,6 +323,7 @@ class Tree:
         assert fh.attr.store is not None
         changes = self.changes
         with self.lock:
+            fh.check_alive()
             touched = changes.store_touches(self, fh.path) if changes is not None and changes.active else ()
             try:
                 done = fh.attr.store(text, count)
