@@ -43,15 +43,34 @@ class MountError(RuntimeError):
     """libfuse could not mount or serve (it prints its own reason on stderr)."""
 
 
+#: The FUSE kernel module rejects a reply whose error is -512 or below (fs/fuse/dev.c
+#: fuse_dev_do_write: ``oh.error <= -512``) and never answers the request: the caller would
+#: hang in D state until the mount dies. Kernel-internal errnos (512 ERESTARTSYS and up, and
+#: whatever the notifier-error-inject files are set to, down to -4095) cannot cross FUSE.
+FUSE_MAX_ERRNO = 511
+
+
+def _fuse_errno(err: int) -> int:
+    """The errno to answer: the kernel's when FUSE can carry it; ERANGE (libfuse's own
+    answer to an error value out of range) for one it cannot; EIO for a non-errno."""
+    if 0 < err <= FUSE_MAX_ERRNO:
+        return err
+    if err > FUSE_MAX_ERRNO:
+        log.warning("errno %d cannot cross FUSE (at most %d); answering ERANGE", err, FUSE_MAX_ERRNO)
+        return errno.ERANGE
+    log.error("KernelError(%d) is not an errno; answering EIO", err)
+    return errno.EIO
+
+
 def _translate(method: _F) -> _F:
-    """KernelError -> its errno; anything else -> logged, EIO."""
+    """KernelError -> its errno (``_fuse_errno``); anything else -> logged, EIO."""
 
     @functools.wraps(method)
     def wrapper(self: TreeOperations, *args: Any) -> Any:
         try:
             return method(self, *args)
         except KernelError as exc:
-            raise self._os_error(exc.errno) from None
+            raise self._os_error(_fuse_errno(exc.errno)) from None
         except Exception:
             log.exception("%s%r failed inside the tree; answering EIO", method.__name__, args)
             raise self._os_error(errno.EIO) from None
