@@ -70,9 +70,8 @@ def _check_mountpoint(mountpoint: str) -> None:
         raise CliError(f"{mountpoint}: a parent is not a directory") from None
     except OSError as exc:
         if exc.errno == errno.ENOTCONN:
-            raise CliError(
-                f"{mountpoint} is a FUSE mount whose daemon is gone: run 'fakesysfs umount {mountpoint}'"
-            ) from None
+            _clear_stale_mount(mountpoint)
+            return _check_mountpoint(mountpoint)
         raise CliError(f"{mountpoint}: {exc.strerror}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise CliError(f"{mountpoint} is not a directory")
@@ -81,6 +80,96 @@ def _check_mountpoint(mountpoint: str) -> None:
             f"{mountpoint} is already a mount point (busy): unmount it first "
             f"(fakesysfs umount {mountpoint}), or mount elsewhere and bind-mount the result"
         )
+
+
+def _mounts(mountinfo: str | None = None) -> list[tuple[str, str]]:
+    """(mount point, fstype) of every mount of this mount namespace, in mount order."""
+    if mountinfo is None:
+        try:
+            with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+                mountinfo = f.read()
+        except OSError:
+            return []
+    found = []
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if " - " not in line or len(fields) < 5:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        found.append((point, line.split(" - ", 1)[1].split()[0]))
+    return found
+
+
+def _containing_mount(path: str, mounts: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """The mount ``path`` lies in (the last mounted at the longest prefix), if known."""
+    best: tuple[str, str] | None = None
+    for point, fstype in mounts:
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= len(best[0])):
+            best = (point, fstype)
+    return best
+
+
+def _check_not_host_sysfs(mountpoint: str, mountinfo: str | None = None) -> None:
+    """Refuse to mount over the host's sysfs: ``/sys`` itself, anything below it, any path
+    whose realpath is there (a symlink), and any directory of a sysfs mount elsewhere (a bind
+    of /sys). Mounting there would hide the real /sys from every process of the machine.
+    Allowed only where ``/sys`` is already a fakesysfs mount: the private mount namespace of
+    ``fakesysfs run``."""
+    real = os.path.realpath(mountpoint)
+    mounts = _mounts(mountinfo)
+    sys_mount = _containing_mount("/sys", mounts)
+    private = sys_mount is not None and sys_mount[0] == "/sys" and sys_mount[1] == "fuse.fakesysfs"
+    containing = _containing_mount(real, mounts)
+    under_sys = real == "/sys" or real.startswith("/sys/")
+    on_sysfs = containing is not None and containing[1] == "sysfs"
+    if (under_sys and not private) or on_sysfs:
+        shown = mountpoint if real == mountpoint else f"{mountpoint} (really {real})"
+        raise CliError(
+            f"refusing to mount over the host's sysfs at {shown}: it would hide the real /sys from "
+            "every process on this machine; use 'fakesysfs run' for tools that need the fake at /sys "
+            "(a private namespace), or mount at DIR/sys for --sysroot tools"
+        )
+
+
+def _unmount_commands(mountpoint: str, lazy: bool) -> list[list[str]]:
+    return [
+        ["fusermount3", "-u", *(["-z"] if lazy else []), mountpoint],
+        ["fusermount", "-u", *(["-z"] if lazy else []), mountpoint],
+        ["umount", *(["-l"] if lazy else []), mountpoint],
+    ]
+
+
+def _unmount(mountpoint: str, lazy: bool) -> list[str]:
+    """Unmount with the first tool that manages; [] on success, else every tool's reason."""
+    reasons = []
+    for command in _unmount_commands(mountpoint, lazy):
+        if shutil.which(command[0]) is None:
+            continue
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            return []
+        reasons.append(done.stderr.strip() or f"{command[0]} exited {done.returncode}")
+    return reasons or ["none of fusermount3, fusermount, umount is installed (apt-get install fuse3)"]
+
+
+def _clear_stale_mount(mountpoint: str) -> None:
+    """A FUSE mount whose daemon died ("Transport endpoint is not connected"): a fakesysfs
+    one is unmounted (lazily if something still holds it), with a message; anything else is
+    left alone."""
+    mine = _containing_mount(mountpoint, _mounts())
+    if mine is None or mine[0] != mountpoint or mine[1] != "fuse.fakesysfs":
+        what = f"a {mine[1]} mount" if mine is not None and mine[0] == mountpoint else "a mount"
+        raise CliError(f"{mountpoint} is {what} whose daemon is gone (Transport endpoint is not connected), "
+                       f"not a fakesysfs one: unmount it yourself (fusermount -u {mountpoint})")
+    reasons = _unmount(mountpoint, lazy=False)
+    if reasons:
+        reasons = _unmount(mountpoint, lazy=True)
+    if reasons:
+        raise CliError(f"{mountpoint} is a fakesysfs mount whose daemon is gone (Transport endpoint is not "
+                       f"connected) and it cannot be unmounted: {reasons[-1]}")
+    print(f"fakesysfs: {mountpoint} was left mounted by a fakesysfs daemon that died (Transport endpoint is "
+          "not connected); unmounted it", file=sys.stderr, flush=True)
 
 
 # -- building the tree --------------------------------------------------------------------
@@ -163,6 +252,7 @@ def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[
 # -- mount --------------------------------------------------------------------------------
 def _cmd_mount(args: argparse.Namespace) -> int:
     mountpoint = os.path.abspath(args.mountpoint)
+    _check_not_host_sysfs(mountpoint)
     _check_dev_fuse()
     _check_libfuse()
     _check_mountpoint(mountpoint)
@@ -320,21 +410,11 @@ def _cmd_umount(args: argparse.Namespace) -> int:
     mountpoint = os.path.abspath(args.mountpoint)
     if not (_is_mounted(mountpoint) or _is_dead_fuse_mount(mountpoint)):
         raise CliError(f"{mountpoint} is not mounted")
-    commands = (
-        ["fusermount3", "-u", *(["-z"] if args.lazy else []), mountpoint],
-        ["fusermount", "-u", *(["-z"] if args.lazy else []), mountpoint],
-        ["umount", *(["-l"] if args.lazy else []), mountpoint],
-    )
-    reasons = []
-    for command in commands:
-        if shutil.which(command[0]) is None:
-            continue
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode == 0:
-            return 0
-        reasons.append(done.stderr.strip() or f"{command[0]} exited {done.returncode}")
+    reasons = _unmount(mountpoint, args.lazy)
     if not reasons:
-        raise CliError("none of fusermount3, fusermount, umount is installed (apt-get install fuse3)")
+        return 0
+    if reasons[0].startswith("none of"):
+        raise CliError(reasons[0])
     hint = "" if args.lazy else " (busy? close files under it, or use --lazy)"
     raise CliError(f"cannot unmount {mountpoint}: {reasons[-1]}{hint}")
 

@@ -5,7 +5,9 @@
 Roles: ``blocks`` (online/offline memory blocks through ``state`` and ``online``), ``dax``
 (kmem unbind/bind, drivers_probe, new_id/remove_id of the kmem-backed devices), ``region``
 (shrink, create, size, mapping, bind, unbind, delete dynamic devices of the hmem region),
-``reader`` (reads everything, checking each value is one the file can have).
+``reader`` (reads everything, checking each value is one the file can have), and
+``stream`` (test_crash: a stream of stores until the daemon dies, every acknowledged one
+appended to the file named by a fifth argument).
 
 Prints one JSON object: ``{"ops": N, "errnos": {"EBUSY": n, ...}, "bad": [...]}``; ``bad``
 lists every outcome the kernel could not have produced (an errno not in the file's table,
@@ -14,6 +16,7 @@ a short write, a torn or malformed read).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -223,8 +226,80 @@ class Worker:
         self.expect(f"{HMEM}/dax_region/seed", r"(dax1\.\d+)?\n")
 
 
+#: The daemon died: the request in flight is aborted, later ones find no connection.
+DEAD = {errno.ENOTCONN, errno.ECONNABORTED}
+
+
+def stream(root: str, seed: int, limit: int, acks_path: str) -> int:
+    """Stores until the daemon dies (or ``limit``): long kmem binds, unbinds after offlining
+    the device's blocks, block onlines and offlines. Each store whose write(2) returned is
+    acknowledged: one JSON line {"path", "data", "errno"} in ``acks_path`` before the next
+    store; the store in flight when the daemon died is the last line, with "unacked": true."""
+    rng = random.Random(seed)
+    kmem_blocks = {"dax0.0": range(522, 650), "dax1.0": range(1024, 1088)}
+    done = 0
+
+    def store(rel: str, text: str, acks) -> bool:
+        """False once the daemon is dead."""
+        nonlocal done
+        done += 1
+        try:
+            fd = os.open(os.path.join(root, rel), os.O_WRONLY)
+        except OSError as exc:
+            if exc.errno in DEAD:
+                return False
+            if exc.errno == errno.ENOENT:
+                return True  # the block is not there (its device is unbound)
+            raise
+        try:
+            os.write(fd, text.encode())
+            err = 0
+        except OSError as exc:
+            err = exc.errno
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        record = {"path": "/" + rel, "data": text, "errno": err}
+        if err in DEAD:
+            acks.write(json.dumps({**record, "unacked": True}) + "\n")
+            return False
+        acks.write(json.dumps(record) + "\n")
+        return True
+
+    with open(acks_path, "a", buffering=1) as acks:
+        while done < limit:
+            dev = rng.choice(sorted(kmem_blocks))
+            r = rng.random()
+            if r < 0.3:
+                # release: offline what is online (else the unbind leaks it, R-KMEM-09), unbind
+                for bid in kmem_blocks[dev]:
+                    try:
+                        state = (Path(root) / f"{MEM}/memory{bid}/state").read_text()
+                    except FileNotFoundError:
+                        continue
+                    except OSError as exc:
+                        if exc.errno in DEAD:
+                            return 0
+                        raise
+                    if state == "online\n" and not store(f"{MEM}/memory{bid}/state", "offline", acks):
+                        return 0
+                if not store("bus/dax/drivers/kmem/unbind", dev, acks):
+                    return 0
+            elif r < 0.6:
+                if not store("bus/dax/drivers/kmem/bind", dev, acks):
+                    return 0
+            else:
+                bid = rng.choice(kmem_blocks[dev])
+                word = rng.choice(["online_movable", "online", "offline", "online_kernel"])
+                if not store(f"{MEM}/memory{bid}/state", word, acks):
+                    return 0
+    return 0
+
+
 def main() -> int:
     root, role, seed, ops = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    if role == "stream":
+        return stream(root, seed, ops, sys.argv[5])
     worker = Worker(root, seed)
     getattr(worker, f"role_{role}")(ops)
     print(json.dumps({"role": role, "ops": worker.ops, "errnos": worker.errnos, "bad": worker.bad[:50]}))

@@ -486,7 +486,7 @@ def test_signals_unmount_cleanly(sig: signal.Signals) -> None:
 
 
 @fuse
-def test_a_dead_daemon_is_reported_and_umount_clears_it(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_dead_daemon_is_cleared_by_the_next_mount_and_by_umount(capsys: pytest.CaptureFixture[str]) -> None:
     mountpoint = make_mountpoint()
     proc = subprocess.Popen(cli_with_demo_tree("mount", "-f", str(mountpoint)),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=CHILD_ENV)
@@ -497,8 +497,21 @@ def test_a_dead_daemon_is_reported_and_umount_clears_it(capsys: pytest.CaptureFi
         with pytest.raises(OSError) as dead:
             os.stat(mountpoint)
         assert dead.value.errno == errno.ENOTCONN
-        status, _, err = run_cli(capsys, "mount", str(mountpoint))
-        assert_one_line_error(status, err, "daemon is gone", "fakesysfs umount")
+        # The next mount notices the stale mount, unmounts it with a message and serves.
+        done = run(cli_with_demo_tree("mount", str(mountpoint)))
+        assert done.returncode == 0, done.stderr
+        assert "left mounted by a fakesysfs daemon that died" in done.stderr
+        assert "Transport endpoint is not connected" in done.stderr
+        assert (mountpoint / "ro").read_text() == "read-only\n"
+        status, _, err = run_cli(capsys, "umount", str(mountpoint))
+        assert status == 0, err
+        assert os.path.isdir(mountpoint) and not os.path.ismount(mountpoint)
+        # And umount clears one too.
+        proc = subprocess.Popen(cli_with_demo_tree("mount", "-f", str(mountpoint)),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=CHILD_ENV)
+        wait_for(lambda: os.path.ismount(mountpoint) or proc.poll() is not None)
+        proc.kill()
+        proc.wait()
         status, _, err = run_cli(capsys, "umount", str(mountpoint))
         assert status == 0, err
         assert os.path.isdir(mountpoint) and not os.path.ismount(mountpoint)
