@@ -19,6 +19,7 @@ kernel-abi.md Appendix B); every acceptance consumes the whole write (at most 40
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import logging
 import os
@@ -63,7 +64,7 @@ WORDS = [
     b"online", b"offline", b"online_movable", b"online_kernel", b"going-offline", b"1", b"0", b"y", b"N",
     b"on", b"off", b"enable", b"disable", b"t", b"dax0.0", b"dax1.0", b"dax2.0", b"dax0.1", b"dax1.1",
     b"dax1.2", b"add", b"change", b"remove", b"bind", b"online 01234567-89ab-cdef-0123-456789abcdef A=b",
-    b"auto", b"contig-zones", b"auto-movable", b"-12", b"-16", b"-600", b"-4095", b"0x8000000", b"4096",
+    b"auto", b"contig-zones", b"auto-movable", b"-4", b"-12", b"-16", b"-600", b"-4095", b"0x8000000", b"4096",
     b"2097152", b"1073741824", b"0x40000000", b"536870912", b"0x1050000000-0x105fffffff", b"0-1fffff",
     b"0x2000000000", b"301", b"18446744073709551616", b"-1", b"+1", b"0x", b"010", b"1 ", b" 1",
 ]
@@ -284,6 +285,22 @@ def adapter_errors() -> Iterator[_Errors]:
         logger.removeHandler(handler)
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.write.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
+_libc.pwrite.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_long)
+_libc.write.restype = _libc.pwrite.restype = ctypes.c_ssize_t
+
+
+def raw_write(fd: int, data: bytes, offset: int | None = None) -> int:
+    """One write(2)/pwrite(2), never retried: Python's os.write retries EINTR (PEP 475), so
+    a store failing with EINTR (MEM_GOING_ONLINE/error at -4) would loop forever."""
+    n = _libc.write(fd, data, len(data)) if offset is None else _libc.pwrite(fd, data, len(data), offset)
+    if n < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return n
+
+
 def fuse_errno(err: int) -> int:
     """What a store's errno becomes through FUSE (fuse_adapter: 512 and up cannot cross)."""
     return errno.ERANGE if err > 511 else err
@@ -345,7 +362,7 @@ def fuse_op(m: SwapMount, op) -> int:
             for piece in pieces:
                 allowed = {fuse_errno(e) for e in write_errnos(path, m.k)}
                 try:
-                    n = os.pwrite(fd, piece, offset) if how == "pwrite" else os.write(fd, piece)
+                    n = raw_write(fd, piece, offset if how == "pwrite" else None)
                 except OSError as exc:
                     assert exc.errno in allowed, f"{how} {path} <- {piece[:80]!r}: {exc}"
                 else:
