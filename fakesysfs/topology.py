@@ -64,7 +64,8 @@ Producers, any number of each:
 
 `target_node` must be a possible node; `numa_node` (the device's NUMA affinity, default the
 nearest node with CPUs) must be online at boot. No two ranges (boot RAM or producer windows)
-may overlap, and all ranges together may span at most 2**21 memory blocks. Producer windows
+may overlap, and all ranges together may span at most 2**21 memory blocks, and no more than
+fit in half of the memory this machine has available (about 1 KiB per block). Producer windows
 may lie above 2**max_physmem_bits: adding that memory then fails as in the kernel.
 
 Device names: CXL regions, hmem ranges and pmem regions share one kernel id allocator
@@ -838,17 +839,47 @@ def _check_ranges(c: BootConfig) -> None:
             )
     total = 0
     last_block = -1
-    for start, end, _, _ in by_start:
+    largest = (0, "")
+    for start, end, key, _ in by_start:
         lo, hi = max(start // bs, last_block + 1), (end - 1) // bs
         if hi >= lo:
             total += hi - lo + 1
             last_block = hi
+            largest = max(largest, (hi - lo + 1, key))
     if total > MAX_MEMORY_BLOCKS:
         _fail(
             "kernel.block_size",
             f"the topology spans {total} memory blocks of {_human(bs)}; at most "
             f"{MAX_MEMORY_BLOCKS} (2**21) are supported: use larger blocks or smaller ranges",
         )
+    need = total * BYTES_PER_BLOCK
+    available = available_memory()
+    if available is not None and need > available // 2:
+        _fail(
+            "kernel.block_size",
+            f"the topology spans {total} memory blocks of {_human(bs)} (the most in {largest[1]}: "
+            f"{largest[0]}), which the simulator needs about {need >> 20} MiB of memory for; this machine "
+            f"has {available >> 20} MiB available (at most half of it is used): use larger blocks or "
+            "smaller ranges",
+        )
+
+
+#: What one memory block costs the engine, with its uevents and a few state changes (measured:
+#: ~0.55 KiB at boot; doubled for what a test does with it).
+BYTES_PER_BLOCK = 1024
+
+
+def available_memory() -> int | None:
+    """MemAvailable of this machine in bytes (None if unknown): a topology whose blocks would
+    need more than half of it is refused at load, naming ``kernel.block_size``."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _check_dax_names(c: BootConfig) -> None:
