@@ -199,16 +199,49 @@ def _run_processes(mount: Path, seeds: int, ops: int) -> list[dict]:
     return results
 
 
+@contextlib.contextmanager
+def event_stream(k) -> Iterator[list[int]]:
+    """A control-socket subscriber for the whole run (what ``fakesysfs monitor`` is): the
+    SEQNUMs it received, in order."""
+    from fakesysfs.control import ControlClient, serving
+
+    got: list[int] = []
+    with serving(k) as server:
+        client = ControlClient(server.path)
+        client.subscribe(after=k.events.seqnum)
+
+        def collect() -> None:
+            with contextlib.suppress(OSError, ValueError):
+                got.extend(event.seqnum for event in client.events())
+
+        reader = threading.Thread(target=collect, daemon=True)
+        reader.start()
+        try:
+            yield got
+            deadline = time.monotonic() + 30
+            while (not got or got[-1] < k.events.seqnum) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            with contextlib.suppress(OSError):
+                client.sock.shutdown(2)
+            reader.join(5)
+            client.close()
+
+
 @pytest.mark.fuse
 @pytest.mark.parametrize("threads", [False, True], ids=["single-threaded-daemon", "multi-threaded-daemon"])
 def test_processes_against_a_mount(threads: bool) -> None:
     k, tree = default_kernel()
-    with served(tree, threads=threads) as mount:
+    first = k.events.seqnum + 1
+    with event_stream(k) as seqnums, served(tree, threads=threads) as mount:
         # GIL-bound: the multi-threaded daemon is slower, give it fewer operations
         results = _run_processes(mount, seeds=100 if threads else 0, ops=OPS // 2 if threads else OPS)
         assert os.path.isdir(mount / "devices/system/memory"), "the daemon stopped serving"
         ops, errnos, bad = _summarize(results)
         assert not bad, bad[:20]
         check_all(k, tree)
+    # A subscriber saw every uevent once, in SEQNUM order, none lost under contention.
+    assert seqnums == list(range(first, k.events.seqnum + 1)), "the event stream lost or reordered events"
     assert errnos["ok"] > 0, errnos
-    report("concurrency_processes_" + ("mt" if threads else "st"), operations=ops, workers=len(ROLES))
+    report("concurrency_processes_" + ("mt" if threads else "st"), operations=ops, workers=len(ROLES),
+           events=len(seqnums))
