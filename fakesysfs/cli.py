@@ -61,6 +61,10 @@ def _check_libfuse() -> None:
         raise CliError(str(exc)) from None
 
 
+#: A FUSE mount whose daemon died: ENOTCONN, or ECONNABORTED while the kernel tears it down.
+_DEAD_FUSE = (errno.ENOTCONN, errno.ECONNABORTED)
+
+
 def _check_mountpoint(mountpoint: str) -> None:
     try:
         st = os.stat(mountpoint)
@@ -69,7 +73,7 @@ def _check_mountpoint(mountpoint: str) -> None:
     except NotADirectoryError:
         raise CliError(f"{mountpoint}: a parent is not a directory") from None
     except OSError as exc:
-        if exc.errno == errno.ENOTCONN:
+        if exc.errno in _DEAD_FUSE:
             _clear_stale_mount(mountpoint)
             return _check_mountpoint(mountpoint)
         raise CliError(f"{mountpoint}: {exc.strerror}") from None
@@ -402,7 +406,7 @@ def _is_dead_fuse_mount(mountpoint: str) -> bool:
     try:
         os.stat(mountpoint)
     except OSError as exc:
-        return exc.errno == errno.ENOTCONN
+        return exc.errno in _DEAD_FUSE
     return False
 
 

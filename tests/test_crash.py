@@ -214,7 +214,7 @@ def test_the_next_mount_clears_a_stale_mount_with_a_message(mountpoint: Path) ->
     kill9(pid)
     with pytest.raises(OSError) as exc:
         os.stat(mountpoint)
-    assert exc.value.errno == errno.ENOTCONN
+    assert exc.value.errno in (errno.ENOTCONN, errno.ECONNABORTED)  # the latter while being torn down
     pid, err = mount(mountpoint)
     try:
         assert STALE_MESSAGE in err and str(mountpoint) in err, err

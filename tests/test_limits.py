@@ -9,6 +9,7 @@ checks that outcome for every mutant. ``FAKESYSFS_FUZZ=long`` tries many more.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -175,6 +176,7 @@ MUTATION = st.tuples(st.sampled_from(PATHS), st.one_of(ODD_VALUES, st.just(...))
 
 
 def _apply(doc: dict, path: tuple, value: Any, new_key: bool) -> None:
+    value = copy.deepcopy(value)  # st.just({}) hands out one object: never link it twice
     target: Any = doc
     for part in path[:-1]:
         target = target[part]
