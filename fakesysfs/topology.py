@@ -837,31 +837,39 @@ def _check_ranges(c: BootConfig) -> None:
                 f"({_fmt_range(block * bs, bs)}) with node {first[3]} ({first[2]}); "
                 "a memory block belongs to one node",
             )
+    problem = block_budget_problem(c)
+    if problem is not None:
+        _fail("kernel.block_size", problem)
+
+
+def block_budget_problem(c: BootConfig, extra: tuple[int, int, str] | None = None) -> str | None:
+    """Why the memory blocks that the ranges of ``c`` (plus ``extra``: start, size, name, a
+    range hot-added at run time) span are more than the simulator can hold: over 2**21, or
+    over half of this machine's available memory at ``BYTES_PER_BLOCK`` each. None if they fit."""
+    bs = c.block_size
+    ranges = [(start, end, key) for start, end, key, _ in _ranges(c)]
+    if extra is not None:
+        ranges.append((extra[0], extra[0] + extra[1], extra[2]))
     total = 0
     last_block = -1
     largest = (0, "")
-    for start, end, key, _ in by_start:
+    for start, end, key in sorted(ranges):
         lo, hi = max(start // bs, last_block + 1), (end - 1) // bs
         if hi >= lo:
             total += hi - lo + 1
             last_block = hi
             largest = max(largest, (hi - lo + 1, key))
     if total > MAX_MEMORY_BLOCKS:
-        _fail(
-            "kernel.block_size",
-            f"the topology spans {total} memory blocks of {_human(bs)}; at most "
-            f"{MAX_MEMORY_BLOCKS} (2**21) are supported: use larger blocks or smaller ranges",
-        )
+        return (f"the topology spans {total} memory blocks of {_human(bs)}; at most "
+                f"{MAX_MEMORY_BLOCKS} (2**21) are supported: use larger blocks or smaller ranges")
     need = total * BYTES_PER_BLOCK
     available = available_memory()
     if available is not None and need > available // 2:
-        _fail(
-            "kernel.block_size",
-            f"the topology spans {total} memory blocks of {_human(bs)} (the most in {largest[1]}: "
-            f"{largest[0]}), which the simulator needs about {need >> 20} MiB of memory for; this machine "
-            f"has {available >> 20} MiB available (at most half of it is used): use larger blocks or "
-            "smaller ranges",
-        )
+        return (f"the topology spans {total} memory blocks of {_human(bs)} (the most in {largest[1]}: "
+                f"{largest[0]}), which the simulator needs about {need >> 20} MiB of memory for; this machine "
+                f"has {available >> 20} MiB available (at most half of it is used): use larger blocks or "
+                "smaller ranges")
+    return None
 
 
 #: What one memory block costs the engine, with its uevents and a few state changes (measured:

@@ -10,6 +10,7 @@ checks that outcome for every mutant. ``FAKESYSFS_FUZZ=long`` tries many more.
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import math
 import re
@@ -24,7 +25,7 @@ from stress import LONG, report
 
 from fakesysfs import topology
 from fakesysfs.engine import Kernel
-from fakesysfs.errors import ConfigError
+from fakesysfs.errors import ConfigError, KernelError
 from fakesysfs.sysfs import build_tree
 
 BASE = tomllib.loads(topology.default_topology_text())
@@ -228,3 +229,23 @@ def test_mutants_of_the_default_topology_load_and_boot_or_name_their_key(mutatio
         return
     check_all(k, build_tree(k))
     report("limits_mutants", tried=1, booted=1)
+
+
+def test_a_hot_added_range_too_large_for_the_machine_is_refused(monkeypatch) -> None:
+    """The same budget holds at run time: ``hotplug/add_cxl_region`` (or ``fakesysfs ctl
+    add-cxl-region``) of 16 TiB would make 128 Ki blocks, which this machine is told it
+    cannot hold; the write fails with ENOSPC and nothing was added."""
+    from fakesysfs import cli
+
+    k, tree = cli._boot(None)
+    cli._attach_harness(k, tree, None)
+    monkeypatch.setattr(topology, "available_memory", lambda: 256 << 20)
+    before = (set(k.blocks), set(k.dax_devices))
+    with pytest.raises(KernelError) as exc:
+        tree.echo("/kernel/debug/fakesysfs/hotplug/add_cxl_region", "size=16T node=1 start=0x100000000000")
+    assert exc.value.errno == errno.ENOSPC
+    assert "memory blocks" in k.kmsg[-1] and "256 MiB available" in k.kmsg[-1], k.kmsg[-1]
+    assert (set(k.blocks), set(k.dax_devices)) == before
+    tree.echo("/kernel/debug/fakesysfs/hotplug/add_cxl_region", "size=16G node=1")  # a small one still fits
+    assert len(k.blocks) == len(before[0]) + 128
+    check_all(k, tree)

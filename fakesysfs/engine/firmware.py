@@ -118,6 +118,13 @@ class FirmwareMixin:
         conflict = self.hotplug_range_conflict(start, size)
         if conflict is not None:
             raise KernelError(errno.EBUSY, f"range {_fmt(start, size)} overlaps {conflict}")
+        from ..topology import block_budget_problem
+
+        # The limit a topology has at load: a hot-added range may not make the simulator hold
+        # more blocks than it can (millions of blocks would take the daemon's memory).
+        problem = block_budget_problem(self.config, (start, size, f"the new range {_fmt(start, size)}"))
+        if problem is not None:
+            raise KernelError(errno.ENOSPC, problem)
 
     def _check_hotplug_nodes(self: Kernel, target_node: int, numa_node: int | None, adistance: int | None) -> None:
         if target_node not in self.possible_nodes:
