@@ -57,6 +57,8 @@ WRITE_ERRNOS: list[tuple[re.Pattern[str], frozenset[int]]] = [
         (r"/notifier-error-inject/memory/priority$", {E.EINVAL, E.ERANGE}),
         (r"/nr_hugepages$", {E.EINVAL, E.ERANGE}),
         (r"/node\d+/(compact|reclaim)$", set()),
+        # The simulator's own controls (fakesysfs/sysfs/debugfs.py): refusals carry these.
+        (r"/kernel/debug/fakesysfs/", {E.EINVAL, E.EBUSY, E.ENODEV, E.ENOSPC}),
         # CPU hotplug is not simulated (README): the file refuses writes at open.
         (r"/cpu\d+/online$", {E.EACCES}),
     ]
@@ -136,10 +138,16 @@ def _default_config() -> BootConfig:
     return load_topology()
 
 
-def default_kernel() -> tuple[Kernel, Tree]:
-    """A freshly booted default topology and its tree (about 5 ms)."""
+def default_kernel(harness: bool = False) -> tuple[Kernel, Tree]:
+    """A freshly booted default topology and its tree (about 5 ms); with ``harness``, the
+    simulator's controls too (``kernel/debug/fakesysfs/``), as ``fakesysfs mount`` has them."""
     k = Kernel(copy.deepcopy(_default_config()))
-    return k, build_tree(k)
+    tree = build_tree(k)
+    if harness:
+        from fakesysfs.harness import Harness
+
+        Harness(k, tree, None)
+    return k, tree
 
 
 # -- counters -------------------------------------------------------------------------------

@@ -51,8 +51,10 @@ INJECT = "/kernel/debug/notifier-error-inject/memory/actions"
 #: Paths with a component that comes and goes (a memory block, a dax device, a node).
 DYNAMIC = re.compile(r"/(memory|node|memory_tier|mapping|dax|dax_region)\d|/dax\d+\.\d+")
 
-_k0, _tree0 = default_kernel()
-PATHS = writable_files(_tree0)
+_k0, _tree0 = default_kernel(harness=True)
+#: Every writable file of what ``fakesysfs mount`` serves, but the timing knob (a delay of up
+#: to 10 s per block added would only make the fuzzer slow).
+PATHS = [p for p in writable_files(_tree0) if not p.endswith("/add_block_delay_us")]
 KINDS = files_by_kind(PATHS)
 #: path -> (readable, writable) as open() judges it (R-SYS-01).
 ACCESS = {path: (bool(a.mode & 0o444 and a.show), bool(a.mode & 0o222 and a.store)) for path, a in walk(_tree0)}
@@ -67,6 +69,9 @@ WORDS = [
     b"auto", b"contig-zones", b"auto-movable", b"-4", b"-12", b"-16", b"-600", b"-4095", b"0x8000000", b"4096",
     b"2097152", b"1073741824", b"0x40000000", b"536870912", b"0x1050000000-0x105fffffff", b"0-1fffff",
     b"0x2000000000", b"301", b"18446744073709551616", b"-1", b"+1", b"0x", b"010", b"1 ", b" 1",
+    # the simulator's controls (kernel/debug/fakesysfs)
+    b"size=1G node=1", b"size=16G node=2 driver=device_dax", b"size=2G node=9", b"size=1G node=1 start=0x0",
+    b"region3", b"hmem.3", b"hmem.1", b"dax0.0 -12", b"dax1.0 ENOMEM", b"dax0.0 0", b"3", b"1000",
 ]
 ENDINGS = [b"", b"\n", b"\0", b"\n\0", b" ", b"\n\n", b"\r\n", b"\0garbage", b"\t"]
 
@@ -131,10 +136,11 @@ def store(k, tree: Tree, path: str, data: bytes) -> int | None:
 
 def read_everything(k, tree: Tree, blocks: set[int]) -> int:
     """Read every readable file (memory blocks: only ``blocks``); returns how many."""
-    keep = {f"{MEM}/memory{b}" for b in blocks}
+    keep = {f"memory{b}" for b in blocks}
 
     def wanted(d: str) -> bool:
-        return not re.fullmatch(rf"{MEM}/memory\d+", d) or d in keep
+        m = re.fullmatch(rf"({MEM}|/kernel/debug/fakesysfs/blocks)/(memory\d+)", d)
+        return m is None or m.group(2) in keep
 
     done = 0
     for path, attr in list(walk(tree, "/", wanted)):
@@ -169,7 +175,7 @@ def test_the_errno_table_covers_every_writable_file() -> None:
 @SETTINGS
 @given(steps=st.lists(STEP, min_size=1, max_size=12))
 def test_random_stores_to_every_kind_of_file_fail_only_with_kernel_errnos(steps) -> None:
-    k, tree = default_kernel()
+    k, tree = default_kernel(harness=True)
     touched: set[int] = set()
     for kind, index, data in steps:
         path = _pick(kind, index)
@@ -186,7 +192,7 @@ def test_random_stores_to_every_kind_of_file_fail_only_with_kernel_errnos(steps)
 def test_each_kind_takes_garbage_in_a_row(kind: str, payloads: list[bytes]) -> None:
     """Every kind gets the same file hammered: state left by one garbage write must not
     make the next one crash."""
-    k, tree = default_kernel()
+    k, tree = default_kernel(harness=True)
     for data in payloads:
         store(k, tree, KINDS[kind][0], data)
     check_all(k, tree)
@@ -199,7 +205,7 @@ def test_every_kind_gets_every_class_of_garbage() -> None:
                b"-1", b"0x", b" ", b"online\0offline", b"dax0.0\0", b"\x80abc", b"-4096", b"0x1-0x0"]
     inputs = 0
     for paths in KINDS.values():
-        k, tree = default_kernel()
+        k, tree = default_kernel(harness=True)
         for data in garbage:
             store(k, tree, paths[0], data)
             inputs += 1
@@ -211,7 +217,7 @@ def test_every_kind_gets_every_class_of_garbage() -> None:
 def test_an_open_state_file_of_a_removed_block_fails_with_enodev() -> None:
     """Found by the fuzzer: a ``state`` file opened before kmem removed the block onlined a
     block that no longer existed (node1 MemTotal counted it). kernfs answers ENODEV."""
-    k, tree = default_kernel()
+    k, tree = default_kernel(harness=True)
     block = min(b for b, blk in k.blocks.items() if not blk.boot and blk.nid == 1)
     state = tree.open(f"{MEM}/memory{block}/state", os.O_RDWR)
     online = tree.open(f"{MEM}/memory{block}/online", os.O_WRONLY)
@@ -228,7 +234,7 @@ def test_an_open_state_file_of_a_removed_block_fails_with_enodev() -> None:
 
 
 def test_files_below_a_deleted_dax_device_fail_with_enodev_power_included() -> None:
-    k, tree = default_kernel()
+    k, tree = default_kernel(harness=True)
     region = "/devices/platform/hmem.1/dax_region"
     tree.echo("/bus/dax/drivers/kmem/unbind", "dax1.0")
     tree.echo("/devices/platform/hmem.1/dax1.0/size", "0")
@@ -245,7 +251,7 @@ def test_files_below_a_deleted_dax_device_fail_with_enodev_power_included() -> N
 def test_debugfs_simple_attributes_parse_at_most_23_bytes_and_priority_is_writable() -> None:
     """simple_attr_write() copies 23 bytes and parses those: what follows is never seen.
     ``priority`` is a 0600 debugfs u32, writable like any other (it was refused at open)."""
-    _, tree = default_kernel()
+    _, tree = default_kernel(harness=True)
     err = f"{INJECT}/MEM_GOING_ONLINE/error"
     value = b"-0x" + b"0" * 19 + b"c"  # 23 bytes: -12
     assert tree.echo(err, value + b"garbage\n", newline=False) == 31
@@ -311,13 +317,13 @@ class SwapMount:
     tree has no change feed, so the kernel caches nothing and a swap is seen at once."""
 
     def __init__(self, fuse_mount) -> None:
-        self.k, tree = default_kernel()
+        self.k, tree = default_kernel(harness=True)
         self.mounted = Tree(tree.root, tree.lock)
         self.tree = tree
         self.path = fuse_mount(self.mounted)
 
     def swap(self) -> None:
-        self.k, self.tree = default_kernel()
+        self.k, self.tree = default_kernel(harness=True)
         self.mounted.root, self.mounted.lock = self.tree.root, self.tree.lock
 
     def alive(self) -> bool:
