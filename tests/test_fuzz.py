@@ -453,3 +453,22 @@ def test_an_errno_fuse_cannot_carry_is_erange_not_a_hung_writer(fuse_mount) -> N
     (m.path / INJECT.lstrip("/") / "MEM_GOING_ONLINE/error").write_text("-511\n")
     assert write_state() == "511"  # the largest errno FUSE carries, passed on as it is
     check_all(m.k, m.tree)
+
+
+def test_files_of_a_node_that_went_offline_and_came_back_fail_with_enodev() -> None:
+    """Onlining a node again registers a new device: files opened on the old one are dead."""
+    k, tree = default_kernel(harness=True)
+    uevent = tree.open("/devices/system/node/node2/uevent", os.O_RDWR)
+    tree.echo("/bus/dax/drivers/kmem/unbind", "dax1.0")  # node 2 loses its memory: offline
+    assert not k.nodes[2].online
+    with pytest.raises(KernelError) as exc:
+        tree.write(uevent, b"change\n")
+    assert exc.value.errno == errno.ENODEV
+    tree.echo("/bus/dax/drivers/kmem/bind", "dax1.0")  # back, as a new device
+    assert k.nodes[2].online
+    with pytest.raises(KernelError) as exc:
+        tree.read(uevent, PAGE_SIZE, 0)
+    assert exc.value.errno == errno.ENODEV
+    fresh = tree.open("/devices/system/node/node2/uevent", os.O_RDWR)
+    assert tree.write(fresh, b"change\n") == 7
+    check_all(k, tree)

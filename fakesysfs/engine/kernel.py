@@ -214,6 +214,7 @@ class Kernel(MemoryBlocksMixin, HotplugMixin, DaxMixin, FirmwareMixin):
     # -- nodes (drivers/base/node.c) ----------------------------------------------------------
     def register_one_node(self, nid: int) -> None:
         self.nodes[nid].online = True
+        self.nodes[nid].generation += 1
         self.uevent("add", self.node_devpath(nid), "node")
 
     def try_offline_node(self, nid: int) -> None:

@@ -76,6 +76,9 @@ class Node:
     adistance: int | None = None
     #: Set while a kmem device holds the node's memory-type association.
     memtype_users: int = 0
+    #: Times the node device was registered: a node offlined and onlined again is a new
+    #: device, whose files are not the ones opened before (kernfs: ENODEV for those).
+    generation: int = 0
 
     @property
     def present_pages(self) -> int:

@@ -68,7 +68,7 @@ def _hugepages_dir(k: Kernel, nid: int, size_kb: int) -> StaticDir:
 class NodeDir(Dir):
     """``nodeK/`` (kernel-abi.md 1.5)."""
 
-    __slots__ = ("k", "nid")
+    __slots__ = ("generation", "k", "nid")
 
     NAMES = ("compact", "cpulist", "cpumap", "distance", "hugepages", "meminfo", "numastat", "power",
              "reclaim", "subsystem", "uevent", "vmstat")
@@ -76,9 +76,11 @@ class NodeDir(Dir):
     def __init__(self, k: Kernel, nid: int) -> None:
         self.k = k
         self.nid = nid
+        self.generation = k.nodes[nid].generation
 
     def alive(self) -> bool:
-        return self.k.nodes[self.nid].online
+        node = self.k.nodes[self.nid]
+        return node.online and node.generation == self.generation
 
     def names(self) -> Iterable[str]:
         node = self.k.nodes[self.nid]
