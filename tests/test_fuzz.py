@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import json
 import logging
 import os
 import re
@@ -472,3 +473,61 @@ def test_files_of_a_node_that_went_offline_and_came_back_fail_with_enodev() -> N
     fresh = tree.open("/devices/system/node/node2/uevent", os.O_RDWR)
     assert tree.write(fresh, b"change\n") == 7
     check_all(k, tree)
+
+
+# -- the control socket -------------------------------------------------------------------------
+CONTROL_OPS = {
+    "notifier_error": ["action", "errno"], "memmap_fail_at_chunk": ["chunk"], "probe_fail": ["device", "errno"],
+    "block_usage": ["block", "pinned", "used", "poisoned"], "clear_faults": [],
+    "add_cxl_region": ["size", "target_node", "start", "decoder", "adistance", "numa_node", "driver"],
+    "add_hmem": ["size", "target_node", "start", "adistance", "numa_node", "driver"], "remove": ["device"],
+    "ping": [], "state": [], "trace": ["since"], "kmsg": [], "iomem": [],
+    "wait_event": ["match", "after", "timeout"], "wait_store": ["path", "data", "errno", "after", "timeout"],
+    "no_such_op": [],
+}
+MEMBER = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.sampled_from([0, 1, 522, 1024, -12, 12, 2**30, 2**34]),
+    st.floats(allow_nan=True), st.text(max_size=16),
+    st.sampled_from(["16G", "1G", "0x2000000000", "dax0.0", "dax9.9", "region0", "region3", "hmem.1", "ENOMEM",
+                     "MEM_GOING_ONLINE", "online", "kmem", "device_dax", "decoder0.0", "1P", ".*", "("]),
+    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=8), st.integers(), max_size=2),
+)
+
+
+@st.composite
+def control_request(draw) -> bytes:
+    kind = draw(st.integers(0, 9))
+    if kind == 0:
+        return draw(st.binary(max_size=64)).replace(b"\n", b" ") + b"\n"  # garbage
+    if kind == 1:
+        return json.dumps(draw(MEMBER)).encode() + b"\n"  # JSON, not an object
+    op = draw(st.sampled_from(sorted(CONTROL_OPS)))
+    request: dict = {"op": op}
+    for key in draw(st.lists(st.sampled_from([*CONTROL_OPS[op], "id", "x"]), max_size=4, unique=True)):
+        request[key] = draw(MEMBER)
+    if op.startswith("wait_"):
+        request["timeout"] = 0  # never block the fuzzer
+    if op.startswith("add_") and isinstance(request.get("size"), int) and request["size"] > 1 << 36:
+        request["size"] = 1 << 36  # a valid huge region only makes the fuzzer slow (the limit has its test)
+    return json.dumps(request, allow_nan=True).encode() + b"\n"
+
+
+@settings(max_examples=1500 if LONG else 50, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(requests=st.lists(control_request(), min_size=1, max_size=10))
+def test_the_control_socket_answers_garbage_and_bad_requests_and_keeps_serving(requests) -> None:
+    """Every line gets one reply, ``ok`` true or false with an error for a person, never an
+    internal error (a handler bug); the connection and the engine stay consistent."""
+    from fakesysfs.control import ControlClient, serving
+
+    k, tree = default_kernel(harness=True)
+    with serving(k) as server, ControlClient(server.path, timeout=30) as client:
+        for line in requests:
+            client.sock.sendall(line)
+            reply = client._read()
+            assert isinstance(reply, dict) and isinstance(reply.get("ok"), bool), (line, reply)
+            if not reply["ok"]:
+                assert reply.get("error") and not reply["error"].startswith("internal error"), (line, reply)
+        assert client.request("ping")["ok"]
+    check_all(k, tree)
+    report("fuzz_control", inputs=len(requests))
