@@ -1,10 +1,13 @@
 """The one place that imports a FUSE binding.
 
-``mfusepy`` (maintained, libfuse 2 or 3) is preferred when importable; otherwise ``fuse``
-(fusepy 3.x, libfuse 2 only). Both expose the same ``FUSE``/``FuseOSError``/``Operations``
-names, but they call the operations object differently: fusepy dispatches through
-``operations(name, *args)``, mfusepy calls the methods directly and warns when the object
-is callable. ``CALLABLE_OPERATIONS`` tells the adapter which of the two it is talking to.
+``mfusepy`` (maintained, libfuse 2 or 3) is preferred when importable, on libfuse 3 when
+that is installed (``FUSE_LIBRARY_PATH``/``FUSE_LIBRARY_NAME`` still choose); otherwise
+``fuse`` (fusepy 3.x, libfuse 2 only). Both expose the same ``FUSE``/``FuseOSError``/
+``Operations`` names, but they call the operations object differently: fusepy dispatches
+through ``operations(name, *args)``, mfusepy calls the methods directly and warns when the
+object is callable. ``CALLABLE_OPERATIONS`` tells the adapter which of the two it is talking
+to. ``CAN_INVALIDATE`` says whether the kernel's caches of a path can be dropped
+(libfuse 3's ``fuse_invalidate_path``), which is what lets the adapter cache at all.
 
 Importing this module raises ``ImportError`` with an actionable message when the binding
 or the libfuse shared library is missing (both bindings load libfuse at import time).
@@ -13,12 +16,17 @@ or the libfuse shared library is missing (both bindings load libfuse at import t
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
+import errno
 import os
+import struct
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
     "BINDING",
     "CALLABLE_OPERATIONS",
+    "CAN_INVALIDATE",
     "FUSE",
     "LIBFUSE3",
     "LIBFUSE_VERSION",
@@ -36,7 +44,7 @@ def _import_binding() -> tuple[str, Any]:
     errors: list[str] = []
     for label, name in (("mfusepy", "mfusepy"), ("fusepy", "fuse")):
         try:
-            module = __import__(name)
+            module = _import(name)
         except ModuleNotFoundError as exc:
             if exc.name != name:  # a dependency of the binding is missing, not the binding
                 errors.append(f"{name}: {exc}")
@@ -56,6 +64,20 @@ def _import_binding() -> tuple[str, Any]:
     raise ImportError(
         f"no usable FUSE binding ({tried}): pip install fusepy (or mfusepy), and {_INSTALL_HINT}"
     )
+
+
+def _import(name: str) -> Any:
+    """Import a binding; mfusepy on libfuse 3 if it is installed (mfusepy itself would take
+    libfuse 2 first, and only libfuse 3 can invalidate a path in the kernel's caches)."""
+    if name != "mfusepy" or {"FUSE_LIBRARY_PATH", "FUSE_LIBRARY_NAME"} & set(os.environ):
+        return __import__(name)
+    if not ctypes.util.find_library("fuse3"):
+        return __import__(name)
+    os.environ["FUSE_LIBRARY_NAME"] = "fuse3"  # read once, at import; not for our children
+    try:
+        return __import__(name)
+    finally:
+        os.environ.pop("FUSE_LIBRARY_NAME", None)
 
 
 def _libfuse_version(module: Any) -> tuple[int, int]:
@@ -84,3 +106,67 @@ LIBFUSE_VERSION: tuple[int, int] = _libfuse_version(_module)
 LIBFUSE3: bool = LIBFUSE_VERSION[0] >= 3
 #: fusepy calls ``operations(name, *args)``; mfusepy calls ``operations.name(*args)``.
 CALLABLE_OPERATIONS: bool = BINDING == "fusepy"
+
+_libfuse: Any = getattr(_module, "_libfuse", None)
+_invalidate_path = getattr(_libfuse, "fuse_invalidate_path", None) if LIBFUSE3 else None
+#: True when a path can be dropped from the kernel's caches (libfuse 3, high-level API).
+CAN_INVALIDATE: bool = _invalidate_path is not None and hasattr(_module, "fuse_get_context")
+if _invalidate_path is not None:
+    _invalidate_path.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
+    _invalidate_path.restype = ctypes.c_int
+
+#: fuse_conn_info.want bits (fuse_common.h, libfuse 3).
+FUSE_CAP_READDIRPLUS = 1 << 13
+FUSE_CAP_READDIRPLUS_AUTO = 1 << 14
+FUSE_CAP_CACHE_SYMLINKS = 1 << 23
+
+
+def path_invalidator() -> Callable[[str], int]:
+    """Call inside a libfuse callback (``init``): a function that drops one path of this
+    mount from the kernel's caches (its attributes, and a cached link target), returning 0,
+    or -ENOENT when the kernel has nothing cached for it. Safe from any thread while the
+    filesystem exists; never call it after ``destroy``."""
+    if not CAN_INVALIDATE:
+        raise RuntimeError("this libfuse cannot invalidate paths")
+    fuse = ctypes.c_void_p(_libfuse.fuse_get_context().contents.fuse)
+    invalidate = _invalidate_path
+
+    def invalidate_path(path: str) -> int:
+        return int(invalidate(fuse, path.encode("utf-8", "surrogateescape")))
+
+    return invalidate_path
+
+
+#: enum fuse_notify_code: bump the connection's epoch (Linux 6.16, FUSE 7.44).
+FUSE_NOTIFY_INC_EPOCH = 8
+
+
+def epoch_bumper() -> Callable[[], None] | None:
+    """Call inside a libfuse callback (``init``): a function that increments the connection's
+    epoch, after which the kernel revalidates every dentry created by a lookup that began
+    earlier (including lookups whose replies are still in flight); None when this libfuse or
+    kernel cannot (libfuse 2, Linux < 6.16). libfuse 3.14 has no call for it: the notification
+    is written to the session's /dev/fuse descriptor, as libfuse itself writes notifications."""
+    if not CAN_INVALIDATE:
+        return None
+    lib = _libfuse
+    lib.fuse_get_session.argtypes = (ctypes.c_void_p,)
+    lib.fuse_get_session.restype = ctypes.c_void_p
+    lib.fuse_session_fd.argtypes = (ctypes.c_void_p,)
+    lib.fuse_session_fd.restype = ctypes.c_int
+    session = lib.fuse_get_session(ctypes.c_void_p(lib.fuse_get_context().contents.fuse))
+    fd = lib.fuse_session_fd(session) if session else -1
+    if fd < 0:
+        return None
+    message = struct.pack("<IiQ", 16, FUSE_NOTIFY_INC_EPOCH, 0)  # struct fuse_out_header
+
+    def bump() -> None:
+        os.write(fd, message)
+
+    try:
+        bump()  # harmless now; EINVAL: the kernel does not know the notification
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.ENOSYS):
+            return None
+        raise
+    return bump
