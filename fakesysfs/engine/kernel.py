@@ -101,30 +101,72 @@ class Kernel(MemoryBlocksMixin, HotplugMixin, DaxMixin, FirmwareMixin):
             node = self.nodes[ncfg.id]
             node.cpus = sorted(ncfg.cpus)
             node.adistance = ncfg.adistance
+            # Blocks that one zone of one range covers entirely are identical: they boot as
+            # runs (64 TiB of boot RAM is 512 Ki blocks). The others (range edges, zone
+            # boundaries, holes) collect their pages per zone first.
             per_block: dict[int, dict[str, int]] = {}
+            runs: list[tuple[int, int, str]] = []
             for rng in sorted(ncfg.memory, key=lambda r: r.start):
                 self.resources.insert_boot(rng.start, rng.size, "System RAM", busy=True)
                 for zone_name, zlo, zhi in _ZONE_RANGES:
                     lo, hi = max(rng.start, zlo), min(rng.end, zhi)
-                    addr = lo
-                    while addr < hi:
-                        bid = addr // bs
-                        nxt = min(hi, (bid + 1) * bs)
-                        pages = (nxt - addr) // self.page_size
-                        zones = per_block.setdefault(bid, {})
-                        zones[zone_name] = zones.get(zone_name, 0) + pages
-                        addr = nxt
-            for bid, zones in sorted(per_block.items()):
-                self._boot_block(node, bid, zones)
-            if per_block or node.cpus:
+                    first, last = -(-lo // bs), hi // bs  # the whole blocks in [lo, hi)
+                    if first < last:
+                        runs.append((first, last, zone_name))
+                        self._boot_pages(per_block, zone_name, lo, first * bs)
+                        self._boot_pages(per_block, zone_name, last * bs, hi)
+                    else:
+                        self._boot_pages(per_block, zone_name, lo, hi)
+            # In block order, as the kernel registers them (and k.blocks iterates).
+            pieces = sorted([*((first, last, zone) for first, last, zone in runs),
+                             *((bid, -1, "") for bid in per_block)])
+            for first, last, zone_name in pieces:
+                if last < 0:
+                    self._boot_block(node, first, per_block[first])
+                else:
+                    self._boot_run(node, first, last, zone_name)
+            nr_blocks = len(per_block) + sum(last - first for first, last, _ in runs)
+            if nr_blocks or node.cpus:
                 node.online = True
-            self.nr_memmap_pages += len(per_block) * (bs // SECTION_SIZE) * self.memmap_pages_per_section
+            self.nr_memmap_pages += nr_blocks * (bs // SECTION_SIZE) * self.memmap_pages_per_section
         for node in self.nodes.values():
             if node.present_pages:
                 self.n_memory.add(node.id)
                 self.tiers.setdefault(memtier_id(node.tier_adistance()), set()).add(node.id)
             if node.kernel_present():
                 self.n_normal_memory.add(node.id)
+
+    def _boot_pages(self, per_block: dict[int, dict[str, int]], zone_name: str, lo: int, hi: int) -> None:
+        """Pages of [lo, hi) (in one zone) per block, for blocks not wholly in that zone."""
+        bs = self.block_size
+        addr = lo
+        while addr < hi:
+            bid = addr // bs
+            nxt = min(hi, (bid + 1) * bs)
+            zones = per_block.setdefault(bid, {})
+            zones[zone_name] = zones.get(zone_name, 0) + (nxt - addr) // self.page_size
+            addr = nxt
+
+    def _boot_run(self, node: Node, first: int, last: int, zone_name: str) -> None:
+        """``_boot_block`` for blocks [first, last), each wholly in ``zone_name``."""
+        pages = self.pages_per_block
+        used = pages * self.config.boot_used_percent // 100
+        unmovable, movable_used = (used, 0) if self.config.boot_unmovable else (0, used)
+        count = last - first
+        zone = node.zones[zone_name]
+        zone.present += count * pages
+        zone.present_early += count * pages
+        zone.managed += count * pages
+        zone.free += count * (pages - used)
+        zone.grow_span(first)
+        zone.grow_span(last - 1)
+        nid, online = node.id, BlockState.ONLINE
+        self.blocks.update({
+            bid: MemoryBlock(bid, nid, online, pages, boot=True, zone=zone_name, unmovable=unmovable,
+                             movable_used=movable_used)
+            for bid in range(first, last)
+        })
+        node.blocks.update(range(first, last))
 
     def _boot_block(self, node: Node, bid: int, zones: dict[str, int]) -> None:
         present = sum(zones.values())
