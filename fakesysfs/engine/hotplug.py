@@ -248,14 +248,9 @@ class HotplugMixin:
         nodes by the target's fallback order, zones Normal > DMA32 > DMA, high blocks first."""
         for donor_nid in self.node_fallback_order(nid):
             node = self.nodes[donor_nid]
-            by_zone: dict[str, list[int]] = {z: [] for z in KERNEL_ZONES}
-            for bid in node.blocks:
-                block = self.blocks[bid]
-                if block.state is BlockState.ONLINE and block.zone in KERNEL_ZONES:
-                    by_zone[block.zone].append(bid)
             for zone_name in reversed(KERNEL_ZONES):
-                for bid in sorted(by_zone[zone_name], reverse=True):
-                    yield self.blocks[bid]
+                # Lazily, from the top of the zone's span: an add touches the donors it uses.
+                yield from self.zone_blocks(node, zone_name, descending=True)
 
     def _alloc_kernel_pages(self: Kernel, donors: _DonorCursor, pages: int) -> MemoryBlock | None:
         """Take ``pages`` unmovable pages from the first donor with room; None: ENOMEM."""

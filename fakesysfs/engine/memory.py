@@ -10,6 +10,8 @@ what the ``state`` and ``online`` stores call), ``memory_block_change_state``,
 from __future__ import annotations
 
 import errno
+import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from typing import TYPE_CHECKING
@@ -362,9 +364,12 @@ class MemoryBlocksMixin:
         order = [block.nid] + [n for n in sorted(self.n_memory) if n != block.nid]
         plan: list[tuple[MemoryBlock, int]] = []
         for nid in order:
-            for bid in sorted(self.nodes[nid].blocks):
-                other = self.blocks[bid]
-                if other is block or other.state is not BlockState.ONLINE or other.zone is None:
+            node = self.nodes[nid]
+            # The node's online blocks by ascending id, through the zone spans: the walk
+            # stops with the last donor, whatever the size of the machine.
+            spans = [self.zone_blocks(node, zone_name) for zone_name in node.zones]
+            for other in heapq.merge(*spans, key=lambda b: b.id):
+                if other is block:
                     continue
                 take = min(other.free, need)
                 if take > 0:
@@ -405,6 +410,20 @@ class MemoryBlocksMixin:
             block.pinned, block.movable_used = new_pinned, new_used
             if poisoned is not None:
                 block.poisoned = poisoned
+
+    def zone_blocks(self: Kernel, node: Node, zone_name: str, descending: bool = False) -> Iterator[MemoryBlock]:
+        """The online blocks of ``node`` that ``zone_name`` manages, by block id, found in
+        the zone's span (which holds all of them): a caller that stops early has touched
+        only the blocks it looked at."""
+        zone = node.zones[zone_name]
+        if zone.empty_span():
+            return
+        span = range(zone.span_hi, zone.span_lo - 1, -1) if descending else range(zone.span_lo, zone.span_hi + 1)
+        blocks, nid, online = self.blocks, node.id, BlockState.ONLINE
+        for bid in span:
+            block = blocks.get(bid)
+            if block is not None and block.nid == nid and block.zone == zone_name and block.state is online:
+                yield block
 
     def shrink_zone_span(self: Kernel, node: Node, zone_name: str, block_id: int) -> None:
         """shrink_zone_span(): an edge block leaving moves the edge to the next online block."""
