@@ -250,9 +250,9 @@ class ProducerDeviceDir(Dir):
             return const(f"{pdev.numa_node}\n")
         if name == "dax_region" and pdev.region is not None:
             return dax_region_dir(k, pdev.region)
-        for sub in self._children():
-            if sub.name == name:
-                return ProducerDeviceDir(k, sub)
+        sub = k.dax_producer_devices.get(f"{here}/{name}")  # a child device: O(1), not a scan
+        if sub is not None:
+            return ProducerDeviceDir(k, sub)
         for dev in self._dax_children():
             if dev.name == name:
                 return DevDaxDir(k, dev)
@@ -274,7 +274,7 @@ class PlatformDevicesDir(Dir):
         return list(self._devices())
 
     def child(self, name: str) -> Node | None:
-        pdev = self._devices().get(name)
+        pdev = self.k.dax_producer_devices.get(f"{PLATFORM}/{name}")
         return ProducerDeviceDir(self.k, pdev) if pdev is not None else None
 
 
