@@ -172,7 +172,9 @@ def served(tree: Tree, *, threads: bool) -> Iterator[Path]:
     finally:
         if not unmount(path):
             unmount(path, lazy=True)
-        thread.join(10)
+        # libfuse 3's multi-threaded loop ends once every worker has seen the unmount; on a
+        # loaded 2-vCPU machine that has taken over 10 s.
+        thread.join(60)
         assert not thread.is_alive(), "the daemon did not stop"
         with contextlib.suppress(OSError):
             path.rmdir()
