@@ -1,6 +1,6 @@
 """One process of the concurrency test (tests/test_concurrency.py), run against a mount:
 
-    python stress_worker.py MOUNTPOINT ROLE SEED OPS
+    python stress_worker.py MOUNTPOINT ROLE SEED OPS [SECONDS]
 
 Roles: ``blocks`` (online/offline memory blocks through ``state`` and ``online``), ``dax``
 (kmem unbind/bind, drivers_probe, new_id/remove_id of the kmem-backed devices), ``region``
@@ -23,6 +23,7 @@ import os
 import random
 import re
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -39,8 +40,10 @@ NEVER = {errno.EAGAIN, errno.EINTR, errno.EIO}
 
 
 class Worker:
-    def __init__(self, root: str | None, seed: int) -> None:
+    def __init__(self, root: str | None, seed: int, seconds: float | None = None) -> None:
         self.root = Path(root or "/nonexistent")
+        #: Stop early at this time (a role then did fewer operations, never more).
+        self.deadline = None if seconds is None else time.monotonic() + seconds
         self.rng = random.Random(seed)
         self.ops = 0
         self.errnos: Counter[str] = Counter()
@@ -102,6 +105,9 @@ class Worker:
         except FileNotFoundError:
             return []
 
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
     def blocks(self, nid: int | None = None) -> list[int]:
         where = f"{NODE}/node{nid}" if nid is not None else MEM
         return sorted(int(n[6:]) for n in self.listdir(where) if re.fullmatch(r"memory\d+", n))
@@ -110,6 +116,8 @@ class Worker:
     def role_blocks(self, n: int) -> None:
         words = ["online", "online_movable", "online_kernel", "offline", "offline"]
         for _ in range(n):
+            if self.out_of_time():
+                return
             blocks = self.blocks(self.rng.choice([1, 2]))
             if not blocks:
                 self.read(f"{MEM}/auto_online_blocks")
@@ -122,6 +130,8 @@ class Worker:
 
     def role_dax(self, n: int) -> None:
         for _ in range(n):
+            if self.out_of_time():
+                return
             dev = self.rng.choice(["dax0.0", "dax1.0"])
             op = self.rng.random()
             if op < 0.35:
@@ -139,6 +149,8 @@ class Worker:
     def role_region(self, n: int) -> None:
         region = f"{HMEM}/dax_region"
         for _ in range(n):
+            if self.out_of_time():
+                return
             devices = sorted(d for d in self.listdir(HMEM) if re.fullmatch(r"dax1\.\d+", d))
             dev = self.rng.choice(devices) if devices else "dax1.0"
             op = self.rng.random()
@@ -162,6 +174,8 @@ class Worker:
 
     def role_reader(self, n: int) -> None:
         for _ in range(n):
+            if self.out_of_time():
+                return
             what = self.rng.random()
             if what < 0.4:
                 blocks = self.blocks()
@@ -300,7 +314,7 @@ def main() -> int:
     root, role, seed, ops = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     if role == "stream":
         return stream(root, seed, ops, sys.argv[5])
-    worker = Worker(root, seed)
+    worker = Worker(root, seed, float(sys.argv[5]) if len(sys.argv) > 5 else None)
     getattr(worker, f"role_{role}")(ops)
     print(json.dumps({"role": role, "ops": worker.ops, "errnos": worker.errnos, "bad": worker.bad[:50]}))
     return 0

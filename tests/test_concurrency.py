@@ -38,7 +38,11 @@ from fakesysfs.sysfs.tree import PAGE_SIZE, Link, Tree
 WORKER = Path(__file__).with_name("stress_worker.py")
 ROLES = ["blocks", "blocks", "dax", "region", "reader", "reader"]
 OPS = 2000 if LONG else 100
-TIMEOUT = 600 if LONG else 120
+#: Each worker stops after OPS operations or SECONDS, whichever comes first; one still
+#: running GRACE seconds later is stuck in a system call: a deadlock.
+SECONDS = 240 if LONG else 60
+GRACE = 60
+TIMEOUT = SECONDS + GRACE
 
 
 def _errno_of(exc: KernelError) -> OSError:
@@ -49,8 +53,8 @@ class TreeWorker(Worker):
     """The roles of stress_worker.Worker, against a Tree in this process (paths resolve
     through links as the VFS would)."""
 
-    def __init__(self, tree: Tree, seed: int) -> None:
-        super().__init__(None, seed)
+    def __init__(self, tree: Tree, seed: int, seconds: float | None = None) -> None:
+        super().__init__(None, seed, seconds)
         self.tree = tree
 
     def real(self, rel: str, follow_last: bool = False) -> str:
@@ -115,7 +119,7 @@ def _summarize(results: list[dict]) -> tuple[int, Counter[str], list[str]]:
 # -- threads against the Tree -------------------------------------------------------------------
 def test_threads_against_the_tree() -> None:
     k, tree = default_kernel()
-    workers = [TreeWorker(tree, seed) for seed in range(len(ROLES))]
+    workers = [TreeWorker(tree, seed, SECONDS) for seed in range(len(ROLES))]
     results: list[dict] = []
     failures: list[BaseException] = []
 
@@ -183,7 +187,7 @@ def served(tree: Tree, *, threads: bool) -> Iterator[Path]:
 
 def _run_processes(mount: Path, seeds: int, ops: int) -> list[dict]:
     procs = [
-        subprocess.Popen([sys.executable, str(WORKER), str(mount), role, str(seeds + i), str(ops)],
+        subprocess.Popen([sys.executable, str(WORKER), str(mount), role, str(seeds + i), str(ops), str(SECONDS)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i, role in enumerate(ROLES)
     ]
@@ -195,7 +199,9 @@ def _run_processes(mount: Path, seeds: int, ops: int) -> list[dict]:
         except subprocess.TimeoutExpired:
             for p in procs:
                 p.kill()
-            pytest.fail(f"deadlock: a worker did not finish within {TIMEOUT} s")
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.communicate(timeout=5)  # one stuck in the kernel may not even die
+            pytest.fail(f"deadlock: a worker was still in a system call {GRACE} s after its {SECONDS} s")
         assert proc.returncode == 0, err
         results.append(json.loads(out))
     return results
