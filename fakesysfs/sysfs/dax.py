@@ -17,7 +17,7 @@ from ..errors import KernelError
 from .common import const, link, power_dir, ro, rw, uevent_attr, wo
 from .memory import BusDevicesDir, simple_bus
 from .parsers import kstrtobool
-from .tree import Attr, Dir, MergedDir, Node, StaticDir
+from .tree import Dir, MergedDir, Node, StaticDir
 
 if TYPE_CHECKING:
     from ..engine import Kernel
@@ -114,24 +114,11 @@ class DevDaxDir(Dir):
         return names
 
     def child(self, name: str) -> Node | None:
+        # kernfs: a file of a deleted device fails with ENODEV, even if it was open; the tree
+        # checks this directory's ``alive`` on every read and store of a file below it.
         if not self._alive():
             return None
-        node = self._child(name)
-        if isinstance(node, Attr):
-            node = Attr(node.mode, self._live(node.show), self._live(node.store))
-        return node
-
-    def _live(self, fn: Callable | None) -> Callable | None:
-        """kernfs: a file of a deleted device fails with ENODEV, even if it was open."""
-        if fn is None:
-            return None
-
-        def guarded(*args):
-            if not self._alive():
-                raise KernelError(errno.ENODEV)
-            return fn(*args)
-
-        return guarded
+        return self._child(name)
 
     def _child(self, name: str) -> Node | None:
         k, dev = self.k, self.dev
@@ -233,9 +220,14 @@ class ProducerDeviceDir(Dir):
         names += [d.name for d in self._dax_children()]
         return names
 
+    #: The names child() answers itself; any other name can only be a child device.
+    _OWN = frozenset({"uevent", "power", "subsystem", "driver", "modalias", "numa_node", "dax_region"})
+
     def child(self, name: str) -> Node | None:
         k, pdev = self.k, self.pdev
         here = pdev.devpath
+        if name not in self._OWN:  # the path to a dax device passes five of these: keep it short
+            return self._device(name)
         if name == "uevent":
             return uevent_attr(k, here, pdev.bus, pdev.uevent_env)
         if name == "power":
@@ -250,12 +242,16 @@ class ProducerDeviceDir(Dir):
             return const(f"{pdev.numa_node}\n")
         if name == "dax_region" and pdev.region is not None:
             return dax_region_dir(k, pdev.region)
-        sub = k.dax_producer_devices.get(f"{here}/{name}")  # a child device: O(1), not a scan
+        return self._device(name)
+
+    def _device(self, name: str) -> Node | None:
+        """A child producer device (by devpath: O(1), not a scan), else a dax device."""
+        sub = self.k.dax_producer_devices.get(f"{self.pdev.devpath}/{name}")
         if sub is not None:
-            return ProducerDeviceDir(k, sub)
+            return ProducerDeviceDir(self.k, sub)
         for dev in self._dax_children():
             if dev.name == name:
-                return DevDaxDir(k, dev)
+                return DevDaxDir(self.k, dev)
         return None
 
 

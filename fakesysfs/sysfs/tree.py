@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from ..errors import KernelError
 
 PAGE_SIZE = 4096
+#: Resolved device directories a Tree keeps (see ``Tree._dirs``).
+_DIRS_KEPT = 4096
 
 #: show() -> text.  store(text, count) -> bytes consumed (None means all of ``count``).
 ShowFn = Callable[[], str]
@@ -237,6 +239,12 @@ class Tree:
         self.store_tracers: list[StoreTracer] = []
         #: What changes touch, for clients that cache entries (None: they must not).
         self.changes = changes
+        #: Device directories resolved before (``memoryN/``, ``daxX.Y/``, ``nodeK/``): path ->
+        #: (directory, the directories that can go away above it). Only directories that
+        #: know whether they are still the live one (``Dir.alive``) are kept, and an entry is
+        #: used only while it and those above it are alive: then a fresh lookup would give the
+        #: same directory. Saves the walk down to it (nine components to a dax attribute).
+        self._dirs: dict[str, tuple[Dir, tuple[Dir, ...]]] = {}
 
     # -- resolution -------------------------------------------------------------------------
     def lookup(self, path: str, guards: list[Dir] | None = None) -> Node:
@@ -244,18 +252,39 @@ class Tree:
 
         ``guards``: collects the directories passed through that can go away (``Dir.alive``).
         """
+        parent, _, name = path.rpartition("/")
+        cached = self._dirs.get(parent)
+        if cached is not None and name and name != ".":
+            directory, above = cached
+            if directory.alive() and all(d.alive() for d in above):
+                if guards is not None:
+                    guards.extend(above)
+                    guards.append(directory)
+                child = directory.child(name)
+                if child is None:
+                    raise KernelError(errno.ENOENT)
+                return child
+            self._dirs.pop(parent, None)
         node: Node = self.root
-        for part in path.split("/"):
+        passed: list[Dir] = []
+        parts = path.split("/")
+        for index, part in enumerate(parts):
             if not part or part == ".":
                 continue
             if not isinstance(node, Dir):
                 raise KernelError(errno.ENOTDIR)
-            if guards is not None and type(node).alive is not Dir.alive:
-                guards.append(node)
+            if type(node).alive is not Dir.alive:
+                passed.append(node)
             child = node.child(part)
             if child is None:
                 raise KernelError(errno.ENOENT)
             node = child
+            if isinstance(node, Dir) and type(node).alive is not Dir.alive and index < len(parts) - 1:
+                if len(self._dirs) >= _DIRS_KEPT:
+                    self._dirs.clear()
+                self._dirs["/".join(parts[: index + 1])] = (node, tuple(passed))
+        if guards is not None:
+            guards.extend(passed)
         return node
 
     # -- metadata ---------------------------------------------------------------------------
