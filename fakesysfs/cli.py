@@ -161,9 +161,11 @@ def _clear_stale_mount(mountpoint: str) -> None:
     """A FUSE mount whose daemon died ("Transport endpoint is not connected"): a fakesysfs
     one is unmounted (lazily if something still holds it), with a message; anything else is
     left alone."""
-    mine = _containing_mount(mountpoint, _mounts())
-    if mine is None or mine[0] != mountpoint or mine[1] != "fuse.fakesysfs":
-        what = f"a {mine[1]} mount" if mine is not None and mine[0] == mountpoint else "a mount"
+    # The mount table has real paths (the dead mount itself cannot be resolved: its parent can).
+    real = os.path.join(os.path.realpath(os.path.dirname(mountpoint)), os.path.basename(mountpoint))
+    mine = _containing_mount(real, _mounts())
+    if mine is None or mine[0] != real or mine[1] != "fuse.fakesysfs":
+        what = f"a {mine[1]} mount" if mine is not None and mine[0] == real else "a mount"
         raise CliError(f"{mountpoint} is {what} whose daemon is gone (Transport endpoint is not connected), "
                        f"not a fakesysfs one: unmount it yourself (fusermount -u {mountpoint})")
     reasons = _unmount(mountpoint, lazy=False)

@@ -255,3 +255,17 @@ def test_a_stale_mount_that_is_not_fakesysfs_is_left_alone(mountpoint: Path) -> 
     assert done.returncode == 1
     assert "whose daemon is gone" in done.stderr and "not a fakesysfs one" in done.stderr, done.stderr
     assert "fuse.otherfs" in done.stderr
+
+
+def test_a_stale_mount_reached_through_a_symlink_is_cleared(mountpoint: Path, tmp_path: Path) -> None:
+    link = tmp_path / "via-link"
+    link.symlink_to(mountpoint.parent)
+    through = link / mountpoint.name
+    pid, _ = mount(mountpoint)
+    kill9(pid)
+    pid, err = mount(through)
+    try:
+        assert STALE_MESSAGE in err, err
+        assert (mountpoint / "devices/system/memory/block_size_bytes").read_text() == "8000000\n"
+    finally:
+        kill9(pid)
