@@ -289,3 +289,19 @@ cat /sys/devices/system/memory/memory600/state
     assert done.stdout.split() == ["dax-node-created", "online"], done.stdout  # it all happened, inside
     for key in before:
         assert after[key] == before[key], f"fakesysfs run changed the host's {key}"
+
+
+@needs_root
+def test_inside_fakesysfs_run_mounting_below_the_fake_sys_is_allowed() -> None:
+    """There /sys is the fake (a private namespace): mounting below it touches nothing of the host."""
+    from conftest import fuse_unavailable_reason
+
+    if fuse_unavailable_reason() is not None:
+        pytest.skip(f"FUSE test: {fuse_unavailable_reason()}")
+    py = sys.executable
+    script = (f"{py} -m fakesysfs.cli mount /sys/fs && cat /sys/fs/devices/system/memory/block_size_bytes && "
+              f"{py} -m fakesysfs.cli umount /sys/fs")
+    done = subprocess.run([py, "-m", "fakesysfs.cli", "run", "--", "sh", "-c", script], env=ENV,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "8000000"
