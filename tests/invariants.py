@@ -221,7 +221,9 @@ def dax_driver_data_matches_binding(k: Kernel, tree: Tree) -> None:
             if dev.driver is not device_dax or device_dax is None:
                 assert not dev.claims, f"{name} keeps device_dax claims while {dev.driver}"
             else:
-                assert len(dev.claims) == len(dev.ranges), f"{name} claims"
+                # R-DAX-MAP-01: a mapping write does not check the binding, so a bound device can
+                # gain ranges device_dax never claimed; every claim still belongs to a range.
+                assert len(dev.claims) <= len(dev.ranges), f"{name} claims"
 
 
 def kmem_bound_devices_have_their_blocks(k: Kernel, tree: Tree) -> None:
