@@ -66,18 +66,33 @@ def _import_binding() -> tuple[str, Any]:
     )
 
 
+def _libfuse3() -> str | None:
+    """The libfuse 3 to load: its soname if the dynamic loader finds it (no subprocess, unlike
+    ctypes.util.find_library, which runs ldconfig: 10-15 ms at every start), else whatever
+    find_library finds, else None."""
+    try:
+        ctypes.CDLL(_LIBFUSE3_SONAME)
+        return _LIBFUSE3_SONAME
+    except OSError:
+        return ctypes.util.find_library("fuse3")
+
+
+_LIBFUSE3_SONAME = "libfuse3.so.3"
+
+
 def _import(name: str) -> Any:
     """Import a binding; mfusepy on libfuse 3 if it is installed (mfusepy itself would take
     libfuse 2 first, and only libfuse 3 can invalidate a path in the kernel's caches)."""
     if name != "mfusepy" or {"FUSE_LIBRARY_PATH", "FUSE_LIBRARY_NAME"} & set(os.environ):
         return __import__(name)
-    if not ctypes.util.find_library("fuse3"):
+    path = _libfuse3()
+    if path is None:
         return __import__(name)
-    os.environ["FUSE_LIBRARY_NAME"] = "fuse3"  # read once, at import; not for our children
+    os.environ["FUSE_LIBRARY_PATH"] = path  # read once, at import; not for our children
     try:
         return __import__(name)
     finally:
-        os.environ.pop("FUSE_LIBRARY_NAME", None)
+        os.environ.pop("FUSE_LIBRARY_PATH", None)
 
 
 def _libfuse_version(module: Any) -> tuple[int, int]:
