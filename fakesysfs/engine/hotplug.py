@@ -9,7 +9,9 @@ whole range with its memmap taken from ordinary memory (``arch_add_memory`` +
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import gc
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -28,6 +30,20 @@ MHP_NID_IS_MGID = 1 << 2
 SECTION_SIZE = 128 << 20
 PMD_SIZE = 2 << 20
 PAGEBLOCK_NR_PAGES = 512
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while memory blocks are created in bulk (boot, a large
+    add): every object made is kept, so each collection would only rescan the growing heap
+    (half of the time of booting 512 Ki blocks)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _DonorCursor:
@@ -138,6 +154,10 @@ class HotplugMixin:
             raise KernelError(errno.EINVAL)
 
     def add_memory_resource(self: Kernel, nid: int, res: Resource, flags: int) -> None:
+        with gc_paused():  # thousands of blocks and uevents, all kept
+            self._add_memory_resource(nid, res, flags)
+
+    def _add_memory_resource(self: Kernel, nid: int, res: Resource, flags: int) -> None:
         start, size = res.start, res.end - res.start + 1
         self.check_hotplug_memory_range(start, size)
         group = None

@@ -15,7 +15,7 @@ from ..config import BootConfig, profile_version
 from .dax import DaxMixin
 from .events import EventLog, Uevent
 from .firmware import FirmwareMixin
-from .hotplug import SECTION_SIZE, HotplugMixin
+from .hotplug import SECTION_SIZE, HotplugMixin, gc_paused
 from .memory import (
     ONLINE_TYPE_WORDS,
     BlockState,
@@ -88,8 +88,9 @@ class Kernel(MemoryBlocksMixin, HotplugMixin, DaxMixin, FirmwareMixin):
         self.power_control: dict[str, str] = {}
         #: Absolute path of the mount's control socket while a daemon serves one (control.py).
         self.control_socket: str | None = None
-        self._boot()
-        self.dax_boot()
+        with gc_paused():
+            self._boot()
+            self.dax_boot()
         cpus = self.all_cpus()
         self.nr_cpu_ids = (max(cpus) + 1) if cpus else 1
 
