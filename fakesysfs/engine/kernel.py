@@ -238,7 +238,7 @@ class Kernel(MemoryBlocksMixin, HotplugMixin, DaxMixin, FirmwareMixin):
         self._sorted_ids = None
         if block.group is not None:
             block.group.blocks.add(bid)
-        self.uevent("add", f"/devices/system/memory/memory{bid}", "memory")  # memory_devpath()
+        self.events.emit("add", f"/devices/system/memory/memory{bid}", "memory")  # uevent(), memory_devpath()
 
     def remove_memory_block(self, block: MemoryBlock) -> None:
         """unregister_memory_block_under_nodes() + remove_memory_block()."""
