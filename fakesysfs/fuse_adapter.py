@@ -303,7 +303,11 @@ def negotiate(conn: Any, config: Any, *, cache: bool) -> None:
     """The connection flags (libfuse 3 only; mfusepy hands libfuse 2 a zeroed config)."""
     if conn is None or config is None:
         return
-    from ._fuse import FUSE_CAP_CACHE_SYMLINKS, FUSE_CAP_READDIRPLUS, FUSE_CAP_READDIRPLUS_AUTO
+    from ._fuse import (
+        FUSE_CAP_CACHE_SYMLINKS,
+        FUSE_CAP_READDIRPLUS,
+        FUSE_CAP_READDIRPLUS_AUTO,
+    )
 
     conn.want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO)
     if cache and conn.capable & FUSE_CAP_CACHE_SYMLINKS:

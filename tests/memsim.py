@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from fakesysfs.config import GiB, MiB, BootConfig, MemRange, NodeConfig
+from fakesysfs.config import BootConfig, GiB, MemRange, MiB, NodeConfig
 from fakesysfs.engine import Kernel
 from fakesysfs.engine.hotplug import MHP_MEMMAP_ON_MEMORY, MHP_NID_IS_MGID
 from fakesysfs.errors import KernelError
@@ -84,4 +84,4 @@ def raises_errno(err: int):
     assert info.value.errno == err, f"expected {errno.errorcode[err]}, got {errno.errorcode.get(info.value.errno)}"
 
 
-__all__ = ["CXL_SIZE", "CXL_START", "GiB", "MEM", "MiB", "NODE", "Sim", "appendix_a_config", "raises_errno"]
+__all__ = ["CXL_SIZE", "CXL_START", "MEM", "NODE", "GiB", "MiB", "Sim", "appendix_a_config", "raises_errno"]

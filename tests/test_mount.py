@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from memsim import Sim
 
 pytestmark = pytest.mark.fuse
