@@ -152,6 +152,22 @@ def path_invalidator() -> Callable[[str], int]:
     return invalidate_path
 
 
+def claim_signal_handlers() -> None:
+    """Call inside a libfuse callback: SIGINT, SIGTERM and SIGHUP end this callback's
+    session again. libfuse keeps one session for its handlers (fuse_signals.c:
+    ``fuse_instance``), the one that set them last; a second FUSE mount served by the same
+    process (run's ``/dev`` in a user namespace) would otherwise take them over."""
+    lib = _libfuse
+    if lib is None or not hasattr(lib, "fuse_set_signal_handlers") or not hasattr(lib, "fuse_get_session"):
+        return
+    lib.fuse_get_session.argtypes = (ctypes.c_void_p,)
+    lib.fuse_get_session.restype = ctypes.c_void_p
+    lib.fuse_set_signal_handlers.argtypes = (ctypes.c_void_p,)
+    session = lib.fuse_get_session(ctypes.c_void_p(lib.fuse_get_context().contents.fuse))
+    if session:
+        lib.fuse_set_signal_handlers(session)
+
+
 #: enum fuse_notify_code: bump the connection's epoch (Linux 6.16, FUSE 7.44).
 FUSE_NOTIFY_INC_EPOCH = 8
 

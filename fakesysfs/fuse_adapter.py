@@ -385,8 +385,9 @@ def serve(
     *,
     threads: bool = False,
     debug: bool = False,
-) -> None:
-    """Mount ``tree`` at ``mountpoint`` and serve it until unmounted.
+) -> str:
+    """Mount ``tree`` at ``mountpoint`` and serve it until unmounted; returns how serving
+    ended: ``"unmounted"``, or ``"signal"`` (SIGINT/SIGTERM/SIGHUP; libfuse unmounted).
 
     Returns after ``fusermount -u`` / ``umount`` or SIGINT/SIGTERM/SIGHUP (libfuse's own
     handlers exit the loop and unmount; they are installed only when serving from the main
@@ -417,7 +418,8 @@ def serve(
             # libfuse 3 records the signal that ended the loop as the loop's error, so a
             # clean SIGTERM/SIGINT exit (already unmounted) comes back as status 8.
             log.debug("libfuse 3 loop ended by a signal; %s unmounted", where)
-            return
+            return "signal"
         if operations.mounted:
             raise MountError(f"libfuse stopped serving {where} (status {status})") from None
         raise MountError(f"libfuse could not mount {where} (status {status})") from None
+    return "unmounted"

@@ -1,4 +1,4 @@
-"""``fakesysfs run``: a command in a private namespace where the fake is ``/sys`` itself.
+"""``fakesysfs run``: a command in a sealed namespace where the fake is ``/sys`` itself.
 
 Tools with hard-coded paths (daxctl, chmem, numactl, udevadm) need the fake at ``/sys``, a
 ``/dev`` with a char node per dax device and a ``/run`` prepared for udev
@@ -6,18 +6,28 @@ Tools with hard-coded paths (daxctl, chmem, numactl, udevadm) need the fake at `
 private mount and network namespace that dies with the command:
 
     fakesysfs run (host)          waits for the keeper, forwards SIGINT/SIGTERM/SIGHUP,
-    |                             returns COMMAND's status
-    '- keeper                     unshare(NEWNS|NEWNET), mounts private; tmpfs /dev and /run;
-       |                          forwards signals; afterwards ends leftovers and unmounts
+    |                             returns COMMAND's status (RUN_FAILED if the keeper died)
+    '- keeper                     unshare(NEWNS|NEWNET), mounts private; the host's /sys, /dev
+       |                          and /run read-only; tmpfs /dev and /run; forwards signals;
+       |                          ends COMMAND's PID namespace if the daemon dies
        |- daemon                  serves the tree at /sys (and never touches /sys itself:
        |                          its single thread would wait on itself); creates and
        |                          removes /dev nodes on add/remove uevents, as devtmpfs does
-       '- COMMAND                 with SYSTEMD_DEVICE_VERIFY_SYSFS=0
+       '- init (PID 1)            a new PID namespace with its own /proc, empty module
+          |                       directories, then a new user and mount namespace: every
+          |                       mount locked, no capability over the host's kernel
+          '- COMMAND              with SYSTEMD_DEVICE_VERIFY_SYSFS=0
+
+The seal does not depend on the daemon staying alive. COMMAND's mounts are copies, locked
+by its user namespace (it cannot unmount the fakes or make what they cover writable, nor
+mount a new sysfs); if the daemon dies, COMMAND's copy of /sys answers ENOTCONN, never the
+host's sysfs, the keeper kills init and thereby everything in COMMAND's PID namespace, and
+``fakesysfs run`` exits RUN_FAILED with one line saying why. If the keeper is killed, its
+children's PDEATHSIGs take the daemon and init (and so COMMAND's tree) along.
 
 Signals the terminal sends (si_code SI_KERNEL) already reach COMMAND, which shares the
 foreground process group, so only signals sent to ``fakesysfs run`` itself are forwarded.
-Processes COMMAND leaves behind are ended (SIGTERM, then SIGKILL) before the keeper
-unmounts: they would lose ``/sys`` anyway.
+Processes COMMAND leaves behind are ended (SIGTERM, then SIGKILL) by init before it exits.
 
 Without root the keeper first enters a user namespace in which the caller is root; FUSE
 and tmpfs mounts work there, but ``mknod`` does not: ``/dev/null`` and friends are then
@@ -37,6 +47,7 @@ import json
 import logging
 import os
 import posixpath
+import re
 import select
 import signal
 import socket
@@ -65,15 +76,24 @@ log = logging.getLogger(__name__)
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWPID = 0x20000000
+MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 MNT_DETACH = 0x2
 PR_SET_PDEATHSIG = 1
+PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
+# <linux/mount.h>, <fcntl.h>: mount_setattr(2) (Linux 5.12)
+MOUNT_ATTR_RDONLY = 0x1
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+_SYS_MOUNT_SETATTR = 442  # the same number on every architecture (asm-generic table)
 #: siginfo si_code of a signal the kernel generated (a terminal's ^C or hangup).
 SI_KERNEL = 0x80
 
@@ -142,6 +162,7 @@ _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctype
 _libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
 _libc.unshare.argtypes = (ctypes.c_int,)
 _libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+_libc.syscall.restype = ctypes.c_long
 
 
 def _enc(value: str | None) -> bytes | None:
@@ -187,7 +208,7 @@ def enter_namespace(*, share_net: bool, userns: bool | None = None) -> bool:
     """
     flags = CLONE_NEWNS | (0 if share_net else CLONE_NEWNET)
     if userns is None:
-        userns = os.geteuid() != 0
+        userns = os.geteuid() != 0 or not in_initial_user_namespace()
     uid, gid = os.geteuid(), os.getegid()
     try:
         unshare(flags | (CLONE_NEWUSER if userns else 0))
@@ -212,6 +233,17 @@ def enter_namespace(*, share_net: bool, userns: bool | None = None) -> bool:
     return userns
 
 
+#: The inode of the initial user namespace's ``/proc/*/ns/user`` (include/linux/proc_ns.h
+#: PROC_USER_INIT_INO): fixed, unlike every other user namespace's.
+_PROC_USER_INIT_INO = 0xEFFFFFFD
+
+
+def in_initial_user_namespace() -> bool:
+    """False in a user namespace (inside ``fakesysfs run`` too: root there can mount but
+    not mknod, so a nested run takes the user namespace path)."""
+    return os.stat("/proc/self/ns/user").st_ino == _PROC_USER_INIT_INO
+
+
 def _write(path: str, text: str) -> None:
     with open(path, "w") as f:
         f.write(text)
@@ -224,6 +256,59 @@ def _loopback_up() -> None:
         ifreq = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s, siocgifflags, ifreq))[1]
         fcntl.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+
+
+#: Where the host's kernel is reachable through files; under the fakes, read-only (seal_host_mounts).
+SEALED = ("/sys", "/dev", "/run")
+
+
+def _mountinfo() -> list[tuple[str, str]]:
+    """(mount point, per-mount options) of every mount in this namespace, octal escapes undone."""
+    mounts = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            fields = line.split()
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+            mounts.append((point, fields[5]))
+    return mounts
+
+
+def _below(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+#: Per-mount options of mountinfo -> mount(2) flags, kept on a read-only remount (a mount
+#: locked by a user namespace refuses a remount that would clear them).
+_MOUNT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": 0x400,
+                "nodiratime": 0x800, "relatime": 0x200000, "strictatime": 0x1000000}
+
+
+def seal_host_mounts(tops: Sequence[str] = SEALED) -> None:
+    """Make every mount at and below ``tops`` read-only in this (private) mount namespace.
+
+    The fakes are mounted over these directories; what they cover must not be writable
+    should anything uncover it (a dead daemon's mount removed by libfuse, an unmount). The
+    host's mounts keep their flags: a read-only bind remount changes this namespace's copy
+    only. A top that is not itself a mount point is left alone (it belongs to the mount
+    above it, ``/`` say, which the command may write like any other host file).
+    """
+    mounts = _mountinfo()
+    points = {point for point, _ in mounts}
+    for top in tops:
+        if top not in points:
+            continue
+        attr = struct.pack("=QQQQ", MOUNT_ATTR_RDONLY, 0, 0, 0)  # struct mount_attr
+        ret = _libc.syscall(_SYS_MOUNT_SETATTR, AT_FDCWD, top.encode(), AT_RECURSIVE, attr, len(attr))
+        if ret == 0:
+            continue
+        err = ctypes.get_errno()
+        if err != errno.ENOSYS:
+            raise OSError(err, f"cannot make {top} read-only: {os.strerror(err)}")
+        # Before Linux 5.12: one bind remount per mount, outermost first.
+        for point, options in mounts:
+            if _below(point, top):
+                flags = sum(_MOUNT_FLAGS.get(option, 0) for option in options.split(","))
+                mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
 
 
 def setup_dev(devices: Sequence[DevNode]) -> None:
@@ -517,18 +602,20 @@ def _exit_code(status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def wait_forwarding(pid: int, *, reap_others: Callable[[int, int], None] | None = None) -> int:
+def wait_forwarding(pid: int, *, reap_others: Callable[[int, int], None] | None = None, raw: bool = False) -> int:
     """Wait for ``pid`` with FORWARDED signals blocked, passing each one sent to this process
     on to ``pid``; returns its exit code (128 + N when killed by signal N).
 
     ``reap_others``: also reap any other child (pid, status), for a process whose children
-    are all its own (the keeper). Otherwise only ``pid`` is waited for.
+    are all its own (the keeper). Otherwise only ``pid`` is waited for. ``raw``: return the
+    wait status instead.
     """
+    code = (lambda status: status) if raw else _exit_code
     while True:
         if reap_others is None:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
-                return _exit_code(status)
+                return code(status)
         else:
             while True:
                 try:
@@ -538,7 +625,7 @@ def wait_forwarding(pid: int, *, reap_others: Callable[[int, int], None] | None 
                 if not done:
                     break
                 if done == pid:
-                    return _exit_code(status)
+                    return code(status)
                 reap_others(done, status)
         info = signal.sigtimedwait(_WAITED, 1.0)
         if info is None or info.si_signo == signal.SIGCHLD:
@@ -643,6 +730,8 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
         # /sys through the host's /dev, which the FUSE /dev is about to cover.
         nonlocal reported
         if devfs is not None:
+            from ._fuse import claim_signal_handlers
+
             try:
                 start_devfs(devfs)
             except NamespaceError as exc:
@@ -650,6 +739,8 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
                 os.close(ready_fd)
                 os.kill(os.getpid(), signal.SIGTERM)  # libfuse's handler ends the loop
                 return
+            finally:
+                claim_signal_handlers()  # a signal ends /sys (and the process), not only /dev
         # Control socket, udev rules, libudev netlink messages (fakesysfs/netlink.py; imported
         # at the top, before unshare(), so it knows the network namespace we started in).
         stop_events.append(start_event_services(kernel, rules=options.rules, netlink=not options.share_net))
@@ -659,7 +750,8 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
         os.dup2(log_fd, 2)
 
     try:
-        serve(tree, "/sys", foreground=True, allow_other=True, ready_callback=ready)
+        if serve(tree, "/sys", foreground=True, allow_other=True, ready_callback=ready) == "signal":
+            return DAEMON_SIGNALLED
     except (MountError, OSError, ImportError) as exc:
         if not reported:
             os.write(ready_fd, f"error: {exc}\n".encode())
@@ -670,6 +762,10 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
         for stop in stop_events:
             stop()
     return 0
+
+
+#: The daemon's status when a signal (libfuse's handlers: SIGTERM, SIGINT, SIGHUP) ended it.
+DAEMON_SIGNALLED = 3
 
 
 def _read_report(fd: int, what: str, timeout: float = SETUP_TIMEOUT) -> None:
@@ -737,8 +833,161 @@ def _exec_command(argv: Sequence[str], env: dict[str, str]) -> None:
         os._exit(127)
 
 
+#: Capabilities that act only on the host's kernel, dropped from COMMAND's bounding set:
+#: CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_BOOT, CAP_SYS_TIME, CAP_WAKE_ALARM
+#: (<linux/capability.h>). In its user namespace they would be refused anyway (the kernel
+#: checks them against the initial one); dropped, ``capsh --print`` says so too.
+HOST_ONLY_CAPS = (16, 17, 22, 25, 35)
+#: Directories of kernel modules (libkmod's MODULE_DIRECTORY), empty for COMMAND: a module
+#: load fails as on a host without that module file (``modprobe: FATAL: Module kmem not found``).
+MODULE_DIRS = ("/lib/modules", "/usr/lib/modules")
+#: ``fakesysfs run``'s status when it, not COMMAND, failed while COMMAND ran (the daemon
+#: died, the keeper was killed); the convention of env(1), nice(1), docker run.
+RUN_FAILED = 125
+
+
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def _describe_exit(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"was killed by {_signal_name(os.WTERMSIG(status))}"
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+    if code == DAEMON_SIGNALLED:
+        return "was stopped by a signal (libfuse ended its loop and unmounted /sys)"
+    if code == 0:
+        return "exited: /sys was unmounted under it"
+    return f"exited with status {code} (see --log-file)"
+
+
+def _write_id_maps(pid: int) -> None:
+    """Map every ID this process has onto itself in ``pid``'s new user namespace: COMMAND
+    stays root (uid 0 is uid 0), its files are ours, but its capabilities end at its user
+    namespace. Written by us: a process cannot map more than its own ID into its new one."""
+    for name in ("uid_map", "gid_map"):
+        with open(f"/proc/self/{name}", encoding="ascii") as f:
+            ranges = [line.split() for line in f if line.strip()]
+        _write(f"/proc/{pid}/{name}", "".join(f"{inner} {inner} {count}\n" for inner, _, count in ranges))
+
+
+def _hide_modules() -> None:
+    done = set()
+    for directory in MODULE_DIRS:
+        real = os.path.realpath(directory)
+        if real in done or not os.path.isdir(real):
+            continue
+        done.add(real)
+        mount("fakesysfs-modules", real, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=4k")
+
+
+def _init_main(argv: Sequence[str], env: dict[str, str], report_fd: int, go_fd: int) -> int:
+    """PID 1 of COMMAND's PID namespace: seal, run COMMAND, end what it leaves behind.
+
+    In a new mount namespace it mounts a /proc of its own PID namespace (PIDs as COMMAND
+    sees them) and empties the module directories, then enters a new user and mount
+    namespace. Every mount it sees is thereby locked (fs/namespace.c copy_mnt_ns ->
+    lock_mnt_tree: a mount namespace owned by a less privileged user namespace can neither
+    unmount what covers the host's /sys, /dev and /run nor make their read-only copies
+    writable), and a new sysfs cannot be mounted (sysfs_get_tree: the network namespace is
+    not its user namespace's). When the keeper dies, PDEATHSIG kills this init and with it
+    (zap_pid_ns_processes) everything COMMAND started.
+    """
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    unshare(CLONE_NEWNS)
+    try:
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError as exc:  # a user namespace whose /proc has locked overmounts (containers)
+        os.write(2, f"fakesysfs: warning: /proc shows the host's process IDs ({exc.strerror})\n".encode())
+    _hide_modules()
+    try:
+        unshare(CLONE_NEWUSER | CLONE_NEWNS)
+    except OSError as exc:
+        raise NamespaceError(
+            f"cannot create a user namespace for {argv[0]} ({exc.strerror}), which seals it off the host's "
+            "kernel: allow user namespaces (sysctl user.max_user_namespaces > 0; in a container, a seccomp "
+            "profile that allows unshare)"
+        ) from None
+    os.write(report_fd, b"ok\n")
+    os.close(report_fd)
+    if os.read(go_fd, 1) != b"g":
+        return 1  # the keeper died before mapping our IDs
+    os.close(go_fd)
+    for cap in HOST_ONLY_CAPS:
+        _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL for a cap this kernel lacks
+    command = os.fork()
+    if command == 0:
+        _exec_command(argv, env)
+    status = wait_forwarding(command, reap_others=lambda pid, st: None)
+    _end_namespace()
+    return status
+
+
+def _end_namespace() -> None:
+    """In the PID namespace's init: SIGTERM everything left, SIGKILL after GRACE."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(-1, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                time.sleep(0.01)
+        except ChildProcessError:
+            return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(-1, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        while True:
+            os.waitpid(-1, 0)
+
+
+def _start_command(argv: Sequence[str], env: dict[str, str], report_fd: int) -> int:
+    """Fork COMMAND's init (``_init_main``) into a new PID namespace; returns its PID once
+    it is sealed and its IDs are mapped. Raises NamespaceError in one line otherwise."""
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    unshare(CLONE_NEWPID)  # our next child is PID 1 of a new PID namespace
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.close(ready_r)
+            os.close(go_w)
+            os.close(report_fd)
+            status = _init_main(argv, env, ready_w, go_r)
+        except BaseException as exc:  # noqa: BLE001
+            what = exc if isinstance(exc, NamespaceError) else f"cannot seal {argv[0]}'s namespace: {exc}"
+            with contextlib.suppress(BaseException):
+                os.write(ready_w, f"error: {what}\n".encode())
+        finally:
+            os._exit(status)
+    os.close(ready_w)
+    os.close(go_r)
+    try:
+        _read_report(ready_r, "COMMAND's namespace")
+        _write_id_maps(pid)
+        os.write(go_w, b"g")
+    except (OSError, NamespaceError):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        raise
+    finally:
+        os.close(ready_r)
+        os.close(go_w)
+    return pid
+
+
 def _keeper_main(kernel: Kernel, tree: Tree, argv: Sequence[str], options: RunOptions, report_fd: int) -> int:
-    """The namespace's first process: set up, run COMMAND, tear down."""
+    """The namespace's first process: set up, run COMMAND, tear down.
+
+    The daemon must outlive COMMAND: if it dies first, COMMAND's whole PID namespace is
+    killed and the keeper says why, with status RUN_FAILED.
+    """
     _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     os.umask(0o022)
@@ -746,6 +995,7 @@ def _keeper_main(kernel: Kernel, tree: Tree, argv: Sequence[str], options: RunOp
         os.sched_setaffinity(0, {options.pin_cpu})
     try:
         userns = enter_namespace(share_net=options.share_net, userns=options.userns)
+        seal_host_mounts()
         devices = tree_devices(tree)
         devfs = make_devfs(devices) if userns else None
         if devfs is None:
@@ -758,20 +1008,30 @@ def _keeper_main(kernel: Kernel, tree: Tree, argv: Sequence[str], options: RunOp
                 setup_devfs_mounts(host_dev)
         finally:
             os.close(host_dev)
+        env = dict(os.environ)
+        env["SYSTEMD_DEVICE_VERIFY_SYSFS"] = "0"
+        env.update(options.env)
+        init = _start_command(argv, env, report_fd)
     except (OSError, NamespaceError) as exc:
         os.write(report_fd, f"error: {exc}\n".encode())
         return 1
-    env = dict(os.environ)
-    env["SYSTEMD_DEVICE_VERIFY_SYSFS"] = "0"
-    env.update(options.env)
-    command = os.fork()
-    if command == 0:
-        os.close(report_fd)
-        _exec_command(argv, env)
     os.write(report_fd, b"ok\n")
     os.close(report_fd)
-    status = wait_forwarding(command, reap_others=lambda pid, st: None)
+    died: list[int] = []
+
+    def reap(pid: int, status: int) -> None:
+        if pid == daemon and not died:
+            died.append(status)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(init, signal.SIGKILL)  # and so everything in its PID namespace
+
+    status = wait_forwarding(init, reap_others=reap)
     _end_leftovers({daemon})
+    if died:
+        with contextlib.suppress(OSError):
+            os.write(2, (f"fakesysfs: error: the fakesysfs daemon {_describe_exit(died[0])} while "
+                         f"{argv[0]} ran; {argv[0]} and everything it started were killed\n").encode())
+        return RUN_FAILED
     _stop_daemon(daemon)
     return status
 
@@ -813,7 +1073,11 @@ def run(kernel: Kernel, tree: Tree, argv: Sequence[str], options: RunOptions | N
             raise
         finally:
             os.close(read_end)
-        return wait_forwarding(keeper)
+        status = wait_forwarding(keeper, raw=True)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-
+    if os.WIFSIGNALED(status):  # SIGKILL: its PDEATHSIGs took the daemon and COMMAND along
+        print(f"fakesysfs: error: the namespace keeper was killed by {_signal_name(os.WTERMSIG(status))} while "
+              f"{argv[0]} ran; {argv[0]} and everything it started were killed", file=sys.stderr)
+        return RUN_FAILED
+    return _exit_code(status)

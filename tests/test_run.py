@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import fuse_unavailable_reason
 
@@ -215,9 +216,8 @@ def _host_view() -> dict[str, object]:
 @namespaced
 @pytest.mark.skipif(shutil.which("udevadm") is None or shutil.which("daxctl") is None,
                     reason="udevadm or daxctl not installed (apt-get install udev daxctl)")
-def test_tools_inside_leave_the_host_untouched(tmp_path: Path) -> None:
+def test_tools_inside_leave_the_host_untouched() -> None:
     before = _host_view()
-    pidfile = tmp_path / "pid"
     devpath = REGION.removeprefix("/sys") + "/dax0.0"
     script = (
         "daxctl reconfigure-device -m system-ram dax0.0 >/dev/null && "
@@ -225,12 +225,14 @@ def test_tools_inside_leave_the_host_untouched(tmp_path: Path) -> None:
         f"udevadm test --action=add {devpath} >/dev/null 2>&1; "
         "udevadm trigger --action=change --subsystem-match=memory; "
         "ls /run/udev/data; mkdir -p /dev/fakesysfs-scratch /run/fakesysfs-scratch; "
-        f"sleep 1000 & echo $! > {pidfile}"
+        "sleep 987.6 & setsid sh -c 'sleep 987.7 &'"
     )
     done = fakesysfs_run("--pin", "--", "sh", "-c", script)
     assert done.returncode == 0, done.stderr
     assert "c252:0" in done.stdout.split()  # udevadm test wrote its database, privately
     after = _host_view()
     assert after == before
-    leftover = int(pidfile.read_text())
-    assert not Path(f"/proc/{leftover}").exists() or "Z" in Path(f"/proc/{leftover}/stat").read_text().split()[2]
+    # Left running, even in a session of its own: ended with COMMAND's PID namespace.
+    left = [p.info["cmdline"] for p in psutil.process_iter(["cmdline", "status"])
+            if p.info["cmdline"] and p.info["cmdline"][-1] in ("987.6", "987.7") and p.info["status"] != "zombie"]
+    assert left == []
