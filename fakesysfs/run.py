@@ -884,6 +884,31 @@ def _hide_modules() -> None:
         mount("fakesysfs-modules", real, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=4k")
 
 
+def _drop_host_only_caps() -> None:
+    for cap in HOST_ONLY_CAPS:
+        _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL for a cap this kernel lacks
+
+
+def seal_program(sys_root: str | None = None) -> None:
+    """In a forked child before exec (a udev rule's RUN or PROGRAM, run by the daemon as
+    real root): the seal of COMMAND but its PID namespace. A private mount namespace (with
+    ``sys_root`` bound over the host's /sys, read-only below it, if given), empty module
+    directories, then a user namespace in which only our own ID is mapped: its mounts are
+    locked and its capabilities end there."""
+    unshare(CLONE_NEWNS)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    if sys_root is not None:
+        seal_host_mounts(("/sys",))
+        mount(sys_root, "/sys", None, MS_BIND)
+    _hide_modules()
+    uid, gid = os.geteuid(), os.getegid()
+    unshare(CLONE_NEWUSER | CLONE_NEWNS)
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"0 {uid} 1")
+    _write("/proc/self/gid_map", f"0 {gid} 1")
+    _drop_host_only_caps()
+
+
 def _init_main(argv: Sequence[str], env: dict[str, str], report_fd: int, go_fd: int) -> int:
     """PID 1 of COMMAND's PID namespace: seal, run COMMAND, end what it leaves behind.
 
@@ -916,8 +941,7 @@ def _init_main(argv: Sequence[str], env: dict[str, str], report_fd: int, go_fd: 
     if os.read(go_fd, 1) != b"g":
         return 1  # the keeper died before mapping our IDs
     os.close(go_fd)
-    for cap in HOST_ONLY_CAPS:
-        _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL for a cap this kernel lacks
+    _drop_host_only_caps()
     command = os.fork()
     if command == 0:
         _exec_command(argv, env)

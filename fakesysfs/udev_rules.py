@@ -714,9 +714,10 @@ class RulesRunner:
 
     def __init__(self, rules: UdevRules, root: str = "/sys", *, consts: dict[str, str] | None = None,
                  programs: str = "auto", timeout: float = PROGRAM_TIMEOUT, check_mount: bool = True) -> None:
-        """``programs``: "auto" (run RUN/PROGRAM with ``root`` at /sys: directly when root
-        is /sys, else in a private mount namespace, which needs root), "host" (directly, so
-        they see the host's /sys), or "skip"."""
+        """``programs``: "auto" (run RUN/PROGRAM with ``root`` at /sys, sealed off the host's
+        kernel as ``fakesysfs run`` seals its command: ``run.seal_program``; when root is
+        not /sys, with it bound there in a private mount namespace, which needs root),
+        "host" (directly, so they see the host's /sys), or "skip"."""
         self.rules = rules
         # abspath, not realpath: this may run where touching the mount would deadlock (the
         # FUSE daemon's ready callback); the mount is first used by process().
@@ -729,7 +730,7 @@ class RulesRunner:
         self._refused = False
         if programs == "auto":
             if self.root == "/sys":
-                programs = "direct"
+                programs = "sealed"
             elif os.geteuid() == 0:
                 programs = "private-sys"
             else:
@@ -1143,11 +1144,13 @@ class RulesRunner:
         if not argv:
             return -errno.EINVAL, ""
         preexec: Callable[[], None] | None = None
-        if self.programs == "private-sys":
-            root = self.root
+        if self.programs in ("sealed", "private-sys"):
+            from .run import seal_program
+
+            sys_root = self.root if self.programs == "private-sys" else None
 
             def preexec() -> None:
-                _bind_private_sys(root)
+                seal_program(sys_root)
 
         try:
             done = subprocess.run(argv, env=self._environment(event), stdin=subprocess.DEVNULL,
@@ -1210,15 +1213,6 @@ def _attr_subst_subdir(path: str) -> str | None:
         if os.path.lexists(head + name + tail):
             return head + name + tail
     return None
-
-
-def _bind_private_sys(root: str) -> None:
-    """In the forked child: a private mount namespace with ``root`` bound onto /sys."""
-    from .run import CLONE_NEWNS, MS_BIND, MS_PRIVATE, MS_REC, mount, unshare
-
-    unshare(CLONE_NEWNS)
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
-    mount(root, "/sys", None, MS_BIND)
 
 
 # -- a runner on a live event stream -----------------------------------------------------------------

@@ -247,3 +247,24 @@ def test_a_run_inside_a_run_takes_the_user_namespace_path() -> None:
     done = fakesysfs_run("--", "sh", "-c", inner)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "8000000\n"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_udev_rule_programs_are_sealed_too(mode: list[str], tmp_path: Path) -> None:
+    """A rule's RUN program is run by the daemon (as root), for events COMMAND causes: it
+    gets COMMAND's seal (locked mounts, no capability over the host's kernel, no modules)."""
+    out = tmp_path / "seen"
+    rules = tmp_path / "99-seal.rules"
+    rules.write_text(f'ACTION=="online", SUBSYSTEM=="memory", KERNEL=="memory522", '
+                     f'RUN+="/bin/sh -c \'{{ grep CapBnd /proc/self/status; umount /sys || echo refused; '
+                     f'stat -f -c %%t /sys; ls -A /lib/modules 2>/dev/null | wc -l; '
+                     f'readlink /proc/self/ns/user; }} > {out}.tmp; mv {out}.tmp {out}\'"\n')
+    script = (f"echo online_movable > /sys/devices/system/memory/memory522/state; "
+              f"for i in $(seq 100); do test -e {out} && break; sleep 0.05; done")
+    done = fakesysfs_run(*mode, "--rules", str(rules), "--", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    lines = out.read_text().splitlines()
+    bounding = int(lines[0].split()[1], 16)
+    assert [cap for cap in HOST_ONLY_CAPS if bounding & (1 << cap)] == []
+    assert lines[1:4] == ["refused", "65735546", "0"], lines
+    assert lines[4] != os.readlink("/proc/self/ns/user")
