@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import errno
 import os
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -166,38 +164,3 @@ def claim_signal_handlers() -> None:
     session = lib.fuse_get_session(ctypes.c_void_p(lib.fuse_get_context().contents.fuse))
     if session:
         lib.fuse_set_signal_handlers(session)
-
-
-#: enum fuse_notify_code: bump the connection's epoch (Linux 6.16, FUSE 7.44).
-FUSE_NOTIFY_INC_EPOCH = 8
-
-
-def epoch_bumper() -> Callable[[], None] | None:
-    """Call inside a libfuse callback (``init``): a function that increments the connection's
-    epoch, after which the kernel revalidates every dentry created by a lookup that began
-    earlier (including lookups whose replies are still in flight); None when this libfuse or
-    kernel cannot (libfuse 2, Linux < 6.16). libfuse 3.14 has no call for it: the notification
-    is written to the session's /dev/fuse descriptor, as libfuse itself writes notifications."""
-    if not CAN_INVALIDATE:
-        return None
-    lib = _libfuse
-    lib.fuse_get_session.argtypes = (ctypes.c_void_p,)
-    lib.fuse_get_session.restype = ctypes.c_void_p
-    lib.fuse_session_fd.argtypes = (ctypes.c_void_p,)
-    lib.fuse_session_fd.restype = ctypes.c_int
-    session = lib.fuse_get_session(ctypes.c_void_p(lib.fuse_get_context().contents.fuse))
-    fd = lib.fuse_session_fd(session) if session else -1
-    if fd < 0:
-        return None
-    message = struct.pack("<IiQ", 16, FUSE_NOTIFY_INC_EPOCH, 0)  # struct fuse_out_header
-
-    def bump() -> None:
-        os.write(fd, message)
-
-    try:
-        bump()  # harmless now; EINVAL: the kernel does not know the notification
-    except OSError as exc:
-        if exc.errno in (errno.EINVAL, errno.ENOSYS):
-            return None
-        raise
-    return bump

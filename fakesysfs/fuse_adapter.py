@@ -19,9 +19,33 @@ a path (libfuse 3's ``fuse_invalidate_path``). Every path a change removes or re
 then invalidated before the change returns to its writer (for a store: before the write
 is answered), so the next access asks the daemon again; new entries need nothing, as
 negative lookups are never cached. The invalidation only marks the kernel's attributes and
-cached link target stale (``notify_inval_inode``), which takes no directory lock, so it is
-safe inside the write handler of a single-threaded daemon. Otherwise (fusepy, libfuse 2,
-a plain ``Tree``) every timeout is zero: correct, about 3.5x slower (fuse-notes.md).
+cached link target stale (FUSE_NOTIFY_INVAL_INODE, fs/fuse/inode.c
+fuse_reverse_inval_inode): it takes no directory lock, so it is safe inside the write
+handler of a single-threaded daemon, and it leaves every dentry in place, and so every
+mount stacked on a fake directory, as sysfs keeps them (fs/dcache.c d_invalidate detaches
+mounts; a FUSE dentry meets it only when revalidation fails, so no connection-wide
+FUSE_NOTIFY_INC_EPOCH is ever sent). A removed entry's dentry stays hashed, but its next
+stat, open or walk through it asks the daemon (``default_permissions``: fs/fuse/dir.c
+fuse_permission refreshes stale attributes first), which answers ENOENT. Otherwise
+(fusepy, libfuse 2, a plain ``Tree``) every timeout is zero: correct, about 3.5x slower
+(fuse-notes.md).
+
+Lookups in flight. A lookup answered just before a change may not have reached the kernel's
+inode cache yet (its requester has the reply but has not run fs/fuse/inode.c fuse_iget):
+the change's invalidation then finds no inode (-ENOENT), and the requester would keep an
+hour-long entry for a path the change removed. Such a lookup needs no more work from the
+daemon, only CPU time for its requester. So each successful getattr (libfuse's high-level
+lookup is one) is remembered with its time, under the tree lock that changes are made
+under; when a path a change touches answers -ENOENT and was answered within
+``LOOKUP_LANDING_S``, the change retries its invalidation (short sleeps) until it returns 0
+or ``LOOKUP_LANDING_S`` has passed. Once fuse_iget has hashed the inode the retry reaches
+it, and if the retry comes first, fuse_change_attributes_i drops the reply's attributes
+(``fi->attr_version`` is newer than the lookup's): exact. A GETATTR in flight needs none of
+this: its inode exists, and the same attr_version check drops its reply. The bound: an
+entry can be stale only if a requester takes longer than ``LOOKUP_LANDING_S`` after the
+change, or than ``ANSWERS_KEPT`` further answered lookups, to install a reply it already
+has. An -ENOENT no lookup explains (the kernel dropped that inode and its FORGET is still
+queued; the requester was killed) costs the change one ``LOOKUP_LANDING_S`` wait.
 """
 
 from __future__ import annotations
@@ -54,6 +78,12 @@ _LIBFUSE3_LOOP_ENDED = 8
 CACHE_TIMEOUT = 3600.0
 #: Directory listings kept between the chunks of one readdir (libfuse 3 asks per chunk).
 _LISTINGS_KEPT = 8
+#: Seconds an answered lookup may take to reach the kernel's inode cache, and the most a
+#: change waits for one (module doc, "Lookups in flight").
+LOOKUP_LANDING_S = 1.0
+#: Answered lookups remembered per generation (two generations: at most twice this many,
+#: about 5 MiB of paths).
+ANSWERS_KEPT = 16384
 
 
 class MountError(RuntimeError):
@@ -124,13 +154,17 @@ class TreeOperations:
         #: The kernel caches entries (see the module doc); needs ``tree.changes``.
         self.cache = cache and tree.changes is not None
         self._invalidate: Callable[[str], int] | None = None
-        self._bump_epoch: Callable[[], None] | None = None
         self._invalidate_lock = threading.Lock()
-        self._store = threading.local()  # per serving thread: inside a store, bump pending
+        #: Successful getattrs (lookups) -> monotonic time answered, in two generations:
+        #: written under the tree lock, read by changes (made under it too).
+        self._answered: dict[str, float] = {}
+        self._answered_before: dict[str, float] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._listings: OrderedDict[str, list[str]] = OrderedDict()
-        #: Paths invalidated so far (for tests and the benchmark).
+        #: Paths invalidated so far, and paths whose lookup a change waited for (for tests
+        #: and the benchmark).
         self.invalidations = 0
+        self.lookups_awaited = 0
 
     # -- lifecycle ------------------------------------------------------------------------
     def init_with_config(self, conn: Any, config: Any) -> None:
@@ -150,10 +184,9 @@ class TreeOperations:
         signal, never touch the mount itself.
         """
         if self.cache and self._invalidate is None:
-            from ._fuse import epoch_bumper, path_invalidator
+            from ._fuse import path_invalidator
 
             self._invalidate = path_invalidator()
-            self._bump_epoch = epoch_bumper()
             assert self.tree.changes is not None
             self._unsubscribe = self.tree.changes.subscribe(self._forget)
         self.mounted = True
@@ -170,43 +203,71 @@ class TreeOperations:
             self._unsubscribe = None
         with self._invalidate_lock:
             self._invalidate = None
-            self._bump_epoch = None
 
     def _forget(self, paths: Iterable[str]) -> None:
         """A change removed or retargeted ``paths``: drop them from the kernel's caches.
 
-        Runs in the thread that made the change (the FUSE thread for a store), before the
-        change returns; -ENOENT (nothing cached for that path) is the common answer. Then the
-        epoch moves on: a lookup of one of these paths answered just before the change may
-        still be on its way into the kernel's dcache, where no invalidation can reach it yet;
-        the epoch makes the kernel look it up again (one bump per store, at its end).
+        Runs in the thread that made the change (the FUSE thread for a store), under the
+        tree lock, before the change returns; -ENOENT (nothing cached for that path) is the
+        common answer. A path answered by a lookup within ``LOOKUP_LANDING_S`` that answers
+        -ENOENT may be a lookup in flight: wait for it to land (module doc).
         """
         with self._invalidate_lock:
             invalidate = self._invalidate
             if invalidate is None:
                 return
+            in_flight: list[str] = []
             for path in paths:
-                if invalidate(path) == 0:
+                err = invalidate(path)
+                if err == 0:
                     self.invalidations += 1
-            if self._bump_epoch is not None:
-                if getattr(self._store, "active", False):
-                    self._store.bump = True
-                else:
-                    self._bump_epoch()
+                elif err == -errno.ENOENT and self._answered_recently(path):
+                    in_flight.append(path)
+            if in_flight:
+                self._await_lookups(invalidate, in_flight)
 
-    def _end_store(self) -> None:
-        store = self._store
-        store.active = False
-        if getattr(store, "bump", False):
-            store.bump = False
-            with self._invalidate_lock:
-                if self._bump_epoch is not None:
-                    self._bump_epoch()
+    def _answered_recently(self, path: str) -> bool:
+        answered = self._answered.get(path)
+        if answered is None:
+            answered = self._answered_before.get(path)
+        return answered is not None and time.monotonic() - answered < LOOKUP_LANDING_S
+
+    def _await_lookups(self, invalidate: Callable[[str], int], paths: list[str]) -> None:
+        """Retry the invalidation of ``paths`` until each reaches an inode (0) or
+        ``LOOKUP_LANDING_S`` has passed: their requesters need only CPU time, which the
+        sleeps give them."""
+        deadline = time.monotonic() + LOOKUP_LANDING_S
+        delay = 50e-6
+        self.lookups_awaited += len(paths)
+        while paths:
+            time.sleep(delay)
+            waiting = []
+            for path in paths:
+                err = invalidate(path)
+                if err == 0:
+                    self.invalidations += 1
+                elif err == -errno.ENOENT:
+                    waiting.append(path)
+            paths = waiting
+            if paths and time.monotonic() > deadline:
+                log.debug("no inode for %d recently looked-up paths after %.1f s (first: %s)",
+                          len(paths), LOOKUP_LANDING_S, paths[0])
+                return
+            delay = min(delay * 2, 0.005)
 
     # -- metadata -------------------------------------------------------------------------
     @_translate
     def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
-        st = self.tree.getattr(path)
+        if self.cache:
+            # Remembered under the tree lock, so a change made after this answer sees it.
+            with self.tree.lock:
+                st = self.tree.getattr(path)
+                answered = self._answered
+                answered[path] = time.monotonic()
+                if len(answered) >= ANSWERS_KEPT:
+                    self._answered_before, self._answered = answered, {}
+        else:
+            st = self.tree.getattr(path)
         t = self._time_ns
         return {
             "st_mode": st.mode,
@@ -273,13 +334,8 @@ class TreeOperations:
     @_translate
     def write(self, path: str | None, data: bytes, offset: int, fh: int) -> int:
         # R-SYS-02: the offset is ignored (`>>` arrives at 4096, a second echo on one fd at 8).
-        if not self.cache:
-            return self.tree.write(self._files[fh], data)
-        self._store.active = True
-        try:
-            return self.tree.write(self._files[fh], data)
-        finally:
-            self._end_store()  # before the reply: the writer sees nothing stale afterwards
+        # Whatever the store changed is invalidated inside it (``_forget``): before the reply.
+        return self.tree.write(self._files[fh], data)
 
     @_translate
     def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:

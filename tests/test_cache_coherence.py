@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -244,6 +247,61 @@ def test_every_path_ever_seen_matches_the_tree_after_each_change(box: Box) -> No
         box.assert_coherent(seen, f"step {step}: {name} ({result})")
 
 
+#: Mounts tmpfs on two fake directories in a private mount namespace, says "ready", waits
+#: for a line, then lists both (what sysfs users stack: cgroup2 on /sys/fs/cgroup, configfs).
+_STACKER = """
+set -e
+for dir in "$1/fs" "$1/devices/system/node/node0"; do
+    mount -t tmpfs fakesysfs-test "$dir"
+    touch "$dir/kept"
+done
+echo ready
+read go
+for dir in "$1/fs" "$1/devices/system/node/node0"; do
+    echo "$(ls "$dir")"
+done
+"""
+
+
+def test_mounts_on_fake_directories_survive_every_change(box: Box) -> None:
+    """sysfs keeps a mount on one of its directories until that directory is removed; so
+    must the fake, whatever the changes in between invalidate (each kind of change once,
+    through the mount and in-process)."""
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare(1) for a private mount namespace")
+    k = box.k
+    stacker = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", _STACKER, "sh",
+                                box.mnt], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        assert stacker.stdout is not None and stacker.stdout.readline() == "ready\n", stacker.stderr
+        offline = min(b.id for b in k.blocks.values() if b.state.value == "offline")
+        changes = [
+            (f"{MEM}/memory{offline}/state", "online_movable"),
+            (f"{MEM}/memory{offline}/online", "0"),
+            (f"{KMEM}/unbind", "dax0.0"),  # its blocks go
+            (f"{DEVICE_DAX}/new_id", "dax0.0"),  # bound to device_dax
+            (f"{DEVICE_DAX}/unbind", "dax0.0"),
+            (f"{DAX00}/size", str(512 << 20)),  # its mappings change
+            (f"{CXL_REGION}/dax_region/create", "1"),  # a new device
+            (f"{CXL_REGION}/dax_region/delete", "dax0.1"),  # gone again
+            (f"{KMEM}/new_id", "dax0.0"),  # back to kmem: blocks come again
+            (f"{MEM}/probe", hex(PROBE_ADDR)),  # hot-add
+        ]
+        for path, text in changes:
+            assert box.store(path, text) == 0, (path, text)
+            os.listdir(box.mnt + "/devices/system/node/node0")  # walks are what drop detached dentries
+        k.remove_memory(PROBE_ADDR, k.block_size)  # hot-remove, in-process
+        k.dax_driver_unregister("kmem")  # rmmod, in-process
+        out, err = stacker.communicate("go\n", timeout=30)
+    finally:
+        if stacker.poll() is None:
+            stacker.kill()
+            stacker.wait()
+    assert stacker.returncode == 0, err
+    assert out.splitlines() == ["kept", "kept"], out
+
+
 def _call(fn: Callable[..., object], *args: object) -> int:
     try:
         fn(*args)
@@ -290,6 +348,82 @@ def test_readers_racing_with_changes_never_keep_an_old_entry(box: Box) -> None:
         stop.set()
         for thread in threads:
             thread.join(5)
+
+
+#: A reader: SCHED_IDLE on CPU argv[2], lstat the paths named in the file argv[1] (one per
+#: line, rewritten per round), round robin, until killed.
+_READER = """
+import os, sys
+os.sched_setaffinity(0, {int(sys.argv[2])})
+os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+fd = os.open(sys.argv[1], os.O_RDONLY)
+while True:
+    for path in os.pread(fd, 4096, 0).decode().split():
+        try:
+            os.lstat(path)
+        except OSError:
+            pass
+"""
+
+
+def test_a_lookup_answered_just_before_a_removal_is_not_kept(box: Box, tmp_path: Path) -> None:
+    """The lookup in flight: the daemon has answered it, but its requester has not yet put
+    the inode into the kernel's cache when the removal invalidates the path (which then
+    finds nothing). Forced here: the readers are SCHED_IDLE on the writer's CPU, the daemon
+    runs on another, so an answered reader waits while the writer runs. Each round hot-adds
+    a block never looked up before, waits until the daemon answers a reader's lookup of it,
+    and removes it at once (in-process, as ``ctl`` does): once the removal has returned, the
+    block must be gone for everyone."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs: the writer and the readers on one, the daemon on another")
+    k, t = box.k, box.t
+    assert t.changes is not None
+    (adapter,) = [getattr(listener, "__self__", None) for listener in t.changes._listeners]
+    daemon = next(thread for thread in threading.enumerate() if thread.name == f"fuse {box.mnt}")
+    assert daemon.native_id is not None
+    shared_cpu, daemon_cpus = {cpus[0]}, set(cpus[1:])
+    targets = tmp_path / "targets"
+    targets.write_text("")
+    answered: dict[str, threading.Event] = {}
+    tree_getattr = t.getattr
+
+    def getattr_watched(path: str) -> object:
+        result = tree_getattr(path)
+        event = answered.get(path)
+        if event is not None:
+            event.set()  # the daemon answers this lookup right after
+        return result
+
+    own_affinity = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, shared_cpu)
+    os.sched_setaffinity(daemon.native_id, daemon_cpus)
+    readers = [subprocess.Popen([sys.executable, "-c", _READER, str(targets), str(cpus[0])]) for _ in range(3)]
+    t.getattr = getattr_watched  # type: ignore[method-assign]
+    try:
+        stale = []
+        rounds = int(os.environ.get("FAKESYSFS_RACE_ROUNDS", "25"))
+        for round_ in range(rounds):
+            addr = PROBE_ADDR + round_ * k.block_size
+            bid = addr // k.block_size
+            paths = [f"{MEM}/memory{bid}", f"/bus/memory/devices/memory{bid}"]
+            answered.clear()
+            answered.update((p, threading.Event()) for p in paths)
+            targets.write_text("".join(f"{box.mnt}{p}\n" for p in paths))
+            assert box.store(f"{MEM}/probe", hex(addr)) == 0
+            assert answered[paths[0]].wait(10), f"round {round_}: no reader looked up {paths[0]}"
+            k.remove_memory(addr, k.block_size)
+            stale += [p for p in paths if os.path.lexists(box.mnt + p)]
+        assert not stale, f"still visible after the removal returned: {stale[:5]}"
+        # The rounds raced for real: removals found answered lookups not yet in the kernel.
+        assert adapter.lookups_awaited > 0
+    finally:
+        t.getattr = tree_getattr  # type: ignore[method-assign]
+        for process in readers:
+            process.kill()
+            process.wait()
+        os.sched_setaffinity(0, own_affinity)
+        os.sched_setaffinity(daemon.native_id, own_affinity)
 
 
 def test_without_invalidation_nothing_is_cached() -> None:

@@ -381,6 +381,19 @@ def test_6_back_to_devdax_needs_force_and_removes_the_blocks() -> None:
     assert not after.exists(f"{DRIVERS}/kmem/dax0.0")
 
 
+@needs("daxctl")
+def test_6_a_mount_on_the_fake_sys_survives_reconfiguring() -> None:
+    """Issue 16: a mount stacked on a /sys directory (cgroup2 on /sys/fs/cgroup, configfs, a
+    test's overmount) stays through driver changes and block removal, as on sysfs."""
+    stacked, there = run_session([
+        sh("mount -t tmpfs none /sys/fs && touch /sys/fs/m && daxctl reconfigure-device -m system-ram dax0.0"
+           " && daxctl reconfigure-device -f -m devdax dax0.0"),
+        sh("ls /sys/fs"),
+    ]).results
+    assert stacked.rc == 0, stacked
+    assert there.out == "m\n", there
+
+
 # -- 7. disable / enable ----------------------------------------------------------------------
 @needs("daxctl")
 def test_7_disable_and_enable_device() -> None:
