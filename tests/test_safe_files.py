@@ -9,6 +9,7 @@ machine. Planted links sit in a root-owned sticky directory, as in /tmp.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import stat
@@ -220,3 +221,143 @@ def test_new_files_are_0600_and_a_file_of_ours_is_appended_to(tmp_path: Path, mn
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     lines = trace.read_text().splitlines()
     assert len(lines) == 2 and lines[0] == "an earlier line" and "memory522/state" in lines[1], lines
+
+
+# -- control-socket directories -----------------------------------------------------------------
+def _no_xdg(tmpdir: Path) -> dict[str, str]:
+    environ = env(TMPDIR=str(tmpdir))
+    environ.pop("XDG_RUNTIME_DIR", None)
+    return environ
+
+
+def _published(mountpoint: Path) -> str:
+    return (mountpoint / "kernel/debug/fakesysfs/control").read_text().strip()
+
+
+@fuse
+@pytest.mark.parametrize("squat", ["directory", "symlink"])
+def test_a_squatted_socket_directory_still_gives_root_a_control_socket(shared: Path, mnt: Path, tmp_path: Path,
+                                                                       squat: str) -> None:
+    squatted = shared / "fakesysfs-0"
+    if squat == "directory":
+        as_neighbour(lambda: os.mkdir(squatted, 0o777))
+    else:  # to a directory of root's that passes every check but is not where sockets go
+        rootdir = tmp_path / "private"
+        rootdir.mkdir(mode=0o700)
+        plant_link(squatted, rootdir)
+    done = mount(mnt, environ=_no_xdg(shared))
+    warnings = [line for line in done.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and f"not using {squatted}" in warnings[0], done.stderr
+    path = _published(mnt)
+    assert path.startswith(f"{squatted}-") and stat.S_ISSOCK(os.stat(path).st_mode)
+    done = cli("ctl", str(mnt), "seqnum", environ=_no_xdg(shared))
+    assert done.returncode == 0 and done.stdout.strip().isdigit(), done.stderr
+    assert squat == "symlink" or os.listdir(squatted) == []
+    assert squat == "directory" or os.listdir(rootdir) == []
+    umount(mnt)
+
+
+@fuse
+def test_a_root_socket_lives_in_a_checked_0700_directory(shared: Path, mnt: Path) -> None:
+    mount(mnt, environ=_no_xdg(shared))
+    path = Path(_published(mnt))
+    assert path.parent.parent == shared / "fakesysfs-0"
+    for directory in (path.parent, path.parent.parent):
+        st = os.lstat(directory)
+        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == 0
+    assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
+    umount(mnt)
+
+
+def _userns_unavailable() -> str | None:
+    if fuse_unavailable_reason() is not None:
+        return str(fuse_unavailable_reason())
+    try:
+        with open("/proc/sys/user/max_user_namespaces") as f:
+            if int(f.read()) == 0:
+                return "user namespaces are disabled (user.max_user_namespaces = 0)"
+    except OSError:
+        return "no user namespaces"
+    return None
+
+
+userns = pytest.mark.skipif(_userns_unavailable() is not None, reason=str(_userns_unavailable()))
+
+
+@userns
+def test_a_user_namespace_run_keys_its_socket_directory_by_namespace(shared: Path) -> None:
+    inner = f"{sys.executable} -m fakesysfs.cli ctl /sys seqnum && cat /sys/kernel/debug/fakesysfs/control"
+    done = cli("run", "--userns", "--", "sh", "-c", inner, environ=_no_xdg(shared))
+    assert done.returncode == 0, done.stderr
+    seqnum, path = done.stdout.split()
+    assert seqnum.isdigit()
+    assert Path(path).parent.parent.name.startswith("fakesysfs-0-userns"), path
+    assert not (shared / "fakesysfs-0").exists()
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x00020000, 0x1000, 0x4000, 1 << 18
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    enc = (lambda s: None if s is None else s.encode())
+    if _libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)) != 0:
+        raise OSError(ctypes.get_errno(), f"mount {target}")
+
+
+def _reachable_by_others(path: str) -> None:
+    """In a private mount namespace: make ``path`` reachable by other users when an ancestor
+    (root's 0700 home holding pyenv) is not, by covering that ancestor with a tmpfs that
+    holds only a bind mount of the one entry on the way."""
+    parts = Path(path).parts
+    for i in range(1, len(parts)):
+        ancestor = Path(*parts[:i])
+        if os.stat(ancestor).st_mode & 0o001:
+            continue
+        entry = Path(*parts[: i + 1])
+        keep = os.open(entry, os.O_PATH)
+        _mount("tmpfs", str(ancestor), "tmpfs", 0, "mode=755")
+        if stat.S_ISDIR(os.fstat(keep).st_mode):
+            os.mkdir(entry)
+        else:
+            entry.touch()
+        _mount(f"/proc/self/fd/{keep}", str(entry), None, MS_BIND | MS_REC)
+        return
+
+
+def _run_unprivileged(argv: list[str], environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``argv`` as uid 65534 (this Python is root's: reachable through a private mount namespace)."""
+
+    def child() -> None:
+        if _libc.unshare(CLONE_NEWNS) != 0:
+            raise OSError(ctypes.get_errno(), "unshare")
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)
+        for path in (os.path.realpath(sys.executable), sys.prefix, str(REPO)):
+            _reachable_by_others(os.path.realpath(path))
+        os.setgroups([])
+        os.setgid(NEIGHBOUR)
+        os.setuid(NEIGHBOUR)
+
+    return subprocess.run(argv, capture_output=True, text=True, timeout=90, check=False, env=environ,
+                          preexec_fn=child, cwd="/")
+
+
+@userns
+def test_an_unprivileged_run_leaves_roots_control_socket_working(shared: Path, mnt: Path) -> None:
+    environ = _no_xdg(shared)
+    probe = _run_unprivileged([sys.executable, "-c", "import fakesysfs._fuse"], environ)
+    if probe.returncode != 0:
+        pytest.skip(f"this Python cannot run as uid {NEIGHBOUR} here: {probe.stderr.strip()[-200:]}")
+    inner = f"{sys.executable} -m fakesysfs.cli ctl /sys seqnum"
+    done = _run_unprivileged([*CLI, "run", "--", "sh", "-c", inner], environ)
+    if "cannot create a user namespace" in done.stderr:
+        pytest.skip(done.stderr.strip())
+    assert done.returncode == 0 and done.stdout.strip().isdigit(), done.stderr
+    assert not (shared / "fakesysfs-0").exists(), "an unprivileged run took root's socket directory"
+    assert [p for p in os.listdir(shared) if p.startswith(f"fakesysfs-{NEIGHBOUR}-userns")] == [], \
+        "the namespace's socket directory is gone with it"
+    mount(mnt, environ=environ)
+    assert Path(_published(mnt)).parent.parent == shared / "fakesysfs-0"
+    done = cli("ctl", str(mnt), "seqnum", environ=environ)
+    assert done.returncode == 0 and done.stdout.strip().isdigit(), done.stderr
+    umount(mnt)
