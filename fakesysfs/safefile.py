@@ -135,6 +135,8 @@ def _open_dir(path: str) -> int:
                     if links > MAXSYMLINKS:
                         raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
                     target = os.readlink(part, dir_fd=fd)
+                    os.close(nfd)
+                    nfd = -1
                     todo.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
                     if target.startswith("/"):
                         os.close(fd)
@@ -146,10 +148,11 @@ def _open_dir(path: str) -> int:
                     raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), shown)
                 _check_dir(st, shown, trusted)
             except BaseException:
-                os.close(nfd)
+                if nfd >= 0:
+                    os.close(nfd)
                 raise
             os.close(fd)
-            fd, nfd, where = nfd, -1, shown
+            fd, where = nfd, shown
         return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
     finally:
         if fd >= 0:
