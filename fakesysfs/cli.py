@@ -229,20 +229,30 @@ def _attach_harness(kernel: Kernel | None, tree: Tree, topology: str | None) -> 
 def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[Kernel, Tree]:
     """``mount --state FILE [--import SNAPSHOT]``: resume (or start) a journaled state."""
     from .errors import ConfigError
-    from .journal import StateError, boot_state, read_state
+    from .journal import StateError, boot_state, parse_state
+    from .safefile import UnsafeFileError, open_append
 
     path = os.path.abspath(path)
     try:
         if snapshot is not None:
-            if os.path.exists(path) and os.path.getsize(path) > 0:
-                raise CliError(f"--import wants a new state file, but {path} already holds a state")
-            read_state(snapshot)  # refuse anything that is not a snapshot before copying it
-            shutil.copyfile(snapshot, path)
+            with open(snapshot, "rb") as f:
+                data = f.read()
+            parse_state(snapshot, data)  # refuse anything that is not a snapshot before copying it
+            fd = open_append(path)
+            try:
+                if os.fstat(fd).st_size > 0:
+                    raise CliError(f"--import wants a new state file, but {path} already holds a state")
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         kernel, tree, harness = boot_state(path, topology)
     except StateError as exc:
         raise CliError(str(exc)) from None
     except ConfigError as exc:
         raise CliError(f"invalid topology: {exc}") from None
+    except UnsafeFileError as exc:
+        raise CliError(f"cannot use state file {path}: {exc.strerror}") from None
     except OSError as exc:
         raise CliError(f"cannot use state file {exc.filename or path}: {exc.strerror or exc}") from None
 
@@ -262,16 +272,22 @@ def _cmd_mount(args: argparse.Namespace) -> int:
     _check_dev_fuse()
     _check_libfuse()
     _check_mountpoint(mountpoint)
-    if args.state is not None:
-        kernel, tree = _boot_state(args.state, args.config, args.import_snapshot)
-    else:
-        if args.import_snapshot is not None:
-            raise CliError("--import needs --state FILE: the snapshot is copied there and resumed")
-        kernel, tree = _boot(args.config)
-        _attach_harness(kernel, tree, args.config)
+    if args.import_snapshot is not None and args.state is None:
+        raise CliError("--import needs --state FILE: the snapshot is copied there and resumed")
+    log_fd = _open_log("log", args.log_file) if args.log_file is not None and not args.foreground else None
+    try:
+        if args.state is not None:
+            kernel, tree = _boot_state(args.state, args.config, args.import_snapshot)
+        else:
+            kernel, tree = _boot(args.config)
+            _attach_harness(kernel, tree, args.config)
+    except BaseException:
+        if log_fd is not None:
+            os.close(log_fd)
+        raise
     if args.foreground:
         return _serve_foreground(tree, mountpoint, args.allow_other, kernel)
-    return _serve_daemon(tree, mountpoint, args.allow_other, args.log_file, kernel)
+    return _serve_daemon(tree, mountpoint, args.allow_other, log_fd, kernel)
 
 
 def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Kernel | None = None) -> int:
@@ -291,10 +307,20 @@ def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Ke
     return 0
 
 
-def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_file: str | None,
+def _open_log(kind: str, path: str) -> int:
+    """``--trace``/``--log-file``: appended to if it is a file of ours (fakesysfs/safefile.py),
+    else created 0600; a symlink, another user's file, a FIFO or device is refused."""
+    from .safefile import open_append
+
+    try:
+        return open_append(path)
+    except OSError as exc:
+        raise CliError(f"cannot open the {kind} file {path}: {exc.strerror or exc}") from None
+
+
+def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | None,
                   kernel: Kernel | None = None) -> int:
-    if log_file is not None:
-        log_file = os.path.abspath(log_file)
+    """Fork the daemon; it takes ``log_fd`` (the --log-file) over."""
     sys.stdout.flush()
     sys.stderr.flush()
     read_end, write_end = os.pipe()
@@ -303,18 +329,20 @@ def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_file: str 
         status = 1
         try:
             os.close(read_end)
-            status = _daemon_main(tree, mountpoint, allow_other, log_file, write_end, kernel)
+            status = _daemon_main(tree, mountpoint, allow_other, log_fd, write_end, kernel)
         except BaseException:
             with contextlib.suppress(BaseException):
                 log.exception("daemon failed")
         finally:
             os._exit(status)
     os.close(write_end)
+    if log_fd is not None:
+        os.close(log_fd)
     return _wait_for_daemon(pid, read_end, mountpoint)
 
 
 def _daemon_main(
-    tree: Tree, mountpoint: str, allow_other: bool, log_file: str | None, report_fd: int,
+    tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | None, report_fd: int,
     kernel: Kernel | None = None,
 ) -> int:
     from .control import serving_or_warn
@@ -329,7 +357,7 @@ def _daemon_main(
         reported = True
         os.write(report_fd, b"ok\n")
         os.close(report_fd)
-        _detach_stdio(log_file)
+        _detach_stdio(log_fd)
 
     try:
         # The control socket (fakesysfs monitor/udev) lives as long as the mount.
@@ -344,10 +372,10 @@ def _daemon_main(
     return 0
 
 
-def _detach_stdio(log_file: str | None) -> None:
+def _detach_stdio(log_fd: int | None) -> None:
     """Release the caller's terminal or pipes (``$(fakesysfs mount ...)`` must return)."""
     null = os.open(os.devnull, os.O_RDWR)
-    out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if log_file else null
+    out = log_fd if log_fd is not None else null
     os.dup2(null, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
@@ -627,15 +655,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         options.pin_cpu = current_cpu()
     if args.trace is not None:
-        try:
-            options.trace_fd = os.open(args.trace, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise CliError(f"cannot open the trace file {args.trace}: {exc.strerror}") from None
+        options.trace_fd = _open_log("trace", args.trace)
     if args.log_file is not None:
         try:
-            options.log_fd = os.open(args.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise CliError(f"cannot open the log file {args.log_file}: {exc.strerror}") from None
+            options.log_fd = _open_log("log", args.log_file)
+        except CliError:
+            if options.trace_fd is not None:
+                os.close(options.trace_fd)
+            raise
     tree = build_tree(kernel)
     _attach_harness(kernel, tree, args.config)
     try:
@@ -736,4 +763,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m fakesysfs.cli``: run the imported module's main, so that the CliError that
+    # ctl, monitor and udev raise (fakesysfs.cli.CliError) is the one main catches.
+    from fakesysfs.cli import main as _main
+
+    sys.exit(_main())

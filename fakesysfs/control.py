@@ -6,8 +6,18 @@ the socket's absolute path in the debugfs-style file ``kernel/debug/fakesysfs/co
 
     path = open(f"{mountpoint}/kernel/debug/fakesysfs/control").read().strip()
 
-The socket lives in a fresh 0700 directory under ``$XDG_RUNTIME_DIR/fakesysfs/``, else
-``$TMPDIR/fakesysfs-<uid>/`` (see ``runtime_dir``); both go away on unmount.
+The socket lives in a fresh 0700 directory (it goes away on unmount) below a per-user
+0700 directory ``fakesysfs-<key>`` in ``$XDG_RUNTIME_DIR`` (when that is ours and 0700, as
+the XDG spec says), else in ``$TMPDIR`` (see ``runtime_dir``). ``<key>`` is the caller's real
+identity: the uid, and in a user namespace the uid its euid maps to outside plus the
+namespace's inode (``fakesysfs-1001-userns4026532840``), so an unprivileged ``fakesysfs
+run`` (root inside its namespace) never takes root's ``fakesysfs-0``. Both directories are
+checked with ``fstat`` on ``O_DIRECTORY|O_NOFOLLOW`` descriptors (fakesysfs/safefile.py:
+ours, mode 0700) and the socket is bound inside the checked one, so it cannot be squatted.
+If ``fakesysfs-<key>`` is not usable (someone else made it first, or a symlink, or a loose
+mode), the daemon says so in one warning line and uses a fresh private directory
+``fakesysfs-<key>-<random>`` beside it instead. Clients never compute any of this: they read
+the path the mount publishes, so they find the socket wherever the daemon put it.
 
 Protocol (UTF-8, one JSON object per line, both directions):
 
@@ -50,6 +60,7 @@ import os
 import select
 import shutil
 import socket
+import stat
 import tempfile
 import threading
 from collections import deque
@@ -71,6 +82,7 @@ __all__ = [
     "event_from_json",
     "event_to_json",
     "find_control_socket",
+    "identity_key",
     "runtime_dir",
     "serving",
     "serving_or_warn",
@@ -123,33 +135,76 @@ def _line(obj: dict[str, Any]) -> bytes:
 
 
 # -- where the socket lives -----------------------------------------------------------------------
+def identity_key() -> str:
+    """The caller's real identity, for naming its socket directory: the euid in the initial
+    user namespace; in another, the uid that euid maps to in the parent namespace
+    (/proc/self/uid_map) and the namespace's inode (two namespaces never share a name, nor
+    does a namespace with its owner)."""
+    from .safefile import in_initial_userns
+
+    euid = os.geteuid()
+    if in_initial_userns():
+        return str(euid)
+    outer: int | None = None
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/uid_map", encoding="ascii") as f:
+        for line in f:
+            inside, outside, count = (int(word) for word in line.split())
+            if inside <= euid < inside + count:
+                outer = outside + euid - inside
+                break
+    ino = os.stat("/proc/self/ns/user").st_ino
+    return f"{outer if outer is not None else 'unmapped'}-userns{ino}"
+
+
 def runtime_dir() -> str:
-    """The base directory for control sockets (created 0700 on first use):
-    ``$XDG_RUNTIME_DIR/fakesysfs``, else ``$TMPDIR/fakesysfs-<uid>``.
+    """The per-user base directory for control sockets (created 0700 on first use):
+    ``$XDG_RUNTIME_DIR/fakesysfs-<key>`` if $XDG_RUNTIME_DIR is ours and 0700, else
+    ``$TMPDIR/fakesysfs-<key>`` (``identity_key``).
 
     Not ``/run/fakesysfs`` for root: a test machine's /run belongs to its host, and
     ``fakesysfs run`` gives each namespace a private /run anyway (set XDG_RUNTIME_DIR=/run
-    to get /run/fakesysfs deliberately)."""
+    to get /run/fakesysfs-0 deliberately). An $XDG_RUNTIME_DIR that is not ours (``sudo``
+    keeps the invoking user's) is skipped."""
+    name = f"fakesysfs-{identity_key()}"
     xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg:
-        return os.path.join(xdg, "fakesysfs")
-    return os.path.join(tempfile.gettempdir(), f"fakesysfs-{os.geteuid()}")
+    if xdg and os.path.isabs(xdg):
+        with contextlib.suppress(OSError):
+            st = os.stat(xdg)
+            if st.st_uid == os.geteuid() and stat.S_ISDIR(st.st_mode) and not st.st_mode & 0o077:
+                return os.path.join(xdg, name)
+    return os.path.join(tempfile.gettempdir(), name)
 
 
-def _make_private_dir(base: str) -> str:
-    """A fresh 0700 directory below ``base`` (itself made 0700 if missing); directories of
-    daemons that died without cleaning up (SIGKILL) are removed on the way."""
-    os.makedirs(base, mode=0o700, exist_ok=True)
-    st = os.lstat(base)
-    if st.st_uid != os.geteuid():
-        raise OSError(errno_mod.EPERM, f"{base} belongs to uid {st.st_uid}, not to us")
-    _remove_stale(base)
-    return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base)
+def _socket_dir(base: str, *, fallback: bool) -> tuple[str, int, int]:
+    """A fresh 0700 directory for one daemon's socket below the private directory ``base``:
+    (its path, a descriptor of it, a descriptor of ``base`` or -1). A ``base`` that is not
+    ours and 0700 is refused (UnsafeFileError) or, with ``fallback``, replaced by a fresh
+    private directory beside it, with a warning."""
+    from .safefile import UnsafeFileError, fresh_private_dir, private_dir
+
+    try:
+        base_fd = private_dir(base)
+    except UnsafeFileError as exc:
+        if not fallback:
+            raise
+        parent, name = os.path.split(base)
+        fresh, fd = fresh_private_dir(parent, f"{name}-")
+        log.warning("not using %s (%s); the control socket is in %s instead", base, exc.strerror,
+                    os.path.join(parent, fresh))
+        return os.path.join(parent, fresh), fd, -1
+    try:
+        _remove_stale(base_fd)
+        sub, fd = fresh_private_dir(base_fd, f"{os.getpid()}-")
+    except BaseException:
+        os.close(base_fd)
+        raise
+    return os.path.join(base, sub), fd, base_fd
 
 
-def _remove_stale(base: str) -> None:
+def _remove_stale(base_fd: int) -> None:
+    """Remove the directories of daemons that died without cleaning up (SIGKILL)."""
     with contextlib.suppress(OSError):
-        for name in os.listdir(base):
+        for name in os.listdir(base_fd):
             pid_text = name.split("-", 1)[0]
             if not pid_text.isdigit() or int(pid_text) == os.getpid():
                 continue
@@ -157,7 +212,7 @@ def _remove_stale(base: str) -> None:
                 os.kill(int(pid_text), 0)
                 continue  # alive (or not ours to judge)
             except ProcessLookupError:
-                shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+                shutil.rmtree(name, dir_fd=base_fd, ignore_errors=True)
             except OSError:
                 continue
 
@@ -239,6 +294,7 @@ class ControlServer:
         self.send_timeout = send_timeout
         self._base = directory
         self._dir: str | None = None
+        self._dir_base = ""  # the per-user directory self._dir is in ("": none, a fallback)
         self.path = ""
         self._sock: socket.socket | None = None
         self._wake_r, self._wake_w = -1, -1
@@ -253,24 +309,33 @@ class ControlServer:
 
     # -- life cycle -----------------------------------------------------------------------------
     def start(self) -> str:
-        """Create the socket, start accepting; returns the socket path."""
+        """Create the socket, start accepting; returns the socket path. OSError (an
+        UnsafeFileError names the directory) if there is no safe place for it."""
+        fallback = self._base is None  # a directory the caller chose is used or refused
         base = self._base if self._base is not None else runtime_dir()
-        directory = _make_private_dir(base)
+        directory, dir_fd, base_fd = _socket_dir(base, fallback=fallback)
         path = os.path.join(directory, "control")
         if len(path.encode()) > _SUN_PATH_MAX:  # a deep $XDG_RUNTIME_DIR or tmp dir
-            shutil.rmtree(directory, ignore_errors=True)
-            directory = _make_private_dir(os.path.join("/tmp", f"fakesysfs-{os.geteuid()}"))
+            self._remove_dir(directory, dir_fd, base_fd)
+            directory, dir_fd, base_fd = _socket_dir(os.path.join("/tmp", f"fakesysfs-{identity_key()}"),
+                                                     fallback=True)
             path = os.path.join(directory, "control")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
-            sock.bind(path)
-            os.chmod(path, 0o600)
+            # Bound through the checked directory's descriptor: whatever its path resolves
+            # to by now, the socket lands in the directory whose owner and mode were checked.
+            sock.bind(f"/proc/self/fd/{dir_fd}/control")
+            os.chmod("control", 0o600, dir_fd=dir_fd)
             sock.listen(16)
         except OSError:
             sock.close()
-            shutil.rmtree(directory, ignore_errors=True)
+            self._remove_dir(directory, dir_fd, base_fd)
             raise
+        os.close(dir_fd)
+        if base_fd >= 0:
+            os.close(base_fd)
         self._dir, self.path, self._sock = directory, path, sock
+        self._dir_base = os.path.dirname(directory) if base_fd >= 0 else ""
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
         self._thread = threading.Thread(target=self._accept_loop, name="fakesysfs-control", daemon=True)
         self._thread.start()
@@ -300,6 +365,24 @@ class ControlServer:
         self._wake_r = self._wake_w = -1
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
+            if self._base is None and "-userns" in self._dir_base:
+                # A user namespace's base dies with it: leave no empty directory behind.
+                with contextlib.suppress(OSError):
+                    os.rmdir(self._dir_base)
+
+    @staticmethod
+    def _remove_dir(directory: str, dir_fd: int, base_fd: int) -> None:
+        """Undo ``_socket_dir`` (the directory is still empty but for a socket)."""
+        with contextlib.suppress(OSError):
+            os.unlink("control", dir_fd=dir_fd)
+        os.close(dir_fd)
+        if base_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.basename(directory), dir_fd=base_fd)
+            os.close(base_fd)
+        else:
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
 
     def __enter__(self) -> Self:
         if not self.path:

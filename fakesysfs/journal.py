@@ -26,11 +26,17 @@ Guarantees (``fakesysfs mount --state FILE``, ``Simulation(state=FILE)``):
 
 Export: ``write_snapshot`` writes the header and the history to a new file atomically
 (temporary file, fsync, rename); a snapshot is itself a state file.
+
+Both are opened through fakesysfs/safefile.py: a new state file is created 0600 with
+O_EXCL; an existing one is used only if it is a regular file of ours that nobody else can
+write (its CRC32 records could be forged otherwise), reached without following anybody
+else's symlink; it is read and appended to through that one descriptor.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -91,6 +97,11 @@ def read_state(path: str | os.PathLike[str]) -> StateFile:
     name = os.fspath(path)
     with open(name, "rb") as f:
         data = f.read()
+    return parse_state(name, data)
+
+
+def parse_state(name: str, data: bytes) -> StateFile:
+    """Parse the content ``data`` of the state file ``name`` (see ``read_state``)."""
     lines = data.split(b"\n")
     tail = lines.pop()  # after the last newline: empty, or a torn line
     offset = 0
@@ -136,11 +147,20 @@ def _finish(name: str, header: dict[str, Any] | None, records: list[dict[str, An
 
 
 def _fsync_dir(path: str) -> None:
-    fd = os.open(os.path.dirname(os.path.abspath(path)) or ".", os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(os.path.dirname(os.path.abspath(path)) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _read_fd(fd: int) -> bytes:
+    chunks = []
+    offset = 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
 def _header(topology: str) -> dict[str, Any]:
@@ -159,32 +179,22 @@ class Journal:
         self.sync_seconds = 0.0
 
     @classmethod
-    def create(cls, path: str | os.PathLike[str], topology: str) -> Journal:
-        """A new state file holding only the header (durable, directory entry included)."""
-        name = os.fspath(path)
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, encode_line(_header(topology)))
-            os.fsync(fd)
-            _fsync_dir(name)
-        except OSError:
-            os.close(fd)
-            raise
+    def create(cls, name: str, fd: int, topology: str) -> Journal:
+        """Start the empty state file open on ``fd`` with the header (durable, directory
+        entry included); the journal owns ``fd`` once this returns."""
+        os.write(fd, encode_line(_header(topology)))
+        os.fsync(fd)
+        _fsync_dir(name)
         return cls(name, fd, 1)
 
     @classmethod
-    def resume(cls, path: str | os.PathLike[str], state: StateFile) -> Journal:
-        """Open an existing file for appending, first cutting off a torn tail."""
-        name = os.fspath(path)
-        fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-        try:
-            if state.torn_tail:
-                log.warning("%s: dropped a partial last record (a change that was never acknowledged)", name)
-                os.ftruncate(fd, state.good_size)
-                os.fsync(fd)
-        except OSError:
-            os.close(fd)
-            raise
+    def resume(cls, name: str, fd: int, state: StateFile) -> Journal:
+        """Append to the state file open on ``fd``, first cutting off a torn tail; the
+        journal owns ``fd`` once this returns."""
+        if state.torn_tail:
+            log.warning("%s: dropped a partial last record (a change that was never acknowledged)", name)
+            os.ftruncate(fd, state.good_size)
+            os.fsync(fd)
         return cls(name, fd, len(state.records) + 1)
 
     def append(self, record: dict[str, Any]) -> None:
@@ -213,20 +223,10 @@ def write_snapshot(path: str | os.PathLike[str], topology: str | None, records: 
     """Write a complete state file (header + ``records``) to ``path`` atomically."""
     if topology is None:
         raise StateError("this simulation's topology cannot be written as TOML, so it cannot be exported")
-    name = os.fspath(path)
-    tmp = f"{name}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(encode_line(_header(topology)))
-            f.writelines(encode_line({**record, "n": n}) for n, record in enumerate(records, 1))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, name)
-        _fsync_dir(name)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    from .safefile import replace
+
+    lines = (encode_line({**record, "n": n}) for n, record in enumerate(records, 1))
+    replace(path, itertools.chain([encode_line(_header(topology))], lines))
 
 
 def boot_state(path: str | os.PathLike[str], topology: str | os.PathLike[str] | None = None, *,
@@ -238,6 +238,7 @@ def boot_state(path: str | os.PathLike[str], topology: str | os.PathLike[str] | 
     OSError."""
     from .engine import Kernel
     from .harness import Harness, HarnessError
+    from .safefile import open_append
     from .sysfs import build_tree
     from .topology import default_topology_text, load_topology
 
@@ -246,26 +247,31 @@ def boot_state(path: str | os.PathLike[str], topology: str | os.PathLike[str] | 
     if topology is not None:
         with open(topology, encoding="utf-8") as f:
             given = f.read()
-    exists = os.path.exists(name) and os.path.getsize(name) > 0
-    if not exists:
-        text = given if given is not None else default_topology_text()
-        config = load_topology(text=text)
-        kernel = Kernel(config)
-        tree = build_tree(kernel)
-        harness = Harness(kernel, tree, text)
-        harness.journal = Journal.create(name, text)
-        return kernel, tree, harness
-    state = read_state(name)
-    config = load_topology(text=state.topology)
-    if given is not None and load_topology(text=given) != config:
-        raise StateError(f"state file {name} was created with a different topology; drop the topology "
-                         "argument to resume it, or use a new state file")
-    kernel = Kernel(config)
-    tree = build_tree(kernel)
-    harness = Harness(kernel, tree, state.topology)
+    fd = open_append(name, readable=True)
     try:
-        harness.replay(state.records, where=f"state file {name}")
-    except HarnessError as exc:
-        raise StateError(str(exc)) from None
-    harness.journal = Journal.resume(name, state)
+        data = _read_fd(fd)
+        if not data:
+            text = given if given is not None else default_topology_text()
+            config = load_topology(text=text)
+            kernel = Kernel(config)
+            tree = build_tree(kernel)
+            harness = Harness(kernel, tree, text)
+            harness.journal = Journal.create(name, fd, text)
+        else:
+            state = parse_state(name, data)
+            config = load_topology(text=state.topology)
+            if given is not None and load_topology(text=given) != config:
+                raise StateError(f"state file {name} was created with a different topology; drop the topology "
+                                 "argument to resume it, or use a new state file")
+            kernel = Kernel(config)
+            tree = build_tree(kernel)
+            harness = Harness(kernel, tree, state.topology)
+            try:
+                harness.replay(state.records, where=f"state file {name}")
+            except HarnessError as exc:
+                raise StateError(str(exc)) from None
+            harness.journal = Journal.resume(name, fd, state)
+    except BaseException:
+        os.close(fd)
+        raise
     return kernel, tree, harness
