@@ -66,6 +66,8 @@ _DEAD_FUSE = (errno.ENOTCONN, errno.ECONNABORTED)
 
 
 def _check_mountpoint(mountpoint: str) -> None:
+    if _is_dead_fuse_mount(mountpoint):
+        _clear_stale_mount(mountpoint)
     try:
         st = os.stat(mountpoint)
     except FileNotFoundError:
@@ -497,8 +499,12 @@ def _is_mounted(mountpoint: str) -> bool:
 
 
 def _is_dead_fuse_mount(mountpoint: str) -> bool:
+    """Whether ``mountpoint`` is a FUSE mount whose daemon is gone. By statfs, not stat: the
+    kernel answers stat from its attribute cache (an hour, for a fakesysfs mount) even after
+    the daemon died, but asks the daemon for every statfs (fs/fuse/inode.c fuse_statfs), and
+    a dead connection answers ENOTCONN without asking."""
     try:
-        os.stat(mountpoint)
+        os.statvfs(mountpoint)
     except OSError as exc:
         return exc.errno in _DEAD_FUSE
     return False
