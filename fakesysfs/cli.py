@@ -834,4 +834,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m fakesysfs.cli``: run the package's module, not this __main__ copy, so the
+    # CliError that ctl, monitor and udev import is the one main() catches.
+    from fakesysfs.cli import main as _main
+
+    sys.exit(_main())
