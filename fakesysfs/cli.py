@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -66,6 +66,8 @@ _DEAD_FUSE = (errno.ENOTCONN, errno.ECONNABORTED)
 
 
 def _check_mountpoint(mountpoint: str) -> None:
+    if _is_dead_fuse_mount(mountpoint):
+        _clear_stale_mount(mountpoint)
     try:
         st = os.stat(mountpoint)
     except FileNotFoundError:
@@ -114,19 +116,21 @@ def _containing_mount(path: str, mounts: list[tuple[str, str]]) -> tuple[str, st
     return best
 
 
-def _check_not_host_sysfs(mountpoint: str, mountinfo: str | None = None) -> None:
+def _check_not_host_sysfs(mountpoint: str, mountinfo: str | None = None, *, real: str | None = None,
+                          on_sysfs: bool = False) -> None:
     """Refuse to mount over the host's sysfs: ``/sys`` itself, anything below it, any path
     whose realpath is there (a symlink), and any directory of a sysfs mount elsewhere (a bind
     of /sys). Mounting there would hide the real /sys from every process of the machine.
     Allowed only where ``/sys`` is already a fakesysfs mount: the private mount namespace of
-    ``fakesysfs run``."""
-    real = os.path.realpath(mountpoint)
+    ``fakesysfs run``. ``real`` and ``on_sysfs``: what an open descriptor says instead."""
+    if real is None:
+        real = os.path.realpath(mountpoint)
     mounts = _mounts(mountinfo)
     sys_mount = _containing_mount("/sys", mounts)
     private = sys_mount is not None and sys_mount[0] == "/sys" and sys_mount[1] == "fuse.fakesysfs"
     containing = _containing_mount(real, mounts)
     under_sys = real == "/sys" or real.startswith("/sys/")
-    on_sysfs = containing is not None and containing[1] == "sysfs"
+    on_sysfs = on_sysfs or (containing is not None and containing[1] == "sysfs")
     if (under_sys and not private) or on_sysfs:
         shown = mountpoint if real == mountpoint else f"{mountpoint} (really {real})"
         raise CliError(
@@ -134,6 +138,28 @@ def _check_not_host_sysfs(mountpoint: str, mountinfo: str | None = None) -> None
             "every process on this machine; use 'fakesysfs run' for tools that need the fake at /sys "
             "(a private namespace), or mount at DIR/sys for --sysroot tools"
         )
+
+
+def _open_mountpoint(mountpoint: str) -> int:
+    """An O_PATH descriptor of the mount point, refused as ``_check_not_host_sysfs`` refuses
+    a path, but judged by what was opened (its filesystem by fstatfs, its mount by mnt_id,
+    its path by /proc/self/fd). The mount is then made on this very directory
+    (``_mount_on``), so a symlink swapped or a directory renamed after the check cannot
+    move it onto a sysfs directory."""
+    from .fdops import SYSFS_MAGIC, fs_type, mount_of
+
+    try:
+        fd = os.open(mountpoint, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise CliError(f"{mountpoint}: {exc.strerror}") from None
+    try:
+        entry = mount_of(fd)
+        on_sysfs = fs_type(fd) == SYSFS_MAGIC or (entry is not None and entry.fstype == "sysfs")
+        _check_not_host_sysfs(mountpoint, real=os.readlink(f"/proc/self/fd/{fd}"), on_sysfs=on_sysfs)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _unmount_commands(mountpoint: str, lazy: bool) -> list[list[str]]:
@@ -276,21 +302,74 @@ def _cmd_mount(args: argparse.Namespace) -> int:
         raise CliError("--import needs --state FILE: the snapshot is copied there and resumed")
     log_fd = _open_log("log", args.log_file) if args.log_file is not None and not args.foreground else None
     try:
+        dir_fd = _open_mountpoint(mountpoint)  # from here on, the mount goes on this directory
+    except BaseException:
+        if log_fd is not None:
+            os.close(log_fd)
+        raise
+    try:
         if args.state is not None:
             kernel, tree = _boot_state(args.state, args.config, args.import_snapshot)
         else:
             kernel, tree = _boot(args.config)
             _attach_harness(kernel, tree, args.config)
-    except BaseException:
+        if args.foreground:
+            return _serve_foreground(tree, mountpoint, args.allow_other, kernel, dir_fd)
+        log_fd, daemon_log = None, log_fd
+        return _serve_daemon(tree, mountpoint, args.allow_other, daemon_log, kernel, dir_fd)
+    finally:
+        os.close(dir_fd)
         if log_fd is not None:
             os.close(log_fd)
-        raise
-    if args.foreground:
-        return _serve_foreground(tree, mountpoint, args.allow_other, kernel)
-    return _serve_daemon(tree, mountpoint, args.allow_other, log_fd, kernel)
 
 
-def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Kernel | None = None) -> int:
+@contextlib.contextmanager
+def _mount_on(dir_fd: int | None, mountpoint: str, allow_other: bool) -> Iterator[str]:
+    """What to hand ``serve``. With libfuse 3 and the right to mount (root, or root of a user
+    namespace): ``/dev/fd/N`` of a FUSE mount already attached onto ``dir_fd`` (fdops.FuseMount;
+    libfuse then serves without mounting, and the mount is detached here afterwards).
+    Otherwise the path, once more found to lead to ``dir_fd``'s directory: libfuse 2 mounts
+    by path, and an unprivileged mount goes through fusermount3, which mounts only on a
+    directory the caller may write, never on sysfs (its filesystem whitelist)."""
+    from . import _fuse
+    from .fdops import FuseMount, mount_id
+    from .fuse_adapter import fuse_options
+
+    if dir_fd is None:
+        yield mountpoint
+        return
+    mount = None
+    if _fuse.LIBFUSE3:
+        options = fuse_options(allow_other=allow_other, libfuse3=True)
+        try:
+            mount = FuseMount(dir_fd, fsname=options["fsname"], subtype=options["subtype"],
+                              allow_other=allow_other, default_permissions=options["default_permissions"],
+                              dev_fuse=DEV_FUSE)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOSYS):
+                raise CliError(f"cannot mount on {mountpoint}: {exc.strerror}") from None
+    if mount is None:
+        try:
+            same = os.path.samestat(os.stat(mountpoint), os.fstat(dir_fd))
+        except OSError:
+            same = False
+        if not same:
+            raise CliError(f"{mountpoint} changed while fakesysfs was starting (a symlink or directory was "
+                           "replaced): not mounting there")
+        yield mountpoint
+        return
+    try:
+        landed = mount.entry()
+        if landed is None or landed.parent != mount_id(dir_fd):  # something was mounted over it meanwhile
+            raise CliError(f"{mountpoint} was mounted over while fakesysfs was starting: not mounting there")
+        yield mount.libfuse_path  # libfuse closes /dev/fuse when it is done (fuse_session_destroy)
+    finally:
+        with contextlib.suppress(OSError):
+            mount.detach()
+
+
+def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Kernel | None = None,
+                      dir_fd: int | None = None) -> int:
     from .control import serving_or_warn
     from .fuse_adapter import MountError, serve
 
@@ -300,10 +379,11 @@ def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Ke
 
     try:
         # The control socket (fakesysfs monitor/udev) lives as long as the mount.
-        with serving_or_warn(kernel) if kernel is not None else contextlib.nullcontext():
-            serve(tree, mountpoint, foreground=True, allow_other=allow_other, ready_callback=ready)
+        with (serving_or_warn(kernel) if kernel is not None else contextlib.nullcontext(),
+              _mount_on(dir_fd, mountpoint, allow_other) as where):
+            serve(tree, where, foreground=True, allow_other=allow_other, ready_callback=ready)
     except MountError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(_named(str(exc), mountpoint)) from None
     return 0
 
 
@@ -318,8 +398,13 @@ def _open_log(kind: str, path: str) -> int:
         raise CliError(f"cannot open the {kind} file {path}: {exc.strerror or exc}") from None
 
 
+def _named(message: str, mountpoint: str) -> str:
+    """libfuse's messages name what it was handed: ``/dev/fd/N`` is the mount point."""
+    return re.sub(r"/dev/fd/\d+", lambda _: mountpoint, message)
+
+
 def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | None,
-                  kernel: Kernel | None = None) -> int:
+                  kernel: Kernel | None = None, dir_fd: int | None = None) -> int:
     """Fork the daemon; it takes ``log_fd`` (the --log-file) over."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -329,7 +414,7 @@ def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | 
         status = 1
         try:
             os.close(read_end)
-            status = _daemon_main(tree, mountpoint, allow_other, log_fd, write_end, kernel)
+            status = _daemon_main(tree, mountpoint, allow_other, log_fd, write_end, kernel, dir_fd)
         except BaseException:
             with contextlib.suppress(BaseException):
                 log.exception("daemon failed")
@@ -338,12 +423,12 @@ def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | 
     os.close(write_end)
     if log_fd is not None:
         os.close(log_fd)
-    return _wait_for_daemon(pid, read_end, mountpoint)
+    return _wait_for_daemon(pid, read_end, mountpoint, dir_fd)
 
 
 def _daemon_main(
     tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | None, report_fd: int,
-    kernel: Kernel | None = None,
+    kernel: Kernel | None = None, dir_fd: int | None = None,
 ) -> int:
     from .control import serving_or_warn
     from .fuse_adapter import MountError, serve
@@ -361,13 +446,14 @@ def _daemon_main(
 
     try:
         # The control socket (fakesysfs monitor/udev) lives as long as the mount.
-        with serving_or_warn(kernel) if kernel is not None else contextlib.nullcontext():
-            serve(tree, mountpoint, foreground=True, allow_other=allow_other, ready_callback=ready)
-    except (MountError, OSError) as exc:
+        with (serving_or_warn(kernel) if kernel is not None else contextlib.nullcontext(),
+              _mount_on(dir_fd, mountpoint, allow_other) as where):
+            serve(tree, where, foreground=True, allow_other=allow_other, ready_callback=ready)
+    except (MountError, OSError, CliError) as exc:
         if reported:  # stdio is detached by now: this goes to --log-file
-            log.error("%s", exc)
+            log.error("%s", _named(str(exc), mountpoint))
         else:
-            os.write(report_fd, f"error: {exc}\n".encode())
+            os.write(report_fd, f"error: {_named(str(exc), mountpoint)}\n".encode())
         return 1
     return 0
 
@@ -383,7 +469,7 @@ def _detach_stdio(log_fd: int | None) -> None:
         os.close(fd)
 
 
-def _wait_for_daemon(pid: int, read_end: int, mountpoint: str) -> int:
+def _wait_for_daemon(pid: int, read_end: int, mountpoint: str, dir_fd: int | None = None) -> int:
     message = b""
     deadline = time.monotonic() + READY_TIMEOUT
     with os.fdopen(read_end, "rb", buffering=0) as pipe:
@@ -401,7 +487,7 @@ def _wait_for_daemon(pid: int, read_end: int, mountpoint: str) -> int:
             message += chunk
     text = message.decode(errors="replace").strip()
     if text == "ok":
-        _wait_until_live(mountpoint)
+        _wait_until_live(mountpoint, dir_fd=dir_fd)
         print(f"fakesysfs: serving {mountpoint} (pid {pid}); stop with 'fakesysfs umount {mountpoint}'")
         return 0
     _, status = os.waitpid(pid, 0)
@@ -411,17 +497,28 @@ def _wait_for_daemon(pid: int, read_end: int, mountpoint: str) -> int:
     raise CliError(f"the daemon exited (status {code}) before {mountpoint} was mounted; see the messages above")
 
 
-def _wait_until_live(mountpoint: str, timeout: float = 5.0) -> None:
-    """The daemon answered INIT; make sure this process sees the mount before returning."""
+def _wait_until_live(mountpoint: str, timeout: float = 5.0, *, dir_fd: int | None = None) -> None:
+    """The daemon answered INIT; make sure this process sees the mount before returning (on
+    ``dir_fd``'s directory when given: the path may have been swapped meanwhile)."""
     deadline = time.monotonic() + timeout
     while True:
         with contextlib.suppress(OSError):
-            if os.path.ismount(mountpoint):
+            if dir_fd is not None and _fakesysfs_mounted_on(dir_fd):
+                return
+            if dir_fd is None and os.path.ismount(mountpoint):
                 os.listdir(mountpoint)
                 return
         if time.monotonic() > deadline:
             raise CliError(f"the daemon reported ready but {mountpoint} is not mounted")
         time.sleep(0.01)
+
+
+def _fakesysfs_mounted_on(dir_fd: int) -> bool:
+    """Whether a fakesysfs mount sits on the directory ``dir_fd`` was opened on."""
+    from .fdops import mount_id, mounts
+
+    parent, point = mount_id(dir_fd), os.readlink(f"/proc/self/fd/{dir_fd}")
+    return any(m.parent == parent and m.point == point and m.fstype == "fuse.fakesysfs" for m in mounts())
 
 
 # -- umount -------------------------------------------------------------------------------
@@ -433,8 +530,12 @@ def _is_mounted(mountpoint: str) -> bool:
 
 
 def _is_dead_fuse_mount(mountpoint: str) -> bool:
+    """Whether ``mountpoint`` is a FUSE mount whose daemon is gone. By statfs, not stat: the
+    kernel answers stat from its attribute cache (an hour, for a fakesysfs mount) even after
+    the daemon died, but asks the daemon for every statfs (fs/fuse/inode.c fuse_statfs), and
+    a dead connection answers ENOTCONN without asking."""
     try:
-        os.stat(mountpoint)
+        os.statvfs(mountpoint)
     except OSError as exc:
         return exc.errno in _DEAD_FUSE
     return False
@@ -763,8 +864,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # ``python -m fakesysfs.cli``: run the imported module's main, so that the CliError that
-    # ctl, monitor and udev raise (fakesysfs.cli.CliError) is the one main catches.
+    # ``python -m fakesysfs.cli``: run the package's module, not this __main__ copy, so the
+    # CliError that ctl, monitor and udev import is the one main() catches.
     from fakesysfs.cli import main as _main
 
     sys.exit(_main())

@@ -61,6 +61,8 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     if cmd == "block":
         return "block_usage", {"block": args.block, **_key_values(args.options, ("pinned", "used", "poisoned"))}
     if cmd == "delay":
+        if not 0 <= args.microseconds <= 0xFFFFFFFF:  # the debugfs knob's range (kstrtouint)
+            raise CliError(f"delay: {args.microseconds} is not 0..4294967295 microseconds")
         return "add_block_delay", {"seconds": args.microseconds / 1e6}
     if cmd == "fault":
         kind, rest = args.kind, args.values

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import stat
 from dataclasses import dataclass, field
 
 from .config import (
@@ -61,12 +62,51 @@ class SysfsTopology:
         return "\n".join(head) + "\n" + dump_topology(self.config)
 
 
+#: A sysfs attribute is at most a page (fs/sysfs/file.c sysfs_kf_seq_show); more is not sysfs.
+_MAX_READ = 4096
+#: Physical addresses end below 2^52 (the largest MAX_PHYSMEM_BITS a topology may have).
+_MAX_PHYS = 1 << 52
+
+
 def _read(path: str) -> str | None:
+    """The first 4096 bytes of a regular file, stripped; None when it is absent, unreadable
+    or not a regular file: a FIFO or device node is never read (it could block or act)."""
     try:
-        with open(path, encoding="latin-1") as f:
-            return f.read().strip()
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the stat
+            return None
+        return os.read(fd, _MAX_READ).decode("latin-1").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _bad(path: str, text: str, what: str) -> ConfigError:
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    return ConfigError("sysfs", f"{path}: {shown!r} is not {what}")
+
+
+def _number(path: str, base: int = 10, *, low: int = -(1 << 31), high: int = _MAX_PHYS) -> int | None:
+    """The integer in ``path`` (None when it cannot be read); ConfigError naming the file
+    when it holds something else or a value outside [low, high]."""
+    text = _read(path)
+    if text is None:
+        return None
+    what = f"a {'hexadecimal ' if base == 16 else ''}number from {low:#x} to {high:#x}" if base == 16 else \
+        f"a number from {low} to {high}"
+    try:
+        value = int(text, base)
+    except ValueError:
+        raise _bad(path, text, what) from None
+    if not low <= value <= high:
+        raise _bad(path, text, what)
+    return value
 
 
 def _numbered(directory: str, prefix: str) -> list[int]:
@@ -78,12 +118,18 @@ def _numbered(directory: str, prefix: str) -> list[int]:
     return sorted(int(m.group(1)) for name in names if (m := pattern.fullmatch(name)))
 
 
-def _range_list(text: str | None) -> list[int]:
+def _range_list(path: str) -> list[int]:
+    """A node or CPU list file (``0-3,8``); [] when absent; ConfigError naming it when bad."""
+    from .errors import KernelError
     from .sysfs.parsers import parse_range_list
 
+    text = _read(path)
     if not text:
         return []
-    return parse_range_list(text)
+    try:
+        return parse_range_list(text, 1 << 16)
+    except KernelError:
+        raise _bad(path, text, "a list of ids (0-3,8) below 65536") from None
 
 
 def _is_host_sysfs(root: str) -> bool:
@@ -141,24 +187,26 @@ def _dax_regions(root: str) -> tuple[list[_DaxRegion], list[str]]:
             continue
         region = by_parent.get(parent)
         if region is None:
-            target = _read(os.path.join(dev_dir, "target_node"))
-            numa = _read(os.path.join(dev_dir, "numa_node"))
+            target = _number(os.path.join(dev_dir, "target_node"), low=-1, high=1 << 16)
+            numa = _number(os.path.join(dev_dir, "numa_node"), low=-1, high=1 << 16)
             size = _read(os.path.join(parent, "dax_region/size"))
             align = _read(os.path.join(parent, "dax_region/align"))
             region = by_parent[parent] = _DaxRegion(
-                kind, int(m.group(1)), parent, [], [], int(target) if target is not None else -1,
-                int(numa) if numa is not None and int(numa) >= 0 else None, {},
+                kind, int(m.group(1)), parent, [], [], target if target is not None else -1,
+                numa if numa is not None and numa >= 0 else None, {},
                 int(size) if size and size.isdigit() else None, int(align) if align and align.isdigit() else None)
         region.devices.append(name)
         driver = os.path.join(dev_dir, "driver")
         region.drivers[name] = os.path.basename(os.readlink(driver)) if os.path.islink(driver) else None
         for mid in _numbered(dev_dir, "mapping"):
-            start = _read(os.path.join(dev_dir, f"mapping{mid}/start"))
-            end = _read(os.path.join(dev_dir, f"mapping{mid}/end"))
+            start = _number(os.path.join(dev_dir, f"mapping{mid}/start"), 16, low=0, high=_MAX_PHYS - 1)
+            end = _number(os.path.join(dev_dir, f"mapping{mid}/end"), 16, low=0, high=_MAX_PHYS - 1)
             if start is None or end is None:
                 notes.append(f"{name}/mapping{mid} is unreadable (mode 0400: run as root); its range is unknown")
                 continue
-            region.ranges.append((int(start, 16), int(end, 16)))
+            if end < start:
+                raise ConfigError("sysfs", f"{dev_dir}/mapping{mid}: end {end:#x} is below start {start:#x}")
+            region.ranges.append((start, end))
     return list(by_parent.values()), notes
 
 
@@ -244,14 +292,14 @@ def topology_from_sysfs(root: str | os.PathLike[str]) -> SysfsTopology:
     notes: list[str] = []
     cfg = BootConfig(nodes=[])
     mem = os.path.join(root, _MEMORY)
-    bs_text = _read(os.path.join(mem, "block_size_bytes"))
-    if bs_text is not None:
-        cfg.block_size = int(bs_text, 16)
+    block_size = _number(os.path.join(mem, "block_size_bytes"), 16, low=1, high=_MAX_PHYS)
+    if block_size is not None:
+        cfg.block_size = block_size
     block_ids = _numbered(mem, "memory")
 
     node_dir = os.path.join(root, _NODE)
     node_ids = _numbered(node_dir, "node")
-    possible = _range_list(_read(os.path.join(node_dir, "possible"))) or node_ids
+    possible = _range_list(os.path.join(node_dir, "possible")) or node_ids
     regions, dax_notes = _dax_regions(root)
     notes += dax_notes
     for region in sorted(regions, key=lambda r: (r.kind != "cxl", r.kind != "hmem", r.rid)):
@@ -265,13 +313,15 @@ def topology_from_sysfs(root: str | os.PathLike[str]) -> SysfsTopology:
     if node_ids:
         for nid in node_ids:
             ndir = os.path.join(node_dir, f"node{nid}")
-            cpus = _range_list(_read(os.path.join(ndir, "cpulist")))
+            cpus = _range_list(os.path.join(ndir, "cpulist"))
             mine = [b for b in _numbered(ndir, "memory") if b not in dax_blocks]
             if cpus or mine:
                 cfg.nodes.append(NodeConfig(nid, cpus, _merge(mine, cfg.block_size)))
             row = _read(os.path.join(ndir, "distance"))
-            online = _range_list(_read(os.path.join(node_dir, "online"))) or node_ids
+            online = _range_list(os.path.join(node_dir, "online")) or node_ids
             if row:
+                if not re.fullmatch(r"\d{1,3}(\s+\d{1,3})*", row):
+                    raise _bad(os.path.join(ndir, "distance"), row, "a row of distances (10 20 ...)")
                 values = [int(v) for v in row.split()]
                 for other, dist in zip(online, values, strict=False):
                     if other != nid or dist != 10:

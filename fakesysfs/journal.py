@@ -69,16 +69,41 @@ def encode_line(obj: dict[str, Any]) -> bytes:
 
 
 def _decode_line(raw: bytes) -> dict[str, Any] | None:
-    """The object of one complete line, or None if it is damaged."""
+    """The object of one complete line, or None if it is damaged. A line whose checksum
+    holds but whose JSON nests too deeply for the parser is not damaged: it was written so
+    (ValueError, with the reason)."""
     try:
         text = raw.decode("ascii")
         crc, body = text[:8], text[9:]
         if text[8] != " " or int(crc, 16) != zlib.crc32(body.encode()):
             return None
-        obj = json.loads(body)
     except (UnicodeDecodeError, ValueError, IndexError):
         return None
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return None
+    except RecursionError:
+        raise ValueError("its JSON nests too deeply to be a record") from None
     return obj if isinstance(obj, dict) else None
+
+
+def _record_problem(obj: dict[str, Any]) -> str | None:
+    """Why a checksummed record cannot be replayed as one, judged by its shape; None if fine."""
+    kind = obj.get("t")
+    if kind == "store":
+        if not (isinstance(obj.get("path"), str) and isinstance(obj.get("data"), str)
+                and type(obj.get("errno")) is int):
+            return 'a store record needs "path" and "data" strings and an integer "errno"'
+        if max(obj["data"], default="\0") > "\xff":
+            return '"data" holds a character above U+00FF: not the bytes of a store (one per character)'
+    elif kind == "op":
+        op = obj.get("op")
+        if not isinstance(op, dict) or not isinstance(op.get("op"), str):
+            return 'an op record needs an "op" object naming the op'
+    else:
+        return f"unknown record type {kind!r}"
+    return None
 
 
 @dataclass(slots=True)
@@ -108,7 +133,10 @@ def parse_state(name: str, data: bytes) -> StateFile:
     header: dict[str, Any] | None = None
     records: list[dict[str, Any]] = []
     for i, raw in enumerate(lines, 1):
-        obj = _decode_line(raw)
+        try:
+            obj = _decode_line(raw)
+        except ValueError as exc:
+            raise StateError(f"state file {name}: line {i}: {exc}") from None
         if obj is None and i == 1:
             raise StateError(f"{name} is not a fakesysfs state file (its first line is not a checksummed "
                              f"\"{FORMAT}\" header)")
@@ -128,9 +156,12 @@ def parse_state(name: str, data: bytes) -> StateFile:
                                  f"reads version {VERSION}")
             header = obj
         else:
-            if obj.get("n") != len(records) + 1:
+            if type(obj.get("n")) is not int or obj["n"] != len(records) + 1:
                 raise StateError(f"state file {name}: line {i} holds record {obj.get('n')!r}, expected "
                                  f"{len(records) + 1} (records lost or reordered)")
+            problem = _record_problem(obj)
+            if problem is not None:
+                raise StateError(f"state file {name}: line {i} (record {obj['n']}): {problem}")
             records.append(obj)
         offset += len(raw) + 1
     return _finish(name, header, records, offset, bool(tail))

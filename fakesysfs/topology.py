@@ -188,6 +188,8 @@ def load_topology(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(name, f"not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(name, "arrays or inline tables nested too deeply to be a topology") from None
     config = _parse(data)
     validate_config(config)
     return config

@@ -28,11 +28,19 @@ the mount's events from its control socket and, for each event, walks the rules 
 
 The paths rules see are those of the real ``/sys``: ``$sys`` is ``/sys``, absolute
 ``/sys/...`` paths in TEST and ``[...]`` lookups are read from the mount, and RUN and
-PROGRAM commands run (as root) in a private mount namespace with the mount bound onto
-``/sys``, so ``echo online > /sys$devpath/state`` reaches the fake, never the host.
+PROGRAM commands run with the mount at ``/sys`` (bound there in a private mount namespace
+unless it is ``/sys`` already), so ``echo online > /sys$devpath/state`` reaches the fake,
+never the host. They run as root sealed off the host's kernel as ``fakesysfs run`` seals
+its command (``run.seal_program``: locked mounts, the host's sysfs read-only below the
+fake, no module files, capabilities that end at their own user namespace), since the
+events that start them are the command's; ``--programs=host`` runs them as they are.
 Writes go through the mount, never to a host sysfs: the runner refuses to start unless
-its root is a fakesysfs FUSE mount. Events are processed one at a time, in SEQNUM order
-(udevd would run unrelated devices in parallel).
+its root is a fakesysfs FUSE mount. ATTR reads and writes (and ``$attr``) resolve their
+path beneath the mount's root (openat2 RESOLVE_BENEATH): an absolute name is below the
+device (udev joins it to the device's path), and a ``..`` or symlink leading out of the
+mount is refused with EINVAL, as sd-device's device_chase() refuses what resolves outside
+/sys. TEST only stats, as udevd does. Events are processed one at a time, in SEQNUM
+order (udevd would run unrelated devices in parallel).
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from .engine.events import Uevent
+from .fdops import FUSE_SUPER_MAGIC, fs_type, open_beneath
 from .netlink import UdevDatabase, sd_device_properties, udev_properties
 
 __all__ = ["RulesError", "RulesRunner", "UdevRules", "add_parser", "fnmatch_udev", "udev_replace_chars"]
@@ -636,7 +645,7 @@ class _SysDevice:
         name; trailing newlines dropped; None when unreadable."""
         if name in self._attr_cache:
             return self._attr_cache[name]
-        value = self.runner.read_sysattr(os.path.join(self.syspath, name))
+        value = self.runner.read_sysattr(f"{self.syspath}/{name}")
         self._attr_cache[name] = value
         return value
 
@@ -726,6 +735,9 @@ class RulesRunner:
         self.consts.update(consts or {})
         self.timeout = timeout
         self.db = UdevDatabase()
+        self._root_fd: int | None = None  # the mount's root while an event is processed
+        self._real_root: str | None = None
+        self._verify_root = check_mount
         self._checked = not check_mount
         self._refused = False
         if programs == "auto":
@@ -765,12 +777,21 @@ class RulesRunner:
                     self._refused = True
                 return udev_properties(uevent, None, (), self.db.usec_initialized(uevent)), []
         event = _Event(self, uevent)
-        for _name, lines in self.rules.files:
-            index = 0
-            while index < len(lines):
-                line = lines[index]
-                jump = self._apply_line(line, event)
-                index = jump if jump is not None else index + 1
+        try:
+            self._root_fd = self._open_root()
+        except OSError as exc:
+            log.error("%s: cannot open %s: %s", event.dev.sysname, self.root, exc.strerror)
+        try:
+            for _name, lines in self.rules.files:
+                index = 0
+                while index < len(lines):
+                    line = lines[index]
+                    jump = self._apply_line(line, event)
+                    index = jump if jump is not None else index + 1
+        finally:
+            if self._root_fd is not None:
+                os.close(self._root_fd)
+                self._root_fd = None
         usec = self.db.usec_initialized(uevent)
         event.usec_initialized = usec
         if event.run:
@@ -950,7 +971,8 @@ class RulesRunner:
         name = token.attr or ""
         path = self._resolve_subsys_path(name) if name.startswith("[") else None
         if path is None:
-            path = os.path.join(event.dev.syspath, name)
+            # udev-rules.c TK_A_ATTR: strscpyl(syspath, "/", key_name): "/tmp/x" is below the device
+            path = f"{event.dev.syspath}/{name}"
         resolved = _attr_subst_subdir(path)
         if resolved is None:
             log.error("%s: %s %s: Could not find file matches \"%s\", ignoring.", event.dev.sysname,
@@ -975,24 +997,76 @@ class RulesRunner:
             return self.root + path[4:]
         return path
 
-    def read_sysattr(self, path: str) -> str | None:
+    def _beneath(self, path: str) -> str | None:
+        """``path`` relative to the mount's root, if it names something there (textually:
+        the open then resolves it without ever leaving the root); None otherwise."""
+        if self._real_root is None:
+            self._real_root = os.path.realpath(self.root)
+        for root in (self.root, self._real_root):
+            if path == root:
+                return "."
+            if path.startswith(root.rstrip("/") + "/"):
+                return path[len(root.rstrip("/")) + 1 :]
+        return None
+
+    def _open(self, path: str, flags: int) -> int:
+        """Open an attribute path as sd-device does since systemd 256 (device_chase():
+        symlinks and ``..`` resolved, then refused with EINVAL unless the result is still
+        under /sys), here under the mount's root: openat2 RESOLVE_BENEATH, so no rule text,
+        ``..`` or symlink makes the runner (root) open a host file."""
+        rel = self._beneath(path)
+        if rel is None:
+            raise OSError(errno.EINVAL, "outside the sysfs mount")
+        root_fd = self._root_fd if self._root_fd is not None else self._open_root()
         try:
-            st = os.lstat(path)
+            # openat2 refuses O_PATH with any flag O_PATH ignores (build_open_flags)
+            extra = 0 if flags & os.O_PATH else os.O_NOCTTY | os.O_NONBLOCK
+            return open_beneath(root_fd, rel, flags | extra)
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:  # would leave the root
+                raise OSError(errno.EINVAL, "outside the sysfs mount") from None
+            raise
+        finally:
+            if root_fd != self._root_fd:
+                os.close(root_fd)
+
+    def _open_root(self) -> int:
+        """The mount's root, opened anew for each event (held, it would keep ``umount``
+        busy); still a FUSE filesystem when the runner checked the mount (a root path
+        swapped for a symlink elsewhere is refused, not written beneath)."""
+        fd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        if self._verify_root and fs_type(fd) != FUSE_SUPER_MAGIC:
+            os.close(fd)
+            raise OSError(errno.EINVAL, f"{self.root} is no longer a FUSE mount")
+        return fd
+
+    def read_sysattr(self, path: str) -> str | None:
+        """sd_device_get_sysattr_value(): a link reads as its target's name, a directory or
+        an unreadable file as nothing, a file as its first 4096 bytes; never outside the mount."""
+        try:
+            fd = self._open(path, os.O_PATH | os.O_NOFOLLOW)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
             if stat.S_ISLNK(st.st_mode):
-                return os.path.basename(os.readlink(path))
-            if stat.S_ISDIR(st.st_mode) or not st.st_mode & stat.S_IRUSR:
+                return os.path.basename(os.readlink("", dir_fd=fd))
+            if not stat.S_ISREG(st.st_mode) or not st.st_mode & stat.S_IRUSR:
                 return None
-            with open(path, "rb") as f:
+            with open(os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK), "rb") as f:
                 data = f.read(4096)
         except OSError:
             return None
+        finally:
+            os.close(fd)
         return data.decode("utf-8", "replace").rstrip("\n")
 
     def write_sysattr(self, path: str, value: str) -> int:
         """write_string_file(VERIFY_ON_FAILURE|AVOID_NEWLINE|DISABLE_BUFFER): one write of
-        the value; on failure, success anyway if the file already holds it. 0 or errno."""
+        the value; on failure, success anyway if the file already holds it. 0 or errno.
+        EINVAL for a path that leads out of the mount (device_chase)."""
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NOFOLLOW)
+            fd = self._open(path, os.O_WRONLY | os.O_NOFOLLOW)
         except OSError as exc:
             return exc.errno or errno.EIO
         try:

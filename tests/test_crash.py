@@ -229,6 +229,27 @@ def test_the_next_mount_clears_a_stale_mount_with_a_message(mountpoint: Path) ->
     assert not os.path.ismount(mountpoint)
 
 
+def test_a_dead_mount_is_recognised_while_its_attributes_are_cached(mountpoint: Path) -> None:
+    """The kernel keeps a fakesysfs mount's attributes for an hour: after the daemon dies,
+    stat still answers from that cache; status, umount and the next mount see it dead."""
+    pid, _ = mount(mountpoint)
+    os.stat(mountpoint)  # cache the root's attributes
+    kill9(pid)
+    assert os.stat(mountpoint).st_ino == 1  # answered from the cache: looks alive
+    done = fakesysfs("status", str(mountpoint))
+    assert done.returncode == 1 and "daemon is gone" in done.stderr, done.stderr
+    pid, err = mount(mountpoint)
+    try:
+        assert STALE_MESSAGE in err, err
+        assert (mountpoint / "devices/system/memory/block_size_bytes").read_text() == "8000000\n"
+        os.stat(mountpoint)
+    finally:
+        kill9(pid)
+    done = fakesysfs("umount", str(mountpoint))
+    assert done.returncode == 0, done.stderr
+    assert not os.path.ismount(mountpoint)
+
+
 def test_a_stale_mount_that_is_not_fakesysfs_is_left_alone(mountpoint: Path) -> None:
     """Only fakesysfs mounts are cleared: a dead FUSE mount of another filesystem is named."""
     script = (

@@ -124,3 +124,27 @@ def test_debugfs_files_through_the_mount(fakesysfs_mount: Simulation) -> None:
     assert os.stat(dbg / "trace").st_mode & 0o777 == 0o600
     with pytest.raises(PermissionError):
         (dbg / "hotplug/remove").read_text()
+
+
+@pytest.mark.parametrize(("text", "err"), [
+    ("4294967296", errno.ERANGE),  # above u32: kstrtouint's overflow
+    ("1" + "0" * 400, errno.ERANGE),
+    ("18446744073709551616", errno.ERANGE),
+    ("4294967295", errno.EINVAL),  # a u32, but over the 10 s the knob allows
+    ("10000001", errno.EINVAL),
+    ("-1", errno.EINVAL),
+    ("junk", errno.EINVAL),
+    ("1e3", errno.EINVAL),
+    ("0x", errno.EINVAL),
+])
+def test_add_block_delay_us_refuses_with_a_kernel_errno(fakesysfs_mount: Simulation, capsys, text: str,
+                                                        err: int) -> None:
+    knob = fakesysfs_mount.mountpoint / "kernel/debug/fakesysfs/faults/add_block_delay_us"
+    with pytest.raises(OSError) as exc:
+        write_once(knob, text)
+    assert exc.value.errno == err
+    assert knob.read_text() == "0\n"  # unchanged, and the daemon still answers
+    write_once(knob, "017\n")  # kstrtouint base 0: octal
+    assert knob.read_text() == "15\n"
+    assert "not 0..4294967295 microseconds" in ctl_fails(capsys, fakesysfs_mount.mountpoint, "delay",
+                                                         str(1 << 70))

@@ -10,6 +10,7 @@ Ubuntu's 40-vm-hotadd.rules, and daxctl's own /lib/udev/rules.d/90-daxctl-device
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -341,6 +342,59 @@ def test_a_failed_write_is_logged_like_udevd_and_the_rest_goes_on(mounted: Mount
     assert {e for _, _, e in runner.writes} == {22}
     assert "memory522: test.rules:1 Failed to write ATTR{" in caplog.records[0].message
     assert caplog.records[0].message.endswith("memory522/state}, ignoring: Invalid argument")
+
+
+@pytest.fixture
+def host_files() -> Iterator[Path]:
+    """Two host files holding "0" in a fresh directory: an escaped ATTR write would change them."""
+    host = Path(tempfile.mkdtemp(prefix="fakesysfs-host-", dir="/tmp"))
+    for name in ("x", "y"):
+        (host / name).write_text("0")
+    yield host
+    shutil.rmtree(host)
+
+
+@pytest.mark.fuse
+def test_attr_writes_never_leave_the_mount(mounted: Mounted, host_files: Path) -> None:
+    """udev joins ATTR{name} to the device's directory, absolute names too (strscpyl(syspath,
+    "/", name)), and refuses what resolves outside sysfs (sd-device device_chase(): EINVAL);
+    the runner is root, the files are the host's."""
+    up, host = "../" * 12, str(host_files).lstrip("/")
+    rule = (f'SUBSYSTEM=="memory", KERNEL=="memory522", ACTION=="add", ATTR{{/{host}/x}}="1", '
+            f'ATTR{{{up}{host}/y}}="1", ATTR{{[memory/memory523]{up}{host}/y}}="1"\n')
+    runner = mounted.apply(rule, rebind(mounted))
+    assert (host_files / "x").read_text() == "0" and (host_files / "y").read_text() == "0"
+    assert [e for _, _, e in runner.writes] == [errno.ENOENT, errno.EINVAL, errno.EINVAL]
+    assert runner.writes[0][0] == f"{mounted.path}/{MEM}/memory522//{host}/x"  # below the device, as udev
+
+
+@pytest.mark.fuse
+@pytest.mark.skipif(os.geteuid() != 0, reason="stacking a tmpfs on the mount needs root")
+def test_attr_reads_and_writes_never_follow_a_symlink_out_of_the_mount(mounted: Mounted, host_files: Path) -> None:
+    """A symlink under the mount (here on a tmpfs stacked on its fs/ directory, as a test's
+    overmount would be) that points at host files, absolutely or by '..', is not followed
+    out: such reads fail (no match) and such writes get EINVAL; a link that stays inside
+    the mount works."""
+    stacked = mounted.path / "fs"
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(stacked)], check=True)
+    try:
+        (stacked / "abs").symlink_to(host_files)
+        (stacked / "rel").symlink_to("../" * 12 + str(host_files).lstrip("/"))
+        (stacked / "absfile").symlink_to(host_files / "x")
+        (stacked / "inside").symlink_to(f"../{MEM}/memory0")
+        up = "../../../../fs"
+        rules = (f'SUBSYSTEM=="memory", ATTR{{{up}/abs/x}}=="0", ENV{{READ_OUT}}="1"\n'
+                 f'SUBSYSTEM=="memory", ATTR{{{up}/rel/y}}=="0", ENV{{READ_OUT}}="1"\n'
+                 f'SUBSYSTEM=="memory", ATTR{{{up}/inside/state}}=="online", ENV{{READ_IN}}="1"\n'
+                 f'SUBSYSTEM=="memory", ATTR{{{up}/abs/x}}="1", ATTR{{{up}/rel/y}}="1", ATTR{{{up}/absfile}}="1"\n')
+        # A synthetic event: a real change would detach the tmpfs (issue 16, item 3).
+        runner = RulesRunner(UdevRules.from_text(rules), str(mounted.path))
+        props, _ = runner.process(Uevent(1, "add", f"/{MEM}/memory0", "memory"))
+    finally:
+        subprocess.run(["umount", "-l", str(stacked)], check=False)
+    assert (host_files / "x").read_text() == "0" and (host_files / "y").read_text() == "0"
+    assert "READ_OUT" not in props and props.get("READ_IN") == "1"
+    assert [e for _, _, e in runner.writes] == [errno.EINVAL, errno.EINVAL, errno.ELOOP]
 
 
 @pytest.mark.fuse

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import builtins
 import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
@@ -100,3 +103,75 @@ def test_psutil_fills_in_a_host_without_memory_blocks(tmp_path: Path, monkeypatc
     assert node.cpus == list(range(psutil.cpu_count()))
     assert node.memory[0].size == psutil.virtual_memory().total // found.config.block_size * found.config.block_size
     assert any("psutil" in note for note in found.notes)
+
+
+# -- hostile trees: what a crafted DIR does to a reader (often root) -------------------------------
+def small_sysfs(root: Path) -> Path:
+    """A minimal sysfs tree: 128 MiB blocks, node0 with CPUs 0-1 and blocks 0-3."""
+    mem, node = root / "devices/system/memory", root / "devices/system/node"
+    (node / "node0").mkdir(parents=True)
+    mem.mkdir(parents=True, exist_ok=True)
+    (mem / "block_size_bytes").write_text("8000000\n")
+    (node / "possible").write_text("0\n")
+    (node / "online").write_text("0\n")
+    (node / "node0/cpulist").write_text("0-1\n")
+    (node / "node0/distance").write_text("10\n")
+    for b in range(4):
+        (mem / f"memory{b}").mkdir()
+        (node / f"node0/memory{b}").symlink_to(f"../../memory/memory{b}")
+    return root
+
+
+def test_a_crafted_tree_reads_back(tmp_path: Path) -> None:
+    cfg = topology_from_sysfs(small_sysfs(tmp_path)).config
+    assert (cfg.block_size, [(n.id, n.cpus, n.memory[0].size) for n in cfg.nodes]) == (0x8000000, [(0, [0, 1], 4 << 27)])
+
+
+def test_fifos_and_device_nodes_are_skipped_never_read(tmp_path: Path) -> None:
+    """A FIFO nobody writes would block a reader forever; /dev/zero would fill its memory.
+    Run in a child with a time and address-space limit, so a failure cannot hurt the host."""
+    root = small_sysfs(tmp_path)
+    fifo = root / "devices/system/memory/block_size_bytes"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    (root / "devices/system/node/online").unlink()
+    (root / "devices/system/node/online").symlink_to("/dev/zero")
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 31, 1 << 31))
+
+    done = subprocess.run([sys.executable, "-m", "fakesysfs.cli", "topology", "--from-sysfs", str(root)],
+                          capture_output=True, text=True, timeout=30, preexec_fn=limit, check=False,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    assert done.returncode == 0, done.stderr
+    assert load_topology(text=done.stdout).block_size == 0x8000000  # the FIFO skipped: the default
+
+
+@pytest.mark.parametrize(("rel", "text", "named"), [
+    ("devices/system/memory/block_size_bytes", "zebra\n", "'zebra' is not"),
+    ("devices/system/memory/block_size_bytes", "0\n", "'0' is not"),
+    ("devices/system/node/possible", "0-4294967295\n", "is not a list of ids"),
+    ("devices/system/node/node0/cpulist", "0-1,x\n", "'0-1,x' is not a list of ids"),
+    ("devices/system/node/node0/distance", "10 ten\n", "'10 ten' is not a row of distances"),
+])
+def test_a_bad_value_is_one_line_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], rel: str,
+                                                  text: str, named: str) -> None:
+    root = small_sysfs(tmp_path)
+    (root / rel).write_text(text)
+    assert main(["topology", "--from-sysfs", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{root / rel}: " in err and named in err, err
+
+
+def test_at_most_4096_bytes_are_read_from_a_file(tmp_path: Path) -> None:
+    """A 1 GiB file (sparse) where a sysfs attribute should be: one page is read (quickly,
+    in little memory), and its content is named as a bad value."""
+    root = small_sysfs(tmp_path)
+    big = root / "devices/system/node/node0/cpulist"
+    with open(big, "wb") as f:
+        f.write(b"x")
+        f.truncate(1 << 30)
+    with pytest.raises(ConfigError, match=r"cpulist: 'x\\x00\\x00.*\.\.\.' is not a list of ids"):
+        topology_from_sysfs(root)
+    big.write_text("0-1\n" + " " * 4092 + "junk beyond the first page\n")
+    assert topology_from_sysfs(root).config.nodes[0].cpus == [0, 1]

@@ -16,6 +16,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fakesysfs import HarnessError, KernelError, Simulation, StateError
 from fakesysfs.control import ControlClient
@@ -343,3 +345,87 @@ def test_ctl_export_and_mount_import(tmp_path: Path, mnt: Path) -> None:
     done = subprocess.run([*CLI, "mount", str(mnt), "--state", str(tmp_path / "copy.state"), "--import",
                            str(tmp_path / "snap.state")], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1 and "--import wants a new state file" in done.stderr
+
+
+# -- records that are checksummed but not records ----------------------------------------------------
+def crafted_state(tmp_path: Path, *records: object) -> Path:
+    """A state file of TOPOLOGY whose records are ``records``, each with a valid checksum."""
+    path = tmp_path / "crafted.state"
+    path.unlink(missing_ok=True)
+    with Simulation(TOPOLOGY, state=path):
+        pass
+    header = path.read_bytes().split(b"\n", 1)[0] + b"\n"
+    lines = [encode_line(r) if isinstance(r, dict) else r for r in records]
+    path.write_bytes(header + b"".join(line for line in lines if isinstance(line, bytes)))
+    return path
+
+
+def checksummed(body: str) -> bytes:
+    import zlib
+
+    return f"{zlib.crc32(body.encode()):08x} {body}\n".encode()
+
+
+@pytest.mark.parametrize(("record", "message"), [
+    ({"n": 1, "t": "store", "path": 5, "data": "online\n", "errno": 0}, r"line 2 \(record 1\): a store record needs"),
+    ({"n": 1, "t": "store", "path": f"{MEM}/memory0/state", "data": ["x"], "errno": 0}, "a store record needs"),
+    ({"n": 1, "t": "store", "path": f"{MEM}/memory0/state", "data": "online\n", "errno": "0"}, "a store record"),
+    ({"n": 1, "t": "store", "path": f"{MEM}/memory0/state", "data": "online\n"}, "a store record needs"),
+    ({"n": 1, "t": "store", "path": f"{MEM}/memory0/state", "data": "\udcff", "errno": 0}, "above U.00FF"),
+    ({"n": 1, "t": "op", "op": "add_hmem"}, r"line 2 \(record 1\): an op record needs"),
+    ({"n": 1, "t": "op", "op": {"op": ["add_hmem"]}}, "an op record needs"),
+    ({"n": 1, "t": "op", "op": {"op": "add_hmem", "size": {"a": 1}, "target_node": 1}}, "record 1 .* failed on replay"),
+    ({"n": 1, "t": 7}, "unknown record type 7"),
+    ({"n": True, "t": "op", "op": {"op": "clear_faults"}}, "holds record True, expected 1"),
+    ({"n": 1.0, "t": "op", "op": {"op": "clear_faults"}}, "holds record 1.0, expected 1"),
+    pytest.param(checksummed('{"n":1,"t":"op","op":' + "[" * 100_000 + "]" * 100_000 + "}"),
+                 "line 2: its JSON nests too deeply", id="100000-deep"),
+])
+def test_a_type_confused_or_deeply_nested_record_is_one_line_naming_it(tmp_path: Path, record: object,
+                                                                         message: str) -> None:
+    path = crafted_state(tmp_path, record)
+    with pytest.raises(StateError, match=message) as exc:
+        Simulation(state=path)
+    assert "\n" not in str(exc.value)
+
+
+def test_the_cli_says_so_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fakesysfs.cli import main
+
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("mount checks /dev/fuse first")
+    path = crafted_state(tmp_path, {"n": 1, "t": "store", "path": 5, "data": "x", "errno": 0})
+    (tmp_path / "mnt").mkdir()
+    assert main(["mount", "--state", str(path), str(tmp_path / "mnt")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "record 1" in err and str(path) in err, err
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                        max_size=4), max_leaves=12)
+RECORDS = st.fixed_dictionaries({"n": st.just(1), "t": st.sampled_from(["store", "op", "x"])}, optional={
+    "path": st.sampled_from([f"{MEM}/memory{SMALL_FIRST}/state", "/", "", "/../..", "x\0y", f"{MEM}"]) | JSON_VALUES,
+    "data": st.sampled_from(["online\n", "", "\udcff"]) | JSON_VALUES,
+    "errno": st.integers(-5, 200) | JSON_VALUES,
+    "op": st.fixed_dictionaries({"op": st.sampled_from(["add_hmem", "add_cxl_region", "remove", "block_usage",
+                                                        "add_block_delay", "probe_fail", "nope"])},
+                                optional={"size": JSON_VALUES, "target_node": JSON_VALUES, "device": JSON_VALUES,
+                                          "block": JSON_VALUES, "seconds": JSON_VALUES, "errno": JSON_VALUES})
+    | JSON_VALUES,
+})
+
+
+@settings(max_examples=150 if not os.environ.get("FAKESYSFS_FUZZ") else 3000, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(record=RECORDS)
+def test_fuzzed_records_give_a_state_error_or_a_state_never_a_traceback(tmp_path: Path, record: dict) -> None:
+    try:
+        path = crafted_state(tmp_path, record)
+    except (UnicodeEncodeError, ValueError):
+        return  # not JSON-encodable (a lone surrogate, NaN is fine): cannot be in a file
+    try:
+        with Simulation(state=path):
+            pass
+    except StateError as exc:
+        assert "\n" not in str(exc)

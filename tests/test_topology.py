@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 
 import pytest
@@ -878,3 +879,29 @@ def test_producer_driver_override_round_trips_and_is_validated():
     with pytest.raises(ConfigError) as info:
         load_topology(text=text.replace('"device_dax"', '"nvme"'))
     assert info.value.key == "cxl_region[0].driver"
+
+
+@pytest.mark.parametrize("value", ["[" * 10_000 + "]" * 10_000, "{a=" * 3_000 + "1" + "}" * 3_000])
+def test_deeply_nested_toml_is_a_config_error_not_a_recursion_error(value: str) -> None:
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_topology(text=f"x = {value}\n")
+
+
+_KEYS = ["node", "kernel", "distances", "dax", "cxl_region", "hmem", "pmem", "id", "cpus", "memory", "start", "size",
+         "target_node", "block_size", "memmap_on_memory", "0", "1", "driver", "decoder", "namespace", "align"]
+_TOML_VALUES = st.recursive(
+    st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.sampled_from(["0-1", "1G", "0x0-0x3fffffff", "x", ""]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_KEYS), inner, max_size=4),
+    max_leaves=15)
+
+
+@settings(max_examples=300 if not os.environ.get("FAKESYSFS_FUZZ") else 5000, deadline=None)
+@given(data=st.dictionaries(st.sampled_from(_KEYS), _TOML_VALUES, max_size=5))
+def test_type_confused_topologies_are_config_errors_never_tracebacks(data: dict) -> None:
+    """What tomllib can hand over, shaped at random: a ConfigError naming a key, or a config."""
+    from fakesysfs.topology import _parse
+
+    try:
+        validate_config(_parse(data))
+    except ConfigError as exc:
+        assert "\n" not in str(exc)

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import KernelError
+from .parsers import kstrtouint
 from .tree import Attr, Dir, Node, StaticDir
 
 if TYPE_CHECKING:
@@ -155,9 +156,9 @@ def _delay_op(text: str) -> dict[str, Any]:
 
     word = _words(text, 1, "microseconds")[0]
     try:
-        micros = int(word, 0)
-    except ValueError:
-        raise HarnessError(f"{word!r} is not a number of microseconds") from None
+        micros = kstrtouint(word, 0)  # what a debugfs u32 knob takes: ERANGE above 2^32-1, else EINVAL
+    except KernelError as exc:
+        raise HarnessError(f"{word!r} is not a number of microseconds", exc.errno) from None
     return {"op": "add_block_delay", "seconds": micros / 1e6}
 
 
