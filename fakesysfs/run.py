@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import KernelError
 from .netlink import start_event_services
+from .safefile import in_initial_userns
 
 if TYPE_CHECKING:
     from .engine import Kernel
@@ -208,7 +209,8 @@ def enter_namespace(*, share_net: bool, userns: bool | None = None) -> bool:
     """
     flags = CLONE_NEWNS | (0 if share_net else CLONE_NEWNET)
     if userns is None:
-        userns = os.geteuid() != 0 or not in_initial_user_namespace()
+        # Root of a user namespace (a run inside a run) can mount but not mknod.
+        userns = os.geteuid() != 0 or not in_initial_userns()
     uid, gid = os.geteuid(), os.getegid()
     try:
         unshare(flags | (CLONE_NEWUSER if userns else 0))
@@ -231,17 +233,6 @@ def enter_namespace(*, share_net: bool, userns: bool | None = None) -> bool:
     if not share_net:
         _loopback_up()
     return userns
-
-
-#: The inode of the initial user namespace's ``/proc/*/ns/user`` (include/linux/proc_ns.h
-#: PROC_USER_INIT_INO): fixed, unlike every other user namespace's.
-_PROC_USER_INIT_INO = 0xEFFFFFFD
-
-
-def in_initial_user_namespace() -> bool:
-    """False in a user namespace (inside ``fakesysfs run`` too: root there can mount but
-    not mknod, so a nested run takes the user namespace path)."""
-    return os.stat("/proc/self/ns/user").st_ino == _PROC_USER_INIT_INO
 
 
 def _write(path: str, text: str) -> None:
