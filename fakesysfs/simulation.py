@@ -136,8 +136,7 @@ class Simulation:
     def close(self) -> None:
         """Unmount (if mounted) and close the state file (if any). Idempotent."""
         self.unmount()
-        if self.harness.journal is not None:
-            self.harness.journal.close()
+        self.harness.close()
 
     # -- the tree ---------------------------------------------------------------------------------
     def cat(self, path: str) -> str:

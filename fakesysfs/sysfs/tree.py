@@ -46,6 +46,9 @@ StoreFn = Callable[[str, int], "int | None"]
 #: tracer(path, data, err): after every store, with the bytes written (at most 4096) and
 #: the errno it failed with (0 on success). Runs under the tree lock: keep it quick.
 StoreTracer = Callable[[str, bytes, int], None]
+#: check(path, count): before every store, under the tree lock; a KernelError refuses the
+#: store before its handler runs (it changes nothing and is not traced).
+StoreCheck = Callable[[str, int], None]
 
 
 class Node:
@@ -270,6 +273,8 @@ class Tree:
         self.lock = lock if lock is not None else threading.RLock()
         #: The store log: called after every store (see ``StoreTracer``).
         self.store_tracers: list[StoreTracer] = []
+        #: Called before every store (see ``StoreCheck``): the journal reserves its room.
+        self.store_checks: list[StoreCheck] = []
         #: What changes touch, for clients that cache entries (None: they must not).
         self.changes = changes
         #: The times every node reports until utimes sets its own (ns).
@@ -465,6 +470,8 @@ class Tree:
         changes = self.changes
         with self.lock:
             fh.check_alive()
+            for check in self.store_checks:
+                check(fh.path, count)
             touched = changes.store_touches(self, fh.path) if changes is not None and changes.active else ()
             try:
                 done = fh.attr.store(text, count)
