@@ -21,6 +21,9 @@ the path the mount publishes, so they find the socket wherever the daemon put it
 
 Protocol (UTF-8, one JSON object per line, both directions):
 
+- Limits: a request line holds at most ``MAX_LINE`` bytes (64 KiB; a longer one is answered
+  ``errno: EMSGSIZE`` and the connection closed), and at most ``MAX_CONNECTIONS`` (64)
+  connections are served at once (one more is answered ``errno: EAGAIN`` and closed).
 - Requests are objects with an ``"op"`` and op-specific members; an optional ``"id"`` is
   echoed in the reply. Replies are ``{"ok": true, "op": ..., ...}`` or
   ``{"ok": false, "op": ..., "error": "<what went wrong, for a person>", "errno": "EINVAL"}``
@@ -67,7 +70,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Self
 
-from .engine.events import Uevent
+from .engine.events import EVENTS_KEPT, Uevent
 from .errors import KernelError
 
 if TYPE_CHECKING:
@@ -95,6 +98,14 @@ PROTOCOL_VERSION = 1
 CONTROL_FILE = "kernel/debug/fakesysfs/control"
 #: sockaddr_un.sun_path holds 108 bytes including the NUL.
 _SUN_PATH_MAX = 107
+
+#: Longest request line, newline included: a longer one gets an EMSGSIZE reply and the
+#: connection is closed, without reading (or keeping) the rest.
+MAX_LINE = 64 << 10
+#: Connections served at once (one thread each); one more gets an EAGAIN line and is closed.
+MAX_CONNECTIONS = 64
+#: Events one send to a subscriber carries at most.
+_BATCH = 1024
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 #: Called with every new ControlServer to register more ops (the harness adds its own:
@@ -272,25 +283,25 @@ class _Subscription:
             self.cond.notify()
 
     def take(self) -> list[Uevent] | None:
-        """Queued events (blocking until there are some); None once stopped or overflowed
-        and drained."""
+        """Queued events, at most ``_BATCH`` (blocking until there are some); None once
+        stopped or overflowed and drained."""
         with self.cond:
             while not self.queue and not self.stopped and self.dropped_after is None:
                 self.cond.wait()
             if self.queue:
-                batch = list(self.queue)
-                self.queue.clear()
-                return batch
+                queue = self.queue
+                return [queue.popleft() for _ in range(min(len(queue), _BATCH))]
             return None
 
 
 class ControlServer:
     """Serves the control protocol for one ``Kernel`` on a unix socket (see module doc)."""
 
-    def __init__(self, kernel: Kernel, directory: str | None = None, *, max_queue: int = 1 << 16,
-                 send_timeout: float = 10.0) -> None:
+    def __init__(self, kernel: Kernel, directory: str | None = None, *, max_queue: int = EVENTS_KEPT,
+                 send_timeout: float = 10.0, max_connections: int = MAX_CONNECTIONS) -> None:
         self.kernel = kernel
         self.max_queue = max_queue
+        self.max_connections = max_connections
         self.send_timeout = send_timeout
         self._base = directory
         self._dir: str | None = None
@@ -416,14 +427,27 @@ class ControlServer:
                 if self._closing:
                     conn.close()
                     return
-                self._conns.add(conn)
+                full = len(self._conns) >= self.max_connections
+                if not full:
+                    self._conns.add(conn)
+            if full:  # refused from this thread, never blocking it
+                with contextlib.suppress(OSError):
+                    conn.setblocking(False)
+                    conn.send(_line({"ok": False, "op": None, "errno": "EAGAIN",
+                                     "error": f"too many connections (at most {self.max_connections}); try again"}))
+                conn.close()
+                continue
             threading.Thread(target=self._serve_conn, args=(conn,), name="fakesysfs-control-conn",
                              daemon=True).start()
 
     def _serve_conn(self, conn: socket.socket) -> None:
         try:
             with conn, conn.makefile("rb") as reader:
-                for raw in reader:
+                while raw := reader.readline(MAX_LINE + 1):
+                    if len(raw) > MAX_LINE:
+                        conn.sendall(_line({"ok": False, "op": None, "errno": "EMSGSIZE",
+                                            "error": f"request line longer than {MAX_LINE} bytes; connection closed"}))
+                        return
                     reply, stream = self._dispatch(raw)
                     if reply is not None:
                         conn.sendall(_line(reply))

@@ -128,6 +128,13 @@ def ctl(args: argparse.Namespace) -> int:
     try:
         with ControlClient.for_mount(args.mountpoint, timeout=timeout) as client:
             reply = client.request(op, **members)
+            if op == "trace" and reply.get("missed"):
+                print(f"fakesysfs ctl trace: {reply['missed']} stores after #{members.get('since', 0)} are no "
+                      "longer kept (the trace is a ring)", file=sys.stderr)
+            if op == "trace":  # replies are capped: page on with since = the last seq
+                while reply.get("more") and reply["stores"]:
+                    _print(args.ctl_command, reply)
+                    reply = client.request(op, **{**members, "since": reply["stores"][-1]["seq"]})
     except ControlError as exc:
         raise CliError(f"{args.ctl_command}: {exc}") from None
     except TimeoutError:

@@ -55,6 +55,7 @@ import functools
 import itertools
 import logging
 import os
+import stat
 import threading
 import time
 from collections import OrderedDict
@@ -269,17 +270,18 @@ class TreeOperations:
         else:
             st = self.tree.getattr(path)
         t = self._time_ns
+        atime, mtime, ctime = st.times or (t, t, t)  # set by utimes/chmod/chown (Tree.setattr)
         return {
             "st_mode": st.mode,
             "st_nlink": st.nlink,
             "st_size": st.size,
-            "st_uid": 0,
-            "st_gid": 0,
+            "st_uid": st.uid,
+            "st_gid": st.gid,
             "st_blksize": PAGE_SIZE,
             "st_blocks": 0,
-            "st_atime": t,
-            "st_mtime": t,
-            "st_ctime": t,
+            "st_atime": atime,
+            "st_mtime": mtime,
+            "st_ctime": ctime,
         }
 
     @_translate
@@ -348,6 +350,75 @@ class TreeOperations:
         with self._fh_lock:
             self._files.pop(fh, None)
         return 0
+
+    # -- setattr: kept per node, as kernfs does ---------------------------------------------
+    # The kernel checked who may (setattr_prepare under default_permissions) before asking.
+    @_translate
+    def chmod(self, path: str | None, mode: int) -> int:
+        self._setattr(path, mode=mode)
+        return 0
+
+    @_translate
+    def chown(self, path: str | None, uid: int, gid: int) -> int:
+        self._setattr(path, uid=uid, gid=gid)
+        return 0
+
+    @_translate
+    def utimens(self, path: str | None, times: tuple[int, int] | None = None) -> int:
+        if times is None:
+            self._setattr(path, touch=True)
+        else:
+            self._setattr(path, atime=times[0], mtime=times[1])
+        return 0
+
+    def _setattr(self, path: str | None, **changes: Any) -> None:
+        if path is None:  # an fd-based setattr on a file libfuse no longer names
+            raise KernelError(errno.ENOENT)
+        self.tree.setattr(path, **changes)
+        self._attributes_changed(path)
+
+    def _attributes_changed(self, path: str) -> None:
+        """Cached attributes of ``path`` are stale (the kernel refreshes its own from the
+        setattr reply; this covers every other cached view)."""
+        if self.cache:
+            self._forget((path,))
+
+    # -- namespace changes: sysfs has none (no kernfs_syscall_ops) ------------------------------
+    # The VFS found the name (or its absence) and checked permissions before asking; what
+    # remains is the answer of the missing inode operation.
+    @_translate
+    def mkdir(self, path: str, mode: int) -> int:
+        raise KernelError(errno.EPERM)  # kernfs_iop_mkdir: no scops->mkdir
+
+    @_translate
+    def rmdir(self, path: str) -> int:
+        raise KernelError(errno.EPERM)  # kernfs_iop_rmdir: no scops->rmdir
+
+    @_translate
+    def rename(self, old: str, new: str) -> int:
+        raise KernelError(errno.EPERM)  # kernfs_iop_rename: no scops->rename
+
+    @_translate
+    def unlink(self, path: str) -> int:
+        raise KernelError(errno.EPERM)  # vfs_unlink: no i_op->unlink
+
+    @_translate
+    def symlink(self, target: str, source: str) -> int:
+        raise KernelError(errno.EPERM)  # vfs_symlink: no i_op->symlink
+
+    @_translate
+    def link(self, target: str, source: str) -> int:
+        raise KernelError(errno.EPERM)  # vfs_link: no i_op->link
+
+    @_translate
+    def mknod(self, path: str, mode: int, dev: int) -> int:
+        # do_mknodat: a regular file goes through vfs_create (EACCES, below); the other types
+        # through vfs_mknod: no i_op->mknod.
+        raise KernelError(errno.EACCES if stat.S_ISREG(mode) or not stat.S_IFMT(mode) else errno.EPERM)
+
+    @_translate
+    def create(self, path: str, mode: int, fi: Any = None) -> int:
+        raise KernelError(errno.EACCES)  # vfs_create/lookup_open: no i_op->create
 
     @property
     def open_files(self) -> int:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import errno as errno_mod
 import json
+import logging
 import os
 import re
 import threading
@@ -46,15 +47,18 @@ from typing import TYPE_CHECKING, Any
 from . import control
 from .config import CxlRegionConfig, HmemConfig
 from .errors import KernelError
+from .journal import History, Journal, StateError, encode_line
 
 if TYPE_CHECKING:
     from .control import ControlServer
     from .engine import Kernel
     from .engine.events import Uevent
-    from .journal import Journal
     from .sysfs.tree import Tree
 
-__all__ = ["HISTORY_OPS", "Harness", "HarnessError", "StoreRecord", "StoreTrace", "errno_name", "parse_errno"]
+__all__ = ["HISTORY_OPS", "TRACE_BYTES", "Harness", "HarnessError", "StoreRecord", "StoreTrace", "TraceGap", "errno_name",
+           "parse_errno"]
+
+log = logging.getLogger(__name__)
 
 #: Ops that change state (recorded in the history); the others are timing or read-only.
 HISTORY_OPS = ("notifier_error", "memmap_fail_at_chunk", "probe_fail", "block_usage", "clear_faults",
@@ -184,12 +188,36 @@ class StoreRecord:
                 "errno": self.errno, "error": self.error}
 
 
-class StoreTrace:
-    """The last ``maxlen`` stores of a tree, with blocking waits."""
+class TraceGap(LookupError):
+    """Stores a waiter asked about are no longer kept (the trace is a ring): the answer
+    would be a guess, so the wait fails instead. ``errno`` is ENOBUFS, as for a netlink
+    listener that fell behind."""
 
-    def __init__(self, maxlen: int = 100_000) -> None:
-        self._records: deque[StoreRecord] = deque(maxlen=maxlen)
+    errno = errno_mod.ENOBUFS
+
+
+#: Bytes a ``StoreTrace`` keeps by default: each record counts its data plus ``RECORD_COST``
+#: (the Python objects around it), so about 32 Ki small stores or 1,900 stores of 4 KiB.
+TRACE_BYTES = 8 << 20
+#: What one kept record costs besides its data (object, path, times; measured ~250 bytes).
+RECORD_COST = 256
+#: Store data one ``trace`` reply of the control socket carries at most (JSON escapes can
+#: make it up to six times as long); the client pages with ``since``.
+TRACE_REPLY_BYTES = 1 << 20
+
+
+class StoreTrace:
+    """The latest stores of a tree (a ring of at most ``max_bytes``, see ``TRACE_BYTES``),
+    with blocking waits. A waiter whose ``after`` lies before what is kept gets
+    ``TraceGap``, never a silent answer from the stores that are left."""
+
+    def __init__(self, max_bytes: int = TRACE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._records: deque[StoreRecord] = deque()
+        self._bytes = 0
         self._seq = 0
+        #: ``seq`` of the newest record the ring dropped (a ``clear`` is not a loss).
+        self._evicted = 0
         self._cond = threading.Condition()
 
     @property
@@ -197,17 +225,31 @@ class StoreTrace:
         """``seq`` of the latest store (0 before the first)."""
         return self._seq
 
+    @property
+    def evicted(self) -> int:
+        """``seq`` of the newest store dropped to keep the trace within ``max_bytes``."""
+        return self._evicted
+
     def append(self, path: str, data: bytes, err: int) -> StoreRecord:
         with self._cond:
             self._seq += 1
             record = StoreRecord(self._seq, time.time(), path, bytes(data), err)
             self._records.append(record)
+            self._bytes += len(record.data) + RECORD_COST
+            while self._bytes > self.max_bytes and len(self._records) > 1:
+                old = self._records.popleft()
+                self._bytes -= len(old.data) + RECORD_COST
+                self._evicted = old.seq
             self._cond.notify_all()
         return record
 
+    def missed(self, seq: int) -> int:
+        """How many stores after ``seq`` the ring no longer has."""
+        return max(0, self._evicted - seq)
+
     def since(self, seq: int = 0) -> list[StoreRecord]:
-        """Stores with ``seq`` greater than ``seq``, oldest first (as far as kept); the cost
-        is the number returned."""
+        """Stores with ``seq`` greater than ``seq``, oldest first (as far as kept: see
+        ``missed``); the cost is the number returned."""
         with self._cond:
             return self._since(seq)
 
@@ -223,14 +265,20 @@ class StoreTrace:
     def clear(self) -> None:
         with self._cond:
             self._records.clear()
+            self._bytes = 0
 
     def wait_for(self, after: int = 0, timeout: float | None = 10.0, **criteria: Any) -> StoreRecord | None:
         """The first store after ``after`` matching ``criteria`` (see ``StoreRecord.matches``),
-        waiting up to ``timeout`` seconds; None on timeout."""
+        waiting up to ``timeout`` seconds; None on timeout, ``TraceGap`` if stores after
+        ``after`` were dropped from the ring before they were looked at."""
         deadline = None if timeout is None else time.monotonic() + timeout
         seen = after
         with self._cond:
             while True:
+                if self._evicted > seen:
+                    raise TraceGap(f"stores #{seen + 1}..#{self._evicted} are no longer in the trace (it keeps "
+                                   f"the latest {self.max_bytes >> 20} MiB of stores); wait with a later 'after' "
+                                   "(the seq of a recent store)")
                 for record in self._since(seen):
                     seen = record.seq
                     if record.matches(**criteria):
@@ -254,9 +302,10 @@ class Harness:
         #: The boot topology as TOML (the header of exported snapshots).
         self.topology_text = topology_text if topology_text is not None else _dump(kernel)
         self.trace = StoreTrace()
-        #: Every state change since boot, in order: what a state file replays.
-        self.history: list[dict[str, Any]] = []
-        #: The durable mirror of ``history`` (``--state``), if any.
+        #: Every state change since boot, in order: what a state file replays (kept on disk
+        #: past ``HISTORY_MEMORY_BYTES``; with a journal, the journal is the history).
+        self.history = History()
+        #: The durable history (``--state``), if any: set with ``attach_journal``.
         self.journal: Journal | None = None
         self.replaying = False
         #: Called with the OSError when the journal cannot be written (the mount daemon stops
@@ -267,11 +316,42 @@ class Harness:
         self._generation = 0
         self._waiters = 0
         tree.store_tracers.append(self._on_store)
+        tree.store_checks.append(self._before_store)
         kernel.events.subscribe(self._on_event)
         install_debugfs(tree, self)
         _BY_KERNEL[id(kernel)] = self
 
+    def attach_journal(self, journal: Journal) -> None:
+        """Journal every change to ``journal`` from now on; its file must already hold the
+        history so far (a new file, or the one just replayed)."""
+        self.journal = journal
+        self.history.follow(journal)
+
+    def close(self) -> None:
+        """Close the journal and the history's file."""
+        if self.journal is not None:
+            self.journal.close()
+        self.history.close()
+
     # -- recording ----------------------------------------------------------------------------
+    def _before_store(self, path: str, count: int) -> None:
+        """Tree store check: with a journal, room for the store's record must be reserved
+        before the store runs, or it is refused (ENOSPC) without reaching the kernel."""
+        if self.journal is None or self.replaying:
+            return
+        # A record's worst case: every byte of path and data escaped as \u00XX.
+        self._reserve(6 * (len(path.encode("utf-8", "surrogateescape")) + count) + 160)
+
+    def _reserve(self, nbytes: int) -> None:
+        assert self.journal is not None
+        try:
+            self.journal.reserve(nbytes)
+        except OSError as exc:
+            err = exc.errno or errno_mod.EIO
+            log.warning("state journal %s: no room for the next record (%s): change refused", self.journal.path,
+                        exc.strerror or exc)
+            raise KernelError(err, f"state journal {self.journal.path}: {exc.strerror or exc}") from None
+
     def _on_store(self, path: str, data: bytes, err: int) -> None:
         """Tree store tracer (runs under the hotplug lock, after the store)."""
         if self.replaying:
@@ -287,7 +367,6 @@ class Harness:
     def _commit(self, record: dict[str, Any]) -> None:
         """Append a state change to the history and, with a journal, make it durable before
         the caller's store or op returns (that is what acknowledged means)."""
-        self.history.append(record)
         self._bump()
         if self.journal is not None:
             try:
@@ -296,6 +375,7 @@ class Harness:
                 if self.on_journal_error is not None:
                     self.on_journal_error(exc)
                 raise KernelError(errno_mod.EIO, f"state journal {self.journal.path}: {exc.strerror or exc}") from None
+        self.history.append(record)
 
     def _bump(self) -> None:
         # Called under the hotplug lock (every store, event and op), so the increment is
@@ -333,6 +413,11 @@ class Harness:
         Raises HarnessError (nothing changed) for a request that cannot be honoured."""
         with self.kernel.lock:
             canonical = self.normalize(op)
+            if self.journal is not None and canonical["op"] in HISTORY_OPS:
+                try:
+                    self._reserve(len(encode_line({"n": self.journal.next_n, "t": "op", "op": canonical})))
+                except KernelError as exc:
+                    raise HarnessError(f"{canonical['op']}: {exc.strerror}", exc.errno or errno_mod.EIO) from None
             result = self.execute(canonical)
             if canonical["op"] in HISTORY_OPS:
                 self._commit({"t": "op", "op": canonical})
@@ -455,8 +540,9 @@ class Harness:
         return {}
 
     # -- replay -------------------------------------------------------------------------------
-    def replay(self, records: list[dict[str, Any]], where: str = "history") -> None:
-        """Re-run recorded changes on a freshly booted kernel; each must end as recorded.
+    def replay(self, records: list[dict[str, Any]], where: str = "history", *, keep: bool = True) -> None:
+        """Re-run recorded changes on a freshly booted kernel; each must end as recorded
+        (``keep``: and add them to the history; a resumed journal is the history already).
         Raises HarnessError naming the first record that does not."""
         k = self.kernel
         self.replaying = True
@@ -464,7 +550,8 @@ class Harness:
             with k.lock:
                 for n, record in enumerate(records, 1):
                     self._replay_one(n, record, where)
-                    self.history.append(record)
+                    if keep:
+                        self.history.append(record)
                 self._bump()
         finally:
             self.replaying = False
@@ -508,9 +595,9 @@ class Harness:
         from .journal import write_snapshot
 
         with self.kernel.lock:
-            records = list(self.history)
+            count, records = self.history.view()
         write_snapshot(path, self.topology_text, records)
-        return len(records)
+        return count
 
     # -- the control socket -------------------------------------------------------------------
     def register_control(self, server: ControlServer) -> None:
@@ -541,8 +628,19 @@ class Harness:
         return {"state": snapshot(self.kernel)}
 
     def _ctl_trace(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The kept stores after ``since``, at most ``TRACE_REPLY_BYTES`` of data per reply
+        (``more``: ask again with ``since`` = the last ``seq``); ``missed`` counts the stores
+        after ``since`` the ring no longer has."""
         since = _int(request.get("since", 0), "since")
-        return {"seq": self.trace.seq, "stores": [r.to_json() for r in self.trace.since(since)]}
+        stores, size = [], 0
+        records = self.trace.since(since)
+        for record in records:
+            if stores and size + len(record.data) > TRACE_REPLY_BYTES:
+                break
+            stores.append(record.to_json())
+            size += len(record.data)
+        return {"seq": self.trace.seq, "missed": self.trace.missed(since), "more": len(stores) < len(records),
+                "stores": stores}
 
     def _ctl_kmsg(self, request: dict[str, Any]) -> dict[str, Any]:
         with self.kernel.lock:
@@ -558,6 +656,8 @@ class Harness:
             raise HarnessError("export: 'path' must be an absolute file name (the daemon's cwd is /)")
         try:
             count = self.export(path)
+        except StateError as exc:
+            raise HarnessError(f"export: {exc}", errno_mod.EIO) from None
         except OSError as exc:
             raise HarnessError(f"export: cannot write {path}: {exc.strerror or exc}", exc.errno or errno_mod.EIO) from None
         return {"path": path, "records": count}
@@ -573,7 +673,12 @@ class Harness:
                     for k, v in criteria.items()}
         after = _int(request.get("after", 0), "after")
         timeout = _timeout(request)
-        event = self.kernel.events.wait_for(after=after, timeout=timeout, **criteria)
+        from .engine.events import EventsLost
+
+        try:
+            event = self.kernel.events.wait_for(after=after, timeout=timeout, **criteria)
+        except EventsLost as exc:
+            raise HarnessError(f"wait_event: {exc}", errno_mod.ENOBUFS) from None
         if event is None:
             raise HarnessError(f"wait_event: no event matching {criteria} after SEQNUM {after} within {timeout} s",
                                errno_mod.ETIMEDOUT)
@@ -592,7 +697,10 @@ class Harness:
             criteria["errno"] = parse_errno(request["errno"])
         after = _int(request.get("after", 0), "after")
         timeout = _timeout(request)
-        record = self.trace.wait_for(after=after, timeout=timeout, **criteria)
+        try:
+            record = self.trace.wait_for(after=after, timeout=timeout, **criteria)
+        except TraceGap as exc:
+            raise HarnessError(f"wait_store: {exc}", TraceGap.errno) from None
         if record is None:
             raise HarnessError(f"wait_store: no store matching {request} after #{after} within {timeout} s",
                                errno_mod.ETIMEDOUT)

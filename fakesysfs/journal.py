@@ -24,8 +24,20 @@ Guarantees (``fakesysfs mount --state FILE``, ``Simulation(state=FILE)``):
 - A torn last line (killed inside ``write``) is dropped on open; damage anywhere else is an
   error naming the line.
 
+- A full disk refuses a change before it is applied: space for its record is reserved
+  first (``Journal.reserve``: ``fallocate`` with FALLOC_FL_KEEP_SIZE, in steps of
+  ``RESERVE_BYTES``), and a store whose record cannot be reserved fails with ENOSPC (or
+  the error the reservation met) without reaching the kernel; the mount keeps serving,
+  and once space is freed the next store goes through. Only a filesystem without
+  ``fallocate`` falls back to a free-space check, which another writer can defeat: a
+  record that still cannot be written stops the mount (its tree would show a change the
+  file lacks).
+
 Export: ``write_snapshot`` writes the header and the history to a new file atomically
-(temporary file, fsync, rename); a snapshot is itself a state file.
+(temporary file, fsync, rename); a snapshot is itself a state file. The history is a
+``History``: with a journal it is the journal file itself; without one it is kept in memory
+up to ``HISTORY_MEMORY_BYTES`` and then in an unnamed temporary file, so memory stays flat
+however long a mount runs.
 
 Both are opened through fakesysfs/safefile.py: a new state file is created 0600 with
 O_EXCL; an existing one is used only if it is a regular file of ours that nobody else can
@@ -36,11 +48,16 @@ else's symlink; it is read and appended to through that one descriptor.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno as errno_mod
 import itertools
 import json
 import logging
 import os
+import tempfile
+import threading
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -51,12 +68,19 @@ if TYPE_CHECKING:
     from .harness import Harness
     from .sysfs.tree import Tree
 
-__all__ = ["FORMAT", "Journal", "StateError", "StateFile", "boot_state", "read_state", "write_snapshot"]
+__all__ = ["FORMAT", "HISTORY_MEMORY_BYTES", "RESERVE_BYTES", "History", "Journal", "StateError", "StateFile",
+           "boot_state", "read_state", "write_snapshot"]
 
 log = logging.getLogger(__name__)
 
 FORMAT = "fakesysfs-state"
 VERSION = 1
+#: Space the journal reserves ahead of its end (less when the disk has less).
+RESERVE_BYTES = 256 << 10
+#: History kept in memory (as state-file lines) before it moves to a temporary file.
+HISTORY_MEMORY_BYTES = 1 << 20
+#: fallocate(2) mode: allocate blocks past the end without changing the file's size.
+_FALLOC_FL_KEEP_SIZE = 0x01
 
 
 class StateError(Exception):
@@ -198,6 +222,23 @@ def _header(topology: str) -> dict[str, Any]:
     return {"format": FORMAT, "version": VERSION, "fakesysfs": __version__, "topology": topology}
 
 
+_fallocate_fn: Any = None
+
+
+def _fallocate_keep_size(fd: int, offset: int, length: int) -> None:
+    """fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, length); OSError on failure (EOPNOTSUPP
+    where the filesystem cannot)."""
+    global _fallocate_fn
+    if _fallocate_fn is None:
+        fn = ctypes.CDLL(None, use_errno=True).fallocate64
+        fn.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+        fn.restype = ctypes.c_int
+        _fallocate_fn = fn
+    if _fallocate_fn(fd, _FALLOC_FL_KEEP_SIZE, offset, length) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
 class Journal:
     """The open state file, appended to with ``append`` (write + fdatasync)."""
 
@@ -208,6 +249,10 @@ class Journal:
         #: Records appended by this process, and the time spent making them durable.
         self.appended = 0
         self.sync_seconds = 0.0
+        #: Bytes in the file (header and complete records).
+        self.size = os.fstat(fd).st_size
+        self._reserved_end = self.size
+        self._can_fallocate = True
 
     @classmethod
     def create(cls, name: str, fd: int, topology: str) -> Journal:
@@ -228,6 +273,30 @@ class Journal:
             os.fsync(fd)
         return cls(name, fd, len(state.records) + 1)
 
+    def reserve(self, nbytes: int) -> None:
+        """Make room on disk for a record of up to ``nbytes`` before the change is applied,
+        so that a full disk refuses the change instead of losing it; OSError (ENOSPC,
+        EDQUOT...) when there is none."""
+        if self._reserved_end - self.size >= nbytes:
+            return
+        if self._can_fallocate:
+            for length in (max(nbytes, RESERVE_BYTES), nbytes):
+                try:
+                    _fallocate_keep_size(self.fd, self.size, length)
+                except OSError as exc:
+                    if exc.errno in (errno_mod.EOPNOTSUPP, errno_mod.ENOSYS):
+                        self._can_fallocate = False
+                        break
+                    if exc.errno not in (errno_mod.ENOSPC, errno_mod.EDQUOT) or length == nbytes:
+                        raise
+                    continue
+                self._reserved_end = self.size + length
+                return
+        # No fallocate here: the free space statvfs reports (another writer may take it).
+        st = os.fstatvfs(self.fd)
+        if st.f_bavail * st.f_frsize < nbytes + 2 * st.f_bsize:
+            raise OSError(errno_mod.ENOSPC, os.strerror(errno_mod.ENOSPC))
+
     def append(self, record: dict[str, Any]) -> None:
         """Write one record and wait until it is on disk."""
         import time
@@ -235,8 +304,9 @@ class Journal:
         line = encode_line({"n": self.next_n, **record})
         start = time.perf_counter()
         written = os.write(self.fd, line)
+        self.size += written
         if written != len(line):
-            raise OSError(f"short write ({written} of {len(line)} bytes)")
+            raise OSError(errno_mod.EIO, f"short write ({written} of {len(line)} bytes)")
         os.fdatasync(self.fd)
         self.sync_seconds += time.perf_counter() - start
         self.appended += 1
@@ -248,6 +318,132 @@ class Journal:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
             self.fd = -1
+
+
+class History:
+    """Every state change since boot, in order, as state-file record lines: what ``export``
+    writes and a state file replays.
+
+    Without a journal the lines are kept in memory up to ``HISTORY_MEMORY_BYTES``, then in
+    an unnamed temporary file (``tempfile.TemporaryFile``: O_TMPFILE, mode 0600, no name
+    to attack): the daemon's memory stays flat, the disk grows as a journal would. With a
+    journal (``follow``) the journal file is the history and nothing is kept twice. If the
+    temporary file cannot be written (a full disk), the mount keeps serving and ``export``
+    says why it cannot.
+    """
+
+    def __init__(self, memory_bytes: int = HISTORY_MEMORY_BYTES) -> None:
+        self.memory_bytes = memory_bytes
+        self._lines: list[bytes] = []
+        self._memory = 0
+        self._spool: Any = None  # a binary file object once the lines left memory
+        self._fd = -1  # where records are read from: the spool's or the journal's
+        self._start = 0  # offset of the first record in that file
+        self._size = 0  # bytes of records in that file
+        self._count = 0
+        self._journal: Journal | None = None
+        self._lock = threading.Lock()
+        #: Why the history is incomplete (then ``export`` refuses), or None.
+        self.broken: str | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Keep one change (without a journal; with one, ``Journal.append`` is the keeping)."""
+        self._count += 1
+        if self._journal is not None or self.broken is not None:
+            return
+        body = {key: value for key, value in record.items() if key != "n"}
+        line = encode_line({"n": self._count, **body})
+        if self._spool is None:
+            self._lines.append(line)
+            self._memory += len(line)
+            if self._memory <= self.memory_bytes:
+                return
+            line = b""
+            try:
+                self._spool = tempfile.TemporaryFile(prefix="fakesysfs-history-")  # noqa: SIM115
+                self._fd = self._spool.fileno()
+            except OSError as exc:
+                self._fail(exc)
+                return
+            lines, self._lines, self._memory = self._lines, [], 0
+            line = b"".join(lines)
+        with self._lock:
+            try:
+                self._spool.write(line)
+                self._size += len(line)
+            except OSError as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        self.broken = f"the history could not be kept in a temporary file ({exc.strerror or exc})"
+        log.warning("%s: export will not work for this mount", self.broken)
+        self._lines, self._memory = [], 0
+
+    def follow(self, journal: Journal) -> None:
+        """From now on the history is ``journal``'s file (which must hold exactly the changes
+        counted so far): the copy kept here is dropped."""
+        fd = os.dup(journal.fd)  # opened for reading too (safefile.open_append), never by name again
+        self.close()
+        start = 0  # records begin after the header line
+        while chunk := os.pread(fd, 65536, start):
+            end = chunk.find(b"\n")
+            start += len(chunk) if end < 0 else end + 1
+            if end >= 0:
+                break
+        self._fd, self._start = fd, start
+        self._journal = journal
+        self._count = journal.next_n - 1
+        self.broken = None
+
+    def view(self) -> tuple[int, Iterator[dict[str, Any]]]:
+        """(count, the records) as of now, for ``export``; call under the kernel lock, read
+        the records after releasing it (appends go past what the view covers)."""
+        if self.broken is not None:
+            raise StateError(f"cannot export: {self.broken}")
+        with self._lock:
+            if self._spool is not None:
+                self._spool.flush()
+            lines = list(self._lines)
+            journal = self._journal
+            size = journal.size - self._start if journal is not None else self._size
+            fd, start, count = self._fd, self._start, self._count
+        return count, self._records(fd, start, size, lines)
+
+    @staticmethod
+    def _records(fd: int, start: int, size: int, lines: list[bytes]) -> Iterator[dict[str, Any]]:
+        offset, end, rest = start, start + size, b""
+        while offset < end:
+            chunk = os.pread(fd, min(1 << 20, end - offset), offset)
+            if not chunk:
+                raise StateError("the history file ended early")
+            offset += len(chunk)
+            *complete, rest = (rest + chunk).split(b"\n")
+            for raw in complete:
+                yield _checked(raw)
+        for raw in lines:
+            yield _checked(raw.rstrip(b"\n"))
+
+    def close(self) -> None:
+        if self._spool is not None:
+            with contextlib.suppress(OSError):
+                self._spool.close()
+            self._spool = None
+        elif self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = -1
+        self._journal = None
+        self._lines, self._memory, self._size = [], 0, 0
+
+
+def _checked(raw: bytes) -> dict[str, Any]:
+    obj = _decode_line(raw)
+    if obj is None:
+        raise StateError("the history holds a damaged record")
+    return obj
 
 
 def write_snapshot(path: str | os.PathLike[str], topology: str | None, records: list[dict[str, Any]]) -> None:
@@ -287,9 +483,10 @@ def boot_state(path: str | os.PathLike[str], topology: str | os.PathLike[str] | 
             kernel = Kernel(config)
             tree = build_tree(kernel)
             harness = Harness(kernel, tree, text)
-            harness.journal = Journal.create(name, fd, text)
+            harness.attach_journal(Journal.create(name, fd, text))
         else:
             state = parse_state(name, data)
+            del data
             config = load_topology(text=state.topology)
             if given is not None and load_topology(text=given) != config:
                 raise StateError(f"state file {name} was created with a different topology; drop the topology "
@@ -298,10 +495,10 @@ def boot_state(path: str | os.PathLike[str], topology: str | os.PathLike[str] | 
             tree = build_tree(kernel)
             harness = Harness(kernel, tree, state.topology)
             try:
-                harness.replay(state.records, where=f"state file {name}")
+                harness.replay(state.records, where=f"state file {name}", keep=False)
             except HarnessError as exc:
                 raise StateError(str(exc)) from None
-            harness.journal = Journal.resume(name, fd, state)
+            harness.attach_journal(Journal.resume(name, fd, state))
     except BaseException:
         os.close(fd)
         raise

@@ -38,6 +38,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from .engine.events import EVENTS_KEPT
+
 if TYPE_CHECKING:
     from .engine import Kernel
     from .engine.events import EventLog, Uevent
@@ -270,12 +272,17 @@ class NetlinkForwarder:
     event which udev sends out after rule processing"); a processor returning None drops it.
     """
 
+    #: Events waiting to be forwarded at most; past that new ones are dropped (counted in
+    #: ``dropped``), as the kernel drops a multicast that finds a listener's buffer full.
+    max_queue = EVENTS_KEPT
+
     def __init__(self, events: EventLog, sender: NetlinkSender, processor: Processor | None = None) -> None:
         self.events = events
         self.sender = sender
         self.processor = processor
         self.db = UdevDatabase()
         self._queue: deque[Uevent] = deque()
+        self.dropped = 0
         self._cond = threading.Condition(threading.Lock())
         self._stopped = False
         self._unsubscribe: Callable[[], None] | None = None
@@ -290,6 +297,12 @@ class NetlinkForwarder:
 
     def _offer(self, event: Uevent) -> None:
         with self._cond:
+            if len(self._queue) >= self.max_queue:
+                if not self.dropped:
+                    log.warning("netlink: %d events wait to be forwarded; dropping new ones (SEQNUM %d on)",
+                                len(self._queue), event.seqnum)
+                self.dropped += 1
+                return
             self._queue.append(event)
             self._cond.notify()
 

@@ -136,8 +136,7 @@ class Simulation:
     def close(self) -> None:
         """Unmount (if mounted) and close the state file (if any). Idempotent."""
         self.unmount()
-        if self.harness.journal is not None:
-            self.harness.journal.close()
+        self.harness.close()
 
     # -- the tree ---------------------------------------------------------------------------------
     def cat(self, path: str) -> str:
@@ -305,7 +304,8 @@ class Simulation:
 
     def wait_for_event(self, timeout: float = 10.0, after: Mark | int | None = None, **criteria: Any) -> Uevent:
         """The first uevent after ``after`` (default: since the simulation was ready) that
-        matches ``criteria``; it may already have happened. TimeoutError otherwise."""
+        matches ``criteria``; it may already have happened. TimeoutError otherwise;
+        ``EventsLost`` if uevents after ``after`` already left the log's ring (32 Ki kept)."""
         seq = self._seqnum_after(after)
         event = self.kernel.events.wait_for(after=seq, timeout=timeout, **criteria)
         if event is None:
@@ -319,7 +319,8 @@ class Simulation:
                        data: str | None = None, errno: int | str | None = None, ok: bool | None = None, *,
                        after: Mark | int = 0, timeout: float = 10.0) -> StoreRecord:
         """The first store after ``after`` (default: any so far) matching; it may already have
-        happened. TimeoutError otherwise."""
+        happened. TimeoutError otherwise; ``TraceGap`` if stores after ``after`` already left
+        the trace's ring (the latest 8 MiB are kept)."""
         seq = after.store_seq if isinstance(after, Mark) else after
         criteria: dict[str, Any] = {"path": path, "data": data, "ok": ok,
                                     "errno": None if errno is None else parse_errno(errno)}

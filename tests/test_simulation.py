@@ -157,7 +157,7 @@ def test_refused_requests_change_nothing_and_say_why(sim: Simulation, call, mess
         call(sim)
     assert info.value.errno == err
     assert sim.snapshot() == before
-    assert sim.harness.history == []
+    assert len(sim.harness.history) == 0
 
 
 def test_notifier_error_fails_every_online_until_cleared(sim: Simulation) -> None:

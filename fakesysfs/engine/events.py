@@ -84,6 +84,16 @@ _object_new = object.__new__
 _UEVENT_SLOTS = tuple(Uevent.__dict__[name].__set__ for name in (*_FIELDS, "env", "timestamp"))
 
 
+#: Events an EventLog keeps by default: a ring of the latest 32 Ki (~250 B each: ~8 MB; a
+#: 1 TiB kmem bind emits 8 Ki). Consumers that fall further behind are told (``EventsLost``,
+#: the control socket's ``missed``), as a netlink listener gets ENOBUFS.
+EVENTS_KEPT = 1 << 15
+
+
+class EventsLost(LookupError):
+    """A wait asked about events the ring no longer keeps; the answer would be a guess."""
+
+
 Listener = Callable[[Uevent], None]
 Predicate = Callable[[Uevent], bool]
 
@@ -94,7 +104,8 @@ def match(**criteria: str | int | Callable[[str], bool]) -> Predicate:
 
 
 class EventLog:
-    """An ordered, bounded log of uevents with listeners and blocking waits.
+    """An ordered, bounded log of uevents (the latest ``maxlen``) with listeners and
+    blocking waits.
 
     ``emit`` is called with the hotplug lock held, so listeners must be quick and must not
     call back into the engine or block; they typically queue the event for another thread.
@@ -102,7 +113,7 @@ class EventLog:
     rather than failing the kernel operation that emitted the event.
     """
 
-    def __init__(self, maxlen: int = 1 << 20) -> None:
+    def __init__(self, maxlen: int = EVENTS_KEPT) -> None:
         self._events: deque[Uevent] = deque(maxlen=maxlen)
         self._seqnum = 0
         self._listeners: list[Listener] = []
@@ -192,11 +203,13 @@ class EventLog:
     def wait_for(self, predicate: Predicate | None = None, after: int = 0, timeout: float | None = None,
                  **criteria: str | int | Callable[[str], bool]) -> Uevent | None:
         """Block until an event after SEQNUM ``after`` satisfies ``predicate`` (and the
-        keyword ``criteria``, see ``Uevent.matches``); None on timeout."""
+        keyword ``criteria``, see ``Uevent.matches``); None on timeout. ``EventsLost`` when
+        events after ``after`` left the ring before they were looked at."""
         deadline = None if timeout is None else time.monotonic() + timeout
         seen = after
         with self._cond:
             while True:
+                self._check_kept(seen)
                 for event in self.since(seen):
                     seen = event.seqnum
                     if (predicate is None or predicate(event)) and event.matches(**criteria):
@@ -205,6 +218,12 @@ class EventLog:
                 if remaining is not None and remaining <= 0:
                     return None
                 self._cond.wait(remaining)
+
+    def _check_kept(self, after: int) -> None:
+        first = self._events[0].seqnum if self._events else self._seqnum + 1
+        if first - 1 > after:
+            raise EventsLost(f"uevents {after + 1}..{first - 1} are no longer kept (the log keeps the latest "
+                             f"{self._events.maxlen}); wait with a later 'after' (a recent SEQNUM)")
 
     def watch(self) -> EventWatch:
         """Start collecting from now: ``with log.watch() as w: ...; w.wait_for(...)``."""
@@ -254,6 +273,7 @@ class EventWatch:
         cond = self.log._cond
         with cond:
             while True:
+                self.log._check_kept(self.start)
                 events = self.log.since(self.start)
                 found = [next((e for e in events if pred(e)), None) for pred in predicates]
                 if all(e is not None for e in found):
@@ -263,4 +283,5 @@ class EventWatch:
                     raise TimeoutError(f"{found.count(None)} of {len(predicates)} predicates never matched")
                 cond.wait(remaining)
 
-__all__ = ["UEVENT_ACTIONS", "EventLog", "EventWatch", "Listener", "Predicate", "Uevent", "match"]
+__all__ = ["EVENTS_KEPT", "UEVENT_ACTIONS", "EventLog", "EventWatch", "EventsLost", "Listener", "Predicate", "Uevent",
+           "match"]

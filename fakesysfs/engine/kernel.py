@@ -37,6 +37,8 @@ from .node import (
 from .resource import ResourceTree
 
 #: Physical address ranges of the x86_64 zones.
+#: The kernel log kept, in bytes of text: 1 << CONFIG_LOG_BUF_SHIFT (17, x86_64 defconfig).
+KMSG_BYTES = 1 << 17
 _ZONE_RANGES = ((ZONE_DMA, 0, DMA_LIMIT), (ZONE_DMA32, DMA_LIMIT, DMA32_LIMIT), (ZONE_NORMAL, DMA32_LIMIT, 1 << 64))
 
 
@@ -58,7 +60,9 @@ class Kernel(MemoryBlocksMixin, HotplugMixin, DaxMixin, FirmwareMixin):
         self.config = config
         self.lock = threading.RLock()
         self.events = EventLog()
+        #: The kernel log, oldest first: the latest ``KMSG_BYTES`` of text (see ``printk``).
         self.kmsg: list[str] = []
+        self._kmsg_bytes = 0
         self.profile = profile_version(config.kernel_profile)
         self.block_size = config.block_size
         self.page_size = config.page_size
@@ -197,8 +201,16 @@ class Kernel(MemoryBlocksMixin, HotplugMixin, DaxMixin, FirmwareMixin):
         return self.events.emit(action, devpath, subsystem, env)
 
     def printk(self, message: str) -> None:
-        """The kernel log (dmesg), message texts as kernel-abi.md quotes them."""
+        """The kernel log (dmesg), message texts as kernel-abi.md quotes them. A ring, as
+        the kernel's log_buf is: the oldest messages go once the text passes ``KMSG_BYTES``."""
         self.kmsg.append(message)
+        self._kmsg_bytes += len(message) + 1
+        if self._kmsg_bytes > KMSG_BYTES:
+            drop = 0
+            while self._kmsg_bytes > KMSG_BYTES and drop < len(self.kmsg) - 1:
+                self._kmsg_bytes -= len(self.kmsg[drop]) + 1
+                drop += 1
+            del self.kmsg[:drop]
 
     @staticmethod
     def memory_devpath(block_id: int) -> str:

@@ -16,7 +16,8 @@
     hotplug/add_hmem              0200  the same without decoder
     hotplug/remove                0200  "region3" or "hmem.4"
     hotplug/producers             0400  "NAME KIND START-END node=N region=R devices=daxR.0,..."
-    trace                         0600  the store log, one JSON object per line; any write clears it
+    trace                         0600  the store log, one JSON object per line (the newest 4 MiB
+                                        of it); any write clears it
     kmsg                          0400  the kernel log (one message per line)
     iomem                         0400  /proc/iomem
     state                         0400  the whole state as one JSON document
@@ -162,6 +163,23 @@ def _delay_op(text: str) -> dict[str, Any]:
     return {"op": "add_block_delay", "seconds": micros / 1e6}
 
 
+#: Most text one read of ``trace`` renders: the newest stores that fit (the whole kept ring
+#: can be ~100 MB as JSON); ``fakesysfs ctl MNT trace`` pages through all of it.
+TRACE_TEXT_BYTES = 4 << 20
+
+
+def _trace_text(h: Harness) -> str:
+    lines: list[str] = []
+    size = 0
+    for record in reversed(h.trace.since(0)):
+        line = json.dumps(record.to_json()) + "\n"
+        size += len(line)
+        if size > TRACE_TEXT_BYTES:
+            break
+        lines.append(line)
+    return "".join(reversed(lines))
+
+
 def _trace_clear(h: Harness) -> Callable[[str, int], int | None]:
     def store(text: str, count: int) -> int | None:
         h.trace.clear()
@@ -207,6 +225,5 @@ def install_debugfs(tree: Tree, h: Harness) -> None:
         "iomem": DebugAttr(0o400, k.resources.format_iomem),
         "kmsg": DebugAttr(0o400, lambda: "".join(f"{line}\n" for line in k.kmsg)),
         "state": DebugAttr(0o400, lambda: _state_text(h)),
-        "trace": DebugAttr(0o600, lambda: "".join(json.dumps(r.to_json()) + "\n" for r in h.trace.since(0)),
-                           _trace_clear(h)),
+        "trace": DebugAttr(0o600, lambda: _trace_text(h), _trace_clear(h)),
     })

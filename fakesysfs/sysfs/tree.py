@@ -12,6 +12,9 @@ Generic kernfs/sysfs semantics live here, once (kernel-abi.md 0.3):
   the first NUL and the full count; a zero-length write returns 0 without calling it.
 - R-SYS-03: a read renders the whole value once per open file; later offsets read from that
   snapshot.
+- setattr (chmod, chown, utimes): kept per node while it lives, as kernfs keeps them in the
+  node's ``kernfs_iattrs`` (fs/kernfs/inode.c __kernfs_setattr): a device removed and added
+  again starts from its default mode and owner. The new mode is the one R-SYS-01 checks.
 """
 
 from __future__ import annotations
@@ -20,12 +23,20 @@ import errno
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..errors import KernelError
 
 PAGE_SIZE = 4096
+#: Nodes whose attributes were changed (chmod/chown/utimes) a Tree keeps at once; the next
+#: one is refused with ENOMEM (the kernel's kernfs_iattrs allocation failing), once the
+#: entries of removed devices are dropped.
+IATTRS_KEPT = 1 << 16
+#: utimensat(2)'s special tv_nsec values, as libfuse passes them with tv_sec 0.
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
 #: Resolved device directories a Tree keeps (see ``Tree._dirs``).
 _DIRS_KEPT = 4096
 
@@ -35,6 +46,9 @@ StoreFn = Callable[[str, int], "int | None"]
 #: tracer(path, data, err): after every store, with the bytes written (at most 4096) and
 #: the errno it failed with (0 on success). Runs under the tree lock: keep it quick.
 StoreTracer = Callable[[str, bytes, int], None]
+#: check(path, count): before every store, under the tree lock; a KernelError refuses the
+#: store before its handler runs (it changes nothing and is not traced).
+StoreCheck = Callable[[str, int], None]
 
 
 class Node:
@@ -141,11 +155,33 @@ def relative_link(from_dir: str, target: str) -> str:
 
 @dataclass(slots=True)
 class StatResult:
-    """What ``getattr`` reports: sysfs files are root-owned, 4096 bytes, times are fixed."""
+    """What ``getattr`` reports: sysfs files are root-owned, 4096 bytes, times are fixed
+    (unless changed with chmod/chown/utimes: ``IAttrs``)."""
 
     mode: int  # full st_mode including the file type
     size: int
     nlink: int
+    uid: int = 0
+    gid: int = 0
+    #: (atime, mtime, ctime) in ns once set, else None: the mount's fixed time.
+    times: tuple[int, int, int] | None = None
+
+
+@dataclass(slots=True)
+class IAttrs:
+    """kernfs_iattrs: what setattr changed on one node (fs/kernfs/inode.c __kernfs_setattr)."""
+
+    #: Permission bits (S_IALLUGO: with setuid/setgid/sticky), None: the node's own.
+    perm: int | None
+    uid: int
+    gid: int
+    times: tuple[int, int, int] | None
+    #: The directories above the node that can go away (``Dir.alive``): once one has, the
+    #: node is gone and these attributes with it.
+    guards: tuple[Dir, ...]
+
+    def alive(self) -> bool:
+        return all(guard.alive() for guard in self.guards)
 
 
 #: listener(paths): after a change, the paths (below the root) whose entries vanished or may
@@ -237,14 +273,21 @@ class Tree:
         self.lock = lock if lock is not None else threading.RLock()
         #: The store log: called after every store (see ``StoreTracer``).
         self.store_tracers: list[StoreTracer] = []
+        #: Called before every store (see ``StoreCheck``): the journal reserves its room.
+        self.store_checks: list[StoreCheck] = []
         #: What changes touch, for clients that cache entries (None: they must not).
         self.changes = changes
+        #: The times every node reports until utimes sets its own (ns).
+        self.boot_time_ns = time.time_ns()
         #: Device directories resolved before (``memoryN/``, ``daxX.Y/``, ``nodeK/``): path ->
         #: (directory, the directories that can go away above it). Only directories that
         #: know whether they are still the live one (``Dir.alive``) are kept, and an entry is
         #: used only while it and those above it are alive: then a fresh lookup would give the
         #: same directory. Saves the walk down to it (nine components to a dax attribute).
         self._dirs: dict[str, tuple[Dir, tuple[Dir, ...]]] = {}
+        #: path -> attributes changed by setattr (see ``IAttrs``).
+        self._iattrs: dict[str, IAttrs] = {}
+        self._iattrs_feed: Callable[[], None] | None = None
 
     # -- resolution -------------------------------------------------------------------------
     def lookup(self, path: str, guards: list[Dir] | None = None) -> Node:
@@ -292,10 +335,92 @@ class Tree:
         with self.lock:
             node = self.lookup(path)
             if isinstance(node, Dir):
-                return StatResult(stat.S_IFDIR | node.mode, 0, 2)
-            if isinstance(node, Link):
-                return StatResult(stat.S_IFLNK | 0o777, len(node.target), 1)
-            return StatResult(stat.S_IFREG | node.mode, PAGE_SIZE, 1)
+                st = StatResult(stat.S_IFDIR | node.mode, 0, 2)
+            elif isinstance(node, Link):
+                st = StatResult(stat.S_IFLNK | 0o777, len(node.target), 1)
+            else:
+                st = StatResult(stat.S_IFREG | node.mode, PAGE_SIZE, 1)
+            attrs = self._iattrs.get(path) if self._iattrs else None
+            if attrs is not None and self._live(path, attrs):
+                if attrs.perm is not None:
+                    st.mode = stat.S_IFMT(st.mode) | attrs.perm
+                st.uid, st.gid, st.times = attrs.uid, attrs.gid, attrs.times
+            return st
+
+    def _live(self, path: str, attrs: IAttrs) -> bool:
+        if attrs.alive():
+            return True
+        del self._iattrs[path]
+        return False
+
+    def _mode(self, path: str, node: Node) -> int:
+        """The node's permission bits as setattr left them (kernfs_refresh_inode)."""
+        attrs = self._iattrs.get(path) if self._iattrs else None
+        if attrs is not None and attrs.perm is not None and self._live(path, attrs):
+            return attrs.perm
+        return node.mode
+
+    def setattr(self, path: str, *, mode: int | None = None, uid: int | None = None, gid: int | None = None,
+                atime: int | None = None, mtime: int | None = None, touch: bool = False) -> StatResult:
+        """chmod (``mode``), chown (``uid``/``gid``, None or -1: unchanged), utimes (``atime``/
+        ``mtime`` in ns, ``UTIME_NOW``/``UTIME_OMIT`` as utimensat takes them; ``touch``:
+        both now) on ``path``, as kernfs_iop_setattr: kept until the node goes away.
+
+        Who may do it is the VFS's business (setattr_prepare: the owner or CAP_FOWNER for
+        chmod, CAP_CHOWN for chown), done by the kernel before FUSE asks (default_permissions)."""
+        with self.lock:
+            guards: list[Dir] = []
+            node = self.lookup(path, guards)
+            attrs = self._iattrs.get(path)
+            if attrs is not None and not self._live(path, attrs):
+                attrs = None
+            if attrs is None:
+                if len(self._iattrs) >= IATTRS_KEPT:
+                    for old in [p for p, a in self._iattrs.items() if not a.alive()]:
+                        del self._iattrs[old]
+                    if len(self._iattrs) >= IATTRS_KEPT:
+                        raise KernelError(errno.ENOMEM)
+                attrs = IAttrs(None, 0, 0, None, tuple(guards))
+                self._iattrs[path] = attrs
+                self._watch_iattrs()
+            now = time.time_ns()
+            old_times = attrs.times or (self.boot_time_ns,) * 3
+            if mode is not None:
+                attrs.perm = mode & 0o7777
+            if uid is not None and uid != -1:
+                attrs.uid = uid
+            if gid is not None and gid != -1:
+                attrs.gid = gid
+            if touch:
+                atime = mtime = UTIME_NOW
+            new_atime = now if atime == UTIME_NOW else old_times[0] if atime in (None, UTIME_OMIT) else atime
+            new_mtime = now if mtime == UTIME_NOW else old_times[1] if mtime in (None, UTIME_OMIT) else mtime
+            attrs.times = (new_atime, new_mtime, now)  # notify_change() sets ATTR_CTIME
+            del node
+        return self.getattr(path)
+
+    def _watch_iattrs(self) -> None:
+        """Drop changed attributes as soon as a change removes their node (``changes``); without
+        a feed they go when a guard directory is found dead."""
+        if self._iattrs_feed is not None or self.changes is None:
+            return
+
+        feed = self.changes
+
+        def forget(paths: Iterable[str]) -> None:
+            below: list[str] = []
+            for gone in paths:
+                prefix = gone.rstrip("/") + "/"
+                for path in [p for p in self._iattrs if p == gone or p.startswith(prefix)]:
+                    del self._iattrs[path]
+                    if path != gone:
+                        below.append(path)
+            # A node below a removed directory differs from its default only by these
+            # attributes: a cache that kept them would show them on the node added next at
+            # that path, so they are reported too (nothing else below can differ).
+            feed.publish(below)
+
+        self._iattrs_feed = feed.subscribe(forget)
 
     def readdir(self, path: str) -> list[str]:
         with self.lock:
@@ -326,9 +451,10 @@ class Tree:
             acc = flags & os.O_ACCMODE
             wants_read = acc in (os.O_RDONLY, os.O_RDWR)
             wants_write = acc in (os.O_WRONLY, os.O_RDWR)
-            if wants_read and (not node.mode & 0o444 or node.show is None):
+            mode = self._mode(path, node)  # kernfs_fop_open() checks the inode's mode
+            if wants_read and (not mode & 0o444 or node.show is None):
                 raise KernelError(errno.EACCES)
-            if wants_write and (not node.mode & 0o222 or node.store is None):
+            if wants_write and (not mode & 0o222 or node.store is None):
                 raise KernelError(errno.EACCES)
             return OpenFile(node, flags, path=path, guards=tuple(guards))
 
@@ -353,6 +479,8 @@ class Tree:
         changes = self.changes
         with self.lock:
             fh.check_alive()
+            for check in self.store_checks:
+                check(fh.path, count)
             touched = changes.store_touches(self, fh.path) if changes is not None and changes.active else ()
             try:
                 done = fh.attr.store(text, count)
