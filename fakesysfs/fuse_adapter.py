@@ -20,8 +20,10 @@ then invalidated before the change returns to its writer (for a store: before th
 is answered), so the next access asks the daemon again; new entries need nothing, as
 negative lookups are never cached. The invalidation only marks the kernel's attributes and
 cached link target stale (FUSE_NOTIFY_INVAL_INODE, fs/fuse/inode.c
-fuse_reverse_inval_inode): it takes no directory lock, so it is safe inside the write
-handler of a single-threaded daemon, and it leaves every dentry in place, and so every
+fuse_reverse_inval_inode): it takes no directory lock, only the page lock of a cached link
+target, which a reader holds while its READLINK waits for the daemon, so it is sent from a
+thread of its own (``_Invalidator``) that the change waits for; and it leaves every
+dentry in place, and so every
 mount stacked on a fake directory, as sysfs keeps them (fs/dcache.c d_invalidate detaches
 mounts; a FUSE dentry meets it only when revalidation fails, so no connection-wide
 FUSE_NOTIFY_INC_EPOCH is ever sent). A removed entry's dentry stays hashed, but its next
@@ -154,7 +156,7 @@ class TreeOperations:
         self._time_ns = time.time_ns()
         #: The kernel caches entries (see the module doc); needs ``tree.changes``.
         self.cache = cache and tree.changes is not None
-        self._invalidate: Callable[[str], int] | None = None
+        self._invalidator: _Invalidator | None = None
         self._invalidate_lock = threading.Lock()
         #: Successful getattrs (lookups) -> monotonic time answered, in two generations:
         #: written under the tree lock, read by changes (made under it too).
@@ -184,10 +186,10 @@ class TreeOperations:
         The kernel holds every other request until this returns, so the callback must only
         signal, never touch the mount itself.
         """
-        if self.cache and self._invalidate is None:
+        if self.cache and self._invalidator is None:
             from ._fuse import path_invalidator
 
-            self._invalidate = path_invalidator()
+            self._invalidator = _Invalidator(path_invalidator(), self)
             assert self.tree.changes is not None
             self._unsubscribe = self.tree.changes.subscribe(self._forget)
         self.mounted = True
@@ -203,58 +205,27 @@ class TreeOperations:
             self._unsubscribe()
             self._unsubscribe = None
         with self._invalidate_lock:
-            self._invalidate = None
+            invalidator, self._invalidator = self._invalidator, None
+        if invalidator is not None:
+            invalidator.close()
 
     def _forget(self, paths: Iterable[str]) -> None:
         """A change removed or retargeted ``paths``: drop them from the kernel's caches.
 
         Runs in the thread that made the change (the FUSE thread for a store), under the
-        tree lock, before the change returns; -ENOENT (nothing cached for that path) is the
-        common answer. A path answered by a lookup within ``LOOKUP_LANDING_S`` that answers
-        -ENOENT may be a lookup in flight: wait for it to land (module doc).
+        tree lock, before the change returns; the invalidations themselves are sent by the
+        ``_Invalidator``'s thread, waited for (see there for the one case not waited for).
         """
+        paths = list(paths)
         with self._invalidate_lock:
-            invalidate = self._invalidate
-            if invalidate is None:
-                return
-            in_flight: list[str] = []
-            for path in paths:
-                err = invalidate(path)
-                if err == 0:
-                    self.invalidations += 1
-                elif err == -errno.ENOENT and self._answered_recently(path):
-                    in_flight.append(path)
-            if in_flight:
-                self._await_lookups(invalidate, in_flight)
+            if self._invalidator is not None and paths:
+                self._invalidator.run(paths)
 
     def _answered_recently(self, path: str) -> bool:
         answered = self._answered.get(path)
         if answered is None:
             answered = self._answered_before.get(path)
         return answered is not None and time.monotonic() - answered < LOOKUP_LANDING_S
-
-    def _await_lookups(self, invalidate: Callable[[str], int], paths: list[str]) -> None:
-        """Retry the invalidation of ``paths`` until each reaches an inode (0) or
-        ``LOOKUP_LANDING_S`` has passed: their requesters need only CPU time, which the
-        sleeps give them."""
-        deadline = time.monotonic() + LOOKUP_LANDING_S
-        delay = 50e-6
-        self.lookups_awaited += len(paths)
-        while paths:
-            time.sleep(delay)
-            waiting = []
-            for path in paths:
-                err = invalidate(path)
-                if err == 0:
-                    self.invalidations += 1
-                elif err == -errno.ENOENT:
-                    waiting.append(path)
-            paths = waiting
-            if paths and time.monotonic() > deadline:
-                log.debug("no inode for %d recently looked-up paths after %.1f s (first: %s)",
-                          len(paths), LOOKUP_LANDING_S, paths[0])
-                return
-            delay = min(delay * 2, 0.005)
 
     # -- metadata -------------------------------------------------------------------------
     @_translate
@@ -424,6 +395,116 @@ class TreeOperations:
     def open_files(self) -> int:
         """Number of file handles libfuse has not released yet (for tests)."""
         return len(self._files)
+
+
+class _Invalidator:
+    """Sends a mount's invalidations from a thread of its own, so no FUSE request handler
+    ever blocks in one.
+
+    FUSE_NOTIFY_INVAL_INODE also drops a cached link target, its page, and takes that page's
+    lock to do so (fs/fuse/inode.c fuse_reverse_inval_inode -> mm/truncate.c
+    invalidate_inode_pages2_range). A reader filling that page holds the lock while its
+    READLINK waits for the daemon (fs/fuse/dir.c fuse_readlink_folio): a single-threaded
+    daemon invalidating the link from a store's handler would wait for itself forever.
+
+    ``run`` waits for its batch, as exactness needs, except when this thread has been inside
+    one invalidation for ``STUCK_S``: it then waits on a page lock whose holder waits for a
+    request the caller's thread has yet to answer. That answer comes after the change, so
+    the page it fills is current; the caller goes on, and the invalidation completes once
+    the caller's thread has answered. The bound: a reader whose READLINK was answered
+    before the change but who then waits more than ``STUCK_S`` for a CPU to install the
+    answer leaves the old target readable until this thread gets the page lock after it.
+    Lookups in flight (module doc) are awaited here too.
+    """
+
+    #: An invalidation that has not returned after this long waits for the daemon (one
+    #: that does not returns in microseconds).
+    STUCK_S = 0.002
+
+    def __init__(self, invalidate: Callable[[str], int], ops: TreeOperations) -> None:
+        self._invalidate = invalidate
+        self._ops = ops
+        self._cond = threading.Condition()
+        self._jobs: list[tuple[list[str], threading.Event]] = []
+        self._closed = False
+        #: monotonic time the invalidation in progress started, or None.
+        self._calling_since: float | None = None
+        self._thread = threading.Thread(target=self._serve, name="fakesysfs-invalidate", daemon=True)
+        self._thread.start()
+
+    def run(self, paths: list[str]) -> None:
+        """Invalidate ``paths``; returns when done (or, once, stuck: see the class doc)."""
+        done = threading.Event()
+        with self._cond:
+            self._jobs.append((paths, done))
+            self._cond.notify()
+        while not done.wait(self.STUCK_S):
+            since = self._calling_since
+            if since is not None and time.monotonic() - since > self.STUCK_S:
+                return  # see the class doc
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _serve(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                paths, done = self._jobs.pop(0)
+            try:
+                self._invalidate_all(paths)
+            except Exception:
+                log.exception("invalidating %d paths failed", len(paths))
+            finally:
+                done.set()
+
+    def _call(self, path: str) -> int:
+        self._calling_since = time.monotonic()
+        try:
+            return self._invalidate(path)
+        finally:
+            self._calling_since = None
+
+    def _invalidate_all(self, paths: list[str]) -> None:
+        ops = self._ops
+        in_flight = []
+        for path in paths:
+            err = self._call(path)
+            if err == 0:
+                ops.invalidations += 1
+            elif err == -errno.ENOENT and ops._answered_recently(path):
+                in_flight.append(path)
+        if in_flight:
+            self._await_lookups(in_flight)
+
+    def _await_lookups(self, paths: list[str]) -> None:
+        """Retry the invalidation of ``paths`` until each reaches an inode (0) or
+        ``LOOKUP_LANDING_S`` has passed: their requesters need only CPU time, which the
+        sleeps give them."""
+        ops = self._ops
+        deadline = time.monotonic() + LOOKUP_LANDING_S
+        delay = 50e-6
+        ops.lookups_awaited += len(paths)
+        while paths:
+            time.sleep(delay)
+            waiting = []
+            for path in paths:
+                err = self._call(path)
+                if err == 0:
+                    ops.invalidations += 1
+                elif err == -errno.ENOENT:
+                    waiting.append(path)
+            paths = waiting
+            if paths and time.monotonic() > deadline:
+                log.debug("no inode for %d recently looked-up paths after %.1f s (first: %s)",
+                          len(paths), LOOKUP_LANDING_S, paths[0])
+                return
+            delay = min(delay * 2, 0.005)
 
 
 def negotiate(conn: Any, config: Any, *, cache: bool) -> None:

@@ -310,6 +310,32 @@ def _call(fn: Callable[..., object], *args: object) -> int:
         return exc.errno
 
 
+def test_a_link_read_while_a_store_retargets_it_never_stalls_the_daemon(box: Box) -> None:
+    """A reader filling a link's cached target holds its page locked while its READLINK waits
+    for the daemon; a store that retargets the link must not wait for that lock in the
+    daemon's only thread (it did: the mount hung). Readers in other processes, so that a
+    regression can be broken by killing them; then every link answers what the tree says."""
+    links = [box.mnt + DAX00 + "/driver", box.mnt + f"{KMEM}/dax0.0"]
+    reader = f"import os\nwhile True:\n    for p in {links!r}:\n        try: os.readlink(p)\n        except OSError: pass\n"
+    writer = (f"import os\nfor i in range(300):\n    for attr in ('unbind', 'bind'):\n"
+              f"        fd = os.open({box.mnt + KMEM!r} + '/' + attr, os.O_WRONLY)\n"
+              f"        os.write(fd, b'dax0.0')\n        os.close(fd)\nprint('done')\n")
+    readers = [subprocess.Popen([sys.executable, "-c", reader]) for _ in range(4)]
+    try:
+        done = subprocess.run([sys.executable, "-c", writer], capture_output=True, text=True, timeout=120,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        done = None
+    finally:
+        for proc in readers:  # a stalled daemon waits for one of them: killing it frees it
+            proc.kill()
+            proc.wait()
+    assert done is not None, "the daemon stalled: a store waited for a link page a reader held"
+    assert done.returncode == 0 and done.stdout == "done\n", done.stderr
+    for path in links:
+        assert os.readlink(path) == box.t.readlink(path.removeprefix(box.mnt))
+
+
 def test_readers_racing_with_changes_never_keep_an_old_entry(box: Box) -> None:
     """Readers look up the very paths that are being removed while the removals run; once a
     removal has returned, no later lookup may find the removed entry."""
@@ -365,12 +391,25 @@ while True:
             pass
 """
 
+#: Keeps the shared CPU busy for 30 ms per byte it reads (normal priority: the SCHED_IDLE
+#: readers wait meanwhile), so that an answered lookup is still not installed when the
+#: removal's invalidation, sent from the daemon's CPU, looks for it.
+_HOG = """
+import os, sys, time
+os.sched_setaffinity(0, {int(sys.argv[1])})
+while os.read(0, 1):
+    end = time.monotonic() + 0.03
+    while time.monotonic() < end:
+        pass
+"""
+
 
 def test_a_lookup_answered_just_before_a_removal_is_not_kept(box: Box, tmp_path: Path) -> None:
     """The lookup in flight: the daemon has answered it, but its requester has not yet put
     the inode into the kernel's cache when the removal invalidates the path (which then
     finds nothing). Forced here: the readers are SCHED_IDLE on the writer's CPU, the daemon
-    runs on another, so an answered reader waits while the writer runs. Each round hot-adds
+    and its invalidating thread run on another, so an answered reader waits while the
+    writer, or a CPU hog started with the removal, runs. Each round hot-adds
     a block never looked up before, waits until the daemon answers a reader's lookup of it,
     and removes it at once (in-process, as ``ctl`` does): once the removal has returned, the
     block must be gone for everyone."""
@@ -381,7 +420,9 @@ def test_a_lookup_answered_just_before_a_removal_is_not_kept(box: Box, tmp_path:
     assert t.changes is not None
     (adapter,) = [getattr(listener, "__self__", None) for listener in t.changes._listeners]
     daemon = next(thread for thread in threading.enumerate() if thread.name == f"fuse {box.mnt}")
-    assert daemon.native_id is not None
+    # The invalidations are sent by a thread of the adapter's: with the daemon, off the shared CPU.
+    (invalidator,) = [thread for thread in threading.enumerate() if thread.name == "fakesysfs-invalidate"]
+    assert daemon.native_id is not None and invalidator.native_id is not None
     shared_cpu, daemon_cpus = {cpus[0]}, set(cpus[1:])
     targets = tmp_path / "targets"
     targets.write_text("")
@@ -398,7 +439,10 @@ def test_a_lookup_answered_just_before_a_removal_is_not_kept(box: Box, tmp_path:
     own_affinity = os.sched_getaffinity(0)
     os.sched_setaffinity(0, shared_cpu)
     os.sched_setaffinity(daemon.native_id, daemon_cpus)
+    os.sched_setaffinity(invalidator.native_id, daemon_cpus)
     readers = [subprocess.Popen([sys.executable, "-c", _READER, str(targets), str(cpus[0])]) for _ in range(3)]
+    hog = subprocess.Popen([sys.executable, "-c", _HOG, str(cpus[0])], stdin=subprocess.PIPE)
+    readers.append(hog)
     t.getattr = getattr_watched  # type: ignore[method-assign]
     try:
         stale = []
@@ -412,6 +456,9 @@ def test_a_lookup_answered_just_before_a_removal_is_not_kept(box: Box, tmp_path:
             targets.write_text("".join(f"{box.mnt}{p}\n" for p in paths))
             assert box.store(f"{MEM}/probe", hex(addr)) == 0
             assert answered[paths[0]].wait(10), f"round {round_}: no reader looked up {paths[0]}"
+            assert hog.stdin is not None
+            hog.stdin.write(b"h")
+            hog.stdin.flush()
             k.remove_memory(addr, k.block_size)
             stale += [p for p in paths if os.path.lexists(box.mnt + p)]
         assert not stale, f"still visible after the removal returned: {stale[:5]}"
@@ -422,8 +469,11 @@ def test_a_lookup_answered_just_before_a_removal_is_not_kept(box: Box, tmp_path:
         for process in readers:
             process.kill()
             process.wait()
+        if hog.stdin is not None:
+            hog.stdin.close()
         os.sched_setaffinity(0, own_affinity)
         os.sched_setaffinity(daemon.native_id, own_affinity)
+        os.sched_setaffinity(invalidator.native_id, own_affinity)
 
 
 def test_without_invalidation_nothing_is_cached() -> None:
