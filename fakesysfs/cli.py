@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import logging
 import os
 import re
 import select
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -61,105 +59,26 @@ def _check_libfuse() -> None:
         raise CliError(str(exc)) from None
 
 
-#: A FUSE mount whose daemon died: ENOTCONN, or ECONNABORTED while the kernel tears it down.
-_DEAD_FUSE = (errno.ENOTCONN, errno.ECONNABORTED)
+@contextlib.contextmanager
+def _mountpoint_rules() -> Iterator[None]:
+    """fakesysfs/mountpoint.py's refusals, as this command's one-line errors."""
+    from .mountpoint import MountpointError
+
+    try:
+        yield
+    except MountpointError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _check_mountpoint(mountpoint: str) -> None:
-    if _is_dead_fuse_mount(mountpoint):
+    """An existing directory, not a mount point yet; a fakesysfs mount whose daemon died is
+    cleared first."""
+    from .mountpoint import check_directory, is_dead_fuse_mount
+
+    if is_dead_fuse_mount(mountpoint):
         _clear_stale_mount(mountpoint)
-    try:
-        st = os.stat(mountpoint)
-    except FileNotFoundError:
-        raise CliError(f"{mountpoint} does not exist: create it first (mkdir -p {mountpoint})") from None
-    except NotADirectoryError:
-        raise CliError(f"{mountpoint}: a parent is not a directory") from None
-    except OSError as exc:
-        if exc.errno in _DEAD_FUSE:
-            _clear_stale_mount(mountpoint)
-            return _check_mountpoint(mountpoint)
-        raise CliError(f"{mountpoint}: {exc.strerror}") from None
-    if not stat.S_ISDIR(st.st_mode):
-        raise CliError(f"{mountpoint} is not a directory")
-    if os.path.ismount(mountpoint):
-        raise CliError(
-            f"{mountpoint} is already a mount point (busy): unmount it first "
-            f"(fakesysfs umount {mountpoint}), or mount elsewhere and bind-mount the result"
-        )
-
-
-def _mounts(mountinfo: str | None = None) -> list[tuple[str, str]]:
-    """(mount point, fstype) of every mount of this mount namespace, in mount order."""
-    if mountinfo is None:
-        try:
-            with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-                mountinfo = f.read()
-        except OSError:
-            return []
-    found = []
-    for line in mountinfo.splitlines():
-        fields = line.split()
-        if " - " not in line or len(fields) < 5:
-            continue
-        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
-        found.append((point, line.split(" - ", 1)[1].split()[0]))
-    return found
-
-
-def _containing_mount(path: str, mounts: list[tuple[str, str]]) -> tuple[str, str] | None:
-    """The mount ``path`` lies in (the last mounted at the longest prefix), if known."""
-    best: tuple[str, str] | None = None
-    for point, fstype in mounts:
-        inside = path == point or path.startswith(point.rstrip("/") + "/")
-        if inside and (best is None or len(point) >= len(best[0])):
-            best = (point, fstype)
-    return best
-
-
-def _check_not_host_sysfs(mountpoint: str, mountinfo: str | None = None, *, real: str | None = None,
-                          on_sysfs: bool = False) -> None:
-    """Refuse to mount over the host's sysfs: ``/sys`` itself, anything below it, any path
-    whose realpath is there (a symlink), and any directory of a sysfs mount elsewhere (a bind
-    of /sys). Mounting there would hide the real /sys from every process of the machine.
-    Allowed only where ``/sys`` is already a fakesysfs mount: the private mount namespace of
-    ``fakesysfs run``. ``real`` and ``on_sysfs``: what an open descriptor says instead."""
-    if real is None:
-        real = os.path.realpath(mountpoint)
-    mounts = _mounts(mountinfo)
-    sys_mount = _containing_mount("/sys", mounts)
-    private = sys_mount is not None and sys_mount[0] == "/sys" and sys_mount[1] == "fuse.fakesysfs"
-    containing = _containing_mount(real, mounts)
-    under_sys = real == "/sys" or real.startswith("/sys/")
-    on_sysfs = on_sysfs or (containing is not None and containing[1] == "sysfs")
-    if (under_sys and not private) or on_sysfs:
-        shown = mountpoint if real == mountpoint else f"{mountpoint} (really {real})"
-        raise CliError(
-            f"refusing to mount over the host's sysfs at {shown}: it would hide the real /sys from "
-            "every process on this machine; use 'fakesysfs run' for tools that need the fake at /sys "
-            "(a private namespace), or mount at DIR/sys for --sysroot tools"
-        )
-
-
-def _open_mountpoint(mountpoint: str) -> int:
-    """An O_PATH descriptor of the mount point, refused as ``_check_not_host_sysfs`` refuses
-    a path, but judged by what was opened (its filesystem by fstatfs, its mount by mnt_id,
-    its path by /proc/self/fd). The mount is then made on this very directory
-    (``_mount_on``), so a symlink swapped or a directory renamed after the check cannot
-    move it onto a sysfs directory."""
-    from .fdops import SYSFS_MAGIC, fs_type, mount_of
-
-    try:
-        fd = os.open(mountpoint, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise CliError(f"{mountpoint}: {exc.strerror}") from None
-    try:
-        entry = mount_of(fd)
-        on_sysfs = fs_type(fd) == SYSFS_MAGIC or (entry is not None and entry.fstype == "sysfs")
-        _check_not_host_sysfs(mountpoint, real=os.readlink(f"/proc/self/fd/{fd}"), on_sysfs=on_sysfs)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    with _mountpoint_rules():
+        check_directory(mountpoint)
 
 
 def _unmount_commands(mountpoint: str, lazy: bool) -> list[list[str]]:
@@ -188,8 +107,10 @@ def _clear_stale_mount(mountpoint: str) -> None:
     one is unmounted (lazily if something still holds it), with a message; anything else is
     left alone."""
     # The mount table has real paths (the dead mount itself cannot be resolved: its parent can).
+    from .mountpoint import containing_mount, mounts
+
     real = os.path.join(os.path.realpath(os.path.dirname(mountpoint)), os.path.basename(mountpoint))
-    mine = _containing_mount(real, _mounts())
+    mine = containing_mount(real, mounts())
     if mine is None or mine[0] != real or mine[1] != "fuse.fakesysfs":
         what = f"a {mine[1]} mount" if mine is not None and mine[0] == real else "a mount"
         raise CliError(f"{mountpoint} is {what} whose daemon is gone (Transport endpoint is not connected), "
@@ -293,8 +214,11 @@ def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[
 
 # -- mount --------------------------------------------------------------------------------
 def _cmd_mount(args: argparse.Namespace) -> int:
+    from .mountpoint import check_not_host_sysfs, open_mountpoint
+
     mountpoint = os.path.abspath(args.mountpoint)
-    _check_not_host_sysfs(mountpoint)
+    with _mountpoint_rules():
+        check_not_host_sysfs(mountpoint)
     _check_dev_fuse()
     _check_libfuse()
     _check_mountpoint(mountpoint)
@@ -302,7 +226,8 @@ def _cmd_mount(args: argparse.Namespace) -> int:
         raise CliError("--import needs --state FILE: the snapshot is copied there and resumed")
     log_fd = _open_log("log", args.log_file) if args.log_file is not None and not args.foreground else None
     try:
-        dir_fd = _open_mountpoint(mountpoint)  # from here on, the mount goes on this directory
+        with _mountpoint_rules():
+            dir_fd = open_mountpoint(mountpoint)  # from here on, the mount goes on this directory
     except BaseException:
         if log_fd is not None:
             os.close(log_fd)
@@ -324,52 +249,17 @@ def _cmd_mount(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _mount_on(dir_fd: int | None, mountpoint: str, allow_other: bool) -> Iterator[str]:
-    """What to hand ``serve``. With libfuse 3 and the right to mount (root, or root of a user
-    namespace): ``/dev/fd/N`` of a FUSE mount already attached onto ``dir_fd`` (fdops.FuseMount;
-    libfuse then serves without mounting, and the mount is detached here afterwards).
-    Otherwise the path, once more found to lead to ``dir_fd``'s directory: libfuse 2 mounts
-    by path, and an unprivileged mount goes through fusermount3, which mounts only on a
-    directory the caller may write, never on sysfs (its filesystem whitelist)."""
-    from . import _fuse
-    from .fdops import FuseMount, mount_id
-    from .fuse_adapter import fuse_options
+def _mount_on(dir_fd: int, mountpoint: str, allow_other: bool) -> Iterator[str]:
+    """What to hand ``serve``: the mount made on the checked directory ``dir_fd``
+    (fakesysfs/mountpoint.py ``mount_on``), detached again afterwards."""
+    from .mountpoint import mount_on
 
-    if dir_fd is None:
-        yield mountpoint
-        return
-    mount = None
-    if _fuse.LIBFUSE3:
-        options = fuse_options(allow_other=allow_other, libfuse3=True)
-        try:
-            mount = FuseMount(dir_fd, fsname=options["fsname"], subtype=options["subtype"],
-                              allow_other=allow_other, default_permissions=options["default_permissions"],
-                              dev_fuse=DEV_FUSE)
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOSYS):
-                raise CliError(f"cannot mount on {mountpoint}: {exc.strerror}") from None
-    if mount is None:
-        try:
-            same = os.path.samestat(os.stat(mountpoint), os.fstat(dir_fd))
-        except OSError:
-            same = False
-        if not same:
-            raise CliError(f"{mountpoint} changed while fakesysfs was starting (a symlink or directory was "
-                           "replaced): not mounting there")
-        yield mountpoint
-        return
-    try:
-        landed = mount.entry()
-        if landed is None or landed.parent != mount_id(dir_fd):  # something was mounted over it meanwhile
-            raise CliError(f"{mountpoint} was mounted over while fakesysfs was starting: not mounting there")
-        yield mount.libfuse_path  # libfuse closes /dev/fuse when it is done (fuse_session_destroy)
-    finally:
-        with contextlib.suppress(OSError):
-            mount.detach()
+    with _mountpoint_rules(), mount_on(dir_fd, mountpoint, allow_other, dev_fuse=DEV_FUSE) as placed:
+        yield placed.where
 
 
-def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Kernel | None = None,
-                      dir_fd: int | None = None) -> int:
+def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Kernel | None,
+                      dir_fd: int) -> int:
     from .control import serving_or_warn
     from .fuse_adapter import MountError, serve
 
@@ -404,7 +294,7 @@ def _named(message: str, mountpoint: str) -> str:
 
 
 def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | None,
-                  kernel: Kernel | None = None, dir_fd: int | None = None) -> int:
+                  kernel: Kernel | None, dir_fd: int) -> int:
     """Fork the daemon; it takes ``log_fd`` (the --log-file) over."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -428,7 +318,7 @@ def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | 
 
 def _daemon_main(
     tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | None, report_fd: int,
-    kernel: Kernel | None = None, dir_fd: int | None = None,
+    kernel: Kernel | None, dir_fd: int,
 ) -> int:
     from .control import serving_or_warn
     from .fuse_adapter import MountError, serve
@@ -469,7 +359,7 @@ def _detach_stdio(log_fd: int | None) -> None:
         os.close(fd)
 
 
-def _wait_for_daemon(pid: int, read_end: int, mountpoint: str, dir_fd: int | None = None) -> int:
+def _wait_for_daemon(pid: int, read_end: int, mountpoint: str, dir_fd: int) -> int:
     message = b""
     deadline = time.monotonic() + READY_TIMEOUT
     with os.fdopen(read_end, "rb", buffering=0) as pipe:
@@ -487,7 +377,10 @@ def _wait_for_daemon(pid: int, read_end: int, mountpoint: str, dir_fd: int | Non
             message += chunk
     text = message.decode(errors="replace").strip()
     if text == "ok":
-        _wait_until_live(mountpoint, dir_fd=dir_fd)
+        from .mountpoint import wait_until_mounted
+
+        with _mountpoint_rules():  # this process sees it before returning
+            wait_until_mounted(mountpoint, dir_fd)
         print(f"fakesysfs: serving {mountpoint} (pid {pid}); stop with 'fakesysfs umount {mountpoint}'")
         return 0
     _, status = os.waitpid(pid, 0)
@@ -495,30 +388,6 @@ def _wait_for_daemon(pid: int, read_end: int, mountpoint: str, dir_fd: int | Non
         raise CliError(text.removeprefix("error: "))
     code = os.waitstatus_to_exitcode(status)
     raise CliError(f"the daemon exited (status {code}) before {mountpoint} was mounted; see the messages above")
-
-
-def _wait_until_live(mountpoint: str, timeout: float = 5.0, *, dir_fd: int | None = None) -> None:
-    """The daemon answered INIT; make sure this process sees the mount before returning (on
-    ``dir_fd``'s directory when given: the path may have been swapped meanwhile)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError):
-            if dir_fd is not None and _fakesysfs_mounted_on(dir_fd):
-                return
-            if dir_fd is None and os.path.ismount(mountpoint):
-                os.listdir(mountpoint)
-                return
-        if time.monotonic() > deadline:
-            raise CliError(f"the daemon reported ready but {mountpoint} is not mounted")
-        time.sleep(0.01)
-
-
-def _fakesysfs_mounted_on(dir_fd: int) -> bool:
-    """Whether a fakesysfs mount sits on the directory ``dir_fd`` was opened on."""
-    from .fdops import mount_id, mounts
-
-    parent, point = mount_id(dir_fd), os.readlink(f"/proc/self/fd/{dir_fd}")
-    return any(m.parent == parent and m.point == point and m.fstype == "fuse.fakesysfs" for m in mounts())
 
 
 # -- umount -------------------------------------------------------------------------------
@@ -529,21 +398,11 @@ def _is_mounted(mountpoint: str) -> bool:
         return False
 
 
-def _is_dead_fuse_mount(mountpoint: str) -> bool:
-    """Whether ``mountpoint`` is a FUSE mount whose daemon is gone. By statfs, not stat: the
-    kernel answers stat from its attribute cache (an hour, for a fakesysfs mount) even after
-    the daemon died, but asks the daemon for every statfs (fs/fuse/inode.c fuse_statfs), and
-    a dead connection answers ENOTCONN without asking."""
-    try:
-        os.statvfs(mountpoint)
-    except OSError as exc:
-        return exc.errno in _DEAD_FUSE
-    return False
-
-
 def _cmd_umount(args: argparse.Namespace) -> int:
+    from .mountpoint import is_dead_fuse_mount
+
     mountpoint = os.path.abspath(args.mountpoint)
-    if not (_is_mounted(mountpoint) or _is_dead_fuse_mount(mountpoint)):
+    if not (_is_mounted(mountpoint) or is_dead_fuse_mount(mountpoint)):
         raise CliError(f"{mountpoint} is not mounted")
     reasons = _unmount(mountpoint, args.lazy)
     if not reasons:
@@ -715,8 +574,10 @@ def _block_map(blocks: Sequence[_Block]) -> list[str]:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from .mountpoint import is_dead_fuse_mount
+
     mountpoint = os.path.abspath(args.mountpoint)
-    if _is_dead_fuse_mount(mountpoint):
+    if is_dead_fuse_mount(mountpoint):
         raise CliError(f"{mountpoint} is a FUSE mount whose daemon is gone: run 'fakesysfs umount {mountpoint}'")
     if not os.path.isdir(mountpoint):
         raise CliError(f"{mountpoint} does not exist or is not a directory")
