@@ -127,17 +127,19 @@ def _clear_stale_mount(mountpoint: str) -> None:
 
 # -- building the tree --------------------------------------------------------------------
 def _boot(topology: str | None) -> tuple[Kernel | None, Tree]:
-    """Topology file (or the embedded default) -> booted kernel and its attribute tree."""
+    """Topology file (or the embedded default) -> booted kernel and its attribute tree, with
+    the harness attached."""
     from .sysfs import build_tree
 
-    kernel = _boot_kernel(topology)
-    return kernel, build_tree(kernel)
+    kernel, text = _boot_kernel(topology)
+    tree = build_tree(kernel)
+    _attach_harness(kernel, tree, text)
+    return kernel, tree
 
 
-def _boot_kernel(topology: str | None) -> Kernel:
-    """Topology file (or the embedded default) -> booted kernel; user mistakes as CliError."""
-    import tomllib
-
+def _boot_kernel(topology: str | None) -> tuple[Kernel, str | None]:
+    """Topology file (or the embedded default) -> booted kernel and the file's text (read
+    once: the harness records what was booted); user mistakes as CliError."""
     from .errors import ConfigError
 
     where = topology if topology is not None else "the default topology"
@@ -145,63 +147,78 @@ def _boot_kernel(topology: str | None) -> Kernel:
         raise CliError(f"topology {topology} does not exist or is not a file")
     try:
         from .engine import Kernel
-        from .topology import load_topology
+        from .topology import load_topology, read_topology_file
     except ImportError as exc:
         raise CliError(f"this fakesysfs installation is incomplete: {exc}") from None
     try:
-        config = load_topology(topology)
+        # a regular file of bounded size only: a FIFO or device swapped in is refused, not read
+        text = read_topology_file(topology) if topology is not None else None
+        config = load_topology(text=text, name=topology) if text is not None else load_topology()
         kernel = Kernel(config)
     except ConfigError as exc:
         raise CliError(f"invalid topology {where}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CliError(f"topology {where} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise CliError(f"cannot read topology {where}: {exc.strerror or exc}") from None
-    return kernel
+    return kernel, text
 
 
-def _attach_harness(kernel: Kernel | None, tree: Tree, topology: str | None) -> None:
-    """The simulator's controls: kernel/debug/fakesysfs/, the store trace, ctl ops."""
+def _attach_harness(kernel: Kernel | None, tree: Tree, text: str | None) -> None:
+    """The simulator's controls: kernel/debug/fakesysfs/, the store trace, ctl ops;
+    ``text``: the topology booted (None: the embedded default)."""
     if kernel is None:
         return
     from .harness import Harness
 
-    text = None
-    if topology is not None:
-        with contextlib.suppress(OSError, UnicodeDecodeError), open(topology, encoding="utf-8") as f:
-            text = f.read()
     Harness(kernel, tree, text)
 
 
 def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[Kernel, Tree]:
-    """``mount --state FILE [--import SNAPSHOT]``: resume (or start) a journaled state."""
+    """``mount --state FILE [--import SNAPSHOT]``: resume (or start) a journaled state. A
+    state file this call creates is removed again if the boot fails (by identity: a file
+    swapped in meanwhile stays), so a bad topology or snapshot leaves nothing behind."""
     from .errors import ConfigError
-    from .journal import StateError, boot_state, parse_state
-    from .safefile import UnsafeFileError, open_append
+    from .journal import MAX_SNAPSHOT_BYTES, StateError, boot_state, parse_state
+    from .safefile import UnsafeFileError, open_append_created, read_regular
+    from .safefile import remove_created as remove_if_created
 
     path = os.path.abspath(path)
+    created_fd = -1
     try:
         if snapshot is not None:
-            with open(snapshot, "rb") as f:
-                data = f.read()
+            try:  # a regular file of bounded size only: never a FIFO or device
+                data = read_regular(snapshot, MAX_SNAPSHOT_BYTES, "a snapshot")
+            except OSError as exc:
+                raise CliError(f"cannot read snapshot {snapshot}: {exc.strerror or exc}") from None
             parse_state(snapshot, data)  # refuse anything that is not a snapshot before copying it
-            fd = open_append(path)
+            fd, created = open_append_created(path)
+            if created:
+                created_fd = fd
             try:
                 if os.fstat(fd).st_size > 0:
                     raise CliError(f"--import wants a new state file, but {path} already holds a state")
                 os.write(fd, data)
                 os.fsync(fd)
             finally:
-                os.close(fd)
+                if fd != created_fd:
+                    os.close(fd)
         kernel, tree, harness = boot_state(path, topology)
-    except StateError as exc:
-        raise CliError(str(exc)) from None
-    except ConfigError as exc:
-        raise CliError(f"invalid topology: {exc}") from None
-    except UnsafeFileError as exc:
-        raise CliError(f"cannot use state file {path}: {exc.strerror}") from None
-    except OSError as exc:
-        raise CliError(f"cannot use state file {exc.filename or path}: {exc.strerror or exc}") from None
+    except BaseException as exc:
+        if created_fd >= 0:
+            remove_if_created(path, created_fd)
+        if isinstance(exc, StateError):
+            raise CliError(str(exc)) from None
+        if isinstance(exc, ConfigError):
+            raise CliError(f"invalid topology: {exc}") from None
+        if isinstance(exc, OSError) and topology is not None and exc.filename == topology:
+            raise CliError(f"cannot read topology {topology}: {exc.strerror or exc}") from None
+        if isinstance(exc, UnsafeFileError):
+            raise CliError(f"cannot use state file {path}: {exc.strerror}") from None
+        if isinstance(exc, OSError):
+            raise CliError(f"cannot use state file {exc.filename or path}: {exc.strerror or exc}") from None
+        raise
+    finally:
+        if created_fd >= 0:
+            os.close(created_fd)
 
     def journal_failed(exc: OSError) -> None:
         # Serving on would show changes the state file does not have: stop (libfuse unmounts).
@@ -237,7 +254,6 @@ def _cmd_mount(args: argparse.Namespace) -> int:
             kernel, tree = _boot_state(args.state, args.config, args.import_snapshot)
         else:
             kernel, tree = _boot(args.config)
-            _attach_harness(kernel, tree, args.config)
         if args.foreground:
             return _serve_foreground(tree, mountpoint, args.allow_other, kernel, dir_fd)
         log_fd, daemon_log = None, log_fd
@@ -600,7 +616,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise CliError("no COMMAND given: fakesysfs run [-c TOPOLOGY.toml] [--] COMMAND [ARGS...]")
     _check_dev_fuse()
     _check_libfuse()
-    kernel = _boot_kernel(args.config)
+    kernel, text = _boot_kernel(args.config)
     from .sysfs import build_tree
 
     options = RunOptions(share_net=args.share_net, userns=True if args.userns else None)
@@ -626,7 +642,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 os.close(options.trace_fd)
             raise
     tree = build_tree(kernel)
-    _attach_harness(kernel, tree, args.config)
+    _attach_harness(kernel, tree, text)
     try:
         return run(kernel, tree, command, options)
     except NamespaceError as exc:

@@ -96,6 +96,7 @@ class Simulation:
             default_topology_text,
             dump_topology,
             load_topology,
+            read_topology_file,
             validate_config,
         )
 
@@ -108,8 +109,7 @@ class Simulation:
         elif isinstance(topology, str) and _is_toml_text(topology):
             text = topology
         elif topology is not None:
-            with open(topology, encoding="utf-8") as f:
-                text = f.read()
+            text = read_topology_file(topology)  # a regular file of bounded size: never a FIFO or device
         if state is not None:
             from .journal import boot_state
 
