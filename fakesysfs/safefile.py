@@ -58,7 +58,8 @@ import secrets
 import stat
 from collections.abc import Iterable
 
-__all__ = ["UnsafeFileError", "fresh_private_dir", "open_append", "open_append_created", "private_dir",
+__all__ = ["UnsafeFileError", "fresh_private_dir", "open_append", "open_append_created", "open_checked_dir",
+           "private_dir",
            "read_regular", "remove_created", "replace"]
 
 #: The inode of the initial user namespace's /proc/self/ns/user (PROC_USER_INIT_INO,
@@ -168,6 +169,12 @@ def _open_dir(path: str) -> int:
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+def open_checked_dir(path: str) -> int:
+    """An ``O_RDONLY|O_DIRECTORY`` descriptor of the directory ``path``, reached from / with
+    every directory and link on the way checked (the module doc); UnsafeFileError or OSError."""
+    return _open_dir(path)
 
 
 def _split(path: str | os.PathLike[str]) -> tuple[str, str, str]:
