@@ -106,9 +106,9 @@ def _clear_stale_mount(mountpoint: str) -> None:
     """A FUSE mount whose daemon died ("Transport endpoint is not connected"): a fakesysfs
     one is unmounted (lazily if something still holds it), with a message; anything else is
     left alone."""
-    # The mount table has real paths (the dead mount itself cannot be resolved: its parent can).
     from .mountpoint import containing_mount, mounts
 
+    # The mount table has real paths (the dead mount itself cannot be resolved: its parent can).
     real = os.path.join(os.path.realpath(os.path.dirname(mountpoint)), os.path.basename(mountpoint))
     mine = containing_mount(real, mounts())
     if mine is None or mine[0] != real or mine[1] != "fuse.fakesysfs":

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import stat
 import time
 from collections.abc import Iterator
@@ -50,20 +49,12 @@ class MountpointError(Exception):
 # -- the mount table --------------------------------------------------------------------------
 def mounts(mountinfo: str | None = None) -> list[tuple[str, str]]:
     """(mount point, fstype) of every mount of this mount namespace, in mount order."""
-    if mountinfo is None:
-        try:
-            with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-                mountinfo = f.read()
-        except OSError:
-            return []
-    found = []
-    for line in mountinfo.splitlines():
-        fields = line.split()
-        if " - " not in line or len(fields) < 5:
-            continue
-        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
-        found.append((point, line.split(" - ", 1)[1].split()[0]))
-    return found
+    from .fdops import mounts as mount_entries
+
+    try:
+        return [(entry.point, entry.fstype) for entry in mount_entries(mountinfo)]
+    except OSError:
+        return []
 
 
 def containing_mount(path: str, table: list[tuple[str, str]]) -> tuple[str, str] | None:
