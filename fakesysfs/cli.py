@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import logging
 import os
 import re
 import select
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -61,105 +59,26 @@ def _check_libfuse() -> None:
         raise CliError(str(exc)) from None
 
 
-#: A FUSE mount whose daemon died: ENOTCONN, or ECONNABORTED while the kernel tears it down.
-_DEAD_FUSE = (errno.ENOTCONN, errno.ECONNABORTED)
+@contextlib.contextmanager
+def _mountpoint_rules() -> Iterator[None]:
+    """fakesysfs/mountpoint.py's refusals, as this command's one-line errors."""
+    from .mountpoint import MountpointError
+
+    try:
+        yield
+    except MountpointError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _check_mountpoint(mountpoint: str) -> None:
-    if _is_dead_fuse_mount(mountpoint):
+    """An existing directory, not a mount point yet; a fakesysfs mount whose daemon died is
+    cleared first."""
+    from .mountpoint import check_directory, is_dead_fuse_mount
+
+    if is_dead_fuse_mount(mountpoint):
         _clear_stale_mount(mountpoint)
-    try:
-        st = os.stat(mountpoint)
-    except FileNotFoundError:
-        raise CliError(f"{mountpoint} does not exist: create it first (mkdir -p {mountpoint})") from None
-    except NotADirectoryError:
-        raise CliError(f"{mountpoint}: a parent is not a directory") from None
-    except OSError as exc:
-        if exc.errno in _DEAD_FUSE:
-            _clear_stale_mount(mountpoint)
-            return _check_mountpoint(mountpoint)
-        raise CliError(f"{mountpoint}: {exc.strerror}") from None
-    if not stat.S_ISDIR(st.st_mode):
-        raise CliError(f"{mountpoint} is not a directory")
-    if os.path.ismount(mountpoint):
-        raise CliError(
-            f"{mountpoint} is already a mount point (busy): unmount it first "
-            f"(fakesysfs umount {mountpoint}), or mount elsewhere and bind-mount the result"
-        )
-
-
-def _mounts(mountinfo: str | None = None) -> list[tuple[str, str]]:
-    """(mount point, fstype) of every mount of this mount namespace, in mount order."""
-    if mountinfo is None:
-        try:
-            with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-                mountinfo = f.read()
-        except OSError:
-            return []
-    found = []
-    for line in mountinfo.splitlines():
-        fields = line.split()
-        if " - " not in line or len(fields) < 5:
-            continue
-        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
-        found.append((point, line.split(" - ", 1)[1].split()[0]))
-    return found
-
-
-def _containing_mount(path: str, mounts: list[tuple[str, str]]) -> tuple[str, str] | None:
-    """The mount ``path`` lies in (the last mounted at the longest prefix), if known."""
-    best: tuple[str, str] | None = None
-    for point, fstype in mounts:
-        inside = path == point or path.startswith(point.rstrip("/") + "/")
-        if inside and (best is None or len(point) >= len(best[0])):
-            best = (point, fstype)
-    return best
-
-
-def _check_not_host_sysfs(mountpoint: str, mountinfo: str | None = None, *, real: str | None = None,
-                          on_sysfs: bool = False) -> None:
-    """Refuse to mount over the host's sysfs: ``/sys`` itself, anything below it, any path
-    whose realpath is there (a symlink), and any directory of a sysfs mount elsewhere (a bind
-    of /sys). Mounting there would hide the real /sys from every process of the machine.
-    Allowed only where ``/sys`` is already a fakesysfs mount: the private mount namespace of
-    ``fakesysfs run``. ``real`` and ``on_sysfs``: what an open descriptor says instead."""
-    if real is None:
-        real = os.path.realpath(mountpoint)
-    mounts = _mounts(mountinfo)
-    sys_mount = _containing_mount("/sys", mounts)
-    private = sys_mount is not None and sys_mount[0] == "/sys" and sys_mount[1] == "fuse.fakesysfs"
-    containing = _containing_mount(real, mounts)
-    under_sys = real == "/sys" or real.startswith("/sys/")
-    on_sysfs = on_sysfs or (containing is not None and containing[1] == "sysfs")
-    if (under_sys and not private) or on_sysfs:
-        shown = mountpoint if real == mountpoint else f"{mountpoint} (really {real})"
-        raise CliError(
-            f"refusing to mount over the host's sysfs at {shown}: it would hide the real /sys from "
-            "every process on this machine; use 'fakesysfs run' for tools that need the fake at /sys "
-            "(a private namespace), or mount at DIR/sys for --sysroot tools"
-        )
-
-
-def _open_mountpoint(mountpoint: str) -> int:
-    """An O_PATH descriptor of the mount point, refused as ``_check_not_host_sysfs`` refuses
-    a path, but judged by what was opened (its filesystem by fstatfs, its mount by mnt_id,
-    its path by /proc/self/fd). The mount is then made on this very directory
-    (``_mount_on``), so a symlink swapped or a directory renamed after the check cannot
-    move it onto a sysfs directory."""
-    from .fdops import SYSFS_MAGIC, fs_type, mount_of
-
-    try:
-        fd = os.open(mountpoint, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise CliError(f"{mountpoint}: {exc.strerror}") from None
-    try:
-        entry = mount_of(fd)
-        on_sysfs = fs_type(fd) == SYSFS_MAGIC or (entry is not None and entry.fstype == "sysfs")
-        _check_not_host_sysfs(mountpoint, real=os.readlink(f"/proc/self/fd/{fd}"), on_sysfs=on_sysfs)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    with _mountpoint_rules():
+        check_directory(mountpoint)
 
 
 def _unmount_commands(mountpoint: str, lazy: bool) -> list[list[str]]:
@@ -187,9 +106,11 @@ def _clear_stale_mount(mountpoint: str) -> None:
     """A FUSE mount whose daemon died ("Transport endpoint is not connected"): a fakesysfs
     one is unmounted (lazily if something still holds it), with a message; anything else is
     left alone."""
+    from .mountpoint import containing_mount, mounts
+
     # The mount table has real paths (the dead mount itself cannot be resolved: its parent can).
     real = os.path.join(os.path.realpath(os.path.dirname(mountpoint)), os.path.basename(mountpoint))
-    mine = _containing_mount(real, _mounts())
+    mine = containing_mount(real, mounts())
     if mine is None or mine[0] != real or mine[1] != "fuse.fakesysfs":
         what = f"a {mine[1]} mount" if mine is not None and mine[0] == real else "a mount"
         raise CliError(f"{mountpoint} is {what} whose daemon is gone (Transport endpoint is not connected), "
@@ -206,17 +127,19 @@ def _clear_stale_mount(mountpoint: str) -> None:
 
 # -- building the tree --------------------------------------------------------------------
 def _boot(topology: str | None) -> tuple[Kernel | None, Tree]:
-    """Topology file (or the embedded default) -> booted kernel and its attribute tree."""
+    """Topology file (or the embedded default) -> booted kernel and its attribute tree, with
+    the harness attached."""
     from .sysfs import build_tree
 
-    kernel = _boot_kernel(topology)
-    return kernel, build_tree(kernel)
+    kernel, text = _boot_kernel(topology)
+    tree = build_tree(kernel)
+    _attach_harness(kernel, tree, text)
+    return kernel, tree
 
 
-def _boot_kernel(topology: str | None) -> Kernel:
-    """Topology file (or the embedded default) -> booted kernel; user mistakes as CliError."""
-    import tomllib
-
+def _boot_kernel(topology: str | None) -> tuple[Kernel, str | None]:
+    """Topology file (or the embedded default) -> booted kernel and the file's text (read
+    once: the harness records what was booted); user mistakes as CliError."""
     from .errors import ConfigError
 
     where = topology if topology is not None else "the default topology"
@@ -224,63 +147,78 @@ def _boot_kernel(topology: str | None) -> Kernel:
         raise CliError(f"topology {topology} does not exist or is not a file")
     try:
         from .engine import Kernel
-        from .topology import load_topology
+        from .topology import load_topology, read_topology_file
     except ImportError as exc:
         raise CliError(f"this fakesysfs installation is incomplete: {exc}") from None
     try:
-        config = load_topology(topology)
+        # a regular file of bounded size only: a FIFO or device swapped in is refused, not read
+        text = read_topology_file(topology) if topology is not None else None
+        config = load_topology(text=text, name=topology) if text is not None else load_topology()
         kernel = Kernel(config)
     except ConfigError as exc:
         raise CliError(f"invalid topology {where}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CliError(f"topology {where} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise CliError(f"cannot read topology {where}: {exc.strerror or exc}") from None
-    return kernel
+    return kernel, text
 
 
-def _attach_harness(kernel: Kernel | None, tree: Tree, topology: str | None) -> None:
-    """The simulator's controls: kernel/debug/fakesysfs/, the store trace, ctl ops."""
+def _attach_harness(kernel: Kernel | None, tree: Tree, text: str | None) -> None:
+    """The simulator's controls: kernel/debug/fakesysfs/, the store trace, ctl ops;
+    ``text``: the topology booted (None: the embedded default)."""
     if kernel is None:
         return
     from .harness import Harness
 
-    text = None
-    if topology is not None:
-        with contextlib.suppress(OSError, UnicodeDecodeError), open(topology, encoding="utf-8") as f:
-            text = f.read()
     Harness(kernel, tree, text)
 
 
 def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[Kernel, Tree]:
-    """``mount --state FILE [--import SNAPSHOT]``: resume (or start) a journaled state."""
+    """``mount --state FILE [--import SNAPSHOT]``: resume (or start) a journaled state. A
+    state file this call creates is removed again if the boot fails (by identity: a file
+    swapped in meanwhile stays), so a bad topology or snapshot leaves nothing behind."""
     from .errors import ConfigError
-    from .journal import StateError, boot_state, parse_state
-    from .safefile import UnsafeFileError, open_append
+    from .journal import MAX_SNAPSHOT_BYTES, StateError, boot_state, parse_state
+    from .safefile import UnsafeFileError, open_append_created, read_regular
+    from .safefile import remove_created as remove_if_created
 
     path = os.path.abspath(path)
+    created_fd = -1
     try:
         if snapshot is not None:
-            with open(snapshot, "rb") as f:
-                data = f.read()
+            try:  # a regular file of bounded size only: never a FIFO or device
+                data = read_regular(snapshot, MAX_SNAPSHOT_BYTES, "a snapshot")
+            except OSError as exc:
+                raise CliError(f"cannot read snapshot {snapshot}: {exc.strerror or exc}") from None
             parse_state(snapshot, data)  # refuse anything that is not a snapshot before copying it
-            fd = open_append(path)
+            fd, created = open_append_created(path)
+            if created:
+                created_fd = fd
             try:
                 if os.fstat(fd).st_size > 0:
                     raise CliError(f"--import wants a new state file, but {path} already holds a state")
                 os.write(fd, data)
                 os.fsync(fd)
             finally:
-                os.close(fd)
+                if fd != created_fd:
+                    os.close(fd)
         kernel, tree, harness = boot_state(path, topology)
-    except StateError as exc:
-        raise CliError(str(exc)) from None
-    except ConfigError as exc:
-        raise CliError(f"invalid topology: {exc}") from None
-    except UnsafeFileError as exc:
-        raise CliError(f"cannot use state file {path}: {exc.strerror}") from None
-    except OSError as exc:
-        raise CliError(f"cannot use state file {exc.filename or path}: {exc.strerror or exc}") from None
+    except BaseException as exc:
+        if created_fd >= 0:
+            remove_if_created(path, created_fd)
+        if isinstance(exc, StateError):
+            raise CliError(str(exc)) from None
+        if isinstance(exc, ConfigError):
+            raise CliError(f"invalid topology: {exc}") from None
+        if isinstance(exc, OSError) and topology is not None and exc.filename == topology:
+            raise CliError(f"cannot read topology {topology}: {exc.strerror or exc}") from None
+        if isinstance(exc, UnsafeFileError):
+            raise CliError(f"cannot use state file {path}: {exc.strerror}") from None
+        if isinstance(exc, OSError):
+            raise CliError(f"cannot use state file {exc.filename or path}: {exc.strerror or exc}") from None
+        raise
+    finally:
+        if created_fd >= 0:
+            os.close(created_fd)
 
     def journal_failed(exc: OSError) -> None:
         # Serving on would show changes the state file does not have: stop (libfuse unmounts).
@@ -293,8 +231,11 @@ def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[
 
 # -- mount --------------------------------------------------------------------------------
 def _cmd_mount(args: argparse.Namespace) -> int:
+    from .mountpoint import check_not_host_sysfs, open_mountpoint
+
     mountpoint = os.path.abspath(args.mountpoint)
-    _check_not_host_sysfs(mountpoint)
+    with _mountpoint_rules():
+        check_not_host_sysfs(mountpoint)
     _check_dev_fuse()
     _check_libfuse()
     _check_mountpoint(mountpoint)
@@ -302,7 +243,8 @@ def _cmd_mount(args: argparse.Namespace) -> int:
         raise CliError("--import needs --state FILE: the snapshot is copied there and resumed")
     log_fd = _open_log("log", args.log_file) if args.log_file is not None and not args.foreground else None
     try:
-        dir_fd = _open_mountpoint(mountpoint)  # from here on, the mount goes on this directory
+        with _mountpoint_rules():
+            dir_fd = open_mountpoint(mountpoint)  # from here on, the mount goes on this directory
     except BaseException:
         if log_fd is not None:
             os.close(log_fd)
@@ -312,7 +254,6 @@ def _cmd_mount(args: argparse.Namespace) -> int:
             kernel, tree = _boot_state(args.state, args.config, args.import_snapshot)
         else:
             kernel, tree = _boot(args.config)
-            _attach_harness(kernel, tree, args.config)
         if args.foreground:
             return _serve_foreground(tree, mountpoint, args.allow_other, kernel, dir_fd)
         log_fd, daemon_log = None, log_fd
@@ -324,52 +265,17 @@ def _cmd_mount(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _mount_on(dir_fd: int | None, mountpoint: str, allow_other: bool) -> Iterator[str]:
-    """What to hand ``serve``. With libfuse 3 and the right to mount (root, or root of a user
-    namespace): ``/dev/fd/N`` of a FUSE mount already attached onto ``dir_fd`` (fdops.FuseMount;
-    libfuse then serves without mounting, and the mount is detached here afterwards).
-    Otherwise the path, once more found to lead to ``dir_fd``'s directory: libfuse 2 mounts
-    by path, and an unprivileged mount goes through fusermount3, which mounts only on a
-    directory the caller may write, never on sysfs (its filesystem whitelist)."""
-    from . import _fuse
-    from .fdops import FuseMount, mount_id
-    from .fuse_adapter import fuse_options
+def _mount_on(dir_fd: int, mountpoint: str, allow_other: bool) -> Iterator[str]:
+    """What to hand ``serve``: the mount made on the checked directory ``dir_fd``
+    (fakesysfs/mountpoint.py ``mount_on``), detached again afterwards."""
+    from .mountpoint import mount_on
 
-    if dir_fd is None:
-        yield mountpoint
-        return
-    mount = None
-    if _fuse.LIBFUSE3:
-        options = fuse_options(allow_other=allow_other, libfuse3=True)
-        try:
-            mount = FuseMount(dir_fd, fsname=options["fsname"], subtype=options["subtype"],
-                              allow_other=allow_other, default_permissions=options["default_permissions"],
-                              dev_fuse=DEV_FUSE)
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOSYS):
-                raise CliError(f"cannot mount on {mountpoint}: {exc.strerror}") from None
-    if mount is None:
-        try:
-            same = os.path.samestat(os.stat(mountpoint), os.fstat(dir_fd))
-        except OSError:
-            same = False
-        if not same:
-            raise CliError(f"{mountpoint} changed while fakesysfs was starting (a symlink or directory was "
-                           "replaced): not mounting there")
-        yield mountpoint
-        return
-    try:
-        landed = mount.entry()
-        if landed is None or landed.parent != mount_id(dir_fd):  # something was mounted over it meanwhile
-            raise CliError(f"{mountpoint} was mounted over while fakesysfs was starting: not mounting there")
-        yield mount.libfuse_path  # libfuse closes /dev/fuse when it is done (fuse_session_destroy)
-    finally:
-        with contextlib.suppress(OSError):
-            mount.detach()
+    with _mountpoint_rules(), mount_on(dir_fd, mountpoint, allow_other, dev_fuse=DEV_FUSE) as placed:
+        yield placed.where
 
 
-def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Kernel | None = None,
-                      dir_fd: int | None = None) -> int:
+def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Kernel | None,
+                      dir_fd: int) -> int:
     from .control import serving_or_warn
     from .fuse_adapter import MountError, serve
 
@@ -404,7 +310,7 @@ def _named(message: str, mountpoint: str) -> str:
 
 
 def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | None,
-                  kernel: Kernel | None = None, dir_fd: int | None = None) -> int:
+                  kernel: Kernel | None, dir_fd: int) -> int:
     """Fork the daemon; it takes ``log_fd`` (the --log-file) over."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -428,7 +334,7 @@ def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | 
 
 def _daemon_main(
     tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | None, report_fd: int,
-    kernel: Kernel | None = None, dir_fd: int | None = None,
+    kernel: Kernel | None, dir_fd: int,
 ) -> int:
     from .control import serving_or_warn
     from .fuse_adapter import MountError, serve
@@ -469,7 +375,7 @@ def _detach_stdio(log_fd: int | None) -> None:
         os.close(fd)
 
 
-def _wait_for_daemon(pid: int, read_end: int, mountpoint: str, dir_fd: int | None = None) -> int:
+def _wait_for_daemon(pid: int, read_end: int, mountpoint: str, dir_fd: int) -> int:
     message = b""
     deadline = time.monotonic() + READY_TIMEOUT
     with os.fdopen(read_end, "rb", buffering=0) as pipe:
@@ -487,7 +393,10 @@ def _wait_for_daemon(pid: int, read_end: int, mountpoint: str, dir_fd: int | Non
             message += chunk
     text = message.decode(errors="replace").strip()
     if text == "ok":
-        _wait_until_live(mountpoint, dir_fd=dir_fd)
+        from .mountpoint import wait_until_mounted
+
+        with _mountpoint_rules():  # this process sees it before returning
+            wait_until_mounted(mountpoint, dir_fd)
         print(f"fakesysfs: serving {mountpoint} (pid {pid}); stop with 'fakesysfs umount {mountpoint}'")
         return 0
     _, status = os.waitpid(pid, 0)
@@ -495,30 +404,6 @@ def _wait_for_daemon(pid: int, read_end: int, mountpoint: str, dir_fd: int | Non
         raise CliError(text.removeprefix("error: "))
     code = os.waitstatus_to_exitcode(status)
     raise CliError(f"the daemon exited (status {code}) before {mountpoint} was mounted; see the messages above")
-
-
-def _wait_until_live(mountpoint: str, timeout: float = 5.0, *, dir_fd: int | None = None) -> None:
-    """The daemon answered INIT; make sure this process sees the mount before returning (on
-    ``dir_fd``'s directory when given: the path may have been swapped meanwhile)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError):
-            if dir_fd is not None and _fakesysfs_mounted_on(dir_fd):
-                return
-            if dir_fd is None and os.path.ismount(mountpoint):
-                os.listdir(mountpoint)
-                return
-        if time.monotonic() > deadline:
-            raise CliError(f"the daemon reported ready but {mountpoint} is not mounted")
-        time.sleep(0.01)
-
-
-def _fakesysfs_mounted_on(dir_fd: int) -> bool:
-    """Whether a fakesysfs mount sits on the directory ``dir_fd`` was opened on."""
-    from .fdops import mount_id, mounts
-
-    parent, point = mount_id(dir_fd), os.readlink(f"/proc/self/fd/{dir_fd}")
-    return any(m.parent == parent and m.point == point and m.fstype == "fuse.fakesysfs" for m in mounts())
 
 
 # -- umount -------------------------------------------------------------------------------
@@ -529,21 +414,11 @@ def _is_mounted(mountpoint: str) -> bool:
         return False
 
 
-def _is_dead_fuse_mount(mountpoint: str) -> bool:
-    """Whether ``mountpoint`` is a FUSE mount whose daemon is gone. By statfs, not stat: the
-    kernel answers stat from its attribute cache (an hour, for a fakesysfs mount) even after
-    the daemon died, but asks the daemon for every statfs (fs/fuse/inode.c fuse_statfs), and
-    a dead connection answers ENOTCONN without asking."""
-    try:
-        os.statvfs(mountpoint)
-    except OSError as exc:
-        return exc.errno in _DEAD_FUSE
-    return False
-
-
 def _cmd_umount(args: argparse.Namespace) -> int:
+    from .mountpoint import is_dead_fuse_mount
+
     mountpoint = os.path.abspath(args.mountpoint)
-    if not (_is_mounted(mountpoint) or _is_dead_fuse_mount(mountpoint)):
+    if not (_is_mounted(mountpoint) or is_dead_fuse_mount(mountpoint)):
         raise CliError(f"{mountpoint} is not mounted")
     reasons = _unmount(mountpoint, args.lazy)
     if not reasons:
@@ -715,8 +590,10 @@ def _block_map(blocks: Sequence[_Block]) -> list[str]:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from .mountpoint import is_dead_fuse_mount
+
     mountpoint = os.path.abspath(args.mountpoint)
-    if _is_dead_fuse_mount(mountpoint):
+    if is_dead_fuse_mount(mountpoint):
         raise CliError(f"{mountpoint} is a FUSE mount whose daemon is gone: run 'fakesysfs umount {mountpoint}'")
     if not os.path.isdir(mountpoint):
         raise CliError(f"{mountpoint} does not exist or is not a directory")
@@ -739,7 +616,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise CliError("no COMMAND given: fakesysfs run [-c TOPOLOGY.toml] [--] COMMAND [ARGS...]")
     _check_dev_fuse()
     _check_libfuse()
-    kernel = _boot_kernel(args.config)
+    kernel, text = _boot_kernel(args.config)
     from .sysfs import build_tree
 
     options = RunOptions(share_net=args.share_net, userns=True if args.userns else None)
@@ -765,7 +642,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 os.close(options.trace_fd)
             raise
     tree = build_tree(kernel)
-    _attach_harness(kernel, tree, args.config)
+    _attach_harness(kernel, tree, text)
     try:
         return run(kernel, tree, command, options)
     except NamespaceError as exc:

@@ -16,8 +16,13 @@ checked with ``fstat`` on ``O_DIRECTORY|O_NOFOLLOW`` descriptors (fakesysfs/safe
 ours, mode 0700) and the socket is bound inside the checked one, so it cannot be squatted.
 If ``fakesysfs-<key>`` is not usable (someone else made it first, or a symlink, or a loose
 mode), the daemon says so in one warning line and uses a fresh private directory
-``fakesysfs-<key>-<random>`` beside it instead. Clients never compute any of this: they read
-the path the mount publishes, so they find the socket wherever the daemon put it.
+``fakesysfs-<key>-<pid>-<random>`` beside it instead. Clients never compute any of this: they
+read the path the mount publishes, so they find the socket wherever the daemon put it. A
+daemon holds ``flock`` on its socket directory while it serves; the directory of one that
+died without cleaning up (SIGKILL), its own ``<pid>-<random>`` below ``fakesysfs-<key>`` or a
+fallback beside it, is removed by the next daemon of the same key: only if its pid is gone,
+nobody holds its lock, and it is ours and 0700 (``fstat`` of an ``O_DIRECTORY|O_NOFOLLOW``
+descriptor), its entries removed through that descriptor without following a link.
 
 Protocol (UTF-8, one JSON object per line, both directions):
 
@@ -57,9 +62,11 @@ from __future__ import annotations
 
 import contextlib
 import errno as errno_mod
+import fcntl
 import json
 import logging
 import os
+import re
 import select
 import shutil
 import socket
@@ -187,11 +194,18 @@ def runtime_dir() -> str:
 
 
 def _socket_dir(base: str, *, fallback: bool) -> tuple[str, int, int]:
-    """A fresh 0700 directory for one daemon's socket below the private directory ``base``:
-    (its path, a descriptor of it, a descriptor of ``base`` or -1). A ``base`` that is not
-    ours and 0700 is refused (UnsafeFileError) or, with ``fallback``, replaced by a fresh
-    private directory beside it, with a warning."""
-    from .safefile import UnsafeFileError, fresh_private_dir, private_dir
+    """A fresh 0700 directory ``<pid>-<random>`` for one daemon's socket below the private
+    directory ``base``: (its path, a descriptor of it, locked, a descriptor of ``base`` or
+    -1). A ``base`` that is not ours and 0700 is refused (UnsafeFileError) or, with
+    ``fallback``, replaced by a fresh private directory ``<base>-<pid>-<random>`` beside it,
+    with a warning. Directories of daemons that died without cleaning up are removed
+    first (``_remove_stale``)."""
+    from .safefile import (
+        UnsafeFileError,
+        fresh_private_dir,
+        open_checked_dir,
+        private_dir,
+    )
 
     try:
         base_fd = private_dir(base)
@@ -199,33 +213,109 @@ def _socket_dir(base: str, *, fallback: bool) -> tuple[str, int, int]:
         if not fallback:
             raise
         parent, name = os.path.split(base)
-        fresh, fd = fresh_private_dir(parent, f"{name}-")
+        parent_fd = open_checked_dir(parent)
+        try:
+            _remove_stale(parent_fd, re.compile(re.escape(name) + _STALE_NAME))
+            fresh, fd = fresh_private_dir(parent_fd, f"{name}-{os.getpid()}-")
+        finally:
+            os.close(parent_fd)
+        _lock(fd)
         log.warning("not using %s (%s); the control socket is in %s instead", base, exc.strerror,
                     os.path.join(parent, fresh))
         return os.path.join(parent, fresh), fd, -1
     try:
-        _remove_stale(base_fd)
+        _remove_stale(base_fd, re.compile(_STALE_NAME.removeprefix("-")))
         sub, fd = fresh_private_dir(base_fd, f"{os.getpid()}-")
     except BaseException:
         os.close(base_fd)
         raise
+    _lock(fd)
     return os.path.join(base, sub), fd, base_fd
 
 
-def _remove_stale(base_fd: int) -> None:
-    """Remove the directories of daemons that died without cleaning up (SIGKILL)."""
+#: What follows the prefix in the name of a daemon's socket directory: ``-<pid>-<random>``
+#: (safefile.fresh_private_dir adds 12 hex digits).
+_STALE_NAME = r"-(\d+)-[0-9a-f]{12}"
+#: Levels below a socket directory removed (it holds one socket; anything deeper is not ours).
+_STALE_DEPTH = 2
+
+
+def _lock(fd: int) -> None:
+    """Hold ``flock`` on our socket directory while it is in use (the descriptor stays open
+    until ``close``): a daemon in another PID namespace, whose pid means nothing here, still
+    keeps its directory from being taken for stale."""
     with contextlib.suppress(OSError):
-        for name in os.listdir(base_fd):
-            pid_text = name.split("-", 1)[0]
-            if not pid_text.isdigit() or int(pid_text) == os.getpid():
-                continue
-            try:
-                os.kill(int(pid_text), 0)
-                continue  # alive (or not ours to judge)
-            except ProcessLookupError:
-                shutil.rmtree(name, dir_fd=base_fd, ignore_errors=True)
-            except OSError:
-                continue
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _remove_stale(parent_fd: int, pattern: re.Pattern[str]) -> None:
+    """Remove the socket directories (names matching ``pattern``, group 1 the pid) of
+    daemons that died without cleaning up (SIGKILL): the pid is gone, the directory is ours
+    and 0700 (fstat of an O_DIRECTORY|O_NOFOLLOW descriptor) and nobody holds its lock. Its
+    entries are removed through that descriptor, never following a link."""
+    try:
+        names = os.listdir(parent_fd)
+    except OSError:
+        return
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None or int(match.group(1)) == os.getpid() or _alive(int(match.group(1))):
+            continue
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) != 0o700:
+                continue  # not ours: not ours to judge
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: alive in another PID namespace
+            _empty_dir(fd, _STALE_DEPTH)
+            there = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+            if os.path.samestat(there, st):
+                os.rmdir(name, dir_fd=parent_fd)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process: not gone, and not a zombie (a daemon killed
+    after its parent exited stays one until its reaper gets to it; its descriptors, and so
+    its lock, are gone already)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process (EPERM): alive
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]  # fs/proc/array.c do_task_stat
+    except (OSError, IndexError):
+        return True
+    return state not in (b"Z", b"X")
+
+
+def _empty_dir(fd: int, depth: int) -> None:
+    """Remove what is in the directory open on ``fd``, down to ``depth`` levels, through
+    descriptors (O_NOFOLLOW): a link is unlinked, never followed. OSError if something stays."""
+    for name in os.listdir(fd):
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        if not stat.S_ISDIR(st.st_mode):
+            os.unlink(name, dir_fd=fd)
+            continue
+        if depth <= 1:
+            raise OSError(errno_mod.ENOTEMPTY, "nested too deeply to be a socket directory", name)
+        sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        try:
+            if not os.path.samestat(os.fstat(sub), st):
+                raise OSError(errno_mod.EAGAIN, "replaced while being removed", name)
+            _empty_dir(sub, depth - 1)
+        finally:
+            os.close(sub)
+        os.rmdir(name, dir_fd=fd)
 
 
 def find_control_socket(mountpoint: str | os.PathLike[str]) -> str:
@@ -306,6 +396,7 @@ class ControlServer:
         self._base = directory
         self._dir: str | None = None
         self._dir_base = ""  # the per-user directory self._dir is in ("": none, a fallback)
+        self._dir_fd = -1  # self._dir, open and locked while in use (_lock)
         self.path = ""
         self._sock: socket.socket | None = None
         self._wake_r, self._wake_w = -1, -1
@@ -342,10 +433,9 @@ class ControlServer:
             sock.close()
             self._remove_dir(directory, dir_fd, base_fd)
             raise
-        os.close(dir_fd)
         if base_fd >= 0:
             os.close(base_fd)
-        self._dir, self.path, self._sock = directory, path, sock
+        self._dir, self.path, self._sock, self._dir_fd = directory, path, sock, dir_fd
         self._dir_base = os.path.dirname(directory) if base_fd >= 0 else ""
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
         self._thread = threading.Thread(target=self._accept_loop, name="fakesysfs-control", daemon=True)
@@ -376,6 +466,9 @@ class ControlServer:
         self._wake_r = self._wake_w = -1
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
+            if self._dir_fd >= 0:
+                os.close(self._dir_fd)
+                self._dir_fd = -1
             if self._base is None and "-userns" in self._dir_base:
                 # A user namespace's base dies with it: leave no empty directory behind.
                 with contextlib.suppress(OSError):

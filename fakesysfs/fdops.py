@@ -188,16 +188,17 @@ class FuseMount:
         """This mount's mountinfo entry; None once it is unmounted."""
         return mount_entry(self.id)
 
-    def detach(self) -> None:
-        """Unmount (lazily) this mount if it is still the topmost one at ``dir_fd``'s
-        directory (umount2 through the directory's /proc/self/fd link unmounts the topmost
-        mount there); gone (``fakesysfs umount``), moved or covered by another: left alone."""
+    def detach(self, lazy: bool = True) -> None:
+        """Unmount (lazily, MNT_DETACH, unless told otherwise: then EBUSY while it is in use)
+        this mount if it is still the topmost one at ``dir_fd``'s directory (umount2 through
+        the directory's /proc/self/fd link unmounts the topmost mount there); gone
+        (``fakesysfs umount``), moved or covered by another: left alone."""
         entry = self.entry()
         if entry is None or entry.point != os.readlink(f"/proc/self/fd/{self.dir_fd}"):
             return
         if any(m.parent == self.id and m.point == entry.point for m in mounts()):
             return  # something is stacked on it: that is not ours to unmount
-        if _libc.umount2(f"/proc/self/fd/{self.dir_fd}".encode(), _MNT_DETACH) != 0:
+        if _libc.umount2(f"/proc/self/fd/{self.dir_fd}".encode(), _MNT_DETACH if lazy else 0) != 0:
             err = ctypes.get_errno()
             if err not in (errno.EINVAL, errno.ENOENT):
                 raise OSError(err, f"umount {entry.point}: {os.strerror(err)}")

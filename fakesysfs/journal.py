@@ -68,8 +68,8 @@ if TYPE_CHECKING:
     from .harness import Harness
     from .sysfs.tree import Tree
 
-__all__ = ["FORMAT", "HISTORY_MEMORY_BYTES", "RESERVE_BYTES", "History", "Journal", "StateError", "StateFile",
-           "boot_state", "read_state", "write_snapshot"]
+__all__ = ["FORMAT", "HISTORY_MEMORY_BYTES", "MAX_SNAPSHOT_BYTES", "RESERVE_BYTES", "History", "Journal",
+           "StateError", "StateFile", "boot_state", "read_state", "write_snapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ RESERVE_BYTES = 256 << 10
 HISTORY_MEMORY_BYTES = 1 << 20
 #: fallocate(2) mode: allocate blocks past the end without changing the file's size.
 _FALLOC_FL_KEEP_SIZE = 0x01
+#: The largest snapshot read (``mount --import``, ``read_state``): a regular file only.
+MAX_SNAPSHOT_BYTES = 64 << 20
 
 
 class StateError(Exception):
@@ -143,10 +145,10 @@ class StateFile:
 
 def read_state(path: str | os.PathLike[str]) -> StateFile:
     """Parse a state file. StateError if it is not one or is damaged before its last line."""
+    from .safefile import read_regular
+
     name = os.fspath(path)
-    with open(name, "rb") as f:
-        data = f.read()
-    return parse_state(name, data)
+    return parse_state(name, read_regular(name, MAX_SNAPSHOT_BYTES, "a snapshot"))
 
 
 def parse_state(name: str, data: bytes) -> StateFile:
@@ -461,20 +463,20 @@ def boot_state(path: str | os.PathLike[str], topology: str | os.PathLike[str] | 
     """Boot from a state file and attach its journal: a new (missing or empty) file is
     created with ``topology`` (a file; ``topology_text``; default: the embedded default);
     an existing one boots its recorded topology and replays its records. A ``topology``
-    given for an existing file must be the one recorded. Raises StateError, ConfigError,
-    OSError."""
+    given for an existing file must be the one recorded. A file this call created is removed
+    again when the boot fails (a bad topology must not leave an empty state file that the
+    next start takes for a new one). Raises StateError, ConfigError, OSError."""
     from .engine import Kernel
     from .harness import Harness, HarnessError
-    from .safefile import open_append
+    from .safefile import open_append_created, remove_created
     from .sysfs import build_tree
-    from .topology import default_topology_text, load_topology
+    from .topology import default_topology_text, load_topology, read_topology_file
 
     name = os.fspath(path)
     given: str | None = topology_text
     if topology is not None:
-        with open(topology, encoding="utf-8") as f:
-            given = f.read()
-    fd = open_append(name, readable=True)
+        given = read_topology_file(topology)
+    fd, created = open_append_created(name, readable=True)
     try:
         data = _read_fd(fd)
         if not data:
@@ -500,6 +502,8 @@ def boot_state(path: str | os.PathLike[str], topology: str | os.PathLike[str] | 
                 raise StateError(str(exc)) from None
             harness.attach_journal(Journal.resume(name, fd, state))
     except BaseException:
+        if created:
+            remove_created(name, fd)
         os.close(fd)
         raise
     return kernel, tree, harness

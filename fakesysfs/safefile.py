@@ -25,6 +25,10 @@ OpenSSH applies to its own files (``secure_filename``/``safe_path`` in auth.c an
 - **Append** (``open_append``: ``--trace``, ``--log-file``, ``--state``): an existing file of
   ours that passes those checks is appended to; anything else at the name (a symlink,
   another user's file, a FIFO or device, a group/world-writable file) is refused.
+- **Taking a new file back** (``open_append_created`` tells whether the call created it;
+  ``remove_created``: a ``--state`` file whose first boot failed): unlinked only while the
+  name, looked up in the checked directory without following a link, still leads to the
+  very file created (st_dev, st_ino); a file swapped in is left alone.
 - **Atomic replace** (``replace``: ``ctl export``): the content goes to a temporary file
   with a random name created ``O_EXCL`` in the same directory, is fsync'd, and is renamed
   over the destination (rename never follows a link). An existing destination must be a
@@ -32,6 +36,12 @@ OpenSSH applies to its own files (``secure_filename``/``safe_path`` in auth.c an
 - **Private directories** (``private_dir``, ``fresh_private_dir``: control sockets) are
   created 0700 and must be, by ``fstat`` of an ``O_DIRECTORY|O_NOFOLLOW`` descriptor, ours
   with no group or other access.
+
+Files fakesysfs only reads (a topology, an ``--import`` snapshot, udev rules files) go
+through ``read_regular``: a regular file only, at most a stated size. The name is opened
+``O_PATH`` (which opens no device and cannot block on a FIFO), judged by ``fstat``, and only
+then opened for reading through that very descriptor, so a FIFO (which would block) or a
+device (``/dev/zero`` reads forever; opening some acts) is never read.
 
 Every refusal is an ``UnsafeFileError``: an OSError whose ``filename`` is the file and whose
 ``strerror`` is the reason in a few words, so callers print it as one line.
@@ -48,7 +58,9 @@ import secrets
 import stat
 from collections.abc import Iterable
 
-__all__ = ["UnsafeFileError", "fresh_private_dir", "open_append", "private_dir", "replace"]
+__all__ = ["UnsafeFileError", "fresh_private_dir", "open_append", "open_append_created", "open_checked_dir",
+           "private_dir",
+           "read_regular", "remove_created", "replace"]
 
 #: The inode of the initial user namespace's /proc/self/ns/user (PROC_USER_INIT_INO,
 #: include/linux/proc_ns.h).
@@ -159,6 +171,12 @@ def _open_dir(path: str) -> int:
             os.close(fd)
 
 
+def open_checked_dir(path: str) -> int:
+    """An ``O_RDONLY|O_DIRECTORY`` descriptor of the directory ``path``, reached from / with
+    every directory and link on the way checked (the module doc); UnsafeFileError or OSError."""
+    return _open_dir(path)
+
+
 def _split(path: str | os.PathLike[str]) -> tuple[str, str, str]:
     """(the path as given, its directory, its last component); the last must name a file."""
     name = os.fspath(path)
@@ -196,14 +214,22 @@ def _refuse_existing(dir_fd: int, leaf: str, shown: str, exc: OSError) -> OSErro
 def open_append(path: str | os.PathLike[str], *, readable: bool = False) -> int:
     """An ``O_APPEND`` descriptor (``O_RDWR`` with ``readable``) of ``path``: a new file
     (0600), or an existing one that passes the checks. UnsafeFileError or OSError."""
+    return open_append_created(path, readable=readable)[0]
+
+
+def open_append_created(path: str | os.PathLike[str], *, readable: bool = False) -> tuple[int, bool]:
+    """``open_append``, and whether this call created the file (``remove_created`` can then
+    take it back when what it was for failed)."""
     shown, directory, leaf = _split(path)
     flags = ((os.O_RDWR if readable else os.O_WRONLY) | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY
              | os.O_NONBLOCK)
     dir_fd = _open_dir(directory)
     try:
+        created = False
         for _ in range(_TRIES):
             try:
                 fd = os.open(leaf, flags | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dir_fd)
+                created = True
                 os.fchmod(fd, 0o600)  # whatever the umask
                 break
             except FileExistsError:
@@ -223,7 +249,30 @@ def open_append(path: str | os.PathLike[str], *, readable: bool = False) -> int:
         else:
             raise UnsafeFileError(shown, "it keeps appearing and disappearing", errno.EAGAIN)
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-        return fd
+        return fd, created
+    finally:
+        os.close(dir_fd)
+
+
+def remove_created(path: str | os.PathLike[str], fd: int) -> bool:
+    """Unlink ``path`` if it is still the very file open on ``fd`` (same st_dev and st_ino,
+    looked up without following a link in the directory reached as ``open_append`` reaches
+    it: only root or we can replace entries there); a file swapped in meanwhile is left
+    alone. For a file ``open_append_created`` just created. Whether it was removed."""
+    _, directory, leaf = _split(path)
+    mine = os.fstat(fd)
+    try:
+        dir_fd = _open_dir(directory)
+    except OSError:
+        return False
+    try:
+        there = os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
+        if (there.st_dev, there.st_ino) != (mine.st_dev, mine.st_ino):
+            return False
+        os.unlink(leaf, dir_fd=dir_fd)
+        return True
+    except OSError:
+        return False
     finally:
         os.close(dir_fd)
 
@@ -271,6 +320,56 @@ def replace(path: str | os.PathLike[str], chunks: Iterable[bytes]) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dir_fd)
         os.close(dir_fd)
+
+
+def read_regular(path: str | os.PathLike[str], limit: int, what: str) -> bytes:
+    """The content of the regular file ``path`` (see the module doc); more than ``limit``
+    bytes is refused: ``what`` (e.g. "topology") says in the message whose limit it is.
+    UnsafeFileError or OSError, both naming the file."""
+    shown = os.fspath(path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        pfd = os.open(shown, os.O_PATH | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, shown) from None
+    try:
+        st = os.fstat(pfd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFileError(shown, f"it is {_kind(st.st_mode)}, not a regular file", errno.EINVAL)
+        try:
+            fd = os.open(f"/proc/self/fd/{pfd}", flags)  # the inode judged, whatever the name leads to now
+        except FileNotFoundError:  # no /proc: by name, then made sure it is the file judged
+            fd = os.open(shown, flags)
+            if not os.path.samestat(os.fstat(fd), st):
+                os.close(fd)
+                raise UnsafeFileError(shown, "it was replaced while being opened", errno.EAGAIN) from None
+    except UnsafeFileError:
+        raise
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, shown) from None
+    finally:
+        os.close(pfd)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, shown) from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise UnsafeFileError(shown, f"it is larger than {_size(limit)}, the most fakesysfs reads for {what}",
+                              errno.EFBIG)
+    return b"".join(chunks)
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes >> 20} MiB" if nbytes >= 1 << 20 and not nbytes & ((1 << 20) - 1) else f"{nbytes} bytes"
 
 
 def _check_private(fd: int, shown: str) -> None:

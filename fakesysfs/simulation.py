@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .control import ControlServer
     from .engine import Kernel
     from .engine.events import Uevent
+    from .mountpoint import Placement
     from .sysfs.tree import Tree
 
 __all__ = ["Mark", "Simulation", "TopologySource"]
@@ -95,6 +96,7 @@ class Simulation:
             default_topology_text,
             dump_topology,
             load_topology,
+            read_topology_file,
             validate_config,
         )
 
@@ -107,8 +109,7 @@ class Simulation:
         elif isinstance(topology, str) and _is_toml_text(topology):
             text = topology
         elif topology is not None:
-            with open(topology, encoding="utf-8") as f:
-                text = f.read()
+            text = read_topology_file(topology)  # a regular file of bounded size: never a FIFO or device
         if state is not None:
             from .journal import boot_state
 
@@ -375,7 +376,9 @@ class Simulation:
         """Serve the tree over FUSE from a thread of this process, with the control socket
         (``fakesysfs ctl``, ``fakesysfs monitor``), and return the mountpoint: a fresh
         directory under /tmp unless given. Every process of this mount namespace sees it;
-        ``allow_other`` lets other users in. Raises MountError."""
+        ``allow_other`` lets other users in. Raises MountError, also where ``fakesysfs mount``
+        refuses to mount (fakesysfs/mountpoint.py: the host's sysfs, a busy directory); the
+        mount goes on the very directory that was checked."""
         from .fuse_adapter import MountError
 
         if self._mount is not None:
@@ -424,11 +427,16 @@ class _Mount:
     errors: list[BaseException]
     owns_dir: bool
     server: ControlServer | None
+    #: The mount made on the checked directory (fakesysfs/mountpoint.py) and its undoing.
+    placement: Placement | None
+    placed: contextlib.ExitStack
 
     @classmethod
     def start(cls, sim: Simulation, mountpoint: str | os.PathLike[str] | None, allow_other: bool) -> _Mount:
-        from .control import ControlServer
-        from .fuse_adapter import MountError, serve
+        """Mount where ``fakesysfs mount`` would (fakesysfs/mountpoint.py: never over the
+        host's sysfs, on the very directory that was checked) and serve from a thread."""
+        from . import mountpoint as rules
+        from .fuse_adapter import MountError
 
         reason = _fuse_unavailable()
         if reason is not None:
@@ -439,10 +447,31 @@ class _Mount:
             path.chmod(0o755)
         else:
             path = Path(mountpoint).absolute()
-            if not path.is_dir():
-                raise MountError(f"{path} is not a directory: create it first")
-            if os.path.ismount(path):
-                raise MountError(f"{path} is already a mount point")
+        placed = contextlib.ExitStack()
+        try:
+            try:
+                rules.check_not_host_sysfs(str(path))
+                rules.check_directory(str(path))
+                dir_fd = rules.open_mountpoint(str(path))
+                placed.callback(os.close, dir_fd)
+                placement = placed.enter_context(rules.mount_on(dir_fd, str(path), allow_other))
+            except rules.MountpointError as exc:
+                raise MountError(str(exc)) from None
+            return cls._serve(sim, path, owns_dir, allow_other, dir_fd, placement, placed)
+        except BaseException:
+            placed.close()
+            if owns_dir:
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+            raise
+
+    @classmethod
+    def _serve(cls, sim: Simulation, path: Path, owns_dir: bool, allow_other: bool, dir_fd: int,
+               placement: Placement, placed: contextlib.ExitStack) -> _Mount:
+        from . import mountpoint as rules
+        from .control import ControlServer
+        from .fuse_adapter import MountError, serve
+
         server: ControlServer | None = None
         try:
             server = ControlServer(sim.kernel)
@@ -456,28 +485,36 @@ class _Mount:
 
         def run() -> None:
             try:
-                serve(sim.tree, path, allow_other=allow_other, ready_callback=ready.set)
+                serve(sim.tree, placement.where, allow_other=allow_other, ready_callback=ready.set)
             except BaseException as exc:  # noqa: BLE001 (reported by start/stop)
                 errors.append(exc)
 
         thread = threading.Thread(target=run, name=f"fakesysfs {path}", daemon=True)
         thread.start()
+        mount = cls(path, thread, errors, False, server, placement, placed)
         deadline = time.monotonic() + MOUNT_TIMEOUT
         while not ready.wait(0.01):
             if not thread.is_alive() or time.monotonic() > deadline:
-                mount = cls(path, thread, errors, owns_dir, server)
                 mount.stop(sim)
                 raise MountError(f"mounting {path} failed: {errors[0] if errors else 'no answer from libfuse'}")
-        while not os.path.ismount(path):  # INIT answered; make sure this process sees it
-            if time.monotonic() > deadline:
-                raise MountError(f"libfuse reported {path} mounted, but it is not a mount point")
-            time.sleep(0.005)
-        return cls(path, thread, errors, owns_dir, server)
+        try:  # INIT answered; make sure this process sees it (on the checked directory)
+            rules.wait_until_mounted(str(path), dir_fd, max(deadline - time.monotonic(), 0.5),
+                                     what="libfuse reported it mounted")
+        except rules.MountpointError as exc:
+            mount.stop(sim)
+            raise MountError(str(exc)) from None
+        mount.owns_dir = owns_dir
+        return mount
 
     def stop(self, sim: Simulation) -> None:
-        if self.thread.is_alive() and os.path.ismount(self.path) and _unmount(self.path) is not None:
-            _unmount(self.path, lazy=True)
+        if self.thread.is_alive():
+            if self.placement is not None and self.placement.fuse_mount is not None:
+                with contextlib.suppress(OSError):
+                    self.placement.unmount()
+            elif os.path.ismount(self.path) and _unmount(self.path) is not None:
+                _unmount(self.path, lazy=True)
         self.thread.join(MOUNT_TIMEOUT)
+        self.placed.close()
         if self.server is not None:
             sim.kernel.control_socket = None
             self.server.close()

@@ -107,11 +107,15 @@ __all__ = [
     "dump_topology",
     "load_topology",
     "parse_size",
+    "read_topology_file",
     "validate_config",
 ]
 
 #: Package data file holding the embedded default topology.
 DEFAULT_TOPOLOGY_FILE = "default_topology.toml"
+#: The largest topology file read (the embedded default is ~10 KiB; a machine of
+#: MAX_NUMNODES nodes with a full distance matrix is ~4 MiB).
+MAX_TOPOLOGY_BYTES = 16 * MiB
 
 #: Section size on x86_64 (SECTION_SIZE_BITS = 27); the smallest memory block.
 MIN_BLOCK_SIZE = 128 * MiB
@@ -160,12 +164,27 @@ def default_topology_text() -> str:
     return resources.files(__package__).joinpath(DEFAULT_TOPOLOGY_FILE).read_text("utf-8")
 
 
+def read_topology_file(source: str | os.PathLike[str]) -> str:
+    """The text of a topology file: a regular file of at most ``MAX_TOPOLOGY_BYTES`` (a FIFO
+    or device is never read: fakesysfs/safefile.py ``read_regular``), UTF-8. ConfigError
+    for text that is not UTF-8; OSError (naming the file) if it cannot be read."""
+    from .safefile import read_regular
+
+    name = os.fspath(source)
+    raw = read_regular(name, MAX_TOPOLOGY_BYTES, "a topology")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(name, f"not UTF-8 text: {exc}") from None
+
+
 def load_topology(
-    source: str | os.PathLike[str] | None = None, *, text: str | None = None
+    source: str | os.PathLike[str] | None = None, *, text: str | None = None, name: str | None = None
 ) -> BootConfig:
     """Read and validate a topology.
 
-    ``source`` is a file path; ``text`` is TOML text; with neither, the embedded default is
+    ``source`` is a file path (read by ``read_topology_file``); ``text`` is TOML text
+    (``name``: the file it came from, for messages); with neither, the embedded default is
     loaded. Raises ConfigError for anything the schema rejects (OSError if the file cannot
     be read).
     """
@@ -173,16 +192,11 @@ def load_topology(
         raise TypeError("load_topology() takes a path or text=, not both")
     if source is not None:
         name = os.fspath(source)
-        with open(name, "rb") as f:
-            raw = f.read()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(name, f"not UTF-8 text: {exc}") from None
+        text = read_topology_file(name)
     elif text is None:
         name = DEFAULT_TOPOLOGY_FILE
         text = default_topology_text()
-    else:
+    elif name is None:
         name = "<text>"
     try:
         data = tomllib.loads(text)

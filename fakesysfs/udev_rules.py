@@ -72,6 +72,8 @@ log = logging.getLogger("fakesysfs.udev")
 UDEV_LIBEXEC_DIR = "/lib/udev"
 #: udevd's default event timeout (udev.conf event_timeout=180).
 PROGRAM_TIMEOUT = 180.0
+#: The largest rules file read (a distribution's whole rules.d is well under 1 MiB).
+MAX_RULES_BYTES = 16 << 20
 
 
 class RulesError(Exception):
@@ -344,11 +346,12 @@ class UdevRules:
 
     @classmethod
     def load(cls, paths: Sequence[str], *, report: bool = True) -> UdevRules:
+        from .safefile import read_regular
+
         rules = cls()
         for path in paths:
-            try:
-                with open(path, encoding="utf-8", errors="surrogateescape") as f:
-                    text = f.read()
+            try:  # a regular file of bounded size only: a FIFO or device is never read
+                text = read_regular(path, MAX_RULES_BYTES, "a rules file").decode("utf-8", "surrogateescape")
             except OSError as exc:
                 raise RulesError(f"cannot read rules file {path}: {exc.strerror or exc}") from None
             rules.parse(text, path)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from fakesysfs import cli
+from fakesysfs import mountpoint
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
@@ -51,26 +51,26 @@ RUN_MOUNTINFO = HOST_MOUNTINFO + "90 23 0:50 / /sys rw,nosuid,nodev,relatime - f
 @pytest.mark.parametrize("path", ["/sys", "/sys/", "/sys/kernel/mm", "/sys/kernel/debug", "/sys/fs/cgroup/x",
                                   "/mnt/host sys", "/mnt/host sys/kernel"])
 def test_the_hosts_sysfs_is_refused(path: str) -> None:
-    with pytest.raises(cli.CliError, match="refusing to mount over the host's sysfs"):
-        cli._check_not_host_sysfs(path, HOST_MOUNTINFO)
+    with pytest.raises(mountpoint.MountpointError, match="refusing to mount over the host's sysfs"):
+        mountpoint.check_not_host_sysfs(path, HOST_MOUNTINFO)
 
 
 @pytest.mark.parametrize("path", ["/tmp/x", "/mnt/other", "/sysfoo", "/srv/sys"])
 def test_other_places_are_allowed(path: str) -> None:
-    cli._check_not_host_sysfs(path, HOST_MOUNTINFO)
+    mountpoint.check_not_host_sysfs(path, HOST_MOUNTINFO)
 
 
 def test_below_the_fake_sys_of_fakesysfs_run_is_allowed() -> None:
-    cli._check_not_host_sysfs("/sys/devices/system", RUN_MOUNTINFO)
-    cli._check_not_host_sysfs("/sys", RUN_MOUNTINFO)  # then refused as "already a mount point"
+    mountpoint.check_not_host_sysfs("/sys/devices/system", RUN_MOUNTINFO)
+    mountpoint.check_not_host_sysfs("/sys", RUN_MOUNTINFO)  # then refused as "already a mount point"
 
 
 def test_a_symlink_to_sys_is_judged_by_its_realpath(tmp_path: Path) -> None:
     (tmp_path / "s").symlink_to("/sys")
     (tmp_path / "k").symlink_to("/sys/kernel")
     for path in (tmp_path / "s", tmp_path / "k" / "mm"):
-        with pytest.raises(cli.CliError, match=r"really /sys"):
-            cli._check_not_host_sysfs(str(path), HOST_MOUNTINFO)
+        with pytest.raises(mountpoint.MountpointError, match=r"really /sys"):
+            mountpoint.check_not_host_sysfs(str(path), HOST_MOUNTINFO)
 
 
 @pytest.mark.parametrize("where", ["/sys", "/sys/kernel/mm", "/sys/devices/system/memory", "SYMLINK"])
@@ -86,7 +86,7 @@ def test_fakesysfs_mount_refuses_the_real_sys_in_one_line(where: str, tmp_path: 
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "refusing to mount over the host's sysfs" in lines[0], done.stderr
     assert "fakesysfs run" in lines[0]
-    assert cli._containing_mount(os.path.realpath(where), cli._mounts())[1] != "fuse.fakesysfs"
+    assert mountpoint.containing_mount(os.path.realpath(where), mountpoint.mounts())[1] != "fuse.fakesysfs"
 
 
 # -- who reaches the mount ----------------------------------------------------------------------

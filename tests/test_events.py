@@ -493,8 +493,19 @@ def test_find_control_socket_explains_a_tree_without_one(tmp_path: Path) -> None
 
 
 def test_stale_socket_directories_of_dead_daemons_are_removed(tmp_path: Path) -> None:
-    dead = tmp_path / "999999999-abc"
-    dead.mkdir()
+    """``<pid>-<random>`` of a pid that is gone, ours and 0700, is removed without following
+    the links in it; a loose one (not 0700) is not ours to judge."""
+    dead = tmp_path / "999999999-0123456789ab"
+    dead.mkdir(mode=0o700)
+    (dead / "control").touch()
+    keep = tmp_path.parent / f"{tmp_path.name}-keep"
+    keep.mkdir()
+    (keep / "file").write_text("x")
+    (dead / "link").symlink_to(keep)
+    loose = tmp_path / "999999998-0123456789ab"
+    loose.mkdir(mode=0o700)
+    loose.chmod(0o755)
     box = Box()
     with serving(box.k, str(tmp_path)):
         assert not dead.exists()
+        assert loose.exists() and (keep / "file").read_text() == "x"

@@ -369,13 +369,15 @@ def test_mount_reports_the_key_of_an_invalid_topology(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Stand-ins for the engine entry points, so this test does not depend on them.
-    def load_topology(path: str | None) -> object:
+    def load_topology(path: str | None = None, **text: object) -> object:
         raise ConfigError("memory.block_size", "must be a power of two")
 
     import fakesysfs.engine
     import fakesysfs.sysfs
+    from fakesysfs.topology import read_topology_file
 
-    monkeypatch.setitem(sys.modules, "fakesysfs.topology", types.SimpleNamespace(load_topology=load_topology))
+    stand_in = types.SimpleNamespace(load_topology=load_topology, read_topology_file=read_topology_file)
+    monkeypatch.setitem(sys.modules, "fakesysfs.topology", stand_in)
     monkeypatch.setattr(fakesysfs.engine, "Kernel", lambda config: config, raising=False)
     monkeypatch.setattr(fakesysfs.sysfs, "build_tree", lambda kernel: kernel, raising=False)
     topology = tmp_path / "bad.toml"

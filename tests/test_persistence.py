@@ -401,6 +401,71 @@ def test_the_cli_says_so_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert err.count("\n") == 1 and "record 1" in err and str(path) in err, err
 
 
+# -- a failed first boot leaves no state file -------------------------------------------------------
+BAD_TOPOLOGY = "[kernel]\nblock_size = 3\n"
+
+
+def test_a_failed_first_boot_leaves_no_state_file(tmp_path: Path) -> None:
+    """The state file is created before the boot; a boot that fails takes it back, so the
+    next start does not take an empty file for a new state. A file that was there before
+    (even empty) is not ours to remove."""
+    from fakesysfs import ConfigError
+
+    state = tmp_path / "new.state"
+    with pytest.raises(ConfigError, match="block_size"):
+        Simulation(BAD_TOPOLOGY, state=state)
+    assert not state.exists()
+    state.touch(mode=0o600)
+    with pytest.raises(ConfigError):
+        Simulation(BAD_TOPOLOGY, state=state)
+    assert state.exists() and state.read_bytes() == b""
+
+
+def test_only_the_created_file_itself_is_removed(tmp_path: Path) -> None:
+    """By identity (st_dev, st_ino): a file renamed over the name after the create stays."""
+    from fakesysfs.safefile import open_append_created, remove_created
+
+    path = tmp_path / "new.state"
+    fd, created = open_append_created(path)
+    try:
+        assert created
+        (tmp_path / "other").write_text("someone else's\n")
+        os.rename(tmp_path / "other", path)
+        assert not remove_created(path, fd)
+        assert path.read_text() == "someone else's\n"
+    finally:
+        os.close(fd)
+    path.unlink()
+    fd, created = open_append_created(path)
+    try:
+        assert created and remove_created(path, fd) and not path.exists()
+    finally:
+        os.close(fd)
+    path.write_text("")
+    path.chmod(0o600)
+    fd, created = open_append_created(path)
+    os.close(fd)
+    assert not created
+
+
+def test_mount_with_a_bad_topology_or_snapshot_leaves_no_state_file(tmp_path: Path) -> None:
+    """``fakesysfs mount MNT --state NEW -c BAD`` (and ``--import`` of a snapshot whose
+    replay fails): one line, and NEW does not exist afterwards."""
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("mount checks /dev/fuse first")
+    (tmp_path / "mnt").mkdir()
+    (tmp_path / "bad.toml").write_text(BAD_TOPOLOGY)
+    snapshot = crafted_state(tmp_path, {"n": 1, "t": "op", "op": {"op": "remove", "device": "region99"}})
+    for extra, message in ((["-c", str(tmp_path / "bad.toml")], "block_size"),
+                           (["--import", str(snapshot)], "record 1")):
+        state = tmp_path / "new.state"
+        done = subprocess.run([*CLI, "mount", str(tmp_path / "mnt"), "--state", str(state), *extra],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 1 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+        assert not state.exists(), f"{extra}: the failed boot left {state} behind"
+        assert not os.path.ismount(tmp_path / "mnt")
+
+
 JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20),
                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
                                                                                         max_size=4), max_leaves=12)

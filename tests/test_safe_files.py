@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -271,6 +273,62 @@ def test_a_squatted_socket_directory_still_gives_root_a_control_socket(shared: P
     assert squat == "symlink" or os.listdir(squatted) == []
     assert squat == "directory" or os.listdir(rootdir) == []
     umount(mnt)
+
+
+def _gone_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+@fuse
+def test_a_killed_daemons_fallback_socket_directory_is_removed_by_the_next(shared: Path, tmp_path: Path) -> None:
+    """``fakesysfs-0`` squatted: each daemon's socket is in ``fakesysfs-0-<pid>-<random>``.
+    One SIGKILLed leaves its directory; the next daemon removes it, and leaves alone a live
+    daemon's, a neighbour's, a neighbour's link and a loose directory of ours, all named as
+    fallbacks of dead pids."""
+    as_neighbour(lambda: os.mkdir(shared / "fakesysfs-0", 0o777))
+    environ = _no_xdg(shared)
+    mounts = [tmp_path / f"m{i}" for i in range(3)]
+    for path in mounts:
+        path.mkdir()
+    try:
+        done = mount(mounts[0], environ=environ)
+        pid = int(done.stdout.split("(pid ")[1].split(")")[0])
+        killed = Path(_published(mounts[0])).parent
+        assert killed.name.startswith(f"fakesysfs-0-{pid}-")
+        pidfd = os.pidfd_open(pid)
+        os.kill(pid, signal.SIGKILL)
+        assert select.select([pidfd], [], [], 30)[0], "the daemon survived SIGKILL"
+        os.close(pidfd)
+        umount(mounts[0])
+        assert killed.is_dir(), "nothing was left behind to clean up"
+        live_done = mount(mounts[1], environ=environ)
+        assert live_done.returncode == 0
+        live = Path(_published(mounts[1])).parent
+        assert not killed.exists(), "the next daemon left the dead daemon's directory"
+
+        dead = _gone_pid()
+        theirs, link, loose = (shared / f"fakesysfs-0-{dead}-{suffix}" for suffix in ("0123456789aa", "0123456789ab",
+                                                                                       "0123456789ac"))
+        as_neighbour(lambda: os.mkdir(theirs, 0o700))
+        rootdir = tmp_path / "private"
+        rootdir.mkdir(mode=0o700)
+        (rootdir / "precious").write_text(PRECIOUS)
+        plant_link(link, rootdir)
+        loose.mkdir(mode=0o700)
+        loose.chmod(0o755)
+        mount(mounts[2], environ=environ)
+        assert live.is_dir() and Path(_published(mounts[1])).exists(), "a live daemon's directory was removed"
+        assert theirs.is_dir() and link.is_symlink() and loose.is_dir()
+        assert (rootdir / "precious").read_text() == PRECIOUS
+        done = cli("ctl", str(mounts[1]), "seqnum", environ=environ)
+        assert done.returncode == 0 and done.stdout.strip().isdigit(), done.stderr
+    finally:
+        for path in mounts:
+            if os.path.ismount(path):
+                umount(path)
 
 
 @fuse
