@@ -16,6 +16,9 @@ EHWPOISON = getattr(_errno, "EHWPOISON", 133)
 class KernelError(OSError):
     """A failure with the errno the kernel would return (``-errno`` in kernel terms)."""
 
+    #: Always set: ``__init__`` takes it (``OSError.errno`` is Optional only for other uses).
+    errno: int
+
     def __init__(self, err: int, msg: str | None = None) -> None:
         super().__init__(err, msg or os.strerror(err))
 

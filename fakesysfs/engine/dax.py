@@ -40,13 +40,12 @@ from ..sysfs.parsers import (
     string_get_size,
     sysfs_streq,
 )
-from .hotplug import MHP_MEMMAP_ON_MEMORY, MHP_NID_IS_MGID, PMD_SIZE
+from .hotplug import MHP_MEMMAP_ON_MEMORY, MHP_NID_IS_MGID, PMD_SIZE, HotplugMixin
 from .node import KMEM_DEFAULT_ADISTANCE
 from .resource import Resource
 
 if TYPE_CHECKING:
     from ..config import CxlRegionConfig, HmemConfig, PmemConfig
-    from .kernel import Kernel
 
 #: struct resource flags of a dax region (include/linux/ioport.h).
 IORESOURCE_DAX_STATIC = 1 << 0
@@ -238,7 +237,7 @@ class DaxDriver:
 
 
 # -- the mixin -------------------------------------------------------------------------------
-class DaxMixin:
+class DaxMixin(HotplugMixin):
     """The DAX half of the engine; mixed into ``Kernel``."""
 
     dax_major: int
@@ -253,7 +252,7 @@ class DaxMixin:
     _memregion_ids: set[int]
 
     # -- boot ---------------------------------------------------------------------------------
-    def dax_boot(self: Kernel) -> None:
+    def dax_boot(self) -> None:
         """Load the dax drivers, then run the producers in the config's order.
 
         R-PATH-01: CXL regions and hmem ranges share memregion_alloc() (lowest free id, from
@@ -284,7 +283,7 @@ class DaxMixin:
             dev = self.dax_pmem_probe(pmem)
             self._bind_override(dev, pmem.driver, f"pmem[{i}].driver")
 
-    def _bind_override(self: Kernel, dev: DevDax | None, driver: str | None, key: str) -> None:
+    def _bind_override(self, dev: DevDax | None, driver: str | None, key: str) -> None:
         """A producer's ``driver``: bind the device to that driver through new_id, as daxctl
         does (unbind from the default first). Nothing happens when it is already bound there."""
         if driver is None:
@@ -302,7 +301,7 @@ class DaxMixin:
             self.unbind_store(dev.driver.name, dev.name)
         self.new_id_store(driver, dev.name)
 
-    def memregion_alloc(self: Kernel) -> int:
+    def memregion_alloc(self) -> int:
         """memregion_alloc(): lowest free id of the system-wide region ida."""
         rid = 0
         while rid in self._memregion_ids:
@@ -310,13 +309,13 @@ class DaxMixin:
         self._memregion_ids.add(rid)
         return rid
 
-    def _producer_device(self: Kernel, devpath: str, bus: str | None, **kw) -> ProducerDevice:
+    def _producer_device(self, devpath: str, bus: str | None, **kw) -> ProducerDevice:
         pdev = self.dax_producer_devices.get(devpath)
         if pdev is None:
             pdev = self.dax_producer_devices[devpath] = ProducerDevice(devpath, bus, **kw)
         return pdev
 
-    def numa_map_to_online_node(self: Kernel, nid: int, need_cpus: bool = False) -> int:
+    def numa_map_to_online_node(self, nid: int, need_cpus: bool = False) -> int:
         """The node itself if online, else the nearest online node (lowest id on ties)."""
         candidates = [n for n in self.online_nodes() if not need_cpus or self.nodes[n].cpus]
         if nid in candidates:
@@ -326,7 +325,7 @@ class DaxMixin:
         return min(candidates, key=lambda n: (self.distance(nid, n), n))
 
     # -- producers ------------------------------------------------------------------------
-    def cxl_dax_region_probe(self: Kernel, index: int, cfg: CxlRegionConfig) -> DevDax | None:
+    def cxl_dax_region_probe(self, index: int, cfg: CxlRegionConfig) -> DevDax | None:
         """cxl_acpi + cxl_region + drivers/dax/cxl.c: ``regionN/dax_regionN/daxN.0``."""
         rid = self.memregion_alloc()
         end = cfg.start + cfg.size - 1
@@ -351,7 +350,7 @@ class DaxMixin:
         # R-DAX-MOM-01: CXL devices default to memmap_on_memory=1, whether or not it is possible.
         return self.devm_create_dev_dax(region, -1, cfg.size, memmap_on_memory=True, autoprobe=cfg.driver is None)
 
-    def dax_hmem_probe(self: Kernel, cfg: HmemConfig) -> DevDax | None:
+    def dax_hmem_probe(self, cfg: HmemConfig) -> DevDax | None:
         """hmem_register_device() + dax_hmem_probe(): platform device ``hmem.N``."""
         rid = self.memregion_alloc()
         end = cfg.start + cfg.size - 1
@@ -369,7 +368,7 @@ class DaxMixin:
         return self.devm_create_dev_dax(region, -1, 0 if idle else cfg.size, memmap_on_memory=False,
                                         autoprobe=cfg.driver is None)
 
-    def dax_pmem_probe(self: Kernel, cfg: PmemConfig) -> DevDax | None:
+    def dax_pmem_probe(self, cfg: PmemConfig) -> DevDax | None:
         """__dax_pmem_probe(): ``e820_pmem/ndbus0/regionR/daxR.S/daxR.S`` (R-PATH-02)."""
         region_id, dev_id = _namespace_ids(cfg.namespace)
         data_start = cfg.start + cfg.reserve
@@ -393,7 +392,7 @@ class DaxMixin:
         return self.devm_create_dev_dax(region, dev_id, end - data_start + 1, memmap_on_memory=False,
                                         autoprobe=cfg.driver is None)
 
-    def _iomem_boot(self: Kernel, start: int, size: int, name: str) -> bool:
+    def _iomem_boot(self, start: int, size: int, name: str) -> bool:
         """A firmware range in /proc/iomem. The kernel's iomem_resource spans every address;
         the simulator's tree stops at max_physmem_bits, so a window above it is not listed."""
         if start + size - 1 > self.resources.root.end:
@@ -401,14 +400,14 @@ class DaxMixin:
         self.resources.insert_boot(start, size, name)
         return True
 
-    def request_mem_region(self: Kernel, start: int, size: int, name: str, busy: bool) -> Resource | None:
+    def request_mem_region(self, start: int, size: int, name: str, busy: bool) -> Resource | None:
         """request_mem_region(); above the simulator's tree (see _iomem_boot) it succeeds with
         a resource that is listed nowhere, as the kernel's would be above max_physmem_bits."""
         if start + size - 1 > self.resources.root.end:
             return Resource(name, start, start + size - 1, busy)
         return self.resources.request_region(start, size, name, busy)
 
-    def mhp_range_allowed(self: Kernel, start: int, size: int) -> bool:
+    def mhp_range_allowed(self, start: int, size: int) -> bool:
         """Physical range usable for memory hotplug / memremap_pages (max_physmem_bits)."""
         end = start + size
         hi = (1 << self.max_physmem_bits) - 1
@@ -417,7 +416,7 @@ class DaxMixin:
         self.printk(f"Hotplug memory [{start:#x}-{end:#x}] exceeds maximum addressable range [{0:#x}-{hi:#x}]")
         return False
 
-    def alloc_dax_region(self: Kernel, parent: ProducerDevice, region_id: int, start: int, end: int,
+    def alloc_dax_region(self, parent: ProducerDevice, region_id: int, start: int, end: int,
                          target_node: int, align: int, flags: int, *, numa_node: int, producer: str,
                          adistance: int | None) -> DaxRegion | None:
         """alloc_dax_region(): NULL (the producer's probe fails with ENOMEM, its device stays
@@ -433,7 +432,7 @@ class DaxMixin:
         return region
 
     # -- devices ----------------------------------------------------------------------------
-    def devm_create_dev_dax(self: Kernel, region: DaxRegion, dev_id: int, size: int, *,
+    def devm_create_dev_dax(self, region: DaxRegion, dev_id: int, size: int, *,
                             memmap_on_memory: bool, autoprobe: bool = True) -> DevDax:
         """__devm_create_dev_dax(): id, first range, minor, device_add (uevent ``add``, then
         autoprobe), and only then ``mapping0`` (R-DAXC-01)."""
@@ -459,7 +458,7 @@ class DaxMixin:
             dev_id += 1
         return dev_id
 
-    def alloc_dax_minor(self: Kernel) -> int:
+    def alloc_dax_minor(self) -> int:
         """alloc_dax(): ida_alloc of dax_minor_ida, lowest free system-wide."""
         used = {dev.minor for dev in self.dax_devices.values()}
         minor = 0
@@ -467,7 +466,7 @@ class DaxMixin:
             minor += 1
         return minor
 
-    def dev_dax_uevent_env(self: Kernel, dev: DevDax) -> list[tuple[str, str]]:
+    def dev_dax_uevent_env(self, dev: DevDax) -> list[tuple[str, str]]:
         """R-DAX-UEV-01: MAJOR, MINOR, DEVNAME, DRIVER (while bound), MODALIAS."""
         env = [("MAJOR", str(self.dax_major)), ("MINOR", str(dev.minor)), ("DEVNAME", dev.name)]
         if dev.driver is not None:
@@ -475,10 +474,10 @@ class DaxMixin:
         env.append(("MODALIAS", "dax:t0"))
         return env
 
-    def _dax_uevent(self: Kernel, action: str, dev: DevDax) -> None:
+    def _dax_uevent(self, action: str, dev: DevDax) -> None:
         self.uevent(action, dev.devpath, "dax", tuple(self.dev_dax_uevent_env(dev)))
 
-    def dax_device_add(self: Kernel, dev: DevDax, autoprobe: bool = True) -> None:
+    def dax_device_add(self, dev: DevDax, autoprobe: bool = True) -> None:
         """device_add(): visible, ``/sys/dev/char`` link, uevent ``add``, bus_probe_device()."""
         dev.registered = True
         self.dax_devices[dev.name] = dev
@@ -487,7 +486,7 @@ class DaxMixin:
         if self.dax_drivers_autoprobe and autoprobe:
             self.device_attach(dev)
 
-    def unregister_dev_dax(self: Kernel, dev: DevDax) -> None:
+    def unregister_dev_dax(self, dev: DevDax) -> None:
         """unregister_dev_dax(): kill, device_del (release the driver, uevent ``remove``),
         free the ranges; the release frees the minor."""
         dev.dead = True
@@ -501,11 +500,11 @@ class DaxMixin:
         dev.ranges.clear()
 
     # -- ranges and mappings (bus.c) -------------------------------------------------------
-    def alloc_is_aligned(self: Kernel, dev: DevDax, size: int) -> bool:
+    def alloc_is_aligned(self, dev: DevDax, size: int) -> bool:
         """The granularity is max(device align, subsection = memremap_compat_align())."""
         return size % max(dev.align, PMD_SIZE) == 0
 
-    def alloc_dev_dax_range(self: Kernel, dev: DevDax, start: int, size: int) -> None:
+    def alloc_dev_dax_range(self, dev: DevDax, start: int, size: int) -> None:
         """__request_region() on the region's private resource, then the mapping device."""
         region = dev.region
         if not size:
@@ -529,7 +528,7 @@ class DaxMixin:
             self.trim_dev_dax_range(dev)
             raise
 
-    def devm_register_dax_mapping(self: Kernel, dev: DevDax, rng: DevDaxRange) -> None:
+    def devm_register_dax_mapping(self, dev: DevDax, rng: DevDaxRange) -> None:
         """``mappingN``: N lowest free within the device; no bus, so no uevent (R-SYS-09)."""
         if not dev.region.enabled:
             raise KernelError(errno.ENXIO)  # dev_WARN_ONCE "region disabled"
@@ -550,7 +549,7 @@ class DaxMixin:
     def trim_dev_dax_range(dev: DevDax) -> None:
         dev.ranges.pop()
 
-    def dev_dax_shrink(self: Kernel, dev: DevDax, size: int) -> None:
+    def dev_dax_shrink(self, dev: DevDax, size: int) -> None:
         """Take bytes from the highest-offset ranges; whole ranges go with their mappingN."""
         to_shrink = dev.size - size
         for i in range(len(dev.ranges) - 1, -1, -1):
@@ -575,7 +574,7 @@ class DaxMixin:
             return False
         return all(other.pgoff <= rng.pgoff for other in dev.ranges[:-1])
 
-    def dev_dax_resize(self: Kernel, region: DaxRegion, dev: DevDax, size: int) -> None:
+    def dev_dax_resize(self, region: DaxRegion, dev: DevDax, size: int) -> None:
         avail = region.avail_size()
         dev_size = dev.size
         if dev.driver is not None:
@@ -624,7 +623,7 @@ class DaxMixin:
             to_alloc -= alloc
 
     # -- per-device stores (bus.c) ------------------------------------------------------------
-    def size_store(self: Kernel, dev: DevDax, buf: str) -> None:
+    def size_store(self, dev: DevDax, buf: str) -> None:
         """R-DAX-SIZE-01."""
         with self.lock:
             val = kstrtoull(buf, 0)
@@ -642,7 +641,7 @@ class DaxMixin:
             raise KernelError(errno.EINVAL)
         return kstrtoull(start, 16), kstrtoull(end, 16)
 
-    def mapping_store(self: Kernel, dev: DevDax, buf: str) -> int | None:
+    def mapping_store(self, dev: DevDax, buf: str) -> int | None:
         """R-DAX-MAP-01, with its quirks: 0 bytes written when the region is disabled, a
         misaligned length silently ignored, no check of whether the device is bound."""
         with self.lock:
@@ -659,7 +658,7 @@ class DaxMixin:
         """PUD (x86_64 has PUD-sized THP), PMD or PAGE_SIZE."""
         return align in (PUD_SIZE, PMD_SIZE, 4096)
 
-    def align_store(self: Kernel, dev: DevDax, buf: str) -> None:
+    def align_store(self, dev: DevDax, buf: str) -> None:
         """R-DAX-ALIGN-01: a parse error is ENXIO, not EINVAL."""
         with self.lock:
             try:
@@ -678,7 +677,7 @@ class DaxMixin:
                 dev.align = align_save
                 raise KernelError(errno.EINVAL)
 
-    def memmap_on_memory_store(self: Kernel, dev: DevDax, buf: str) -> None:
+    def memmap_on_memory_store(self, dev: DevDax, buf: str) -> None:
         """R-DAX-MOM-02: bool, EOPNOTSUPP, EBUSY (kmem and a different value), store."""
         with self.lock:
             val = kstrtobool(buf, enable_disable=self.profile >= (6, 16))
@@ -689,7 +688,7 @@ class DaxMixin:
             dev.memmap_on_memory = val
 
     # -- per-region stores (bus.c) ------------------------------------------------------------
-    def create_store(self: Kernel, region: DaxRegion, buf: str) -> None:
+    def create_store(self, region: DaxRegion, buf: str) -> None:
         """R-DAX-CREATE-01 and R-DAX-SEED-01."""
         with self.lock:
             if region.is_static:
@@ -703,7 +702,7 @@ class DaxMixin:
                 region.seed = dev
             region.youngest = dev
 
-    def delete_store(self: Kernel, region: DaxRegion, buf: str) -> None:
+    def delete_store(self, region: DaxRegion, buf: str) -> None:
         """R-DAX-DEL-01: device 0 is never deleted (keeps /sys/bus/dax populated)."""
         with self.lock:
             if region.is_static:
@@ -723,14 +722,14 @@ class DaxMixin:
             self.unregister_dev_dax(victim)
 
     # -- matching and probing (bus.c, dd.c) -----------------------------------------------
-    def dax_bus_match(self: Kernel, dev: DevDax, drv: DaxDriver) -> bool:
+    def dax_bus_match(self, dev: DevDax, drv: DaxDriver) -> bool:
         """R-DAX-MATCH-01: the dynamic id list, else the type (kmem iff the region is KMEM)."""
         if any(sysfs_streq(dax_id, dev.name) for dax_id in drv.ids):
             return True
         dev_type = DAXDRV_KMEM_TYPE if dev.region.flags & IORESOURCE_DAX_KMEM else DAXDRV_DEVICE_TYPE
         return drv.type == dev_type
 
-    def dax_bus_probe(self: Kernel, dev: DevDax, drv: DaxDriver) -> None:
+    def dax_bus_probe(self, dev: DevDax, drv: DaxDriver) -> None:
         """R-DAX-PROBE-01: size 0 or an invalidated id is ENXIO; the seed is cleared once the
         seed device is bound (R-DAX-SEED-01)."""
         if dev.size == 0 or dev.id < 0:
@@ -747,14 +746,14 @@ class DaxMixin:
         if dev.region.seed is dev:
             dev.region.seed = None
 
-    def dax_bus_remove(self: Kernel, dev: DevDax) -> None:
+    def dax_bus_remove(self, dev: DevDax) -> None:
         assert dev.driver is not None
         if dev.driver.name == "kmem":
             self.dev_dax_kmem_remove(dev)
         else:
             self.dev_dax_remove(dev)
 
-    def really_probe(self: Kernel, dev: DevDax, drv: DaxDriver) -> int:
+    def really_probe(self, dev: DevDax, drv: DaxDriver) -> int:
         """0 on success; a probe failure comes back as a positive errno (dd.c)."""
         dev.driver = drv
         try:
@@ -769,7 +768,7 @@ class DaxMixin:
         self._dax_uevent("bind", dev)  # driver_bound()
         return 0
 
-    def driver_probe_device(self: Kernel, drv: DaxDriver, dev: DevDax) -> int:
+    def driver_probe_device(self, drv: DaxDriver, dev: DevDax) -> int:
         """__driver_probe_device(): -ENODEV dead, -EBUSY bound, else really_probe()."""
         if dev.dead or not dev.registered:
             return -errno.ENODEV
@@ -777,7 +776,7 @@ class DaxMixin:
             return -errno.EBUSY
         return self.really_probe(dev, drv)
 
-    def device_attach(self: Kernel, dev: DevDax) -> int:
+    def device_attach(self, dev: DevDax) -> int:
         """__device_attach(): registered drivers in order until one binds; probe failures
         let the next driver try. 1 bound, 0 nothing bound, negative errno."""
         if dev.dead:
@@ -794,13 +793,13 @@ class DaxMixin:
                 return 1
         return 0
 
-    def driver_attach(self: Kernel, drv: DaxDriver) -> None:
+    def driver_attach(self, drv: DaxDriver) -> None:
         """__driver_attach() for every device on the bus; results are ignored."""
         for dev in list(self.dax_devices.values()):
             if self.dax_bus_match(dev, drv):
                 self.driver_probe_device(drv, dev)
 
-    def device_release_driver(self: Kernel, dev: DevDax) -> None:
+    def device_release_driver(self, dev: DevDax) -> None:
         """__device_release_driver(): the driver's remove (cannot fail), unbind uevent
         without DRIVER (R-DAX-BIND-02)."""
         drv = dev.driver
@@ -812,17 +811,17 @@ class DaxMixin:
             drv.bound.remove(dev)
         self._dax_uevent("unbind", dev)
 
-    def bus_find_device_by_name(self: Kernel, buf: str) -> DevDax | None:
+    def bus_find_device_by_name(self, buf: str) -> DevDax | None:
         return next((d for d in self.dax_devices.values() if _streq_name(buf, d.name)), None)
 
-    def _loaded_driver(self: Kernel, name: str) -> DaxDriver:
+    def _loaded_driver(self, name: str) -> DaxDriver:
         drv = self.dax_drivers.get(name)
         if drv is None or not drv.loaded:
             raise KernelError(errno.ENODEV)  # the driver's files are gone
         return drv
 
     # -- bus and driver attributes ------------------------------------------------------------
-    def bind_store(self: Kernel, driver: str, buf: str) -> None:
+    def bind_store(self, driver: str, buf: str) -> None:
         """R-DAX-BIND-01: ENODEV unknown or not matching, EBUSY bound, then the probe errno."""
         with self.lock:
             drv = self._loaded_driver(driver)
@@ -833,7 +832,7 @@ class DaxMixin:
             if ret:
                 raise KernelError(abs(ret))
 
-    def unbind_store(self: Kernel, driver: str, buf: str) -> None:
+    def unbind_store(self, driver: str, buf: str) -> None:
         """R-DAX-BIND-02: only a device bound to this very driver."""
         with self.lock:
             drv = self._loaded_driver(driver)
@@ -842,7 +841,7 @@ class DaxMixin:
                 raise KernelError(errno.ENODEV)
             self.device_release_driver(dev)
 
-    def do_id_store(self: Kernel, driver: str, buf: str, add: bool) -> None:
+    def do_id_store(self, driver: str, buf: str, add: bool) -> None:
         """R-DAX-ID-01/02: the exact canonical ``dax<int>.<int>``; new_id then offers the
         driver to every matching unbound device, ignoring probe failures."""
         with self.lock:
@@ -857,13 +856,13 @@ class DaxMixin:
             if add:
                 self.driver_attach(drv)
 
-    def new_id_store(self: Kernel, driver: str, buf: str) -> None:
+    def new_id_store(self, driver: str, buf: str) -> None:
         self.do_id_store(driver, buf, add=True)
 
-    def remove_id_store(self: Kernel, driver: str, buf: str) -> None:
+    def remove_id_store(self, driver: str, buf: str) -> None:
         self.do_id_store(driver, buf, add=False)
 
-    def drivers_probe_store(self: Kernel, buf: str) -> None:
+    def drivers_probe_store(self, buf: str) -> None:
         """R-BUS-04: ENODEV for an unknown name, otherwise success whatever happened."""
         with self.lock:
             dev = self.bus_find_device_by_name(buf)
@@ -872,13 +871,13 @@ class DaxMixin:
             if dev.driver is None and self.device_attach(dev) < 0:  # bus_rescan_devices_helper
                 raise KernelError(errno.EINVAL)
 
-    def drivers_autoprobe_store(self: Kernel, buf: str) -> None:
+    def drivers_autoprobe_store(self, buf: str) -> None:
         """R-BUS-03: 0 iff the first character is ``0``."""
         with self.lock:
             self.dax_drivers_autoprobe = buf[:1] != "0"
 
     # -- driver registration (module load/unload) ---------------------------------------------
-    def dax_driver_register(self: Kernel, name: str) -> None:
+    def dax_driver_register(self, name: str) -> None:
         """modprobe: bus_add_driver() (autoprobe attach, driver ``add`` uevent), then the
         module's ``add`` uevent once it is live."""
         with self.lock:
@@ -893,7 +892,7 @@ class DaxMixin:
             self.uevent("add", f"/bus/dax/drivers/{name}", "drivers")
             self.uevent("add", f"/module/{name}", "module")
 
-    def dax_driver_unregister(self: Kernel, name: str) -> None:
+    def dax_driver_unregister(self, name: str) -> None:
         """rmmod: dax_driver_unregister() forgets the ids (R-DAX-ID-03), driver_detach()
         releases the bound devices, newest first."""
         with self.lock:
@@ -909,7 +908,7 @@ class DaxMixin:
             self.uevent("remove", f"/module/{name}", "module")
 
     # -- memory tiers (mm/memory-tiers.c) ---------------------------------------------------
-    def mt_calc_adistance(self: Kernel, dev: DevDax) -> int:
+    def mt_calc_adistance(self, dev: DevDax) -> int:
         """Firmware performance data (the producer's, else the node's) or kmem's default."""
         if dev.region.adistance is not None:
             return dev.region.adistance
@@ -918,11 +917,11 @@ class DaxMixin:
                 return ncfg.adistance
         return KMEM_DEFAULT_ADISTANCE
 
-    def _node_has_boot_memtype(self: Kernel, nid: int) -> bool:
+    def _node_has_boot_memtype(self, nid: int) -> bool:
         """Boot memory nodes got the DRAM (or firmware) type at memory_tier_init()."""
         return any(ncfg.id == nid and ncfg.memory for ncfg in self.config.nodes)
 
-    def init_node_memory_type(self: Kernel, nid: int, adistance: int) -> None:
+    def init_node_memory_type(self, nid: int, adistance: int) -> None:
         """The first association sets the node's type; equal types count users."""
         node = self.nodes.get(nid)
         if node is None or self._node_has_boot_memtype(nid):
@@ -932,7 +931,7 @@ class DaxMixin:
         if node.adistance == adistance:
             node.memtype_users += 1
 
-    def clear_node_memory_type(self: Kernel, nid: int, adistance: int) -> None:
+    def clear_node_memory_type(self, nid: int, adistance: int) -> None:
         node = self.nodes.get(nid)
         if node is None or self._node_has_boot_memtype(nid):
             return
@@ -942,7 +941,7 @@ class DaxMixin:
             node.adistance = None
 
     # -- kmem (drivers/dax/kmem.c) ----------------------------------------------------------
-    def dax_kmem_range(self: Kernel, dev: DevDax, i: int) -> tuple[int, int] | None:
+    def dax_kmem_range(self, dev: DevDax, i: int) -> tuple[int, int] | None:
         """R-KMEM-03: round the start up and the end down to whole memory blocks."""
         rng = dev.ranges[i]
         bs = self.block_size
@@ -952,7 +951,7 @@ class DaxMixin:
             return None
         return start, end
 
-    def dev_dax_kmem_probe(self: Kernel, dev: DevDax) -> None:
+    def dev_dax_kmem_probe(self, dev: DevDax) -> None:
         """R-KMEM-01..08."""
         numa_node = dev.target_node
         if numa_node < 0:
@@ -1012,12 +1011,12 @@ class DaxMixin:
             mapped += 1
         dev.kmem = data
 
-    def _kmem_probe_unwind(self: Kernel, data: KmemData) -> None:
+    def _kmem_probe_unwind(self, data: KmemData) -> None:
         """R-KMEM-07: err_request_mem -> memory_group_unregister, clear_node_memory_type."""
         self.memory_group_unregister(data.mgid)
         self.clear_node_memory_type(data.nid, data.adistance)
 
-    def dev_dax_kmem_remove(self: Kernel, dev: DevDax) -> None:
+    def dev_dax_kmem_remove(self, dev: DevDax) -> None:
         """R-KMEM-09..11: one shot per range; memory that stays is leaked until reboot."""
         data = dev.kmem
         assert data is not None
@@ -1051,7 +1050,7 @@ class DaxMixin:
             dev.kmem_leaked.append(data)
 
     # -- device_dax (drivers/dax/device.c) --------------------------------------------------
-    def dev_dax_probe(self: Kernel, dev: DevDax) -> None:
+    def dev_dax_probe(self, dev: DevDax) -> None:
         """R-DEVDAX-01: claim every range as ``daxX.Y``; a conflict is EBUSY."""
         if dev.region.is_static and len(dev.ranges) > 1:
             raise KernelError(errno.EINVAL)  # "static pgmap / multi-range device conflict"
@@ -1072,7 +1071,7 @@ class DaxMixin:
             raise
         dev.claims = claims
 
-    def dev_dax_remove(self: Kernel, dev: DevDax) -> None:
+    def dev_dax_remove(self, dev: DevDax) -> None:
         """All probe actions are devm: the claims go with the unbind."""
         for claim in reversed(dev.claims):
             self.resources.release(claim)

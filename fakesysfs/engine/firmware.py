@@ -40,15 +40,11 @@ from __future__ import annotations
 
 import errno
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from ..config import CxlRegionConfig, HmemConfig, PmemConfig
 from ..errors import KernelError
-from .dax import IORESOURCE_DAX_KMEM, DaxRegion, DevDax, ProducerDevice
+from .dax import IORESOURCE_DAX_KMEM, DaxMixin, DaxRegion, DevDax, ProducerDevice
 from .hotplug import PMD_SIZE
-
-if TYPE_CHECKING:
-    from .kernel import Kernel
 
 #: CXL HDM decoders map host physical addresses in 256 MiB units.
 CXL_GRANULE = 256 << 20
@@ -61,11 +57,11 @@ def _fmt(start: int, size: int) -> str:
     return f"[{start:#x}-{start + size - 1:#x}]"
 
 
-class FirmwareMixin:
+class FirmwareMixin(DaxMixin):
     """Runtime producers; mixed into ``Kernel``. Entry points take the hotplug lock."""
 
     # -- placement and checks -------------------------------------------------------------
-    def hotplug_range_conflict(self: Kernel, start: int, size: int) -> str | None:
+    def hotplug_range_conflict(self, start: int, size: int) -> str | None:
         """What already occupies [start, start + size), for the error message; None if free."""
         end = start + size - 1
         for res in self.resources.root.children:
@@ -85,7 +81,7 @@ class FirmwareMixin:
                 return f"memory block {bid} (memory{bid}, still present)"
         return None
 
-    def find_free_physical_range(self: Kernel, size: int, align: int) -> int:
+    def find_free_physical_range(self, size: int, align: int) -> int:
         """The lowest ``align``-aligned start at or above 4 GiB and above everything present
         (firmware ranges, boot RAM, memory blocks) where ``size`` bytes fit below
         2**max_physmem_bits. EINVAL (with the reason) when there is no such range."""
@@ -108,7 +104,7 @@ class FirmwareMixin:
                                             f"2**{self.max_physmem_bits} (max_physmem_bits) above {top:#x}")
         return start
 
-    def _check_hotplug_range(self: Kernel, start: int, size: int, align: int, what: str) -> None:
+    def _check_hotplug_range(self, start: int, size: int, align: int, what: str) -> None:
         if size <= 0:
             raise KernelError(errno.EINVAL, f"size must be positive (got {size})")
         if start < 0 or start + size > 1 << 64:
@@ -126,7 +122,7 @@ class FirmwareMixin:
         if problem is not None:
             raise KernelError(errno.ENOSPC, problem)
 
-    def _check_hotplug_nodes(self: Kernel, target_node: int, numa_node: int | None, adistance: int | None) -> None:
+    def _check_hotplug_nodes(self, target_node: int, numa_node: int | None, adistance: int | None) -> None:
         if target_node not in self.possible_nodes:
             raise KernelError(errno.EINVAL, f"target_node {target_node} is not a possible node "
                                             f"(possible: {sorted(self.possible_nodes)})")
@@ -135,7 +131,7 @@ class FirmwareMixin:
         if adistance is not None and adistance < 0:
             raise KernelError(errno.EINVAL, f"adistance must be >= 0 (got {adistance})")
 
-    def _check_driver(self: Kernel, driver: str | None) -> None:
+    def _check_driver(self, driver: str | None) -> None:
         if driver is None:
             return
         drv = self.dax_drivers.get(driver)
@@ -145,14 +141,14 @@ class FirmwareMixin:
             raise KernelError(errno.EINVAL, f"the {driver} driver is not loaded")
 
     # -- uevents of the producers' devices --------------------------------------------------
-    def _producer_uevent(self: Kernel, action: str, pdev: ProducerDevice) -> None:
+    def _producer_uevent(self, action: str, pdev: ProducerDevice) -> None:
         """dev_uevent(): DRIVER only while bound (not on ``add``, ``unbind``, ``remove``)."""
         env = pdev.uevent_env()
         if action != "bind":
             env = [(k, v) for k, v in env if k != "DRIVER"]
         self.uevent(action, pdev.devpath, pdev.bus or "", tuple(env))
 
-    def _hotplug_producer_device(self: Kernel, devpath: str, bus: str, **kw) -> tuple[ProducerDevice, bool]:
+    def _hotplug_producer_device(self, devpath: str, bus: str, **kw) -> tuple[ProducerDevice, bool]:
         """The device at ``devpath``, created and announced (``add``) if it did not exist."""
         pdev = self.dax_producer_devices.get(devpath)
         if pdev is not None:
@@ -162,7 +158,7 @@ class FirmwareMixin:
         return pdev, True
 
     # -- CXL -------------------------------------------------------------------------------
-    def cxl_region_hotplug_add(self: Kernel, cfg: CxlRegionConfig) -> tuple[str, DevDax | None]:
+    def cxl_region_hotplug_add(self, cfg: CxlRegionConfig) -> tuple[str, DevDax | None]:
         """A CXL RAM region appears (cxl_acpi window, cxl_region, cxl_dax_region_probe).
 
         Returns the region name and its dax device (None if the region probe failed).
@@ -205,7 +201,7 @@ class FirmwareMixin:
             self._bind_override(dev, cfg.driver, "driver")
             return f"region{rid}", dev
 
-    def cxl_region_hotplug_remove(self: Kernel, rid: int) -> None:
+    def cxl_region_hotplug_remove(self, rid: int) -> None:
         """unregister_region(): tear the region down; online kmem memory is leaked."""
         with self.lock:
             region_dev = next((p for p in self.dax_producer_devices.values()
@@ -230,7 +226,7 @@ class FirmwareMixin:
                 self.config.cxl_regions[:] = [c for c in self.config.cxl_regions if c is not cfg]
             self._memregion_ids.discard(rid)
 
-    def dax_region_teardown(self: Kernel, parent: ProducerDevice, region: DaxRegion | None) -> None:
+    def dax_region_teardown(self, parent: ProducerDevice, region: DaxRegion | None) -> None:
         """device_del() of the region's parent: its driver's devm actions unregister the dax
         devices newest first, then the region (dax_region_unregister); unbind, remove."""
         if region is not None:
@@ -246,7 +242,7 @@ class FirmwareMixin:
             self._producer_uevent("unbind", parent)
         self._producer_uevent("remove", parent)
 
-    def _withdraw_firmware_range(self: Kernel, start: int, size: int, prefix: str) -> None:
+    def _withdraw_firmware_range(self, start: int, size: int, prefix: str) -> None:
         """Firmware withdraws its range, unless leaked memory still sits in it."""
         res = next((r for r in self.resources.root.children
                     if r.start == start and r.end == start + size - 1 and r.name.startswith(prefix)), None)
@@ -254,7 +250,7 @@ class FirmwareMixin:
             self.resources.release(res)
 
     # -- hmem --------------------------------------------------------------------------------
-    def hmem_hotplug_add(self: Kernel, cfg: HmemConfig) -> tuple[str, DevDax | None]:
+    def hmem_hotplug_add(self, cfg: HmemConfig) -> tuple[str, DevDax | None]:
         """An EFI soft-reserved range appears: hmem_register_device() + dax_hmem_probe()."""
         with self.lock:
             self._check_hotplug_range(cfg.start, cfg.size, PMD_SIZE, "the 2 MiB dax region alignment")
@@ -278,7 +274,7 @@ class FirmwareMixin:
             self._bind_override(dev, cfg.driver, "driver")
             return parent.name, dev
 
-    def hmem_hotplug_remove(self: Kernel, rid: int) -> None:
+    def hmem_hotplug_remove(self, rid: int) -> None:
         """platform_device_unregister(hmem.N): the devm teardown of its region."""
         with self.lock:
             parent = self.dax_producer_devices.get(f"/devices/platform/hmem.{rid}")

@@ -13,15 +13,11 @@ import contextlib
 import errno
 import gc
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from ..errors import KernelError
-from .memory import BlockState, MemoryBlock, MemoryGroup, OnlineType
+from .memory import BlockState, MemoryBlock, MemoryBlocksMixin, MemoryGroup, OnlineType
 from .node import KERNEL_ZONES, ZONE_MOVABLE
 from .resource import Resource
-
-if TYPE_CHECKING:
-    from .kernel import Kernel
 
 MHP_MERGE_RESOURCE = 1 << 0
 MHP_MEMMAP_ON_MEMORY = 1 << 1
@@ -56,21 +52,21 @@ class _DonorCursor:
         self.current: MemoryBlock | None = None
 
 
-class HotplugMixin:
+class HotplugMixin(MemoryBlocksMixin):
     """Memory add/remove; mixed into ``Kernel``."""
 
     # -- memmap_on_memory (kernel-abi.md 3) ---------------------------------------------------
-    def memory_block_memmap_size(self: Kernel) -> int:
+    def memory_block_memmap_size(self) -> int:
         return self.pages_per_block * self.struct_page_size
 
-    def memory_block_memmap_on_memory_pages(self: Kernel) -> int:
+    def memory_block_memmap_on_memory_pages(self) -> int:
         """V: the memmap pages each altmap block reserves (R-MOM-01, 3.2)."""
         pages = -(-self.memory_block_memmap_size() // self.page_size)
         if self.memmap_mode == "force":
             pages = -(-pages // PAGEBLOCK_NR_PAGES) * PAGEBLOCK_NR_PAGES
         return pages
 
-    def mhp_supports_memmap_on_memory(self: Kernel) -> bool:
+    def mhp_supports_memmap_on_memory(self) -> bool:
         """All conditions of 3.3; false means the request silently takes the ordinary path."""
         if self.memmap_mode == "N":
             return False
@@ -86,7 +82,7 @@ class HotplugMixin:
         return memmap_size % PMD_SIZE == 0
 
     # -- memory groups (drivers/base/memory.c) -----------------------------------------------
-    def _memory_group_register(self: Kernel, group: MemoryGroup) -> int:
+    def _memory_group_register(self, group: MemoryGroup) -> int:
         if group.nid not in self.possible_nodes:
             raise KernelError(errno.EINVAL)
         mgid = 0
@@ -96,17 +92,17 @@ class HotplugMixin:
         self.memory_groups[mgid] = group
         return mgid
 
-    def memory_group_register_static(self: Kernel, nid: int, max_pages: int) -> int:
+    def memory_group_register_static(self, nid: int, max_pages: int) -> int:
         if not max_pages:
             raise KernelError(errno.EINVAL)
         return self._memory_group_register(MemoryGroup(-1, nid, False, max_pages=max_pages))
 
-    def memory_group_register_dynamic(self: Kernel, nid: int, unit_pages: int) -> int:
+    def memory_group_register_dynamic(self, nid: int, unit_pages: int) -> int:
         if not unit_pages or unit_pages & (unit_pages - 1) or unit_pages < self.pages_per_block:
             raise KernelError(errno.EINVAL)
         return self._memory_group_register(MemoryGroup(-1, nid, True, unit_pages=unit_pages))
 
-    def memory_group_unregister(self: Kernel, mgid: int) -> None:
+    def memory_group_unregister(self, mgid: int) -> None:
         group = self.memory_groups.get(mgid)
         if group is None:
             raise KernelError(errno.EINVAL)
@@ -115,7 +111,7 @@ class HotplugMixin:
         del self.memory_groups[mgid]
 
     # -- entry points -------------------------------------------------------------------------
-    def register_memory_resource(self: Kernel, start: int, size: int, name: str) -> Resource:
+    def register_memory_resource(self, start: int, size: int, name: str) -> Resource:
         end = start + size
         lo, hi = 0, (1 << self.max_physmem_bits) - 1
         if not (start < end and start >= lo and end - 1 <= hi):
@@ -126,7 +122,7 @@ class HotplugMixin:
             raise KernelError(errno.EEXIST)
         return res
 
-    def add_memory(self: Kernel, nid: int, start: int, size: int, flags: int = 0) -> None:
+    def add_memory(self, nid: int, start: int, size: int, flags: int = 0) -> None:
         """add_memory(): a 'System RAM' resource (ACPI memory devices, the probe file)."""
         with self.lock:
             res = self.register_memory_resource(start, size, "System RAM")
@@ -136,7 +132,7 @@ class HotplugMixin:
                 self.resources.release(res)
                 raise
 
-    def add_memory_driver_managed(self: Kernel, nid: int, start: int, size: int, resource_name: str, flags: int) -> None:
+    def add_memory_driver_managed(self, nid: int, start: int, size: int, resource_name: str, flags: int) -> None:
         """add_memory_driver_managed() as kmem calls it."""
         if not resource_name.startswith("System RAM (") or not resource_name.endswith(")"):
             raise KernelError(errno.EINVAL)
@@ -148,16 +144,16 @@ class HotplugMixin:
                 self.resources.release(res)
                 raise
 
-    def check_hotplug_memory_range(self: Kernel, start: int, size: int) -> None:
+    def check_hotplug_memory_range(self, start: int, size: int) -> None:
         if not size or start % self.block_size or size % self.block_size:
             self.printk(f"Block size [{self.block_size:#x}] unaligned hotplug range: start {start:#x}, size {size:#x}")
             raise KernelError(errno.EINVAL)
 
-    def add_memory_resource(self: Kernel, nid: int, res: Resource, flags: int) -> None:
+    def add_memory_resource(self, nid: int, res: Resource, flags: int) -> None:
         with gc_paused():  # thousands of blocks and uevents, all kept
             self._add_memory_resource(nid, res, flags)
 
-    def _add_memory_resource(self: Kernel, nid: int, res: Resource, flags: int) -> None:
+    def _add_memory_resource(self, nid: int, res: Resource, flags: int) -> None:
         start, size = res.start, res.end - res.start + 1
         self.check_hotplug_memory_range(start, size)
         group = None
@@ -207,7 +203,7 @@ class HotplugMixin:
                 except KernelError:
                     break
 
-    def create_altmaps_and_memory_blocks(self: Kernel, nid: int, group: MemoryGroup | None, start: int, size: int) -> list[MemoryBlock]:
+    def create_altmaps_and_memory_blocks(self, nid: int, group: MemoryGroup | None, start: int, size: int) -> list[MemoryBlock]:
         """One altmap and one block per chunk; a failing chunk unwinds the earlier ones (v8/v9)."""
         vmemmap_pages = self.memory_block_memmap_on_memory_pages()
         created: list[MemoryBlock] = []
@@ -229,7 +225,7 @@ class HotplugMixin:
             raise
         return created
 
-    def arch_add_memory(self: Kernel, nid: int, start: int, size: int) -> list[list[tuple[int, int]]]:
+    def arch_add_memory(self, nid: int, start: int, size: int) -> list[list[tuple[int, int]]]:
         """Map the range with its memmap in ordinary kernel memory (R-ADD-06).
 
         Returns, per block, the donor charges. A section whose memmap cannot be allocated
@@ -263,7 +259,7 @@ class HotplugMixin:
             raise
         return charges
 
-    def _kernel_memory_donors(self: Kernel, nid: int) -> Iterator[MemoryBlock]:
+    def _kernel_memory_donors(self, nid: int) -> Iterator[MemoryBlock]:
         """Online kernel-zone blocks in the order the page allocator would use them:
         nodes by the target's fallback order, zones Normal > DMA32 > DMA, high blocks first."""
         for donor_nid in self.node_fallback_order(nid):
@@ -272,7 +268,7 @@ class HotplugMixin:
                 # Lazily, from the top of the zone's span: an add touches the donors it uses.
                 yield from self.zone_blocks(node, zone_name, descending=True)
 
-    def _alloc_kernel_pages(self: Kernel, donors: _DonorCursor, pages: int) -> MemoryBlock | None:
+    def _alloc_kernel_pages(self, donors: _DonorCursor, pages: int) -> MemoryBlock | None:
         """Take ``pages`` unmovable pages from the first donor with room; None: ENOMEM."""
         block = donors.current
         while block is None or block.free < pages:
@@ -284,7 +280,7 @@ class HotplugMixin:
         self._zone(block).free -= pages
         return block
 
-    def free_memmap_charges(self: Kernel, charges: list[tuple[int, int]] | None) -> None:
+    def free_memmap_charges(self, charges: list[tuple[int, int]] | None) -> None:
         for donor_id, pages in charges or ():
             donor = self.blocks.get(donor_id)
             if donor is None:
@@ -293,7 +289,7 @@ class HotplugMixin:
             if donor.state is not BlockState.OFFLINE and donor.zone is not None:
                 self._zone(donor).free += pages
 
-    def create_memory_block_devices(self: Kernel, nid: int, group: MemoryGroup | None, start: int, size: int, altmap: int) -> list[MemoryBlock]:
+    def create_memory_block_devices(self, nid: int, group: MemoryGroup | None, start: int, size: int, altmap: int) -> list[MemoryBlock]:
         """One ``memoryN`` device per block, uevent ``add`` each; EEXIST undoes this call's."""
         created: list[MemoryBlock] = []
         first = start // self.block_size
@@ -308,16 +304,16 @@ class HotplugMixin:
         return created
 
     # -- removal ------------------------------------------------------------------------------
-    def remove_memory(self: Kernel, start: int, size: int) -> None:
+    def remove_memory(self, start: int, size: int) -> None:
         """remove_memory(): EBUSY if any block is not offline, EINVAL for mixed altmaps."""
         with self.lock:
             self.try_remove_memory(start, size)
 
-    def _blocks_in_range(self: Kernel, start: int, size: int) -> list[MemoryBlock]:
+    def _blocks_in_range(self, start: int, size: int) -> list[MemoryBlock]:
         first = start // self.block_size
         return [b for bid in range(first, first + size // self.block_size) if (b := self.blocks.get(bid)) is not None]
 
-    def try_remove_memory(self: Kernel, start: int, size: int) -> None:
+    def try_remove_memory(self, start: int, size: int) -> None:
         self.check_hotplug_memory_range(start, size)
         blocks = self._blocks_in_range(start, size)
         nid = None
@@ -349,7 +345,7 @@ class HotplugMixin:
         if nid is not None:
             self.try_offline_node(nid)
 
-    def release_mem_region_adjustable(self: Kernel, start: int, size: int) -> None:
+    def release_mem_region_adjustable(self, start: int, size: int) -> None:
         """kernel/resource.c: descend through non-busy resources to the busy one holding
         [start, end], then free it, move its start or end, or split it in two."""
         end = start + size - 1
@@ -381,12 +377,12 @@ class HotplugMixin:
             else:
                 return
 
-    def remove_memory_blocks_and_altmaps(self: Kernel, blocks: list[MemoryBlock]) -> None:
+    def remove_memory_blocks_and_altmaps(self, blocks: list[MemoryBlock]) -> None:
         for block in blocks:
             block.altmap = 0  # detach the altmap, then the device; the memmap goes with the chunk
             self.remove_memory_block(block)
 
-    def offline_and_remove_memory(self: Kernel, start: int, size: int) -> None:
+    def offline_and_remove_memory(self, start: int, size: int) -> None:
         """R-REM-02: offline every online block, remembering zones; undo on failure."""
         with self.lock:
             if not size or start % self.block_size or size % self.block_size:

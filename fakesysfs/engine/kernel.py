@@ -12,15 +12,13 @@ import threading
 from dataclasses import dataclass, field
 
 from ..config import BootConfig, profile_version
-from .dax import DaxMixin
 from .events import EventLog, Uevent
 from .firmware import FirmwareMixin
-from .hotplug import SECTION_SIZE, HotplugMixin, gc_paused
+from .hotplug import SECTION_SIZE, gc_paused
 from .memory import (
     ONLINE_TYPE_WORDS,
     BlockState,
     MemoryBlock,
-    MemoryBlocksMixin,
     MemoryGroup,
     OnlineType,
 )
@@ -53,7 +51,7 @@ class Faults:
     probe_fail: dict[str, int] = field(default_factory=dict)
 
 
-class Kernel(MemoryBlocksMixin, HotplugMixin, DaxMixin, FirmwareMixin):
+class Kernel(FirmwareMixin):
     """The engine. Construct from a BootConfig; mutate through kernel-named methods."""
 
     def __init__(self, config: BootConfig) -> None:

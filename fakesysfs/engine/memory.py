@@ -14,9 +14,9 @@ import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
-from typing import TYPE_CHECKING
 
 from ..errors import EHWPOISON, KernelError
+from .base import KernelBase
 from .node import (
     KERNEL_ZONES,
     ZONE_DMA,
@@ -26,9 +26,6 @@ from .node import (
     Node,
     Zone,
 )
-
-if TYPE_CHECKING:
-    from .kernel import Kernel
 
 
 class BlockState(str, Enum):
@@ -112,17 +109,17 @@ class MemoryBlock:
         return self.state is not BlockState.OFFLINE
 
 
-class MemoryBlocksMixin:
+class MemoryBlocksMixin(KernelBase):
     """The memory-block half of the engine; mixed into ``Kernel``."""
 
     # -- helpers ---------------------------------------------------------------------------
-    def _zone(self: Kernel, block: MemoryBlock, name: str | None = None) -> Zone:
+    def _zone(self, block: MemoryBlock, name: str | None = None) -> Zone:
         return self.nodes[block.nid].zones[name or block.zone or ZONE_NORMAL]
 
-    def block_start(self: Kernel, block: MemoryBlock) -> int:
+    def block_start(self, block: MemoryBlock) -> int:
         return block.id * self.block_size
 
-    def kernel_zone_for(self: Kernel, node: Node, block_id: int) -> str:
+    def kernel_zone_for(self, node: Node, block_id: int) -> str:
         """default_kernel_zone_for_pfn(): first of DMA, DMA32 intersecting the block, else Normal."""
         for name in (ZONE_DMA, ZONE_DMA32):
             if node.zones[name].intersects(block_id):
@@ -130,7 +127,7 @@ class MemoryBlocksMixin:
         return ZONE_NORMAL
 
     # -- zone selection (kernel-abi.md 2.2, 2.4) ----------------------------------------------
-    def default_zone_for_pfn(self: Kernel, node: Node, block_id: int) -> str:
+    def default_zone_for_pfn(self, node: Node, block_id: int) -> str:
         """The contig-zones default (contig_default(B))."""
         kernel_zone = self.kernel_zone_for(node, block_id)
         in_kernel = node.zones[kernel_zone].intersects(block_id)
@@ -141,7 +138,7 @@ class MemoryBlocksMixin:
             return ZONE_MOVABLE
         return ZONE_MOVABLE if self.movable_node else kernel_zone
 
-    def auto_movable_can_online_movable(self: Kernel, nid: int | None, group: MemoryGroup | None, nr_pages: int) -> bool:
+    def auto_movable_can_online_movable(self, nid: int | None, group: MemoryGroup | None, nr_pages: int) -> bool:
         """can_move(scope, group, need) of kernel-abi.md 2.4."""
         nodes = [self.nodes[nid]] if nid is not None else [n for n in self.nodes.values()]
         kernel_early = 0
@@ -173,7 +170,7 @@ class MemoryBlocksMixin:
             kernel_early += group.present_kernel_pages
         return movable + nr_pages <= self.auto_movable_ratio * kernel_early // 100
 
-    def auto_movable_zone_for_pfn(self: Kernel, node: Node, group: MemoryGroup | None, block_id: int) -> str:
+    def auto_movable_zone_for_pfn(self, node: Node, group: MemoryGroup | None, block_id: int) -> str:
         kernel_zone = self.kernel_zone_for(node, block_id)
         if not self.auto_movable_ratio:
             return kernel_zone
@@ -201,7 +198,7 @@ class MemoryBlocksMixin:
             return kernel_zone
         return ZONE_MOVABLE
 
-    def zone_for_pfn_range(self: Kernel, online_type: OnlineType, block: MemoryBlock) -> str:
+    def zone_for_pfn_range(self, online_type: OnlineType, block: MemoryBlock) -> str:
         """Zone for an online request (R-STATE-01, policy_default)."""
         node = self.nodes[block.nid]
         if online_type == OnlineType.ONLINE_KERNEL:
@@ -212,7 +209,7 @@ class MemoryBlocksMixin:
             return self.auto_movable_zone_for_pfn(node, block.group, block.id)
         return self.default_zone_for_pfn(node, block.id)
 
-    def valid_zones(self: Kernel, block: MemoryBlock) -> str:
+    def valid_zones(self, block: MemoryBlock) -> str:
         """valid_zones_show() without the newline (R-ZONE-01)."""
         if block.state is BlockState.ONLINE:
             return block.zone or "none"
@@ -226,7 +223,7 @@ class MemoryBlocksMixin:
         return " ".join(words)
 
     # -- device_online / device_offline (drivers/base/core.c) --------------------------------
-    def device_online(self: Kernel, block: MemoryBlock) -> int:
+    def device_online(self, block: MemoryBlock) -> int:
         """1 if already online (callers turn that into EINVAL or success), else 0; raises."""
         if block.state is not BlockState.OFFLINE:
             return 1
@@ -234,14 +231,14 @@ class MemoryBlocksMixin:
         self.uevent("online", self.memory_devpath(block.id), "memory")
         return 0
 
-    def device_offline(self: Kernel, block: MemoryBlock) -> int:
+    def device_offline(self, block: MemoryBlock) -> int:
         if block.state is BlockState.OFFLINE:
             return 1
         self.memory_subsys_offline(block)
         self.uevent("offline", self.memory_devpath(block.id), "memory")
         return 0
 
-    def memory_subsys_online(self: Kernel, block: MemoryBlock) -> None:
+    def memory_subsys_online(self, block: MemoryBlock) -> None:
         # R-STATE-05: a stored type is used once, then reset, whether onlining worked or not.
         if block.online_type == OnlineType.OFFLINE:
             block.online_type = OnlineType.ONLINE
@@ -250,10 +247,10 @@ class MemoryBlocksMixin:
         finally:
             block.online_type = OnlineType.OFFLINE
 
-    def memory_subsys_offline(self: Kernel, block: MemoryBlock) -> None:
+    def memory_subsys_offline(self, block: MemoryBlock) -> None:
         self.memory_block_change_state(block, BlockState.OFFLINE)
 
-    def memory_block_change_state(self: Kernel, block: MemoryBlock, to_state: BlockState) -> None:
+    def memory_block_change_state(self, block: MemoryBlock, to_state: BlockState) -> None:
         from_state = block.state
         if to_state is BlockState.OFFLINE:
             block.state = BlockState.GOING_OFFLINE
@@ -268,7 +265,7 @@ class MemoryBlocksMixin:
         block.state = to_state
 
     # -- memory_block_online / online_pages ---------------------------------------------------
-    def memory_block_online(self: Kernel, block: MemoryBlock) -> None:
+    def memory_block_online(self, block: MemoryBlock) -> None:
         if block.poisoned:
             raise KernelError(EHWPOISON)
         zone_name = self.zone_for_pfn_range(block.online_type, block)
@@ -276,7 +273,7 @@ class MemoryBlocksMixin:
         # after onlining succeeded, and never as managed or free.
         self.online_pages(block, zone_name)
 
-    def online_pages(self: Kernel, block: MemoryBlock, zone_name: str) -> None:
+    def online_pages(self, block: MemoryBlock, zone_name: str) -> None:
         node = self.nodes[block.nid]
         err = self.notifier_error["MEM_GOING_ONLINE"]
         if err:
@@ -303,20 +300,20 @@ class MemoryBlocksMixin:
             self.n_memory.add(node.id)
             self.memtier_node_online(node)
 
-    def hotplug_maintains_n_normal_memory(self: Kernel) -> bool:
+    def hotplug_maintains_n_normal_memory(self) -> bool:
         """R-NODE-05 as the kernel has it: 6.17 dropped the N_NORMAL_MEMORY updates of
         online_pages()/offline_pages() (8d2882a8edb8); "mm/memory_hotplug: maintain
         N_NORMAL_MEMORY during hotplug" restored them and reached 6.18.y in 6.18.23."""
         return self.profile != (6, 17)
 
     # -- memory_block_offline / offline_pages -------------------------------------------------
-    def memory_block_offline(self: Kernel, block: MemoryBlock) -> None:
+    def memory_block_offline(self, block: MemoryBlock) -> None:
         if block.zone is None:
             # The block spans zones or nodes: mem->zone is NULL.
             raise KernelError(errno.EINVAL)
         self.offline_pages(block)
 
-    def offline_pages(self: Kernel, block: MemoryBlock) -> None:
+    def offline_pages(self, block: MemoryBlock) -> None:
         node = self.nodes[block.nid]
         if block.present != self.pages_per_block:
             self._offline_failed(block, "memory holes")
@@ -351,13 +348,13 @@ class MemoryBlocksMixin:
             self.n_memory.discard(node.id)
             self.memtier_node_offline(node)
 
-    def _offline_failed(self: Kernel, block: MemoryBlock, reason: str) -> None:
+    def _offline_failed(self, block: MemoryBlock, reason: str) -> None:
         """offline_pages()'s pr_debug; its range starts after the block's vmemmap pages."""
         start = self.block_start(block) + block.altmap * self.page_size
         end = self.block_start(block) + self.block_size - 1
         self.printk(f"memory offlining [mem {start:#010x}-{end:#010x}] failed due to {reason}")
 
-    def migrate_away(self: Kernel, block: MemoryBlock) -> None:
+    def migrate_away(self, block: MemoryBlock) -> None:
         """do_migrate_range() as counters: move the block's movable pages to free memory of
         other online blocks, same node first (section 7). No room anywhere: EBUSY."""
         need = block.movable_used
@@ -388,7 +385,7 @@ class MemoryBlocksMixin:
         self._zone(block).free += block.movable_used
         block.movable_used = 0
 
-    def set_block_usage(self: Kernel, block: MemoryBlock, *, pinned: int | None = None,
+    def set_block_usage(self, block: MemoryBlock, *, pinned: int | None = None,
                         movable_used: int | None = None, poisoned: int | None = None) -> None:
         """Simulator hook: pages a test pins, fills or poisons in a block (section 8).
 
@@ -411,7 +408,7 @@ class MemoryBlocksMixin:
             if poisoned is not None:
                 block.poisoned = poisoned
 
-    def zone_blocks(self: Kernel, node: Node, zone_name: str, descending: bool = False) -> Iterator[MemoryBlock]:
+    def zone_blocks(self, node: Node, zone_name: str, descending: bool = False) -> Iterator[MemoryBlock]:
         """The online blocks of ``node`` that ``zone_name`` manages, by block id, found in
         the zone's span (which holds all of them): a caller that stops early has touched
         only the blocks it looked at."""
@@ -425,7 +422,7 @@ class MemoryBlocksMixin:
             if block is not None and block.nid == nid and block.zone == zone_name and block.state is online:
                 yield block
 
-    def shrink_zone_span(self: Kernel, node: Node, zone_name: str, block_id: int) -> None:
+    def shrink_zone_span(self, node: Node, zone_name: str, block_id: int) -> None:
         """shrink_zone_span(): an edge block leaving moves the edge to the next online block."""
         zone = node.zones[zone_name]
         if zone.empty_span():
