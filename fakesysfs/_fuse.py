@@ -139,7 +139,7 @@ def path_invalidator() -> Callable[[str], int]:
     mount from the kernel's caches (its attributes, and a cached link target), returning 0,
     or -ENOENT when the kernel has nothing cached for it. Safe from any thread while the
     filesystem exists; never call it after ``destroy``."""
-    if not CAN_INVALIDATE:
+    if not CAN_INVALIDATE or _invalidate_path is None:
         raise RuntimeError("this libfuse cannot invalidate paths")
     fuse = ctypes.c_void_p(_libfuse.fuse_get_context().contents.fuse)
     invalidate = _invalidate_path

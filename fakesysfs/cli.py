@@ -126,7 +126,7 @@ def _clear_stale_mount(mountpoint: str) -> None:
 
 
 # -- building the tree --------------------------------------------------------------------
-def _boot(topology: str | None) -> tuple[Kernel | None, Tree]:
+def _boot(topology: str | None) -> tuple[Kernel, Tree]:
     """Topology file (or the embedded default) -> booted kernel and its attribute tree, with
     the harness attached."""
     from .sysfs import build_tree

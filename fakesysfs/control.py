@@ -507,7 +507,8 @@ class ControlServer:
         assert self._sock is not None
         while True:
             try:
-                ready, _, _ = select.select([self._sock, self._wake_r], [], [])
+                watched: list[socket.socket | int] = [self._sock, self._wake_r]
+                ready, _, _ = select.select(watched, [], [])
             except (OSError, ValueError):
                 return
             if self._wake_r in ready or self._closing:
@@ -690,9 +691,12 @@ class ControlClient:
         if not raw:
             return None
         try:
-            return json.loads(raw)
+            obj = json.loads(raw)
         except ValueError as exc:
             raise ControlError(f"garbled line from {self.path}: {exc}") from None
+        if not isinstance(obj, dict):
+            raise ControlError(f"garbled line from {self.path}: not a JSON object")
+        return obj
 
     def _reply(self) -> dict[str, Any]:
         reply = self._read()

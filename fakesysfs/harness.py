@@ -458,7 +458,8 @@ class Harness:
         name = op["op"]
         with k.lock:
             try:
-                return getattr(self, f"_op_{name}")(**{key: v for key, v in op.items() if key != "op"})
+                handler: Callable[..., dict[str, Any]] = getattr(self, f"_op_{name}")
+                return handler(**{key: v for key, v in op.items() if key != "op"})
             except KernelError as exc:
                 raise HarnessError(f"{name}: {exc.strerror}", exc.errno or errno_mod.EINVAL) from None
 
@@ -632,7 +633,8 @@ class Harness:
         (``more``: ask again with ``since`` = the last ``seq``); ``missed`` counts the stores
         after ``since`` the ring no longer has."""
         since = _int(request.get("since", 0), "since")
-        stores, size = [], 0
+        stores: list[dict[str, Any]] = []
+        size = 0
         records = self.trace.since(since)
         for record in records:
             if stores and size + len(record.data) > TRACE_REPLY_BYTES:

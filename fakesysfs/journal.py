@@ -57,7 +57,7 @@ import os
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -448,7 +448,7 @@ def _checked(raw: bytes) -> dict[str, Any]:
     return obj
 
 
-def write_snapshot(path: str | os.PathLike[str], topology: str | None, records: list[dict[str, Any]]) -> None:
+def write_snapshot(path: str | os.PathLike[str], topology: str | None, records: Iterable[dict[str, Any]]) -> None:
     """Write a complete state file (header + ``records``) to ``path`` atomically."""
     if topology is None:
         raise StateError("this simulation's topology cannot be written as TOML, so it cannot be exported")

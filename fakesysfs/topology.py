@@ -645,7 +645,7 @@ def _check_kernel(c: BootConfig) -> None:
         profile_version(c.kernel_profile)
         canonical = c.kernel_profile in PROFILES or re.fullmatch(
             r"6\.(?:[89]|1[0-9])", c.kernel_profile
-        )
+        ) is not None
     except (ValueError, AttributeError):
         canonical = False
     if not canonical:

@@ -1172,7 +1172,7 @@ class RulesRunner:
         if kind == "p":
             return event.uevent.devpath
         if kind == "b":
-            return event.dev_parent.sysname if event.dev_parent not in (None, dev) else ""  # type: ignore[union-attr]
+            return event.dev_parent.sysname if event.dev_parent not in (None, dev) else ""
         if kind in ("M", "m"):
             return props.get("MAJOR" if kind == "M" else "MINOR", "0")
         if kind == "c":

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from ..errors import ConfigError, KernelError
 from ..sysfs.parsers import (
@@ -107,6 +107,16 @@ class ProducerDevice:
         if self.modalias:
             env.append(("MODALIAS", self.modalias))
         return env
+
+
+class ProducerFields(TypedDict, total=False):
+    """The optional fields of a ``ProducerDevice``, as keyword arguments."""
+
+    driver: str | None
+    devtype: str | None
+    modalias: str | None
+    numa_node: int | None
+    region: DaxRegion | None
 
 
 @dataclass(eq=False, slots=True)
@@ -289,12 +299,12 @@ class DaxMixin(HotplugMixin):
         if driver is None:
             return
         drv = self.dax_drivers.get(driver)
-        if drv is not None and drv.loaded and dev is None:
-            return  # the producer's probe failed: there is no device to bind
         if drv is None:
             raise ConfigError(key, f"{driver!r} is not a dax driver (device_dax or kmem)")
         if not drv.loaded:
             raise ConfigError(key, f"the {driver} driver is not loaded (dax.{driver} = false)")
+        if dev is None:
+            return  # the producer's probe failed: there is no device to bind
         if dev.driver is drv:
             return
         if dev.driver is not None:
@@ -309,7 +319,7 @@ class DaxMixin(HotplugMixin):
         self._memregion_ids.add(rid)
         return rid
 
-    def _producer_device(self, devpath: str, bus: str | None, **kw) -> ProducerDevice:
+    def _producer_device(self, devpath: str, bus: str | None, **kw: Unpack[ProducerFields]) -> ProducerDevice:
         pdev = self.dax_producer_devices.get(devpath)
         if pdev is None:
             pdev = self.dax_producer_devices[devpath] = ProducerDevice(devpath, bus, **kw)

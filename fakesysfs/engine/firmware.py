@@ -40,10 +40,18 @@ from __future__ import annotations
 
 import errno
 from dataclasses import replace
+from typing import Unpack
 
 from ..config import CxlRegionConfig, HmemConfig, PmemConfig
 from ..errors import KernelError
-from .dax import IORESOURCE_DAX_KMEM, DaxMixin, DaxRegion, DevDax, ProducerDevice
+from .dax import (
+    IORESOURCE_DAX_KMEM,
+    DaxMixin,
+    DaxRegion,
+    DevDax,
+    ProducerDevice,
+    ProducerFields,
+)
 from .hotplug import PMD_SIZE
 
 #: CXL HDM decoders map host physical addresses in 256 MiB units.
@@ -148,7 +156,8 @@ class FirmwareMixin(DaxMixin):
             env = [(k, v) for k, v in env if k != "DRIVER"]
         self.uevent(action, pdev.devpath, pdev.bus or "", tuple(env))
 
-    def _hotplug_producer_device(self, devpath: str, bus: str, **kw) -> tuple[ProducerDevice, bool]:
+    def _hotplug_producer_device(self, devpath: str, bus: str,
+                                 **kw: Unpack[ProducerFields]) -> tuple[ProducerDevice, bool]:
         """The device at ``devpath``, created and announced (``add``) if it did not exist."""
         pdev = self.dax_producer_devices.get(devpath)
         if pdev is not None:

@@ -11,7 +11,13 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from ..config import BootConfig, profile_version
+from ..config import (
+    BootConfig,
+    CxlRegionConfig,
+    HmemConfig,
+    PmemConfig,
+    profile_version,
+)
 from .events import EventLog, Uevent
 from .firmware import FirmwareMixin
 from .hotplug import SECTION_SIZE, gc_paused
@@ -308,7 +314,9 @@ class Kernel(FirmwareMixin):
         for ncfg in self.config.nodes:
             if any(r.start <= addr < r.end for r in ncfg.memory):
                 return ncfg.id
-        for producer in (*self.config.cxl_regions, *self.config.hmem, *self.config.pmem):
+        producers: tuple[CxlRegionConfig | HmemConfig | PmemConfig, ...] = (
+            *self.config.cxl_regions, *self.config.hmem, *self.config.pmem)
+        for producer in producers:
             if producer.start <= addr < producer.start + producer.size:
                 return producer.target_node
         return 0

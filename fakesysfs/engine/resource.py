@@ -8,6 +8,7 @@ overlap. kmem claims its range as ``daxX.Y`` and clears the busy flag so that th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
@@ -25,7 +26,7 @@ class Resource:
     def contains(self, start: int, end: int) -> bool:
         return self.start <= start and end <= self.end
 
-    def walk(self, depth: int = 0):
+    def walk(self, depth: int = 0) -> Iterator[tuple[int, Resource]]:
         """Yield (depth, resource) in /proc/iomem order."""
         for child in self.children:
             yield depth, child

@@ -20,7 +20,7 @@ of paths, whatever the machine size.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ..engine.events import Uevent
@@ -46,7 +46,7 @@ class KernelChanges(ChangeFeed):
         super().__init__()
         self.k = kernel
         self.tree = tree
-        self._unsubscribe = None
+        self._unsubscribe: Callable[[], None] | None = None
         #: Driver directory names ever seen per bus: an unbind carries no DRIVER.
         self._drivers: dict[str, set[str]] = {}
 

@@ -17,7 +17,7 @@ from ..errors import KernelError
 from .common import const, link, power_dir, ro, rw, uevent_attr, wo
 from .memory import BusDevicesDir, simple_bus
 from .parsers import kstrtobool
-from .tree import Dir, MergedDir, Node, StaticDir
+from .tree import Dir, DirEntry, MergedDir, Node, StaticDir
 
 if TYPE_CHECKING:
     from ..engine import Kernel
@@ -167,7 +167,7 @@ class DevDaxDir(Dir):
 # -- dax_region/ and the producers' devices ------------------------------------------------------
 def dax_region_dir(k: Kernel, region: DaxRegion) -> StaticDir:
     """``<parent>/dax_region/`` (1.10); static regions hide the four dynamic files."""
-    entries: dict = {
+    entries: dict[str, DirEntry] = {
         "align": ro(lambda: f"{region.align}\n", 0o400),
         "id": ro(lambda: f"{region.id}\n"),
         "size": ro(lambda: f"{region.size}\n"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ..engine.memory import (
@@ -16,7 +16,7 @@ from ..engine.memory import (
 from ..errors import KernelError
 from .common import const, link, power_dir, ro, rw, uevent_attr, wo
 from .parsers import kstrtobool, kstrtoull, sysfs_match_string
-from .tree import Dir, Link, MergedDir, Node, StaticDir
+from .tree import Dir, DirEntry, Link, MergedDir, Node, StaticDir
 
 if TYPE_CHECKING:
     from ..engine import Kernel
@@ -133,7 +133,7 @@ def memory_root(k: Kernel) -> Dir:
         k.auto_online_blocks = mhp_online_type_from_str(text)
         return None
 
-    entries: dict = {
+    entries: dict[str, DirEntry] = {
         "auto_online_blocks": rw(lambda: ONLINE_TYPE_NAMES[k.auto_online_blocks] + "\n", auto_online_blocks_store),
         "block_size_bytes": ro(lambda: f"{k.block_size:x}\n"),
         "power": power_dir(k, MEMORY_ROOT),
@@ -158,7 +158,8 @@ class BusDevicesDir(Dir):
 
     __slots__ = ("here", "names_fn", "target_fn")
 
-    def __init__(self, here: str, names_fn, target_fn) -> None:
+    def __init__(self, here: str, names_fn: Callable[[], Iterable[str]],
+                 target_fn: Callable[[str], str | None]) -> None:
         self.here = here
         self.names_fn = names_fn
         self.target_fn = target_fn

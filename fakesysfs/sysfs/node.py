@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from .common import const, link, power_dir, ro, rw, uevent_attr, wo
 from .memory import BusDevicesDir, _suffix_id, simple_bus
 from .parsers import format_cpumap, format_node_list, kstrtoul
-from .tree import Dir, MergedDir, Node, StaticDir
+from .tree import Attr, Dir, DirEntry, MergedDir, Node, StaticDir
 
 if TYPE_CHECKING:
     from ..engine import Kernel
@@ -57,7 +57,7 @@ def _hugepages_dir(k: Kernel, nid: int, size_kb: int) -> StaticDir:
         kstrtoul(text, 10)
         return None
 
-    entries: dict = {
+    entries: dict[str, DirEntry] = {
         "free_hugepages": const("0\n"),
         "nr_hugepages": rw(lambda: "0\n", nr_hugepages_store),
         "surplus_hugepages": const("0\n"),
@@ -149,7 +149,7 @@ class NodesDir(Dir):
 
 
 def node_root(k: Kernel) -> Dir:
-    def state(fn) -> object:
+    def state(fn: Callable[[], Iterable[int]]) -> Attr:
         return ro(lambda: format_node_list(fn()) + "\n")
 
     fixed = StaticDir({
@@ -196,7 +196,7 @@ def _cpu_dir(k: Kernel, cpu: int) -> StaticDir:
         "physical_package_id": const(f"{nid}\n"),
         "thread_siblings": mask([cpu]), "thread_siblings_list": lst([cpu]),
     })
-    entries: dict = {
+    entries: dict[str, DirEntry] = {
         "power": power_dir(k, here),
         "subsystem": link(here, "/bus/cpu"),
         "topology": topology,
@@ -211,7 +211,7 @@ def _cpu_dir(k: Kernel, cpu: int) -> StaticDir:
 def cpu_root(k: Kernel) -> StaticDir:
     cpus = k.all_cpus()
     listing = format_node_list(cpus) + "\n"
-    entries: dict = {
+    entries: dict[str, DirEntry] = {
         "kernel_max": const(f"{max(k.nr_cpu_ids - 1, 0)}\n"),
         "offline": const("\n"),
         "online": const(listing),

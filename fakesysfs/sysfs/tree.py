@@ -24,7 +24,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from ..errors import KernelError
@@ -102,13 +102,17 @@ class Dir(Node):
         return True
 
 
+#: A ``StaticDir`` child: a node, or a zero-argument factory (None: absent for now).
+DirEntry = Node | Callable[[], Node | None]
+
+
 class StaticDir(Dir):
     """A directory with a fixed set of children, given as nodes or zero-argument factories."""
 
     __slots__ = ("entries",)
 
-    def __init__(self, entries: dict[str, Node | Callable[[], Node | None]] | None = None) -> None:
-        self.entries: dict[str, Node | Callable[[], Node | None]] = dict(entries or {})
+    def __init__(self, entries: Mapping[str, DirEntry] | None = None) -> None:
+        self.entries: dict[str, DirEntry] = dict(entries or {})
 
     def names(self) -> Iterable[str]:
         for name, entry in self.entries.items():

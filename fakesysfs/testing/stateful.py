@@ -39,6 +39,7 @@ from typing import ClassVar
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
+from ..engine import MemoryBlock
 from ..simulation import Simulation, TopologySource
 
 __all__ = ["HotplugStateMachine", "check_kernel_invariants"]
@@ -49,7 +50,7 @@ def check_kernel_invariants(sim: Simulation) -> None:
     the broken one."""
     k = sim.kernel
     with k.lock:
-        online_by_node: dict[int, list] = {}
+        online_by_node: dict[int, list[MemoryBlock]] = {}
         for block in k.blocks.values():
             if block.online:
                 online_by_node.setdefault(block.nid, []).append(block)
