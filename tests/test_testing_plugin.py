@@ -143,3 +143,17 @@ def test_kernel_invariants_catch_a_broken_engine() -> None:
     sim.kernel.nodes[0].zones["DMA32"].managed += 1  # a bookkeeping bug
     with pytest.raises(AssertionError, match="I-1: node0 manages"):
         check_kernel_invariants(sim)
+
+
+def test_state_machine_methods_survive_hypothesis_init() -> None:
+    """hypothesis sets instance attributes of its own (``invariants``: the list of checks) in
+    ``RuleBasedStateMachine.__init__``; a method of ours by such a name would be shadowed, and a
+    subclass calling it would crash. Every method stays callable on an instance."""
+    machine = InvariantsOnly()
+    try:
+        for name, member in vars(HotplugStateMachine).items():
+            if callable(member) and not name.startswith("__"):
+                assert callable(getattr(machine, name)), f"{name} is shadowed by an instance attribute"
+        machine.kernel_and_agent_invariants()  # what a subclass may call after a step of its own
+    finally:
+        machine.teardown()

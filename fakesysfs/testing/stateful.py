@@ -186,6 +186,8 @@ class HotplugStateMachine(RuleBasedStateMachine):
         self.sim.clear_faults()
 
     @invariant()
-    def invariants(self) -> None:
+    def kernel_and_agent_invariants(self) -> None:
+        """``check_kernel_invariants``, then ``check`` (not ``invariants``: hypothesis sets an
+        instance attribute by that name)."""
         check_kernel_invariants(self.sim)
         self.check()
