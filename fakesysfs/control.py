@@ -583,7 +583,7 @@ class ControlServer:
             log.exception("control op %r failed", op)
             return {"ok": False, **base, "error": f"internal error: {exc!r}"}, None
 
-    def _op_ping(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _op_ping(self, _request: dict[str, Any]) -> dict[str, Any]:
         return {"version": PROTOCOL_VERSION, "seqnum": self.kernel.events.seqnum}
 
     def _op_subscribe(self, request: dict[str, Any]) -> tuple[_Subscription, dict[str, Any]]:

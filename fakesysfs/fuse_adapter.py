@@ -180,7 +180,7 @@ class TreeOperations:
         negotiate(conn, config, cache=self.cache)
         self.init("/")
 
-    def init(self, path: str) -> None:
+    def init(self, _path: str) -> None:
         """Called once libfuse has the kernel's INIT: the mount exists.
 
         The kernel holds every other request until this returns, so the callback must only
@@ -199,7 +199,7 @@ class TreeOperations:
             except Exception:
                 log.exception("ready callback failed")
 
-    def destroy(self, path: str) -> None:
+    def destroy(self, _path: str) -> None:
         """libfuse tears the filesystem down: no invalidation may follow."""
         if self._unsubscribe is not None:
             self._unsubscribe()
@@ -229,7 +229,7 @@ class TreeOperations:
 
     # -- metadata -------------------------------------------------------------------------
     @_translate
-    def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
+    def getattr(self, path: str, _fh: int | None = None) -> dict[str, int]:
         if self.cache:
             # Remembered under the tree lock, so a change made after this answer sees it.
             with self.tree.lock:
@@ -256,11 +256,11 @@ class TreeOperations:
         }
 
     @_translate
-    def readdir(self, path: str, fh: int) -> list[str]:
+    def readdir(self, path: str, _fh: int) -> list[str]:
         return [".", "..", *self.tree.readdir(path)]
 
     @_translate
-    def readdir_with_offset(self, path: str, offset: int, fh: int) -> Iterator[tuple[str, None, int]]:
+    def readdir_with_offset(self, path: str, offset: int, _fh: int) -> Iterator[tuple[str, None, int]]:
         """mfusepy: the listing from ``offset`` on, one kernel buffer at a time.
 
         libfuse 3's high-level readdir without offsets copies the whole listing for every
@@ -287,7 +287,7 @@ class TreeOperations:
         return self.tree.readlink(path)
 
     @_translate
-    def statfs(self, path: str) -> dict[str, int]:
+    def statfs(self, _path: str) -> dict[str, int]:
         # What statfs(2) on /sys reports, minus the magic number FUSE cannot carry.
         return {"f_bsize": PAGE_SIZE, "f_frsize": PAGE_SIZE, "f_namemax": 255}
 
@@ -301,23 +301,23 @@ class TreeOperations:
         return fh
 
     @_translate
-    def read(self, path: str | None, size: int, offset: int, fh: int) -> bytes:
+    def read(self, _path: str | None, size: int, offset: int, fh: int) -> bytes:
         return self.tree.read(self._files[fh], size, offset)
 
     @_translate
-    def write(self, path: str | None, data: bytes, offset: int, fh: int) -> int:
+    def write(self, _path: str | None, data: bytes, _offset: int, fh: int) -> int:
         # R-SYS-02: the offset is ignored (`>>` arrives at 4096, a second echo on one fd at 8).
         # Whatever the store changed is invalidated inside it (``_forget``): before the reply.
         return self.tree.write(self._files[fh], data)
 
     @_translate
-    def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
+    def truncate(self, _path: str | None, _length: int, _fh: int | None = None) -> int:
         # libfuse 2 turns O_TRUNC (`echo x > attr`) into a truncate after open; sysfs
         # ignores it, and without a handler the shell would see ENOSYS.
         return 0
 
     @_translate
-    def release(self, path: str | None, fh: int) -> int:
+    def release(self, _path: str | None, fh: int) -> int:
         with self._fh_lock:
             self._files.pop(fh, None)
         return 0
@@ -358,37 +358,37 @@ class TreeOperations:
     # The VFS found the name (or its absence) and checked permissions before asking; what
     # remains is the answer of the missing inode operation.
     @_translate
-    def mkdir(self, path: str, mode: int) -> int:
+    def mkdir(self, _path: str, _mode: int) -> int:
         raise KernelError(errno.EPERM)  # kernfs_iop_mkdir: no scops->mkdir
 
     @_translate
-    def rmdir(self, path: str) -> int:
+    def rmdir(self, _path: str) -> int:
         raise KernelError(errno.EPERM)  # kernfs_iop_rmdir: no scops->rmdir
 
     @_translate
-    def rename(self, old: str, new: str) -> int:
+    def rename(self, _old: str, _new: str) -> int:
         raise KernelError(errno.EPERM)  # kernfs_iop_rename: no scops->rename
 
     @_translate
-    def unlink(self, path: str) -> int:
+    def unlink(self, _path: str) -> int:
         raise KernelError(errno.EPERM)  # vfs_unlink: no i_op->unlink
 
     @_translate
-    def symlink(self, target: str, source: str) -> int:
+    def symlink(self, _target: str, _source: str) -> int:
         raise KernelError(errno.EPERM)  # vfs_symlink: no i_op->symlink
 
     @_translate
-    def link(self, target: str, source: str) -> int:
+    def link(self, _target: str, _source: str) -> int:
         raise KernelError(errno.EPERM)  # vfs_link: no i_op->link
 
     @_translate
-    def mknod(self, path: str, mode: int, dev: int) -> int:
+    def mknod(self, _path: str, mode: int, _dev: int) -> int:
         # do_mknodat: a regular file goes through vfs_create (EACCES, below); the other types
         # through vfs_mknod: no i_op->mknod.
         raise KernelError(errno.EACCES if stat.S_ISREG(mode) or not stat.S_IFMT(mode) else errno.EPERM)
 
     @_translate
-    def create(self, path: str, mode: int, fi: Any = None) -> int:
+    def create(self, _path: str, _mode: int, _fi: Any = None) -> int:
         raise KernelError(errno.EACCES)  # vfs_create/lookup_open: no i_op->create
 
     @property

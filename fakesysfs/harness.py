@@ -623,7 +623,7 @@ class Harness:
                               ("wait_event", self._ctl_wait_event), ("wait_store", self._ctl_wait_store)):
             server.register(name, _wrap(handler))
 
-    def _ctl_state(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _ctl_state(self, _request: dict[str, Any]) -> dict[str, Any]:
         from .state import snapshot
 
         return {"state": snapshot(self.kernel)}
@@ -644,11 +644,11 @@ class Harness:
         return {"seq": self.trace.seq, "missed": self.trace.missed(since), "more": len(stores) < len(records),
                 "stores": stores}
 
-    def _ctl_kmsg(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _ctl_kmsg(self, _request: dict[str, Any]) -> dict[str, Any]:
         with self.kernel.lock:
             return {"lines": list(self.kernel.kmsg)}
 
-    def _ctl_iomem(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _ctl_iomem(self, _request: dict[str, Any]) -> dict[str, Any]:
         with self.kernel.lock:
             return {"text": self.kernel.resources.format_iomem()}
 

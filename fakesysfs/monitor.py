@@ -95,7 +95,7 @@ def _fail(message: str) -> int:
 
 
 def _cmd_monitor(args: argparse.Namespace) -> int:
-    def stop(signum: int, frame: object) -> None:
+    def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)

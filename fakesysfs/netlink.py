@@ -420,7 +420,7 @@ class _NoSender(NetlinkSender):
     def __init__(self) -> None:  # no socket
         self.sent = self.errors = 0
 
-    def send(self, properties: dict[str, str], tags: Sequence[str] = ()) -> None:
+    def send(self, _properties: dict[str, str], _tags: Sequence[str] = ()) -> None:
         self.sent += 1
 
     def close(self) -> None:

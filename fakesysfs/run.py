@@ -502,7 +502,7 @@ class DevFs:
         with self._lock:
             self._devices.pop(node.name, None)
 
-    def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
+    def getattr(self, path: str, _fh: int | None = None) -> dict[str, int]:
         name = path.lstrip("/")
         with self._lock:
             if not name or name in self._dirs:
@@ -521,7 +521,7 @@ class DevFs:
         return {"st_mode": mode, "st_nlink": 2 if stat.S_ISDIR(mode) else 1, "st_rdev": rdev,
                 "st_uid": 0, "st_gid": 0, "st_size": 0, "st_atime": t, "st_mtime": t, "st_ctime": t}
 
-    def readdir(self, path: str, fh: int) -> list[str]:
+    def readdir(self, path: str, _fh: int) -> list[str]:
         if path != "/":
             return [".", ".."]
         with self._lock:
@@ -534,13 +534,13 @@ class DevFs:
             raise _fuse_error(errno.EINVAL)
         return target
 
-    def open(self, path: str, flags: int) -> int:
+    def open(self, _path: str, _flags: int) -> int:
         raise _fuse_error(errno.EACCES)
 
-    def statfs(self, path: str) -> dict[str, int]:
+    def statfs(self, _path: str) -> dict[str, int]:
         return {"f_bsize": 4096, "f_frsize": 4096, "f_namemax": 255}
 
-    def init(self, path: str) -> None:
+    def init(self, _path: str) -> None:
         self.ready.set()
 
 
@@ -936,7 +936,7 @@ def _init_main(argv: Sequence[str], env: dict[str, str], report_fd: int, go_fd: 
     command = os.fork()
     if command == 0:
         _exec_command(argv, env)
-    status = wait_forwarding(command, reap_others=lambda pid, st: None)
+    status = wait_forwarding(command, reap_others=lambda _pid, _st: None)
     _end_namespace()
     return status
 

@@ -184,7 +184,7 @@ def _parent_name(region: DaxRegion) -> str:
     return name.removeprefix("dax_") if region.producer == "cxl" else name
 
 
-def _dax_info(k: Kernel, dev: DevDax, owner: dict[int, str]) -> DaxDeviceInfo:
+def _dax_info(_k: Kernel, dev: DevDax, owner: dict[int, str]) -> DaxDeviceInfo:
     region = dev.region
     return DaxDeviceInfo(
         name=dev.name, region=region.id, producer=region.producer, parent=_parent_name(region),

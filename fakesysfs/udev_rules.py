@@ -841,7 +841,7 @@ class RulesRunner:
             found = s in token.patterns
         return found == (token.op == OP_MATCH)
 
-    def _match_parents(self, line: _Line, head: _Token, event: _Event) -> bool:
+    def _match_parents(self, line: _Line, _head: _Token, event: _Event) -> bool:
         tokens = [t for t in line.tokens if t.type in _PARENT_TOKENS]
         dev: _SysDevice | None = event.dev
         while dev is not None:
@@ -1317,7 +1317,7 @@ def _cmd_udev(args: argparse.Namespace) -> int:
     from .control import ControlError
     from .monitor import _fail
 
-    def stop(signum: int, frame: object) -> None:
+    def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)

@@ -161,7 +161,7 @@ class BareOperations:
         negotiate(conn, config, cache=self.cache)
         self.init("/")
 
-    def init(self, path: str) -> None:
+    def init(self, _path: str) -> None:
         if READY_FD is not None:
             os.write(READY_FD, b"ok\n")
             os.close(READY_FD)
@@ -169,7 +169,7 @@ class BareOperations:
     def destroy(self, path: str) -> None:
         pass
 
-    def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
+    def getattr(self, path: str, _fh: int | None = None) -> dict[str, int]:
         st = self._stat.get(path)
         return st if st is not None else self._stat[self._key(path)]
 
@@ -191,10 +191,10 @@ class BareOperations:
         family = self._families.get(path)
         return [".", "..", *names, *(family.listing() if family is not None else ())]
 
-    def readdir(self, path: str, fh: int) -> list[str]:
+    def readdir(self, path: str, _fh: int) -> list[str]:
         return self._names(path)
 
-    def readdir_with_offset(self, path: str, offset: int, fh: int) -> Iterator[tuple[str, None, int]]:
+    def readdir_with_offset(self, path: str, offset: int, _fh: int) -> Iterator[tuple[str, None, int]]:
         names = self._listings.get(path) if offset else None
         if names is None:
             names = self._listings[path] = self._names(path)
@@ -208,26 +208,26 @@ class BareOperations:
         if self._listings.get(path) is names:
             del self._listings[path]
 
-    def statfs(self, path: str) -> dict[str, int]:
+    def statfs(self, _path: str) -> dict[str, int]:
         return {"f_bsize": PAGE_SIZE, "f_frsize": PAGE_SIZE, "f_namemax": 255}
 
-    def open(self, path: str, flags: int) -> int:
+    def open(self, path: str, _flags: int) -> int:
         self._key(path)
         return 0
 
-    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+    def read(self, path: str, size: int, offset: int, _fh: int) -> bytes:
         data = self._files.get(path)
         if data is None:
             data = self._files.get(self._key(path), b"")
         return data[offset : offset + size]
 
-    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+    def write(self, _path: str, data: bytes, _offset: int, _fh: int) -> int:
         return len(data)
 
-    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
+    def truncate(self, _path: str, _length: int, _fh: int | None = None) -> int:
         return 0
 
-    def release(self, path: str, fh: int) -> int:
+    def release(self, _path: str, _fh: int) -> int:
         return 0
 
 

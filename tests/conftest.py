@@ -37,7 +37,7 @@ PRIVATE_RUNTIME_DIR = tempfile.mkdtemp(prefix="fakesysfs-xdg-")
 os.environ["XDG_RUNTIME_DIR"] = PRIVATE_RUNTIME_DIR
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
+def pytest_unconfigure() -> None:
     shutil.rmtree(PRIVATE_RUNTIME_DIR, ignore_errors=True)
 
 
@@ -115,28 +115,28 @@ def build_demo_tree() -> DemoTree:
 
         return store
 
-    def state_store(text: str, count: int) -> None:
+    def state_store(text: str, _count: int) -> None:
         word = streq(text)
         if word not in ("online", "offline"):
             raise KernelError(errno.EINVAL)
         value["state"] = word
 
-    def busy_store(text: str, count: int) -> None:
+    def busy_store(_text: str, _count: int) -> None:
         raise KernelError(errno.EBUSY)
 
-    def crash_store(text: str, count: int) -> None:
+    def crash_store(_text: str, _count: int) -> None:
         raise RuntimeError("a bug inside a store handler")
 
     def crash_show() -> str:
         raise ZeroDivisionError("a bug inside a show handler")
 
-    def add_store(text: str, count: int) -> None:
+    def add_store(text: str, _count: int) -> None:
         try:
             blocks.add(int(streq(text)))
         except ValueError:
             raise KernelError(errno.EINVAL) from None
 
-    def remove_store(text: str, count: int) -> None:
+    def remove_store(text: str, _count: int) -> None:
         try:
             blocks.remove(int(streq(text)))
         except (ValueError, KeyError):

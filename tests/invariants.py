@@ -110,7 +110,7 @@ def i4_every_block_has_exactly_one_node_link(k: Kernel, tree: Tree) -> None:
             assert f"memory{bid}" in tree.readdir(f"{NODE}/node{block.nid}"), f"memory{bid} not under node{block.nid}"
 
 
-def i5_altmap_or_memmap_charges(k: Kernel, tree: Tree) -> None:
+def i5_altmap_or_memmap_charges(k: Kernel, _tree: Tree) -> None:
     """A hot-added block has a self-hosted memmap (altmap) or a memmap charged to donors, never
     both; boot blocks have neither; blocks of one memory group share one mode (I-5)."""
     with _locked(k):
@@ -124,7 +124,7 @@ def i5_altmap_or_memmap_charges(k: Kernel, tree: Tree) -> None:
             assert len(modes) <= 1, f"memory group {mgid} mixes altmap and ordinary blocks"
 
 
-def donor_charges_are_accounted(k: Kernel, tree: Tree) -> None:
+def donor_charges_are_accounted(k: Kernel, _tree: Tree) -> None:
     with _locked(k):
         charged: dict[int, int] = {}
         for block in k.blocks.values():
@@ -212,7 +212,7 @@ def dax_links_match_bindings(k: Kernel, tree: Tree) -> None:
         assert chars == {f"{k.dax_major}:{d.minor}" for d in k.dax_devices.values()}
 
 
-def dax_driver_data_matches_binding(k: Kernel, tree: Tree) -> None:
+def dax_driver_data_matches_binding(k: Kernel, _tree: Tree) -> None:
     with _locked(k):
         kmem = k.dax_drivers.get("kmem")
         device_dax = k.dax_drivers.get("device_dax")
@@ -250,14 +250,14 @@ def kmem_bound_devices_have_their_blocks(k: Kernel, tree: Tree) -> None:
                     assert _exists(tree, f"{MEM}/memory{bid}/state")
 
 
-def hot_added_blocks_have_an_owner(k: Kernel, tree: Tree) -> None:
+def hot_added_blocks_have_an_owner(k: Kernel, _tree: Tree) -> None:
     """I-7 turned around: a hot-added block belongs to a kmem-bound device, to memory a failed
     unbind leaked, or (with ``memory/probe``) to a probe add."""
     with _locked(k):
         owned: set[int] = set()
         for dev in k.dax_devices.values():
             for data in ([dev.kmem] if dev.kmem is not None else []) + list(dev.kmem_leaked):
-                for i, res in enumerate(data.res):
+                for res in data.res:
                     if res is not None:
                         owned.update(range(res.start // k.block_size, (res.end + 1) // k.block_size))
         for bid, block in k.blocks.items():

@@ -77,10 +77,8 @@ READ_ERRNOS = {
 def write_errnos(path: str, kernel: Kernel | None = None) -> frozenset[int]:
     """The errnos a write to ``path`` may fail with. Memory state changes also fail with
     whatever the notifier-error-inject files of ``kernel`` hold (R-FI-01/02)."""
-    for pattern, errnos in WRITE_ERRNOS:
-        if pattern.search(path):
-            break
-    else:
+    errnos = next((errnos for pattern, errnos in WRITE_ERRNOS if pattern.search(path)), None)
+    if errnos is None:
         raise AssertionError(f"no errno table entry for {path}: add its kind to WRITE_ERRNOS")
     extra: set[int] = set()
     if DEVICE_FILE.search(path):

@@ -58,7 +58,8 @@ def agent(fakesysfs_mount: Simulation) -> Iterator[subprocess.Popen[str]]:
 
 
 @pytest.mark.fuse
-def test_agent_onlines_hot_plugged_cxl_memory_as_movable(fakesysfs_mount: Simulation, agent) -> None:
+@pytest.mark.usefixtures("agent")
+def test_agent_onlines_hot_plugged_cxl_memory_as_movable(fakesysfs_mount: Simulation) -> None:
     sim = fakesysfs_mount
     mark = sim.mark()
     region = sim.add_cxl_region("2G", node=1)  # firmware: a CXL device was plugged in
@@ -75,7 +76,8 @@ def test_agent_onlines_hot_plugged_cxl_memory_as_movable(fakesysfs_mount: Simula
 
 
 @pytest.mark.fuse
-def test_agent_meets_a_notifier_error(fakesysfs_mount: Simulation, agent) -> None:
+@pytest.mark.usefixtures("agent")
+def test_agent_meets_a_notifier_error(fakesysfs_mount: Simulation) -> None:
     sim = fakesysfs_mount
     sim.inject_notifier_error("MEM_GOING_ONLINE", "ENOMEM")
     mark = sim.mark()

@@ -176,7 +176,7 @@ def test_with_allow_other_the_kernel_enforces_the_mode_bits_for_other_users(cli_
 
 
 @needs_root
-def test_a_non_root_mounter_gets_in_and_nobody_else_does(tmp_path: Path) -> None:
+def test_a_non_root_mounter_gets_in_and_nobody_else_does() -> None:
     """Mounted by uid 65534 (through the setuid fusermount): that user reads the tree, uid 1
     and even root are kept out, as FUSE does without allow_other/allow_root (allow_root
     would need user_allow_other in /etc/fuse.conf)."""

@@ -86,7 +86,7 @@ def kill9(pid: int) -> None:
 
 
 @pytest.fixture
-def mountpoint(tmp_path: Path) -> Iterator[Path]:
+def mountpoint() -> Iterator[Path]:
     from conftest import make_mountpoint, unmount
 
     mnt = make_mountpoint()

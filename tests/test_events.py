@@ -335,7 +335,7 @@ def test_subscribe_after_replays_then_streams_each_event_exactly_once() -> None:
 def test_a_failing_listener_is_dropped_and_never_fails_the_kernel_operation() -> None:
     box = Box()
 
-    def broken(event: Uevent) -> None:
+    def broken(_event: Uevent) -> None:
         raise RuntimeError("consumer bug")
 
     box.k.events.subscribe(broken)

@@ -35,7 +35,8 @@ def read_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.skipif(not (HOST / "memory/block_size_bytes").exists(), reason="this kernel has no memory hotplug sysfs")
-def test_this_machines_sysfs(read_only: None) -> None:
+@pytest.mark.usefixtures("read_only")
+def test_this_machines_sysfs() -> None:
     found = topology_from_sysfs("/sys")
     cfg = found.config
     assert cfg.block_size == int((HOST / "memory/block_size_bytes").read_text(), 16)
@@ -51,7 +52,8 @@ def test_this_machines_sysfs(read_only: None) -> None:
     assert sim.node(cfg.nodes[0].id).mem_total > 0
 
 
-def test_a_fakesysfs_mount_gives_back_its_topology(fakesysfs_mount: Simulation, read_only: None) -> None:
+@pytest.mark.usefixtures("read_only")
+def test_a_fakesysfs_mount_gives_back_its_topology(fakesysfs_mount: Simulation) -> None:
     original = fakesysfs_mount
     boot = original.kernel.config
     found = topology_from_sysfs(original.mountpoint).config
@@ -97,7 +99,7 @@ def test_cli_prints_loadable_toml_and_refuses_a_non_sysfs_directory(fakesysfs_mo
 def test_psutil_fills_in_a_host_without_memory_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="has no node with memory blocks"):
         topology_from_sysfs(tmp_path)
-    monkeypatch.setattr(fromsysfs, "_is_host_sysfs", lambda root: True)
+    monkeypatch.setattr(fromsysfs, "_is_host_sysfs", lambda _root: True)
     found = topology_from_sysfs(tmp_path)
     (node,) = found.config.nodes
     assert node.cpus == list(range(psutil.cpu_count()))

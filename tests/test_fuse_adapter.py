@@ -369,7 +369,7 @@ def test_mount_reports_the_key_of_an_invalid_topology(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Stand-ins for the engine entry points, so this test does not depend on them.
-    def load_topology(path: str | None = None, **text: object) -> object:
+    def load_topology(_path: str | None = None, **_text: object) -> object:
         raise ConfigError("memory.block_size", "must be a power of two")
 
     import fakesysfs.engine
@@ -537,7 +537,7 @@ def sysfs_like_tree() -> Tree:
     def block(bid: int) -> StaticDir:
         zone = zones[bid]
         return StaticDir({
-            "state": Attr(0o644, lambda: "online\n" if zone else "offline\n", lambda t, c: None),
+            "state": Attr(0o644, lambda: "online\n" if zone else "offline\n", lambda _t, _c: None),
             "valid_zones": Attr(0o444, lambda: f"{zone}\n" if zone else "Normal Movable\n"),
             "phys_index": Attr(0o444, lambda: f"{bid:08x}\n"),
             f"node{node_of[bid]}": Link(f"../../node/node{node_of[bid]}"),

@@ -135,7 +135,7 @@ def store(k, tree: Tree, path: str, data: bytes) -> int | None:
     return n
 
 
-def read_everything(k, tree: Tree, blocks: set[int]) -> int:
+def read_everything(_k, tree: Tree, blocks: set[int]) -> int:
     """Read every readable file (memory blocks: only ``blocks``); returns how many."""
     keep = {f"memory{b}" for b in blocks}
 

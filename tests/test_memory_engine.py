@@ -296,7 +296,7 @@ def test_zone_02_both_spans_overlapping_gives_kernel_first(added: Sim):
     assert sim.zones(535) == "Normal Movable"
 
 
-def test_movable_node_flag_makes_movable_the_default(added: Sim):
+def test_movable_node_flag_makes_movable_the_default():
     sim = Sim(movable_node=True)
     sim.add_kmem()
     assert sim.zones(530) == "Movable Normal"

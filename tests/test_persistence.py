@@ -151,7 +151,7 @@ def test_a_failing_journal_fails_the_store_with_eio(tmp_path: Path, monkeypatch:
         failures: list[OSError] = []
         sim.harness.on_journal_error = failures.append
 
-        def no_space(fd: int) -> None:
+        def no_space(_fd: int) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
 
         monkeypatch.setattr(os, "fdatasync", no_space)

@@ -46,7 +46,7 @@ def fakesysfs_run(*args: str, timeout: float = 60) -> subprocess.CompletedProces
 
 # -- without a namespace ----------------------------------------------------------------------
 def test_store_tracers_see_path_bytes_and_errno() -> None:
-    def store(text: str, count: int) -> None:
+    def store(text: str, _count: int) -> None:
         if text != "ok":
             raise KernelError(errno.EINVAL)
 
@@ -60,7 +60,7 @@ def test_store_tracers_see_path_bytes_and_errno() -> None:
 
 
 def test_refuses_in_one_line_without_namespaces(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(flags: int) -> None:
+    def refuse(_flags: int) -> None:
         raise OSError(errno.EPERM, "unshare: Operation not permitted")
 
     monkeypatch.setattr(fsrun, "unshare", refuse)

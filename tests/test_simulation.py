@@ -240,7 +240,7 @@ def test_wait_timeouts_say_what_happened_instead(sim: Simulation) -> None:
     with pytest.raises(TimeoutError, match="no uevent matching"):
         sim.wait_for_event(action="online", timeout=0.05)
     with pytest.raises(TimeoutError, match="nothing_online did not become true"):
-        def nothing_online(s: Simulation) -> bool:
+        def nothing_online(_s: Simulation) -> bool:
             return False
         sim.wait_until(nothing_online, timeout=0.05)
 

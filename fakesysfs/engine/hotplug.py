@@ -225,7 +225,7 @@ class HotplugMixin(MemoryBlocksMixin):
             raise
         return created
 
-    def arch_add_memory(self, nid: int, start: int, size: int) -> list[list[tuple[int, int]]]:
+    def arch_add_memory(self, nid: int, _start: int, size: int) -> list[list[tuple[int, int]]]:
         """Map the range with its memmap in ordinary kernel memory (R-ADD-06).
 
         Returns, per block, the donor charges. A section whose memmap cannot be allocated

@@ -13,7 +13,7 @@ import errno
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 
 from ..errors import EHWPOISON, KernelError
 from .base import KernelBase
@@ -28,7 +28,7 @@ from .node import (
 )
 
 
-class BlockState(str, Enum):
+class BlockState(StrEnum):
     OFFLINE = "offline"
     ONLINE = "online"
     GOING_OFFLINE = "going-offline"

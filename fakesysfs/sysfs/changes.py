@@ -61,7 +61,7 @@ class KernelChanges(ChangeFeed):
             self._unsubscribe()
             self._unsubscribe = None
 
-    def store_touches(self, tree: Tree, path: str) -> Iterable[str]:
+    def store_touches(self, _tree: Tree, path: str) -> Iterable[str]:
         """A store into ``daxX.Y/`` may add or remove ``mappingN`` without a uevent."""
         parent, name = posixpath.split(path)
         if name not in ("size", "mapping") or not posixpath.basename(parent).startswith("dax"):

@@ -144,7 +144,7 @@ def power_dir(k: Kernel, devpath: str) -> StaticDir:
     def control_show() -> str:
         return k.power_control.get(devpath, "auto") + "\n"
 
-    def control_store(text: str, count: int) -> int | None:
+    def control_store(text: str, _count: int) -> int | None:
         if sysfs_streq(text, "on"):
             k.power_control[devpath] = "on"
         elif sysfs_streq(text, "auto"):
@@ -156,7 +156,7 @@ def power_dir(k: Kernel, devpath: str) -> StaticDir:
     def autosuspend_show() -> str:
         raise KernelError(errno.EIO)
 
-    def autosuspend_store(text: str, count: int) -> int | None:
+    def autosuspend_store(_text: str, _count: int) -> int | None:
         raise KernelError(errno.EIO)
 
     return StaticDir(

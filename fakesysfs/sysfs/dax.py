@@ -36,7 +36,7 @@ def _hex(value: int) -> str:
 
 def _store(fn: Callable[[str], int | None]) -> Callable[[str, int], int | None]:
     """Adapt an engine store ``fn(buf)`` to the tree's ``store(text, count)``."""
-    return lambda text, count: fn(text)
+    return lambda text, _count: fn(text)
 
 
 # -- dax devices --------------------------------------------------------------------------------
@@ -125,11 +125,13 @@ class DevDaxDir(Dir):
         static = dev.region.is_static
         here = dev.devpath
         if name == "size":
-            show = lambda: f"{dev.size}\n"
-            return ro(show) if static else rw(show, _store(lambda buf: k.size_store(dev, buf)))
+            def size_show() -> str:
+                return f"{dev.size}\n"
+            return ro(size_show) if static else rw(size_show, _store(lambda buf: k.size_store(dev, buf)))
         if name == "align":
-            show = lambda: f"{dev.align}\n"
-            return ro(show) if static else rw(show, _store(lambda buf: k.align_store(dev, buf)))
+            def align_show() -> str:
+                return f"{dev.align}\n"
+            return ro(align_show) if static else rw(align_show, _store(lambda buf: k.align_store(dev, buf)))
         if name == "mapping":
             return None if static else wo(_store(lambda buf: k.mapping_store(dev, buf)))
         if name == "target_node":
@@ -431,7 +433,7 @@ def dax_module(k: Kernel, name: str) -> Callable[[], Node | None]:
 def dax_hmem_module(k: Kernel) -> StaticDir:
     """``/sys/module/dax_hmem``: the ``region_idle`` parameter (0644 bool, R-DAXC-02)."""
 
-    def region_idle_store(text: str, count: int) -> int | None:
+    def region_idle_store(text: str, _count: int) -> int | None:
         k.dax_hmem_region_idle = kstrtobool(text, enable_disable=k.profile >= (6, 16))  # param_set_bool
         return None
 

@@ -61,7 +61,7 @@ def _debug_store(h: Harness, name: str, to_op: Callable[[str], dict[str, Any]]) 
     """A store that parses its text into an op and runs it (the tree's tracer records it)."""
     from ..harness import HarnessError
 
-    def store(text: str, count: int) -> int | None:
+    def store(text: str, _count: int) -> int | None:
         try:
             h.execute(h.normalize(to_op(_streq(text))))
         except HarnessError as exc:
@@ -122,7 +122,9 @@ class _BlocksDir(Dir):
                 raise KernelError(errno.ENODEV)
             return f"{getattr(block, attr)}\n"
 
-        to_op = lambda text: {"op": "block_usage", "block": bid, key: _words(text, 1, "a page count")[0]}
+        def to_op(text: str) -> dict[str, Any]:
+            return {"op": "block_usage", "block": bid, key: _words(text, 1, "a page count")[0]}
+
         return DebugAttr(0o600, show, _debug_store(self.h, f"blocks/memory{bid}/{key}", to_op))
 
 
@@ -181,7 +183,7 @@ def _trace_text(h: Harness) -> str:
 
 
 def _trace_clear(h: Harness) -> Callable[[str, int], int | None]:
-    def store(text: str, count: int) -> int | None:
+    def store(_text: str, _count: int) -> int | None:
         h.trace.clear()
         return None
 
@@ -200,7 +202,7 @@ def install_debugfs(tree: Tree, h: Harness) -> None:
     faults = StaticDir({
         "add_block_delay_us": DebugAttr(0o600, lambda: f"{round(h.add_block_delay * 1e6)}\n",
                                         _debug_store(h, "faults/add_block_delay_us", _delay_op)),
-        "clear": DebugAttr(0o200, None, _debug_store(h, "faults/clear", lambda text: {"op": "clear_faults"})),
+        "clear": DebugAttr(0o200, None, _debug_store(h, "faults/clear", lambda _text: {"op": "clear_faults"})),
         "memmap_fail_at_chunk": DebugAttr(
             0o600, lambda: f"{-1 if k.faults.memmap_fail_at_chunk is None else k.faults.memmap_fail_at_chunk}\n",
             _debug_store(h, "faults/memmap_fail_at_chunk", _chunk_op)),

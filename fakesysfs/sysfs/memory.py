@@ -76,7 +76,7 @@ class MemoryBlockDir(Dir):
             return link(devpath, f"/devices/system/node/node{mem.nid}")
         return None
 
-    def state_store(self, text: str, count: int) -> int | None:
+    def state_store(self, text: str, _count: int) -> int | None:
         """R-STATE-02: parse, then EINVAL for the current state, then the operation's errno."""
         online_type = mhp_online_type_from_str(text)
         mem = self.block
@@ -89,7 +89,7 @@ class MemoryBlockDir(Dir):
             raise KernelError(errno.EINVAL)
         return None
 
-    def online_store(self, text: str, count: int) -> int | None:
+    def online_store(self, text: str, _count: int) -> int | None:
         """R-STATE-03: a bool; asking for the current state is a successful no-op."""
         value = kstrtobool(text, enable_disable=self.k.profile >= (6, 16))
         if value:
@@ -129,7 +129,7 @@ def _suffix_id(name: str, prefix: str) -> int | None:
 def memory_root(k: Kernel) -> Dir:
     """``/sys/devices/system/memory`` (kernel-abi.md 1.1)."""
 
-    def auto_online_blocks_store(text: str, count: int) -> int | None:
+    def auto_online_blocks_store(text: str, _count: int) -> int | None:
         k.auto_online_blocks = mhp_online_type_from_str(text)
         return None
 
@@ -141,7 +141,7 @@ def memory_root(k: Kernel) -> Dir:
     }
     if k.config.probe:
 
-        def probe_store(text: str, count: int) -> int | None:
+        def probe_store(text: str, _count: int) -> int | None:
             """R-ADD-09: one block at a block-aligned address, add_memory() without flags."""
             phys_addr = kstrtoull(text, 0)
             if phys_addr % k.block_size:
@@ -175,7 +175,7 @@ class BusDevicesDir(Dir):
 def simple_bus(k: Kernel, bus: str, devices: Dir, drivers: Dir | None = None) -> StaticDir:
     """A bus directory without drivers of its own (memory, node, cpu, memory_tiering)."""
 
-    def drivers_probe_store(text: str, count: int) -> int | None:
+    def drivers_probe_store(text: str, _count: int) -> int | None:
         # bus_rescan_devices_helper on a named device; no drivers exist: only the name matters.
         name = text.removesuffix("\n")
         if devices.child(name) is None:
@@ -184,7 +184,7 @@ def simple_bus(k: Kernel, bus: str, devices: Dir, drivers: Dir | None = None) ->
 
     autoprobe = {"value": True}
 
-    def autoprobe_store(text: str, count: int) -> int | None:
+    def autoprobe_store(text: str, _count: int) -> int | None:
         autoprobe["value"] = text[:1] != "0"  # R-BUS-03
         return None
 

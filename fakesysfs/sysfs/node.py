@@ -50,8 +50,9 @@ def node_read_vmstat(k: Kernel, nid: int) -> str:
     return f"nr_free_pages {node.free_pages}\nnr_managed_pages {node.managed_pages}\nnr_present_pages {node.present_pages}\n"
 
 
-def _hugepages_dir(k: Kernel, nid: int, size_kb: int) -> StaticDir:
-    def nr_hugepages_store(text: str, count: int) -> int | None:
+def _hugepages_dir() -> StaticDir:
+    """``hugepages/hugepages-<size>kB/``: the same for every node and size (no huge pages)."""
+    def nr_hugepages_store(text: str, _count: int) -> int | None:
         # The simulator never has pages to spare for huge pages: the kernel then accepts the
         # write and leaves the count at what it could allocate, here 0.
         kstrtoul(text, 10)
@@ -117,11 +118,11 @@ class NodeDir(Dir):
         if name == "vmstat":
             return ro(lambda: node_read_vmstat(k, nid))
         if name in ("compact", "reclaim"):
-            return wo(lambda text, count: None)
+            return wo(lambda _text, _count: None)
         if name == "hugepages":
             return StaticDir({
-                "hugepages-1048576kB": _hugepages_dir(k, nid, 1048576),
-                "hugepages-2048kB": _hugepages_dir(k, nid, 2048),
+                "hugepages-1048576kB": _hugepages_dir(),
+                "hugepages-2048kB": _hugepages_dir(),
             })
         if name == "subsystem":
             return link(here, "/bus/node")

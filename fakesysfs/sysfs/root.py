@@ -24,15 +24,15 @@ SIMPLE_ATTR_MAX = 23
 def memory_hotplug_parameters(k: Kernel) -> StaticDir:
     """``/sys/module/memory_hotplug/parameters`` (kernel-abi.md 1.4)."""
 
-    def online_policy_store(text: str, count: int) -> int | None:
+    def online_policy_store(text: str, _count: int) -> int | None:
         k.online_policy = ONLINE_POLICIES[sysfs_match_string(ONLINE_POLICIES, text)]
         return None
 
-    def ratio_store(text: str, count: int) -> int | None:
+    def ratio_store(text: str, _count: int) -> int | None:
         k.auto_movable_ratio = kstrtouint(text, 0)  # param_set_uint
         return None
 
-    def numa_aware_store(text: str, count: int) -> int | None:
+    def numa_aware_store(text: str, _count: int) -> int | None:
         k.auto_movable_numa_aware = kstrtobool(text, enable_disable=k.profile >= (6, 16))
         return None
 
@@ -51,7 +51,7 @@ def notifier_error_inject(k: Kernel) -> StaticDir:
     # Both files are debugfs simple attributes: simple_attr_write() copies at most 23 bytes
     # (sizeof(set_buf) - 1) and parses those, so a longer write is judged by its start.
     def action(name: str) -> StaticDir:
-        def store(text: str, count: int) -> int | None:
+        def store(text: str, _count: int) -> int | None:
             value = kstrtoll(text[:SIMPLE_ATTR_MAX], 0)  # DEFINE_SIMPLE_ATTRIBUTE_SIGNED
             value = (value + (1 << 31)) % (1 << 32) - (1 << 31)  # clamp_t(int, ...) casts first
             k.notifier_error[name] = min(max(value, -4095), 0)
@@ -61,7 +61,7 @@ def notifier_error_inject(k: Kernel) -> StaticDir:
 
     priority = {"value": 0}
 
-    def priority_store(text: str, count: int) -> int | None:
+    def priority_store(text: str, _count: int) -> int | None:
         # debugfs_create_u32(): kstrtoull, stored as u32; nothing reads it after registration.
         priority["value"] = kstrtoull(text[:SIMPLE_ATTR_MAX], 0) & 0xFFFFFFFF
         return None

@@ -241,7 +241,7 @@ class ChangeFeed:
     def stopped(self) -> None:
         """The last listener left."""
 
-    def store_touches(self, tree: Tree, path: str) -> Iterable[str]:
+    def store_touches(self, _tree: Tree, _path: str) -> Iterable[str]:
         """Called under the tree lock before a store to ``path``: the paths that store may
         change without saying so otherwise; they are published after the store."""
         return ()

@@ -119,7 +119,7 @@ def report_sections(sim: Simulation) -> list[tuple[str, str]]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
     if report.failed and report.when != "teardown":
         sims = item.stash.get(_SIMULATIONS, [])
