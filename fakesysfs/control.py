@@ -145,7 +145,8 @@ def event_to_json(event: Uevent) -> dict[str, Any]:
 def event_from_json(obj: dict[str, Any]) -> Uevent:
     props: dict[str, str] = obj["properties"]
     env = tuple((k, v) for k, v in props.items() if k not in ("ACTION", "DEVPATH", "SUBSYSTEM", "SEQNUM"))
-    return Uevent(int(obj["seqnum"]), obj["action"], obj["devpath"], obj["subsystem"], env, float(obj.get("timestamp", 0.0)))
+    return Uevent(int(obj["seqnum"]), obj["action"], obj["devpath"], obj["subsystem"], env,
+                  float(obj.get("timestamp", 0.0)))
 
 
 def _line(obj: dict[str, Any]) -> bytes:
@@ -591,7 +592,8 @@ class ControlServer:
         if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
             raise ControlError("'after' must be a SEQNUM (an integer >= 0)")
         subsystems = request.get("subsystems")
-        if subsystems is not None and (not isinstance(subsystems, list) or not all(isinstance(s, str) for s in subsystems)):
+        if subsystems is not None and (not isinstance(subsystems, list)
+                                       or not all(isinstance(s, str) for s in subsystems)):
             raise ControlError("'subsystems' must be a list of strings")
         sub = _Subscription(frozenset(subsystems) if subsystems else None, self.max_queue)
         log_ = self.kernel.events

@@ -81,7 +81,8 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         for word in args.match:
             key, sep, value = word.partition("=")
             if not sep or not key:
-                raise CliError(f"{word!r}: expected KEY=VALUE (ACTION=online, SUBSYSTEM=memory, DEVPATH=..., DRIVER=...)")
+                raise CliError(f"{word!r}: expected KEY=VALUE "
+                               "(ACTION=online, SUBSYSTEM=memory, DEVPATH=..., DRIVER=...)")
             match[key] = value
         return "wait_event", {"match": match, "after": args.after, "timeout": args.timeout}
     if cmd == "wait-store":
@@ -138,7 +139,8 @@ def ctl(args: argparse.Namespace) -> int:
     except ControlError as exc:
         raise CliError(f"{args.ctl_command}: {exc}") from None
     except TimeoutError:
-        raise CliError(f"{args.ctl_command}: the daemon of {args.mountpoint} did not answer within {timeout:.0f} s") from None
+        raise CliError(f"{args.ctl_command}: the daemon of {args.mountpoint} "
+                       f"did not answer within {timeout:.0f} s") from None
     _print(args.ctl_command, reply)
     return 0
 

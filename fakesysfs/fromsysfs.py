@@ -176,7 +176,8 @@ def _dax_regions(root: str) -> tuple[list[_DaxRegion], list[str]]:
         dev_dir = os.path.realpath(os.path.join(bus, name))
         parent = os.path.dirname(dev_dir)
         pname = os.path.basename(parent)
-        if re.fullmatch(r"dax_region\d+", pname) and re.fullmatch(r"region\d+", os.path.basename(os.path.dirname(parent))):
+        if (re.fullmatch(r"dax_region\d+", pname)
+                and re.fullmatch(r"region\d+", os.path.basename(os.path.dirname(parent)))):
             kind = "cxl"
         elif re.fullmatch(r"hmem\.\d+", pname):
             kind = "hmem"
@@ -305,7 +306,8 @@ def topology_from_sysfs(root: str | os.PathLike[str]) -> SysfsTopology:
     for region in sorted(regions, key=lambda r: (r.kind != "cxl", r.kind != "hmem", r.rid)):
         _producer(region, cfg, notes)
     _renumber(regions, cfg, notes)
-    dax_blocks = {bid for r in regions for s, e in r.ranges for bid in range(s // cfg.block_size, (e + 1) // cfg.block_size)}
+    dax_blocks = {bid for r in regions for s, e in r.ranges
+                  for bid in range(s // cfg.block_size, (e + 1) // cfg.block_size)}
     hot = sorted(set(block_ids) & dax_blocks)
     if hot:
         notes.append(f"memory blocks {hot[0]}-{hot[-1]} belong to dax devices (kmem): not boot RAM")

@@ -55,8 +55,8 @@ if TYPE_CHECKING:
     from .engine.events import Uevent
     from .sysfs.tree import Tree
 
-__all__ = ["HISTORY_OPS", "TRACE_BYTES", "Harness", "HarnessError", "StoreRecord", "StoreTrace", "TraceGap", "errno_name",
-           "parse_errno"]
+__all__ = ["HISTORY_OPS", "TRACE_BYTES", "Harness", "HarnessError", "StoreRecord", "StoreTrace", "TraceGap",
+           "errno_name", "parse_errno"]
 
 log = logging.getLogger(__name__)
 
@@ -661,7 +661,8 @@ class Harness:
         except StateError as exc:
             raise HarnessError(f"export: {exc}", errno_mod.EIO) from None
         except OSError as exc:
-            raise HarnessError(f"export: cannot write {path}: {exc.strerror or exc}", exc.errno or errno_mod.EIO) from None
+            raise HarnessError(f"export: cannot write {path}: {exc.strerror or exc}",
+                               exc.errno or errno_mod.EIO) from None
         return {"path": path, "records": count}
 
     def _ctl_wait_event(self, request: dict[str, Any]) -> dict[str, Any]:

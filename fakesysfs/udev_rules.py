@@ -476,7 +476,8 @@ class UdevRules:
             if op == OP_REMOVE:
                 raise invalid("operator")
             if op == OP_ASSIGN_FINAL:
-                self._msg(line.where, logging.WARNING, f"{key} key takes '==', '!=', '=', or '+=' operator, assuming '='.")
+                self._msg(line.where, logging.WARNING,
+                          f"{key} key takes '==', '!=', '=', or '+=' operator, assuming '='.")
                 op = OP_ASSIGN
             if not is_match and attr in ("ACTION", "DEVPATH", "SUBSYSTEM", "SEQNUM", "DEVNAME", "MAJOR", "MINOR",
                                          "DRIVER", "IFINDEX", "DEVTYPE", "USEC_INITIALIZED", "DEVLINKS",

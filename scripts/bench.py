@@ -389,7 +389,8 @@ def walk_read(root: str) -> int:
     return count
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None, timeout: float = 900) -> tuple[float, subprocess.CompletedProcess]:
+def timed(argv: list[str], env: dict[str, str] | None = None,
+          timeout: float = 900) -> tuple[float, subprocess.CompletedProcess[str]]:
     start = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, env=env or ENV, timeout=timeout, check=False)
     return time.perf_counter() - start, done
@@ -530,7 +531,8 @@ def section_per_op(args: argparse.Namespace) -> None:
         header = ["operation (median µs, " + mode + ")", "fakesysfs"]
         for other in names[1:]:
             header += [other, "ratio"]
-        emit(f"\n### Per operation, {mode}" + (f" (client and daemons on CPU {cpu})" if mode == "pinned" else "") + "\n")
+        pinned = f" (client and daemons on CPU {cpu})" if mode == "pinned" else ""
+        emit(f"\n### Per operation, {mode}{pinned}\n")
         emit(table(header, rows))
     emit(f"\nHost cat: {RESULTS['host_cat_path']} (the host has no dax device if this is not a dax attribute). "
          "Ratios are fakesysfs / floor.")
@@ -680,7 +682,8 @@ def section_scale(args: argparse.Namespace) -> None:
         rss_ready = rss(pid)
         bare, bare_ready = mount_bare(WORK / f"scale-bare-{n}", snap)
         block = n // 2
-        paths = {"orc": f"/devices/system/memory/memory{block}/state", "stat": f"/devices/system/memory/memory{block}/state",
+        paths = {"orc": f"/devices/system/memory/memory{block}/state",
+                 "stat": f"/devices/system/memory/memory{block}/state",
                  "readlink": f"/devices/system/node/node0/memory{block}", "readdir_memory": "/devices/system/memory"}
         fake_t = Target("fakesysfs", str(WORK / f"scale-{n}"), paths, [pid])
         bare_t = Target("bare FUSE", str(WORK / f"scale-bare-{n}"), paths, [bare.pid])
@@ -717,14 +720,17 @@ def section_scale(args: argparse.Namespace) -> None:
         per_block = (rss_ready - base_rss) / (n - base_blocks)
         scale[label] = {"blocks": n, "boot_s": boot, "mount_s": ready, "bare_mount_s": bare_ready,
                         "rss": rss_ready, "rss_listed": rss_listed, "rss_per_block": per_block,
-                        "rss_per_block_listed": (rss_listed - base_rss) / (n - base_blocks), "readdir_memory_us": listing,
+                        "rss_per_block_listed": (rss_listed - base_rss) / (n - base_blocks),
+                        "readdir_memory_us": listing,
                         "ops_us": ops, "kmem_bind_us_per_block": hot}
         rows.append([
             label, ms(ready), ms(bare_ready), ms(boot),
             f"{per_block:.0f} B", f"{(rss_listed - base_rss) / (n - base_blocks):.0f} B",
-            ms(listing["fakesysfs"] / 1e6), ms(listing["bare FUSE"] / 1e6), ratio(listing["fakesysfs"], listing["bare FUSE"]),
+            ms(listing["fakesysfs"] / 1e6), ms(listing["bare FUSE"] / 1e6),
+            ratio(listing["fakesysfs"], listing["bare FUSE"]),
             ms(tmpfs_listing / 1e6) if tmpfs_listing else "-",
-            f"{us(ops['orc']['fakesysfs'])} / {us(ops['orc']['bare FUSE'])} ({ratio(ops['orc']['fakesysfs'], ops['orc']['bare FUSE'])})",
+            f"{us(ops['orc']['fakesysfs'])} / {us(ops['orc']['bare FUSE'])} "
+            f"({ratio(ops['orc']['fakesysfs'], ops['orc']['bare FUSE'])})",
             f"{us(ops['stat']['fakesysfs'])} / {us(ops['stat']['bare FUSE'])}",
             f"{us(ops['readlink']['fakesysfs'])} / {us(ops['readlink']['bare FUSE'])}",
             f"{hot:.2f}" if hot is not None else "-",
@@ -734,7 +740,8 @@ def section_scale(args: argparse.Namespace) -> None:
     emit(table(["N", "mount ready", "bare FUSE mount", "boot in-process", "daemon RSS/block",
                 "RSS/block after listing", "readdir memory/", "bare FUSE", "ratio", "tmpfs",
                 "open+read+close µs (fake / bare)", "stat µs", "readlink µs", "kmem bind µs/block (in-process)"], rows))
-    emit(f"\nRSS per block: (daemon RSS at N - at {base_blocks} blocks, {base_rss / 2**20:.1f} MiB) / (N - {base_blocks}); "
+    emit(f"\nRSS per block: (daemon RSS at N - at {base_blocks} blocks, {base_rss / 2**20:.1f} MiB) "
+         f"/ (N - {base_blocks}); "
          "the kmem bind column hot-adds N blocks of CXL memory in-process (N x 128 MiB).")
 
 

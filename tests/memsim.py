@@ -57,7 +57,8 @@ class Sim:
             out[parts[2].rstrip(":")] = int(parts[3])
         return out
 
-    def add_kmem(self, start: int = CXL_START, size: int = CXL_SIZE, nid: int = 1, memmap_on_memory: bool = True) -> int:
+    def add_kmem(self, start: int = CXL_START, size: int = CXL_SIZE, nid: int = 1,
+                 memmap_on_memory: bool = True) -> int:
         """What dev_dax_kmem_probe does for one aligned range: a static group, then the add."""
         with self.k.lock:
             mgid = self.k.memory_group_register_static(nid, size // self.k.page_size)

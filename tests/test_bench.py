@@ -2,7 +2,8 @@
 
 The floor is only a floor if it serves the same tree as fakesysfs: the same paths, kinds,
 modes, link targets and values (a block of a ``memoryN`` family answers its template's
-values), so that every operation the benchmark times does the same FUSE requests on both. These tests check that in-process, then run the benchmark itself in
+values), so that every operation the benchmark times does the same FUSE requests on both.
+These tests check that in-process, then run the benchmark itself in
 its smallest form and check that it prints every figure beside its floors. No test times
 anything: the figures are the script's output, never a pass/fail.
 """

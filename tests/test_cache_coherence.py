@@ -316,7 +316,8 @@ def test_a_link_read_while_a_store_retargets_it_never_stalls_the_daemon(box: Box
     daemon's only thread (it did: the mount hung). Readers in other processes, so that a
     regression can be broken by killing them; then every link answers what the tree says."""
     links = [box.mnt + DAX00 + "/driver", box.mnt + f"{KMEM}/dax0.0"]
-    reader = f"import os\nwhile True:\n    for p in {links!r}:\n        try: os.readlink(p)\n        except OSError: pass\n"
+    reader = (f"import os\nwhile True:\n    for p in {links!r}:\n"
+              "        try: os.readlink(p)\n        except OSError: pass\n")
     writer = (f"import os\nfor i in range(300):\n    for attr in ('unbind', 'bind'):\n"
               f"        fd = os.open({box.mnt + KMEM!r} + '/' + attr, os.O_WRONLY)\n"
               f"        os.write(fd, b'dax0.0')\n        os.close(fd)\nprint('done')\n")

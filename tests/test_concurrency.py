@@ -101,7 +101,8 @@ class TreeWorker(Worker):
 
     def raw_readlink(self, rel: str) -> str:
         try:
-            return self.tree.readlink(self.real(posixpath.dirname(rel), follow_last=True) + "/" + posixpath.basename(rel))
+            parent = self.real(posixpath.dirname(rel), follow_last=True)
+            return self.tree.readlink(parent + "/" + posixpath.basename(rel))
         except KernelError as exc:
             raise _errno_of(exc) from None
 
@@ -130,7 +131,8 @@ def test_threads_against_the_tree() -> None:
         except BaseException as exc:  # noqa: BLE001 (reported below)
             failures.append(exc)
 
-    threads = [threading.Thread(target=run, args=(w, role), daemon=True) for w, role in zip(workers, ROLES, strict=True)]
+    threads = [threading.Thread(target=run, args=(w, role), daemon=True)
+               for w, role in zip(workers, ROLES, strict=True)]
     for t in threads:
         t.start()
     deadline = time.monotonic() + TIMEOUT

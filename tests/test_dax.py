@@ -1084,7 +1084,8 @@ def test_a2_region_creation_files() -> None:
         "../../../devices/platform/ACPI0017:00/root0/decoder0.0/region0/dax_region0/dax0.0"
     )
     d = f"{BUS}/devices/dax0.0"
-    assert [s.cat(f"{d}/{n}") for n in ("size", "resource", "target_node", "memmap_on_memory", "align", "modalias")] == [
+    names = ("size", "resource", "target_node", "memmap_on_memory", "align", "modalias")
+    assert [s.cat(f"{d}/{n}") for n in names] == [
         "17179869184\n", "0x1050000000\n", "1\n", "1\n", "2097152\n", "dax:t0\n",
     ]  # fmt: skip
     assert [s.cat(f"{d}/mapping0/{n}") for n in ("start", "end", "page_offset")] == [

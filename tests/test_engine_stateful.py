@@ -113,7 +113,8 @@ class HotplugMachine(RuleBasedStateMachine):
         except KernelError as err:
             assert err.errno in (errno.EINVAL, errno.ENOSPC)
 
-    @rule(policy=st.sampled_from(["contig-zones", "auto-movable"]), aware=st.booleans(), ratio=st.sampled_from([0, 100, 301]))
+    @rule(policy=st.sampled_from(["contig-zones", "auto-movable"]), aware=st.booleans(),
+          ratio=st.sampled_from([0, 100, 301]))
     def params(self, policy: str, aware: bool, ratio: int):
         p = "/module/memory_hotplug/parameters"
         self.sim.echo(f"{p}/online_policy", policy)

@@ -122,7 +122,7 @@ SUBSYSTEM=="memory", ACTION=="add", DEVPATH=="/devices/system/memory/memory[0-9]
 SUBSYSTEM=="cpu", ACTION=="add", DEVPATH=="/devices/system/cpu/cpu[0-9]*", TEST=="online", ATTR{online}!="1", ATTR{online}="1"
 
 LABEL="vm_hotadd_end"
-"""
+"""  # noqa: E501 (verbatim rules/script text)
 
 DAXCTL_RULES = Path("/lib/udev/rules.d/90-daxctl-device.rules")
 
@@ -169,7 +169,8 @@ def test_udev_message_has_libudevs_header_then_the_properties() -> None:
 
 def test_udev_properties_are_sd_devices_view_with_usec_initialized() -> None:
     event = Uevent(9, "bind", "/devices/x/dax0.0", "dax",
-                   (("MAJOR", "252"), ("MINOR", "0"), ("DEVNAME", "dax0.0"), ("DRIVER", "kmem"), ("MODALIAS", "dax:t0")))
+                   (("MAJOR", "252"), ("MINOR", "0"), ("DEVNAME", "dax0.0"), ("DRIVER", "kmem"),
+                    ("MODALIAS", "dax:t0")))
     props = udev_properties(event, usec_initialized=42)
     assert list(props.items()) == [
         ("ACTION", "bind"), ("DEVPATH", "/devices/x/dax0.0"), ("SUBSYSTEM", "dax"), ("DEVNAME", "/dev/dax0.0"),
@@ -180,7 +181,8 @@ def test_udev_properties_are_sd_devices_view_with_usec_initialized() -> None:
 
 def test_monitor_lines_use_udevadms_format() -> None:
     event = Uevent(205, "online", "/devices/system/memory/memory40", "memory")
-    assert format_event(event, now_ns=1316_156206_123) == "KERNEL[1316.156206] online   /devices/system/memory/memory40 (memory)\n"
+    assert format_event(event, now_ns=1316_156206_123) == (
+        "KERNEL[1316.156206] online   /devices/system/memory/memory40 (memory)\n")
     dax = Uevent(3, "add", "/devices/x/dax0.1", "dax", (("MAJOR", "252"), ("MINOR", "1"), ("DEVNAME", "dax0.1")))
     assert format_event(dax, properties=True, now_ns=5_000_000_000).splitlines() == [
         "KERNEL[5.000000] add      /devices/x/dax0.1 (dax)", "ACTION=add", "DEVPATH=/devices/x/dax0.1",
@@ -231,11 +233,13 @@ def test_unsupported_keys_are_counted_and_reported_once(caplog: pytest.LogCaptur
     with caplog.at_level("WARNING", logger="fakesysfs.udev"):
         rules.report_unsupported()
     assert len(caplog.records) == 2
-    assert "MODE is not supported" in caplog.records[1].message and "used 2 times, first at x.rules:1" in caplog.records[1].message
+    message = caplog.records[1].message
+    assert "MODE is not supported" in message and "used 2 times, first at x.rules:1" in message
 
 
 def test_continuations_comments_and_escaped_values() -> None:
-    rules = UdevRules.from_text('SUBSYSTEM=="memory", \\\n# a comment inside\n  ENV{A}=e"x\\ty", ENV{B}="say \\"hi\\""\n')
+    rules = UdevRules.from_text('SUBSYSTEM=="memory", \\\n# a comment inside\n'
+                                '  ENV{A}=e"x\\ty", ENV{B}="say \\"hi\\""\n')
     (_, (line,)), = rules.files
     assert line.number == 3
     assert [t.value for t in line.tokens] == ["memory", "x\ty", 'say "hi"']
@@ -405,7 +409,8 @@ def test_env_tag_run_substitutions_and_parent_matches(mounted: Mounted, tmp_path
         'ACTION=="add|bind", ENV{SEEN}="1", TAG+="fake"\n'
         f'TAG=="fake", DRIVER=="kmem", RUN+="/bin/sh -c \'echo bound $driver $env{{TAGS}} >> {out}\'"\n'
         'ENV{SEEN}=="1", ENV{SEEN}+="2", ATTR{size}=="?*", SUBSYSTEMS=="platform", KERNELS=="ACPI0017:00", '
-        f'RUN+="/bin/sh -c \'echo $kernel $number $env{{DEVNAME}} $major:$minor $attr{{target_node}} %E{{SEEN}} $$ $id >> {out}\'"\n'
+        f'RUN+="/bin/sh -c \'echo $kernel $number $env{{DEVNAME}} $major:$minor '
+        f'$attr{{target_node}} %E{{SEEN}} $$ $id >> {out}\'"\n'
         'LABEL="end"\n'
     )
     runner = mounted.apply(rules, rebind(mounted), programs="host")
@@ -620,11 +625,13 @@ def test_udevadm_monitor_udev_receives_memory_add_and_online_with_working_filter
     seqnums = [int(e["SEQNUM"]) for e in events]
     assert seqnums == sorted(seqnums) and len(set(seqnums)) == len(seqnums)
     assert all(list(e)[:3] == ["ACTION", "DEVPATH", "SUBSYSTEM"] and "USEC_INITIALIZED" in e for e in events)
-    assert re.search(r"^UDEV  \[\d+\.\d{6}\] online   /devices/system/memory/memory523 \(memory\)$", done.stdout, re.MULTILINE)
+    assert re.search(r"^UDEV  \[\d+\.\d{6}\] online   /devices/system/memory/memory523 \(memory\)$", done.stdout,
+                     re.MULTILINE)
 
 
 @needs_namespace
-@pytest.mark.skipif(subprocess.run([sys.executable, "-c", "import pyudev"], capture_output=True, check=False).returncode != 0,
+@pytest.mark.skipif(subprocess.run([sys.executable, "-c", "import pyudev"], capture_output=True,
+                                   check=False).returncode != 0,
                     reason="pyudev not installed (pip install pyudev)")
 def test_pyudev_udev_monitor_filters_by_subsystem_and_measures_latency() -> None:
     program = f"""

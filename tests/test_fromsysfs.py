@@ -126,7 +126,8 @@ def small_sysfs(root: Path) -> Path:
 
 def test_a_crafted_tree_reads_back(tmp_path: Path) -> None:
     cfg = topology_from_sysfs(small_sysfs(tmp_path)).config
-    assert (cfg.block_size, [(n.id, n.cpus, n.memory[0].size) for n in cfg.nodes]) == (0x8000000, [(0, [0, 1], 4 << 27)])
+    assert (cfg.block_size, [(n.id, n.cpus, n.memory[0].size) for n in cfg.nodes]) == (
+        0x8000000, [(0, [0, 1], 4 << 27)])
 
 
 def test_fifos_and_device_nodes_are_skipped_never_read(tmp_path: Path) -> None:

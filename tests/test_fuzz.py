@@ -82,7 +82,8 @@ nul_laden = st.one_of(
     st.builds(lambda w: b"\0" + w, st.sampled_from(WORDS)),
     st.integers(1, 64).map(lambda n: b"\0" * n),
 )
-non_utf8 = st.builds(lambda w, b: w + bytes(0x80 | x for x in b), st.sampled_from(WORDS), st.binary(min_size=1, max_size=8))
+non_utf8 = st.builds(lambda w, b: w + bytes(0x80 | x for x in b), st.sampled_from(WORDS),
+                     st.binary(min_size=1, max_size=8))
 huge = st.one_of(
     st.builds(lambda w, n: (w or b"1") * n, st.sampled_from(WORDS), st.integers(100, 1200)),
     st.builds(lambda n, tail: b"0" * n + tail, st.integers(4000, 4200), st.sampled_from([b"", b"1", b"\n", b"x"])),

@@ -81,7 +81,8 @@ def test_chmod_lets_a_non_root_agent_write_and_getattr_reports_it(mounted) -> No
     assert stat.S_IMODE(st.st_mode) == 0o666 and stat.S_ISREG(st.st_mode) and (st.st_uid, st.st_gid) == (0, 0)
     assert as_nobody(write(path, "online_movable")) == 0
     assert state(sim) == "online"
-    assert stat.S_IMODE((mnt / f"devices/system/memory/memory{BLOCK + 1}/state").stat().st_mode) == 0o644  # only that node
+    other = mnt / f"devices/system/memory/memory{BLOCK + 1}/state"
+    assert stat.S_IMODE(other.stat().st_mode) == 0o644  # only that node
 
 
 def test_chown_makes_the_agent_the_owner(mounted) -> None:

@@ -725,12 +725,13 @@ def test_tier_01_node_joins_and_leaves_its_tier_with_events(added: Sim):
     sim.k.nodes[1].adistance = 2880
     mark = sim.k.events.seqnum
     sim.echo(f"{MEM}/memory522/state", "online_movable")
-    assert sim.events(mark) == [("add", "/devices/virtual/memory_tiering/memory_tier22"), ("online", f"{MEM}/memory522")]
+    tier = "/devices/virtual/memory_tiering/memory_tier22"
+    assert sim.events(mark) == [("add", tier), ("online", f"{MEM}/memory522")]
     assert sim.cat("/devices/virtual/memory_tiering/memory_tier22/nodelist") == "1\n"
-    assert sim.tree.readlink("/bus/memory_tiering/devices/memory_tier22") == "../../../devices/virtual/memory_tiering/memory_tier22"
+    assert sim.tree.readlink("/bus/memory_tiering/devices/memory_tier22") == f"../../..{tier}"
     mark = sim.k.events.seqnum
     sim.echo(f"{MEM}/memory522/state", "offline")
-    assert sim.events(mark) == [("remove", "/devices/virtual/memory_tiering/memory_tier22"), ("offline", f"{MEM}/memory522")]
+    assert sim.events(mark) == [("remove", tier), ("offline", f"{MEM}/memory522")]
 
 
 # -- 0.3 uevent files ------------------------------------------------------------------------------

@@ -49,7 +49,8 @@ def mounted(fuse_mount) -> tuple[Sim, Path]:
 
 def test_echo_online_movable_onlines_the_block(mounted):
     sim, mnt = mounted
-    done = sh(f"echo online_movable > {MEM}/memory522/state && cat {MEM}/memory522/state {MEM}/memory522/valid_zones", mnt)
+    done = sh(f"echo online_movable > {MEM}/memory522/state && "
+              f"cat {MEM}/memory522/state {MEM}/memory522/valid_zones", mnt)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "online\nMovable\n"
     assert sim.k.blocks[522].zone == "Movable"
@@ -79,7 +80,8 @@ def test_ls_modes_and_readlink_targets_match_the_kernel(mounted):
         "uevent": "-rw-r--r--", "valid_zones": "-r--r--r--",
     }
     assert all(" root root 4096 " in line for line in listing if line.startswith("-"))
-    assert sh(f"readlink {MEM}/memory522/node1 {MEM}/memory522/subsystem devices/system/node/node1/memory522", mnt).stdout == (
+    links = f"{MEM}/memory522/node1 {MEM}/memory522/subsystem devices/system/node/node1/memory522"
+    assert sh(f"readlink {links}", mnt).stdout == (
         "../../node/node1\n../../../../bus/memory\n../../memory/memory522\n")
     assert sh("readlink -f devices/system/node/node1/memory522/subsystem", mnt).stdout == f"{mnt}/bus/memory\n"
 

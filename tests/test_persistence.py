@@ -466,7 +466,8 @@ def test_mount_with_a_bad_topology_or_snapshot_leaves_no_state_file(tmp_path: Pa
         assert not os.path.ismount(tmp_path / "mnt")
 
 
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20),
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats()
+                           | st.text(max_size=20),
                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
                                                                                         max_size=4), max_leaves=12)
 RECORDS = st.fixed_dictionaries({"n": st.just(1), "t": st.sampled_from(["store", "op", "x"])}, optional={

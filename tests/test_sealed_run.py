@@ -167,7 +167,7 @@ mkdir -p /tmp/fakesysfs-sealed-$$ && { mount -t sysfs sysfs /tmp/fakesysfs-seale
 stat -f -c %t /sys
 cat /sys/devices/system/memory/block_size_bytes
 awk '$9 == "sysfs" || $9 == "devtmpfs" { print $5, $6 }' /proc/self/mountinfo
-"""
+"""  # noqa: E501 (verbatim rules/script text)
     done = fakesysfs_run(*mode, "--", "sh", "-c", script)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -215,7 +215,8 @@ if number is not None:
                     reason="needs daxctl and unshare (apt-get install daxctl util-linux)")
 def test_a_module_load_fails_as_on_a_host_without_the_module_file(tmp_path: Path) -> None:
     """The host seems to have kmem.ko (in a private mount namespace, an overlay adds a module
-    tree to the host's, which stays as it is); inside, with a topology whose kmem is not loaded, libkmod finds no module file."""
+    tree to the host's, which stays as it is); inside, with a topology whose kmem is not loaded,
+    libkmod finds no module file."""
     topology = tmp_path / "nokmem.toml"
     default = subprocess.run([*FAKESYSFS, "topology"], env=ENV, capture_output=True, text=True, check=True).stdout
     assert "\nkmem = true\n" in default
@@ -233,7 +234,7 @@ mkdir -p {modules}/{release}/kernel/drivers/dax
 echo "kernel/drivers/dax/kmem.ko:" > {modules}/{release}/modules.dep
 echo "outside: $(ls {modules}/{release}/kernel/drivers/dax)"
 {" ".join(FAKESYSFS)} run -c {topology} -- sh -c 'echo "inside: $(ls -A /lib/modules)"; daxctl reconfigure-device -m system-ram dax0.0 2>&1' || true
-"""
+"""  # noqa: E501 (verbatim rules/script text)
     done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner], env=ENV,
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr

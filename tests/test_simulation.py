@@ -266,7 +266,8 @@ def test_node_accounting_follows_onlining(sim: Simulation) -> None:
     block = sim.blocks_of(region)[0]
     sim.echo(state_path(block.id), "online_movable")
     node = sim.node(1)
-    assert node.mem_total == (32768 - 512) * 4096 == int(sim.cat("/devices/system/node/node1/meminfo").split()[3]) * 1024
+    meminfo_total_kb = int(sim.cat("/devices/system/node/node1/meminfo").split()[3])
+    assert node.mem_total == (32768 - 512) * 4096 == meminfo_total_kb * 1024
     assert node.mem_used == 0 and node.has_memory and not node.has_normal_memory and node.tier is not None
 
 

@@ -890,7 +890,8 @@ def test_deeply_nested_toml_is_a_config_error_not_a_recursion_error(value: str) 
 _KEYS = ["node", "kernel", "distances", "dax", "cxl_region", "hmem", "pmem", "id", "cpus", "memory", "start", "size",
          "target_node", "block_size", "memmap_on_memory", "0", "1", "driver", "decoder", "namespace", "align"]
 _TOML_VALUES = st.recursive(
-    st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.sampled_from(["0-1", "1G", "0x0-0x3fffffff", "x", ""]),
+    st.booleans() | st.integers(-(2**70), 2**70) | st.floats()
+    | st.sampled_from(["0-1", "1G", "0x0-0x3fffffff", "x", ""]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_KEYS), inner, max_size=4),
     max_leaves=15)
 

@@ -347,12 +347,14 @@ class DaxMixin(HotplugMixin):
         self._producer_device(f"{root}/root0", "cxl", devtype="cxl_port", modalias="cxl:t4")
         decoder = f"{root}/root0/{cfg.decoder}"
         self._producer_device(decoder, "cxl", devtype="cxl_decoder_root", modalias="cxl:t0")
-        self._producer_device(f"{decoder}/region{rid}", "cxl", driver="cxl_region", devtype="cxl_region", modalias="cxl:t6")
+        self._producer_device(f"{decoder}/region{rid}", "cxl", driver="cxl_region", devtype="cxl_region",
+                              modalias="cxl:t6")
         parent = self._producer_device(
             f"{decoder}/region{rid}/dax_region{rid}", "cxl",
             driver="cxl_dax_region", devtype="cxl_dax_region", modalias="cxl:t8",
         )  # fmt: skip
-        numa_node = cfg.numa_node if cfg.numa_node is not None else self.numa_map_to_online_node(cfg.target_node, need_cpus=True)
+        numa_node = (cfg.numa_node if cfg.numa_node is not None
+                     else self.numa_map_to_online_node(cfg.target_node, need_cpus=True))
         region = self.alloc_dax_region(parent, rid, cfg.start, end, cfg.target_node, PMD_SIZE, IORESOURCE_DAX_KMEM,
                                        numa_node=numa_node, producer="cxl", adistance=cfg.adistance)
         if region is None:
@@ -391,7 +393,8 @@ class DaxMixin(HotplugMixin):
         bus = "/devices/platform/e820_pmem"
         self._producer_device(bus, "platform", driver="e820_pmem", modalias="platform:e820_pmem")
         self._producer_device(f"{bus}/ndbus0", "nd", driver="nd_bus", devtype="nvdimm_bus", modalias="nd:t0")
-        self._producer_device(f"{bus}/ndbus0/region{region_id}", "nd", driver="nd_region", devtype="nd_pmem", modalias="nd:t2")
+        self._producer_device(f"{bus}/ndbus0/region{region_id}", "nd", driver="nd_region", devtype="nd_pmem",
+                              modalias="nd:t2")
         parent = self._producer_device(f"{bus}/ndbus0/region{region_id}/dax{region_id}.{dev_id}", "nd",
                                        driver="dax_pmem", devtype="nd_dax", modalias="nd:t7")
         region = self.alloc_dax_region(parent, region_id, data_start, end, cfg.target_node, cfg.align,

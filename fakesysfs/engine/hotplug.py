@@ -203,7 +203,8 @@ class HotplugMixin(MemoryBlocksMixin):
                 except KernelError:
                     break
 
-    def create_altmaps_and_memory_blocks(self, nid: int, group: MemoryGroup | None, start: int, size: int) -> list[MemoryBlock]:
+    def create_altmaps_and_memory_blocks(self, nid: int, group: MemoryGroup | None, start: int,
+                                         size: int) -> list[MemoryBlock]:
         """One altmap and one block per chunk; a failing chunk unwinds the earlier ones (v8/v9)."""
         vmemmap_pages = self.memory_block_memmap_on_memory_pages()
         created: list[MemoryBlock] = []
@@ -216,7 +217,8 @@ class HotplugMixin(MemoryBlocksMixin):
                     # The altmap allocation or the chunk's vmemmap mapping fails (fault hook).
                     self.faults.memmap_fail_at_chunk = None
                     raise KernelError(errno.ENOMEM)
-                created += self.create_memory_block_devices(nid, group, cur_start, self.block_size, altmap=vmemmap_pages)
+                created += self.create_memory_block_devices(nid, group, cur_start, self.block_size,
+                                                            altmap=vmemmap_pages)
                 cur_start += self.block_size
                 chunk += 1
         except KernelError:
@@ -289,7 +291,8 @@ class HotplugMixin(MemoryBlocksMixin):
             if donor.state is not BlockState.OFFLINE and donor.zone is not None:
                 self._zone(donor).free += pages
 
-    def create_memory_block_devices(self, nid: int, group: MemoryGroup | None, start: int, size: int, altmap: int) -> list[MemoryBlock]:
+    def create_memory_block_devices(self, nid: int, group: MemoryGroup | None, start: int, size: int,
+                                    altmap: int) -> list[MemoryBlock]:
         """One ``memoryN`` device per block, uevent ``add`` each; EEXIST undoes this call's."""
         created: list[MemoryBlock] = []
         first = start // self.block_size
@@ -320,7 +323,8 @@ class HotplugMixin(MemoryBlocksMixin):
         for block in blocks:  # check_memblock_offlined_cb
             if block.state is not BlockState.OFFLINE:
                 b0 = self.block_start(block)
-                self.printk(f"removing memory fails, because memory [{b0:#018x}-{b0 + self.block_size - 1:#018x}] is onlined")
+                self.printk(f"removing memory fails, because memory "
+                            f"[{b0:#018x}-{b0 + self.block_size - 1:#018x}] is onlined")
                 raise KernelError(errno.EBUSY)
             nid = block.nid
         # memory_blocks_have_altmaps()

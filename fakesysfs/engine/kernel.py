@@ -72,7 +72,8 @@ class Kernel(FirmwareMixin):
         self.page_size = config.page_size
         self.struct_page_size = config.struct_page_size
         self.pages_per_block = config.block_size // config.page_size
-        self.memmap_pages_per_section = -(-(SECTION_SIZE // config.page_size) * config.struct_page_size // config.page_size)
+        self.memmap_pages_per_section = -(-(SECTION_SIZE // config.page_size) * config.struct_page_size
+                                          // config.page_size)
         self.memmap_mode = config.memmap_on_memory
         self.online_policy = config.online_policy
         self.auto_movable_ratio = config.auto_movable_ratio

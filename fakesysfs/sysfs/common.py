@@ -122,7 +122,8 @@ def kobject_synth_uevent(text: str, count: int) -> tuple[str, tuple[tuple[str, s
     return word, kobject_action_args(buf[space + 1 :])
 
 
-def uevent_attr(k: Kernel, devpath: str, subsystem: str | None, env: Callable[[], list[tuple[str, str]]] | None = None, mode: int = 0o644) -> Attr:
+def uevent_attr(k: Kernel, devpath: str, subsystem: str | None,
+                env: Callable[[], list[tuple[str, str]]] | None = None, mode: int = 0o644) -> Attr:
     """A device's ``uevent`` file: reads the device variables, a write emits a synthetic
     event with that action (R-SYS-08). Devices without a subsystem emit nothing."""
 

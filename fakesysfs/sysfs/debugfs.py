@@ -208,7 +208,8 @@ def install_debugfs(tree: Tree, h: Harness) -> None:
             _debug_store(h, "faults/memmap_fail_at_chunk", _chunk_op)),
         "probe_fail": DebugAttr(0o600, lambda: _probe_fail_text(h), _debug_store(
             h, "faults/probe_fail",
-            lambda text: dict(zip(("device", "errno"), _words(text, 2, "DEVICE ERRNO"), strict=True), op="probe_fail"))),
+            lambda text: dict(zip(("device", "errno"), _words(text, 2, "DEVICE ERRNO"), strict=True),
+                              op="probe_fail"))),
     })  # fmt: skip
     hotplug = StaticDir({
         "add_cxl_region": DebugAttr(0o200, None, _debug_store(

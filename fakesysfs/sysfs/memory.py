@@ -204,7 +204,8 @@ def memory_bus(k: Kernel) -> StaticDir:
     devices = BusDevicesDir(
         here,
         lambda: [f"memory{bid}" for bid in k.block_ids()],
-        lambda name: k.memory_devpath(bid) if (bid := _suffix_id(name, "memory")) is not None and bid in k.blocks else None,
+        lambda name: (k.memory_devpath(bid)
+                      if (bid := _suffix_id(name, "memory")) is not None and bid in k.blocks else None),
     )
     return simple_bus(k, "memory", devices)
 

@@ -47,7 +47,8 @@ def node_read_distance(k: Kernel, nid: int) -> str:
 
 def node_read_vmstat(k: Kernel, nid: int) -> str:
     node = k.nodes[nid]
-    return f"nr_free_pages {node.free_pages}\nnr_managed_pages {node.managed_pages}\nnr_present_pages {node.present_pages}\n"
+    return (f"nr_free_pages {node.free_pages}\nnr_managed_pages {node.managed_pages}\n"
+            f"nr_present_pages {node.present_pages}\n")
 
 
 def _hugepages_dir() -> StaticDir:
@@ -171,7 +172,8 @@ def node_bus(k: Kernel) -> StaticDir:
     devices = BusDevicesDir(
         here,
         lambda: [f"node{nid}" for nid in k.online_nodes()],
-        lambda name: k.node_devpath(nid) if (nid := _suffix_id(name, "node")) is not None and nid in k.nodes and k.nodes[nid].online else None,
+        lambda name: (k.node_devpath(nid) if (nid := _suffix_id(name, "node")) is not None
+                      and nid in k.nodes and k.nodes[nid].online else None),
     )
     return simple_bus(k, "node", devices)
 
@@ -269,6 +271,7 @@ def tier_bus(k: Kernel) -> StaticDir:
     devices = BusDevicesDir(
         here,
         lambda: [f"memory_tier{t}" for t in sorted(k.tiers)],
-        lambda name: k.memtier_devpath(t) if (t := _suffix_id(name, "memory_tier")) is not None and t in k.tiers else None,
+        lambda name: (k.memtier_devpath(t)
+                      if (t := _suffix_id(name, "memory_tier")) is not None and t in k.tiers else None),
     )
     return simple_bus(k, "memory_tiering", devices)
