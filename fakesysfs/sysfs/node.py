@@ -66,7 +66,7 @@ def _hugepages_dir(k: Kernel, nid: int, size_kb: int) -> StaticDir:
 
 
 class NodeDir(Dir):
-    """``nodeK/`` (kernel-abi.md 1.5)."""
+    """``nodeK/`` (drivers/base/node.c node_dev_groups)."""
 
     __slots__ = ("generation", "k", "nid")
 
