@@ -13,7 +13,7 @@ MiB = 1 << 20
 GiB = 1 << 30
 TiB = 1 << 40
 
-#: Kernel profiles (kernel-abi.md 0.4). Any "6.N" with 8 <= N <= 18 is accepted too.
+#: Kernel profiles (docs/abi.md "Profiles"). Any "6.N" with 8 <= N <= 18 is accepted too.
 PROFILES = ("6.8", "6.9-6.16", "6.18")
 
 
@@ -101,7 +101,8 @@ class PmemConfig:
 
 @dataclass(slots=True)
 class BootConfig:
-    """Everything the simulated kernel knows at boot (kernel-abi.md Appendix C, 'Global')."""
+    """Everything the simulated kernel knows at boot: firmware tables, the build's options and
+    the command line (memory_hotplug.* parameters of mm/memory_hotplug.c)."""
 
     nodes: list[NodeConfig]
     #: Node ids that may ever exist (``node/possible``); default: the ids of ``nodes``.

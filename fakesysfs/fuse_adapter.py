@@ -10,7 +10,7 @@ translates between paths/file handles and the tree, and turns failures into errn
 
 Only the callbacks defined on ``TreeOperations`` are registered with libfuse: inheriting
 fusepy's ``Operations`` defaults would add a ``flush`` per close and an xattr query per
-write (fuse-notes.md, "Cost").
+write (docs/fuse.md, "Cost").
 
 Caching without staleness. Values are never cached (``direct_io``: every read renders).
 Lookups, attributes and link targets are, for an hour, when both the tree and libfuse
@@ -30,7 +30,7 @@ FUSE_NOTIFY_INC_EPOCH is ever sent). A removed entry's dentry stays hashed, but 
 stat, open or walk through it asks the daemon (``default_permissions``: fs/fuse/dir.c
 fuse_permission refreshes stale attributes first), which answers ENOENT. Otherwise
 (fusepy, libfuse 2, a plain ``Tree``) every timeout is zero: correct, about 3.5x slower
-(fuse-notes.md).
+(docs/fuse.md).
 
 Lookups in flight. A lookup answered just before a change may not have reached the kernel's
 inode cache yet (its requester has the reply but has not run fs/fuse/inode.c fuse_iget):
@@ -549,7 +549,7 @@ def fuse_options(
     libfuse3: bool = False,
     cache: bool = False,
 ) -> dict[str, Any]:
-    """The libfuse options a sysfs look-alike needs (real-clients.md section 3).
+    """The libfuse options a sysfs look-alike needs (docs/fuse.md, docs/clients.md).
 
     ``cache``: the kernel may keep lookups and attributes (``CACHE_TIMEOUT``) because every
     change invalidates what it touched (see the module doc); never negative lookups.
@@ -557,7 +557,7 @@ def fuse_options(
     timeout = CACHE_TIMEOUT if cache else 0
     options: dict[str, Any] = {
         "foreground": foreground,
-        # Single-threaded is ~2x faster (fuse-notes.md); the tree lock serializes anyway.
+        # Single-threaded is ~2x faster (docs/fuse.md); the tree lock serializes anyway.
         "nothreads": not threads,
         "debug": debug,
         "fsname": "fakesysfs",

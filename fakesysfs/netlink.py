@@ -2,7 +2,7 @@
 
 libudev (``udevadm monitor --udev``, pyudev ``Monitor.from_netlink(ctx, source='udev')``,
 sd-device based agents) listens on NETLINK_KOBJECT_UEVENT multicast group 2 for messages
-in udevd's format (real-clients.md section 8):
+in udevd's format (systemd src/libsystemd/sd-device/device-monitor.c; docs/clients.md):
 
     offset size field
          0    8 "libudev\\0"

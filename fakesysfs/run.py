@@ -2,7 +2,7 @@
 
 Tools with hard-coded paths (daxctl, chmem, numactl, udevadm) need the fake at ``/sys``, a
 ``/dev`` with a char node per dax device and a ``/run`` prepared for udev
-(real-clients.md section 2). None of that may touch the host, so everything happens in a
+(docs/clients.md). None of that may touch the host, so everything happens in a
 private mount and network namespace that dies with the command:
 
     fakesysfs run (host)          waits for the keeper, forwards SIGINT/SIGTERM/SIGHUP,
@@ -145,7 +145,7 @@ class RunOptions:
     #: emulation would then reach the host's listeners, so it must stay off).
     share_net: bool = False
     #: Run the daemon and the command on this one CPU: a request to the single-threaded
-    #: daemon costs about a fifth when client and daemon share a CPU (fuse-notes.md), so
+    #: daemon costs about a fifth when client and daemon share a CPU (docs/fuse.md), so
     #: daxctl's ~1000 lookups per block operation take ~1 s instead of ~5 s on a 2-vCPU VM.
     pin_cpu: int | None = None
     #: Use a user namespace: None = only when not root; True also as root (tests the
@@ -344,7 +344,7 @@ def setup_devfs_mounts(host_dev: int) -> None:
 
 def setup_run() -> None:
     """A private tmpfs ``/run`` with ``/run/udev/control``, so libudev monitors join their
-    netlink group although ``/dev`` is not devtmpfs and no udevd runs (real-clients.md 8)."""
+    netlink group although ``/dev`` is not devtmpfs and no udevd runs (docs/clients.md)."""
     mount("fakesysfs-run", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
     os.mkdir("/run/udev", 0o755)
     os.close(os.open("/run/udev/control", os.O_WRONLY | os.O_CREAT, 0o644))
@@ -427,7 +427,7 @@ class Devtmpfs:
 
     The listener runs inside the store, under the engine lock, so the node exists when the
     creating store returns (daxctl create-device stats ``/dev/daxR.N`` right after the
-    ``create`` write and its rescan, real-clients.md 4.4), as with the kernel's devtmpfs,
+    ``create`` write and its rescan, docs/clients.md), as with the kernel's devtmpfs,
     whose device_add() waits for the node. mknod on a tmpfs never touches ``/sys``.
     """
 

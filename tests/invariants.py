@@ -1,5 +1,5 @@
-"""Engine invariants any test can assert at a quiescent point (kernel-abi.md section 7,
-I-1..I-7), checked through both the engine and the attribute tree.
+"""Engine invariants any test can assert at a quiescent point (docs/abi.md, I-1..I-7),
+checked through both the engine and the attribute tree.
 
 ``check_all(k, tree)`` runs every check; the single checks are public so that a test that
 knows more (the stateful machine knows which adds used an altmap) can add its own. Each

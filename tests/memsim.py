@@ -1,4 +1,4 @@
-"""Small declarative builders for engine tests (kernel-abi.md Appendix A setup)."""
+"""Small declarative builders for engine tests (the setup of docs/abi.md "Worked examples")."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ NODE = "/devices/system/node"
 
 
 def appendix_a_config(**overrides) -> BootConfig:
-    """Node 0: 16 GiB boot RAM and CPUs 0-1; node 1 possible, memory-only (Appendix A)."""
+    """Node 0: 16 GiB boot RAM and CPUs 0-1; node 1 possible, memory-only (docs/abi.md examples)."""
     cfg = BootConfig(
         nodes=[NodeConfig(0, [0, 1], [MemRange(0, 16 * GiB)])],
         possible_nodes=[0, 1],

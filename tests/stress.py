@@ -1,7 +1,7 @@
 """Shared pieces of the robustness tests (test_fuzz, test_concurrency, test_crash):
 the writable files of a tree grouped by kind, the errnos the kernel can answer for each kind
-(kernel-abi.md Appendix B), a fresh default-topology kernel, and the counters the tests
-report (inputs tried, concurrent operations, crash points).
+(docs/abi.md, "Errno order at a glance"), a fresh default-topology kernel, and the counters
+the tests report (inputs tried, concurrent operations, crash points).
 
 ``FAKESYSFS_FUZZ=long`` turns every test built on these into its long mode (many more
 examples, operations and crash points); ``FAKESYSFS_STRESS_COUNTS=FILE`` appends the
@@ -28,8 +28,9 @@ from fakesysfs.sysfs.tree import Attr, Dir, Tree
 LONG = os.environ.get("FAKESYSFS_FUZZ", "").lower() == "long"
 
 E = errno
-#: Errnos a failed write may carry, per kind of file (Appendix B; the parse errnos of
-#: R-SYS-04 wherever a number is parsed). The first pattern matching the path wins.
+#: Errnos a failed write may carry, per kind of file (docs/abi.md, "Errno order at a glance";
+#: the parse errnos of R-SYS-04 wherever a number is parsed). The first pattern matching the
+#: path wins.
 WRITE_ERRNOS: list[tuple[re.Pattern[str], frozenset[int]]] = [
     (re.compile(p), frozenset(s)) for p, s in [
         (r"/memory\d+/(state|online)$", {E.EINVAL, E.EBUSY, E.EINTR, EHWPOISON}),

@@ -35,7 +35,7 @@ MEM = "devices/system/memory"
 NODE = "devices/system/node"
 HMEM = "devices/platform/hmem.1"
 CXL_DEV = "devices/platform/ACPI0017:00/root0/decoder0.0/region0/dax_region0/dax0.0"
-#: Contention never shows as an error (R-SYS-05, section 7 "Locks").
+#: Contention never shows as an error (R-SYS-05; docs/abi.md "Simplifications and invariants").
 NEVER = {errno.EAGAIN, errno.EINTR, errno.EIO}
 
 

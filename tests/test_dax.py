@@ -1,5 +1,5 @@
 """The DAX bus, kmem and device_dax, and the hmem/CXL/pmem producers, driven through the
-attribute tree the way a shell drives /sys (kernel-abi.md 1.7-1.11, 5, Appendix A.2-A.6).
+attribute tree the way a shell drives /sys (docs/abi.md: the dax bus, kmem, examples 1-5).
 
 Every test boots its own topology from BootConfig dataclasses (``boot()``), then only reads
 and writes files (``Sys.cat``/``Sys.echo``), following symlinks like the VFS would, and looks
@@ -40,7 +40,7 @@ A2_BLOCKS = range(522, 650)
 
 
 def boot(**overrides) -> Sys:
-    """kernel-abi.md Appendix A common setup: node 0 has 16 GiB of boot memory and both
+    """docs/abi.md "Worked examples" common setup: node 0 has 16 GiB of boot memory and both
     CPUs, node 1 is possible but offline, one 16 GiB CXL region0 at 0x1050000000 for node 1,
     memmap_on_memory=Y, kmem and device_dax loaded, drivers_autoprobe=1."""
     config = {
@@ -205,7 +205,7 @@ def test_driver_directories_exist_only_while_the_module_is_loaded() -> None:
 
 def test_no_class_dax_directory_exists() -> None:
     s = boot()
-    assert not s.exists("/class/dax")  # real-clients 4.1: daxctl would use the dax-class model
+    assert not s.exists("/class/dax")  # docs/clients.md: daxctl would use the dax-class model
 
 
 def test_module_directories_carry_live_initstate_and_the_hmem_region_idle_parameter() -> None:
@@ -272,7 +272,7 @@ def test_dev_char_link_points_at_the_device_and_its_subsystem_is_bus_dax() -> No
     s = boot()
     assert s.ls("/dev/char") == ["252:0"]
     assert s.readlink("/dev/char/252:0") == f"../..{CXL_DEV}"
-    assert s.real("/dev/char/252:0/subsystem") == BUS  # real-clients 4.2: not dax-class
+    assert s.real("/dev/char/252:0/subsystem") == BUS  # docs/clients.md: not dax-class
 
 
 # -- 1.9 mappingN ------------------------------------------------------------------------------
@@ -460,7 +460,7 @@ def test_a_window_above_max_physmem_bits_fails_both_drivers_like_the_kernel() ->
 
 
 def test_producer_driver_override_binds_through_new_id() -> None:
-    """The acceptance fixture (real-clients 11): CXL dax0.0 bound to device_dax at boot."""
+    """The acceptance fixture (docs/clients.md): CXL dax0.0 bound to device_dax at boot."""
     s = boot(cxl_regions=[CxlRegionConfig(CXL_START, CXL_SIZE, target_node=1, driver="device_dax")])
     assert s.real(f"{CXL_DEV}/driver") == DEVDAX
     assert s.cat("/devices/system/node/online") == "0\n"
@@ -723,7 +723,7 @@ def test_kmem_trims_each_range_to_whole_blocks() -> None:
 
 
 def test_kmem_truncation_warning_exists_only_from_6_16() -> None:
-    """R-KMEM-04 and 0.4: the 6.9-6.16 profile models 6.9, which has no such message."""
+    """R-KMEM-04 and the profiles of docs/abi.md: 6.9-6.16 models 6.9, which has no such message."""
     s = hmem_only(start=0x2004000000, size=512 * MiB, kernel_profile="6.9-6.16")
     assert s.k.kmsg == []
     assert s.k.blocks.keys() >= {1025, 1026, 1027}
@@ -808,7 +808,7 @@ def test_kmem_remove_of_a_range_skipped_as_too_small_leaks_the_group() -> None:
 
 
 def test_kmem_unbind_with_an_online_block_leaks_the_memory_and_rebind_is_ebusy() -> None:
-    """R-KMEM-09/11/12 (A.2 variant is below with the exact numbers)."""
+    """R-KMEM-09/11/12 (example 1's variant is below with the exact numbers)."""
     s = hmem_only(size=256 * MiB)
     s.kmem_blocks_online(range(1024, 1025))
     assert s.echo(f"{KMEM}/unbind", "dax0.0") == 7
@@ -1077,7 +1077,7 @@ def test_every_malformed_write_to_a_dax_file_fails_with_an_errno_or_succeeds() -
                 assert exc.errno > 0, (path, text)
 
 
-# -- Appendix A.2 ----------------------------------------------------------------------------
+# -- docs/abi.md example 1 -----------------------------------------------------------------
 def test_a2_region_creation_files() -> None:
     s = boot()
     assert s.readlink(f"{BUS}/devices/dax0.0") == (
@@ -1190,7 +1190,7 @@ def test_a2_unbind_with_memory600_online_leaks_and_rebind_fails_ebusy() -> None:
     assert s.err(f"{KMEM}/bind", "dax0.0") == errno.EBUSY
 
 
-# -- Appendix A.3 ----------------------------------------------------------------------------
+# -- docs/abi.md example 2 -----------------------------------------------------------------
 def test_a3_memmap_off_takes_the_memmap_from_node0_at_bind() -> None:
     s = boot(memmap_on_memory="N")
     base = boot(memmap_on_memory="N", kmem_loaded=False)
@@ -1212,7 +1212,7 @@ def test_a3_memmap_off_takes_the_memmap_from_node0_at_bind() -> None:
     assert s.echo(f"{CXL_DEV}/memmap_on_memory", "0") == 2
 
 
-# -- Appendix A.4 ----------------------------------------------------------------------------
+# -- docs/abi.md example 3 -----------------------------------------------------------------
 def test_a4_2gib_blocks_trim_the_window_and_use_altmaps() -> None:
     s = boot(block_size=2 * GiB)
     assert s.k.kmsg == ["DAX region truncated by 2.00 GiB due to alignment"]
@@ -1249,7 +1249,7 @@ def test_a4_aligned_window_gives_eight_2gib_blocks(mode: str, node1_total: int, 
     assert s.meminfo(1)["MemTotal:"] == node1_total
 
 
-# -- Appendix A.5 ----------------------------------------------------------------------------
+# -- docs/abi.md example 4 -----------------------------------------------------------------
 @pytest.mark.parametrize("profile", ["6.18", "6.9-6.16"])
 def test_a5_a_failing_sixth_chunk_rolls_back_and_the_bind_fails_with_its_errno(profile: str) -> None:
     s = boot(dax_drivers_autoprobe=False, kernel_profile=profile)
@@ -1277,7 +1277,7 @@ def test_a5_a_failing_sixth_chunk_rolls_back_and_the_bind_fails_with_its_errno(p
     assert s.echo(f"{KMEM}/bind", "dax0.0") == 7  # the fault fired once
 
 
-# -- Appendix A.6 ----------------------------------------------------------------------------
+# -- docs/abi.md example 5 -----------------------------------------------------------------
 def test_a6_a_1gib_hmem_range_is_too_small_for_2gib_blocks() -> None:
     s = hmem_only(start=0x1C40000000, size=1 * GiB, block_size=2 * GiB)
     assert s.k.kmsg == [

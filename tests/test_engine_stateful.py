@@ -1,4 +1,4 @@
-"""Random hotplug sequences against the engine, with the invariants of kernel-abi.md section 7
+"""Random hotplug sequences against the engine, with the invariants of docs/abi.md
 (I-1..I-5) and the accounting identities checked after every step."""
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class HotplugMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), pinned=st.integers(0, 3), used=st.integers(0, 5000), poisoned=st.booleans())
     def mark_block(self, data, pinned: int, used: int, poisoned: bool):
-        """Test knobs: pinned pages, movable pages in use, a poisoned page (section 8 hooks)."""
+        """Test knobs: pinned pages, movable pages in use, a poisoned page (simulator hooks)."""
         block = self.k.blocks[self._some_block(data)]
         try:
             self.k.set_block_usage(block, pinned=pinned, movable_used=used, poisoned=int(poisoned))

@@ -1,4 +1,4 @@
-"""Uevents (kernel-abi.md 0.3 R-SYS-08/09, 4.8, 5.4): the exact sequences the engine emits,
+"""Uevents (R-SYS-08/09, R-ADD-03, R-DAX-UEV-01): the exact sequences the engine emits,
 ``uevent`` writes (lib/kobject_uevent.c kobject_synth_uevent), the EventLog API, and the
 control socket's subscription stream. Everything here runs in-process without FUSE;
 test_events_mount.py covers the mount, ``fakesysfs monitor``, netlink and udev rules.
@@ -37,12 +37,12 @@ NODE1 = "/devices/system/node/node1"
 REGION = "/devices/platform/ACPI0017:00/root0/decoder0.0/region0/dax_region0"
 DAX0 = f"{REGION}/dax0.0"
 KMEM = "/bus/dax/drivers/kmem"
-BLOCKS = range(522, 650)  # 16 GiB at 0x1050000000 in 128 MiB blocks (kernel-abi.md A.2)
+BLOCKS = range(522, 650)  # 16 GiB at 0x1050000000 in 128 MiB blocks (docs/abi.md example 1)
 UUID = "0b5d6a0e-4c3f-4a7a-9c5e-1f2e3d4c5b6a"
 
 
 class Box:
-    """Appendix A.2: node 0 with 16 GiB and CPUs 0-1, CXL region0 (16 GiB) for node 1,
+    """docs/abi.md example 1: node 0 with 16 GiB and CPUs 0-1, CXL region0 (16 GiB) for node 1,
     memmap_on_memory=Y; the CXL device dax0.0 binds to kmem at boot (blocks offline)."""
 
     def __init__(self, profile: str = "6.18", **overrides: object) -> None:
@@ -159,7 +159,7 @@ def test_kmem_unbind_removes_every_block_and_the_node_then_unbind_without_driver
 def test_failed_chunked_add_announces_the_chunks_it_made_then_removes_them_ascending(profile: str) -> None:
     box = Box(profile)
     box.echo(f"{KMEM}/unbind", "dax0.0")
-    box.k.faults.memmap_fail_at_chunk = 5  # the sixth chunk, memory527 (kernel-abi.md A.5)
+    box.k.faults.memmap_fail_at_chunk = 5  # the sixth chunk, memory527 (docs/abi.md example 4)
     mark = box.mark()
     with raises_errno(errno.ENOMEM):
         box.echo(f"{KMEM}/bind", "dax0.0")
@@ -167,7 +167,7 @@ def test_failed_chunked_add_announces_the_chunks_it_made_then_removes_them_ascen
     if profile == "6.18":  # see test_kmem_bind_...: the engine's 6.18 node-first order
         expected = [("add", NODE1, "node", {}), *blocks("add", made), *blocks("remove", made),
                     ("remove", NODE1, "node", {})]
-    else:  # A.5: no node events at all, the node never came online
+    else:  # example 4: no node events at all, the node never came online
         expected = [*blocks("add", made), *blocks("remove", made)]
     assert box.seq(mark) == expected
     assert not any(b in box.k.blocks for b in BLOCKS)

@@ -48,7 +48,7 @@ KMEM = "bus/dax/drivers/kmem"
 BLOCKS = range(522, 650)
 
 TOPOLOGY = """\
-# kernel-abi.md A.2: one CPU node with boot RAM, one 16 GiB CXL RAM region for node 1.
+# docs/abi.md example 1: one CPU node with boot RAM, one 16 GiB CXL RAM region for node 1.
 [kernel]
 profile = "6.18"
 block_size = "128M"
@@ -247,7 +247,7 @@ def test_continuations_comments_and_escaped_values() -> None:
 
 # -- the rules runner on a mount -------------------------------------------------------------------------
 class Mounted:
-    """A booted A.2 kernel served over FUSE from this process, plus a runner for rules."""
+    """A booted docs/abi.md example-1 kernel served over FUSE in-process, plus a rules runner."""
 
     def __init__(self, path: Path, kernel: Kernel) -> None:
         self.path = path
@@ -579,7 +579,7 @@ def test_fakesysfs_udev_applies_rhel_rules_to_a_kmem_bind_on_a_mount(daemon: Pat
 
 # -- inside fakesysfs run: netlink, udevadm trigger, --rules --------------------------------------------
 def run_in_namespace(script: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """``fakesysfs run -c TOPOLOGY [args] -- sh -c SCRIPT`` with the A.2 topology."""
+    """``fakesysfs run -c TOPOLOGY [args] -- sh -c SCRIPT`` with docs/abi.md example 1."""
     work = Path(tempfile.mkdtemp(prefix="fakesysfs-events-"))
     try:
         (work / "topology.toml").write_text(TOPOLOGY)

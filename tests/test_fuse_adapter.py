@@ -73,7 +73,7 @@ def test_options_are_the_ones_correctness_needs() -> None:
 
 def test_only_implemented_callbacks_are_registered() -> None:
     # fusepy/mfusepy register every attribute they find; inherited defaults cost a flush per
-    # close and an xattr query per write (fuse-notes.md).
+    # close and an xattr query per write (docs/fuse.md, "Cost").
     ops = TreeOperations(build_demo_tree().tree)
     for name in ("flush", "getxattr", "listxattr", "setxattr", "opendir", "releasedir", "fsync", "access"):
         assert not hasattr(ops, name), name

@@ -12,7 +12,8 @@ near-valid words with odd endings, numbers out of range. Two layers:
   exception inside the daemon.
 
 Every rejection must be an errno the kernel gives for that file (tests/stress.py, from
-kernel-abi.md Appendix B); every acceptance consumes the whole write (at most 4096 bytes).
+docs/abi.md, "Errno order at a glance"); every acceptance consumes the whole write (at most
+4096 bytes).
 ``FAKESYSFS_FUZZ=long`` runs many more examples.
 """
 

@@ -1,4 +1,5 @@
-"""Memory hotplug rules of kernel-abi.md sections 1.1-1.6, 2, 3, 4, 8 and Appendix A,
+"""Memory hotplug rules of docs/abi.md (memory blocks, memmap_on_memory, adding and removing
+memory, nodes, fault injection, worked examples),
 driven in-process through the attribute tree the way a shell would drive /sys."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Memory-hotplug rules checked against the kernel source where kernel-abi.md is silent or
+"""Memory-hotplug rules checked against the kernel source where docs/abi.md is silent or
 wrong (the kernel decides). Each test names the rule and the kernel function it follows."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Kernel-exact text parsers and formatters (kernel-abi.md R-SYS-04, R-DAX-ID-01)."""
+"""Kernel-exact text parsers and formatters (R-SYS-04, R-DAX-ID-01: lib/kstrtox.c, lib/string.c,
+drivers/dax/bus.c do_id_store)."""
 
 from __future__ import annotations
 
@@ -119,7 +120,7 @@ def test_sysfs_match_string_stops_at_a_none_entry_like_a_null():
 # kstrtobool (R-SYS-04 table)
 # --------------------------------------------------------------------------------------
 
-# (text, value) the spec lists as accepted in every profile
+# (text, value) kstrtobool() accepts in every profile
 SPEC_BOOL_ACCEPTED = [
     ("yes", True),
     ("10", True),

@@ -1,4 +1,4 @@
-"""The acceptance scenarios of real-clients.md section 11, run with the unmodified tools.
+"""The acceptance scenarios of docs/clients.md, run with the unmodified tools.
 
 Every scenario is one ``fakesysfs run`` session (a fresh engine): tests/realtools_driver.py
 runs the steps inside the namespace, where the fake is ``/sys``, and records each tool's
@@ -7,7 +7,7 @@ assertions are on the tools' own output (daxctl JSON, lsmem table, numactl -H li
 lstopo objects, udevadm records), on that store log and on the tree afterwards, read
 through the namespace.
 
-Fixture (real-clients.md 11): the topology of kernel-abi.md A.2 (node 0 with the boot
+Fixture: the topology of docs/abi.md example 1 (node 0 with the boot
 memory and CPUs 0-1; CXL region0, 16 GiB at 0x1050000000, target node 1), with dax0.0
 bound to device_dax: the engine binds a CXL device to kmem at boot, as the kernel does,
 and the topology's per-producer ``driver = "device_dax"`` asks for device_dax instead.
@@ -39,13 +39,13 @@ DAX = "/sys/bus/dax"
 DRIVERS = f"{DAX}/drivers"
 REGION = "/sys/devices/platform/ACPI0017:00/root0/decoder0.0/region0/dax_region0"
 DEV = f"{REGION}/dax0.0"
-BLOCKS = range(522, 650)  # 0x1050000000 / 128 MiB .. + 127 (kernel-abi.md A.2)
+BLOCKS = range(522, 650)  # 0x1050000000 / 128 MiB .. + 127 (docs/abi.md example 1)
 MEM = "/sys/devices/system/memory"
 NODE1 = "/sys/devices/system/node/node1"
 
-#: kernel-abi.md A.2 as booted: dax0.0 bound to kmem, its 128 blocks offline.
+#: docs/abi.md example 1 as booted: dax0.0 bound to kmem, its 128 blocks offline.
 A2_TOPOLOGY = """\
-# kernel-abi.md A.2: one CPU node with boot RAM, one CXL RAM region for node 1.
+# docs/abi.md example 1: one CPU node with boot RAM, one CXL RAM region for node 1.
 [kernel]
 profile = "6.18"
 block_size = "128M"
@@ -226,7 +226,7 @@ DRIVER_STORES = {
 
 def assert_driver_stores(stores: list[tuple[str, str, str | None]], which: str) -> None:
     """The four driver stores; only the final ``bind`` may fail, with EBUSY, because
-    ``new_id`` already attached the device (real-clients.md 4.4; daxctl ignores it)."""
+    ``new_id`` already attached the device (R-DAX-ID-01; daxctl ignores it, docs/clients.md)."""
     assert [(p, d) for p, d, _ in stores] == DRIVER_STORES[which]
     assert [e for _, _, e in stores[:3]] == [None, None, None]
     assert stores[3][2] in (None, "EBUSY")
@@ -601,7 +601,7 @@ def assert_spm_node(out: str) -> None:
     assert len(nodes) == 1, out
     assert nodes[0].endswith(
         " DAXDevice=dax0.0 DAXType=SPM DAXParent=ACPI0017:00/root0/decoder0.0/region0/dax_region0)"), nodes[0]
-    assert "local=16515072KB" in nodes[0]  # node1/meminfo MemTotal (kernel-abi.md A.2)
+    assert "local=16515072KB" in nodes[0]  # node1/meminfo MemTotal (docs/abi.md example 1)
 
 
 @needs("daxctl", "lstopo")

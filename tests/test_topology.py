@@ -78,7 +78,7 @@ def test_default_topology_is_the_cxl_host() -> None:
     assert node0.memory[2].start == 0x100000000
     # 8 GiB of DIMMs: 3 GiB below the PCI hole, the rest above 4 GiB.
     assert node0.memory[2].end - node0.memory[2].start + 0xC0000000 == 8 * GiB
-    # kernel-abi.md A.2: region0, 16 GiB at 0x1050000000, blocks 522..649, target node 1.
+    # docs/abi.md example 1: region0, 16 GiB at 0x1050000000, blocks 522..649, target node 1.
     (cxl,) = config.cxl_regions
     assert (cxl.start, cxl.size, cxl.target_node, cxl.decoder) == (
         0x1050000000, 16 * GiB, 1, "decoder0.0",

@@ -17,7 +17,7 @@ One function per kernel step, named as in the kernel sources:
 
 Stores take the written text (already cut at the first NUL) and either return None (the
 whole count was consumed), an int (bytes consumed, only ``mapping_store`` returns 0) or
-raise ``KernelError`` with the kernel's errno (kernel-abi.md 1.7-1.11, 5, Appendix B).
+raise ``KernelError`` with the kernel's errno (docs/abi.md "The dax bus", "kmem and device_dax").
 
 Probing is synchronous, as in 6.8-6.18 (R-DAXC-01, R-DAX-ID-01): a bind started by device
 creation, ``new_id``, ``bind`` or ``drivers_probe`` has finished, with all its memory events,
@@ -64,7 +64,7 @@ KMEM_RES_NAME = "System RAM (kmem)"
 
 def _hex(value: int) -> str:
     """Kernel ``%#llx``: lib/vsprintf.c number() always prints ``0x`` in base 16, so zero is
-    ``0x0`` (unlike glibc; the spec's Appendix D 15 says ``0``, the kernel source decides)."""
+    ``0x0`` (unlike glibc)."""
     return f"{value:#x}"
 
 
@@ -121,7 +121,7 @@ class ProducerFields(TypedDict, total=False):
 
 @dataclass(eq=False, slots=True)
 class DaxRegion:
-    """struct dax_region (Appendix C)."""
+    """struct dax_region (drivers/dax/dax-private.h)."""
 
     id: int
     #: devpath of the device that owns the region (holds ``dax_region/``).
@@ -192,7 +192,7 @@ class KmemData:
 
 @dataclass(eq=False, slots=True)
 class DevDax:
-    """struct dev_dax (Appendix C)."""
+    """struct dev_dax (drivers/dax/dax-private.h)."""
 
     region: DaxRegion
     id: int

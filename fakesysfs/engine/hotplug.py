@@ -55,12 +55,12 @@ class _DonorCursor:
 class HotplugMixin(MemoryBlocksMixin):
     """Memory add/remove; mixed into ``Kernel``."""
 
-    # -- memmap_on_memory (kernel-abi.md 3) ---------------------------------------------------
+    # -- memmap_on_memory (mm/memory_hotplug.c) ------------------------------------------------
     def memory_block_memmap_size(self) -> int:
         return self.pages_per_block * self.struct_page_size
 
     def memory_block_memmap_on_memory_pages(self) -> int:
-        """V: the memmap pages each altmap block reserves (R-MOM-01, 3.2)."""
+        """V: the memmap pages each altmap block reserves (R-MOM-01)."""
         pages = -(-self.memory_block_memmap_size() // self.page_size)
         if self.memmap_mode == "force":
             pages = -(-pages // PAGEBLOCK_NR_PAGES) * PAGEBLOCK_NR_PAGES

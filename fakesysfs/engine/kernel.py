@@ -1,9 +1,9 @@
 """The simulated kernel: boot from a ``BootConfig``, hold all state, serialize every change.
 
 ``Kernel`` is the engine's one public object. It composes the per-concept mixins (memory
-blocks, hotplug) around the shared state of kernel-abi.md Appendix C. Every mutation runs
-under ``Kernel.lock`` (device_hotplug_lock, R-SYS-05); the attribute tree takes the same lock
-for every read and store, so nothing half-done is ever visible.
+blocks, hotplug) around the state the kernel keeps in its hotplug and dax globals. Every
+mutation runs under ``Kernel.lock`` (device_hotplug_lock, R-SYS-05); the attribute tree
+takes the same lock for every read and store, so nothing half-done is ever visible.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ _ZONE_RANGES = ((ZONE_DMA, 0, DMA_LIMIT), (ZONE_DMA32, DMA_LIMIT, DMA32_LIMIT), 
 
 @dataclass(slots=True)
 class Faults:
-    """Simulator fault hooks for failures the kernel has no debugfs knob for (section 8)."""
+    """Simulator fault hooks for failures the kernel has no debugfs knob for (docs/abi.md,
+    "Fault injection")."""
 
     #: The first memory add that reaches this chunk (block index within the add) fails there
     #: with ENOMEM; the hook then disarms. Adds with fewer chunks leave it armed.
@@ -206,7 +207,7 @@ class Kernel(FirmwareMixin):
         return self.events.emit(action, devpath, subsystem, env)
 
     def printk(self, message: str) -> None:
-        """The kernel log (dmesg), message texts as kernel-abi.md quotes them. A ring, as
+        """The kernel log (dmesg), message texts as the kernel prints them. A ring, as
         the kernel's log_buf is: the oldest messages go once the text passes ``KMSG_BYTES``."""
         self.kmsg.append(message)
         self._kmsg_bytes += len(message) + 1

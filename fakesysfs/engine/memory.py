@@ -126,7 +126,7 @@ class MemoryBlocksMixin(KernelBase):
                 return name
         return ZONE_NORMAL
 
-    # -- zone selection (kernel-abi.md 2.2, 2.4) ----------------------------------------------
+    # -- zone selection (mm/memory_hotplug.c zone_for_pfn_range) -------------------------------
     def default_zone_for_pfn(self, node: Node, block_id: int) -> str:
         """The contig-zones default (contig_default(B))."""
         kernel_zone = self.kernel_zone_for(node, block_id)
@@ -139,7 +139,7 @@ class MemoryBlocksMixin(KernelBase):
         return ZONE_MOVABLE if self.movable_node else kernel_zone
 
     def auto_movable_can_online_movable(self, nid: int | None, group: MemoryGroup | None, nr_pages: int) -> bool:
-        """can_move(scope, group, need) of kernel-abi.md 2.4."""
+        """auto_movable_can_online_movable(): all nodes (nid None) or one node."""
         nodes = [self.nodes[nid]] if nid is not None else [n for n in self.nodes.values()]
         kernel_early = 0
         movable = 0
@@ -356,7 +356,8 @@ class MemoryBlocksMixin(KernelBase):
 
     def migrate_away(self, block: MemoryBlock) -> None:
         """do_migrate_range() as counters: move the block's movable pages to free memory of
-        other online blocks, same node first (section 7). No room anywhere: EBUSY."""
+        other online blocks, same node first (a simplification, docs/abi.md). No room anywhere:
+        EBUSY."""
         need = block.movable_used
         order = [block.nid] + [n for n in sorted(self.n_memory) if n != block.nid]
         plan: list[tuple[MemoryBlock, int]] = []
@@ -387,7 +388,8 @@ class MemoryBlocksMixin(KernelBase):
 
     def set_block_usage(self, block: MemoryBlock, *, pinned: int | None = None,
                         movable_used: int | None = None, poisoned: int | None = None) -> None:
-        """Simulator hook: pages a test pins, fills or poisons in a block (section 8).
+        """Simulator hook: pages a test pins, fills or poisons in a block (docs/abi.md,
+        "Fault injection").
 
         Usage exists only while the block is online; EINVAL if it would not fit in the block.
         """

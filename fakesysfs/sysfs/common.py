@@ -1,4 +1,4 @@
-"""Pieces every device directory shares (kernel-abi.md R-SYS-07/08): ``power/``, ``uevent``,
+"""Pieces every device directory shares (R-SYS-07/08): ``power/``, ``uevent``,
 ``subsystem`` links, plus small constructors for attribute files."""
 
 from __future__ import annotations

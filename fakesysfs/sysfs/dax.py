@@ -1,10 +1,10 @@
 """``/sys/bus/dax``, the dax devices under their producers' devices, ``/sys/dev/char`` and
-the dax modules (kernel-abi.md 1.7-1.11; real-clients.md 4 and 9).
+the dax modules (docs/abi.md "The dax bus"; docs/clients.md "daxctl").
 
 Every store here hands the text to the engine function of the same kernel name (``bind_store``,
 ``size_store``, ...); this module only decides which files exist, with which modes, and
 where links point. There is deliberately no ``/sys/class/dax``: daxctl would switch to the
-old dax-class model (real-clients.md 4.1).
+old dax-class model (docs/clients.md "daxctl").
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ DEV_CHAR = "/dev/char"
 
 def _hex(value: int) -> str:
     """Kernel ``%#llx``: lib/vsprintf.c number() always prints ``0x`` in base 16, so zero is
-    ``0x0`` (unlike glibc; the spec's Appendix D 15 says ``0``, the kernel source decides)."""
+    ``0x0`` (unlike glibc)."""
     return f"{value:#x}"
 
 
@@ -413,7 +413,7 @@ class DevCharDir(Dir):
 
 def dax_module(k: Kernel, name: str) -> Callable[[], Node | None]:
     """``/sys/module/<kmem|device_dax>`` while loaded: ``initstate`` is exactly ``live\\n``
-    (libkmod, real-clients.md 4.2)."""
+    (libkmod; docs/clients.md "daxctl")."""
     here = f"/module/{name}"
 
     def build() -> Node | None:

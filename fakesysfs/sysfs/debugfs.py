@@ -1,5 +1,5 @@
 """``kernel/debug/fakesysfs/``: the simulator's own test hooks as files, beside the kernel's
-``notifier-error-inject`` (kernel-abi.md section 8 asks for them to stay out of the ABI trees).
+``notifier-error-inject`` (kept out of the ABI trees: docs/abi.md "Fault injection").
 
     control                       0400  the control socket's path (while a daemon serves one)
     faults/memmap_fail_at_chunk   0600  "-1" disarmed, or k: the next chunked add fails at chunk k

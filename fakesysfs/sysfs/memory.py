@@ -31,7 +31,7 @@ def mhp_online_type_from_str(text: str) -> OnlineType:
 
 
 class MemoryBlockDir(Dir):
-    """``memoryN/`` (kernel-abi.md 1.2)."""
+    """``memoryN/`` (drivers/base/memory.c memory_memblk_attrs)."""
 
     __slots__ = ("block", "k")
 
@@ -127,7 +127,7 @@ def _suffix_id(name: str, prefix: str) -> int | None:
 
 
 def memory_root(k: Kernel) -> Dir:
-    """``/sys/devices/system/memory`` (kernel-abi.md 1.1)."""
+    """``/sys/devices/system/memory`` (drivers/base/memory.c memory_root_attrs)."""
 
     def auto_online_blocks_store(text: str, _count: int) -> int | None:
         k.auto_online_blocks = mhp_online_type_from_str(text)

@@ -68,7 +68,7 @@ def _hugepages_dir() -> StaticDir:
 
 
 class NodeDir(Dir):
-    """``nodeK/`` (kernel-abi.md 1.5)."""
+    """``nodeK/`` (drivers/base/node.c node_dev_groups)."""
 
     __slots__ = ("generation", "k", "nid")
 

@@ -22,7 +22,7 @@ SIMPLE_ATTR_MAX = 23
 
 
 def memory_hotplug_parameters(k: Kernel) -> StaticDir:
-    """``/sys/module/memory_hotplug/parameters`` (kernel-abi.md 1.4)."""
+    """``/sys/module/memory_hotplug/parameters`` (mm/memory_hotplug.c module parameters)."""
 
     def online_policy_store(text: str, _count: int) -> int | None:
         k.online_policy = ONLINE_POLICIES[sysfs_match_string(ONLINE_POLICIES, text)]
@@ -46,7 +46,7 @@ def memory_hotplug_parameters(k: Kernel) -> StaticDir:
 
 
 def notifier_error_inject(k: Kernel) -> StaticDir:
-    """debugfs ``notifier-error-inject/memory`` (kernel-abi.md section 8)."""
+    """debugfs ``notifier-error-inject/memory`` (lib/memory-notifier-error-inject.c; R-FI-01/02)."""
 
     # Both files are debugfs simple attributes: simple_attr_write() copies at most 23 bytes
     # (sizeof(set_buf) - 1) and parses those, so a longer write is judged by its start.

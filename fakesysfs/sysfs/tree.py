@@ -5,7 +5,7 @@ Directories are resolved lazily: a ``Dir`` answers ``names()`` and ``child(name)
 engine's current state, so nothing is materialized per memory block and a path always
 reflects the state at the moment it is looked up.
 
-Generic kernfs/sysfs semantics live here, once (kernel-abi.md 0.3):
+Generic kernfs/sysfs semantics live here, once (docs/abi.md "File semantics"):
 - R-SYS-01: ``open`` fails with EACCES when the mode lacks any read (write) bit and the file
   is opened for reading (writing), even for root.
 - R-SYS-02: one ``write`` = one store of at most 4096 bytes; the handler sees the text up to

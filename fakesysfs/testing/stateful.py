@@ -26,7 +26,7 @@ Rules: hot-add a CXL region or an hmem range (size from ``sizes``, node from
 ``target_nodes``), remove one that was hot-added, set or clear a notifier error, arm a memmap
 failure at chunk k, arm a probe failure for the next dax device, pin pages of an online block,
 poison an offline one, clear all faults. After every step ``check_kernel_invariants`` (the
-spec's I-1..I-4 and I-6) and then your ``check`` run. ``settle`` runs after the rules that
+I-1..I-4 and I-6 of docs/abi.md) and then your ``check`` run. ``settle`` runs after the rules that
 change hardware; faults stay armed until cleared, so your agent meets them.
 """
 
@@ -46,7 +46,7 @@ __all__ = ["HotplugStateMachine", "check_kernel_invariants"]
 
 
 def check_kernel_invariants(sim: Simulation) -> None:
-    """Kernel-abi.md section 7 invariants (I-1..I-4, I-6) on the engine; AssertionError naming
+    """The invariants of docs/abi.md (I-1..I-4, I-6) on the engine; AssertionError naming
     the broken one."""
     k = sim.kernel
     with k.lock:
