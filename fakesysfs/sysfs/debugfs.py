@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import KernelError
-from .parsers import kstrtouint
+from ..klib import kstrtouint
 from .tree import Attr, Dir, Node, StaticDir
 
 if TYPE_CHECKING:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..engine.memory import ONLINE_TYPE_WORDS  # noqa: F401  (re-exported for callers)
+from ..klib import kstrtobool, kstrtoll, kstrtouint, kstrtoull, sysfs_match_string
 from .changes import KernelChanges
 from .common import ro, rw
 from .dax import add_dax_entries
 from .memory import memory_bus, memory_root
 from .node import cpu_bus, cpu_root, node_bus, node_root, tier_bus, tier_root
-from .parsers import kstrtobool, kstrtoll, kstrtouint, kstrtoull, sysfs_match_string
 from .tree import Attr, StaticDir, Tree
 
 if TYPE_CHECKING:
