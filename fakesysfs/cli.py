@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import __version__
+from .errors import CliError
 
 if TYPE_CHECKING:
     from .engine import Kernel
@@ -37,10 +38,6 @@ log = logging.getLogger("fakesysfs")
 DEV_FUSE = "/dev/fuse"
 #: How long ``mount`` waits for the daemon to report the mount live.
 READY_TIMEOUT = 30.0
-
-
-class CliError(Exception):
-    """A failure the user can act on: printed as one line, exit status 1."""
 
 
 # -- checks -------------------------------------------------------------------------------
@@ -177,7 +174,8 @@ def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[
     state file this call creates is removed again if the boot fails (by identity: a file
     swapped in meanwhile stays), so a bad topology or snapshot leaves nothing behind."""
     from .errors import ConfigError
-    from .journal import MAX_SNAPSHOT_BYTES, StateError, boot_state, parse_state
+    from .journal import MAX_SNAPSHOT_BYTES, StateError, parse_state
+    from .machine import boot_state
     from .safefile import UnsafeFileError, open_append_created, read_regular
     from .safefile import remove_created as remove_if_created
 
@@ -629,7 +627,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from None
         options.rules = [os.path.abspath(path) for path in args.rules]
     if args.pin:
-        from .run import current_cpu
+        from .nsops import current_cpu
 
         options.pin_cpu = current_cpu()
     if args.trace is not None:

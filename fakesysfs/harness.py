@@ -4,7 +4,7 @@ store trace, change notification and the history that persistence replays.
 One set of operations ("ops"), reached four ways, all ending in ``Harness.apply``/``execute``:
 
 - Python: ``fakesysfs.Simulation`` methods;
-- files under ``kernel/debug/fakesysfs/`` in the mount (``fakesysfs/sysfs/debugfs.py``);
+- files under ``kernel/debug/fakesysfs/`` in the mount (``fakesysfs/debugfs.py``);
 - the mount's control socket (``fakesysfs ctl MOUNTPOINT ...``, ``control.py``);
 - replay of a state file (``fakesysfs/journal.py``).
 
@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import control
 from .config import CxlRegionConfig, HmemConfig
-from .errors import KernelError
+from .errors import HarnessError, KernelError
 from .journal import History, Journal, StateError, encode_line
 
 if TYPE_CHECKING:
@@ -67,15 +67,6 @@ NOTIFIER_ACTIONS = ("MEM_GOING_ONLINE", "MEM_GOING_OFFLINE")
 CXL_GRANULE = 256 << 20
 #: Where the harness's own files live in the mount (kept out of the ABI trees).
 DEBUGFS_DIR = "/kernel/debug/fakesysfs"
-
-
-class HarnessError(Exception):
-    """A harness operation was refused; the message says why, ``errno`` is the closest errno
-    (what a debugfs write of the same request fails with)."""
-
-    def __init__(self, message: str, errno: int = errno_mod.EINVAL) -> None:
-        super().__init__(message)
-        self.errno = errno
 
 
 def errno_name(err: int) -> str:
@@ -295,7 +286,7 @@ class Harness:
     a store tracer, an event listener and the ``kernel/debug/fakesysfs/`` files."""
 
     def __init__(self, kernel: Kernel, tree: Tree, topology_text: str | None = None) -> None:
-        from .sysfs.debugfs import install_debugfs
+        from .debugfs import install_debugfs
 
         self.kernel = kernel
         self.tree = tree

@@ -111,7 +111,7 @@ class Simulation:
         elif topology is not None:
             text = read_topology_file(topology)  # a regular file of bounded size: never a FIFO or device
         if state is not None:
-            from .journal import boot_state
+            from .machine import boot_state
 
             self.kernel, self.tree, self.harness = boot_state(state, topology_text=text)
         else:

@@ -33,13 +33,13 @@ import json
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import KernelError
-from ..klib import kstrtouint
-from .tree import Attr, Dir, Node, StaticDir
+from .errors import HarnessError, KernelError
+from .klib import kstrtouint
+from .sysfs.tree import Attr, Dir, Node, StaticDir
 
 if TYPE_CHECKING:
-    from ..harness import Harness
-    from .tree import Tree
+    from .harness import Harness
+    from .sysfs.tree import Tree
 
 __all__ = ["DebugAttr", "install_debugfs"]
 
@@ -59,8 +59,6 @@ def _streq(text: str) -> str:
 
 def _debug_store(h: Harness, name: str, to_op: Callable[[str], dict[str, Any]]) -> Callable[[str, int], int | None]:
     """A store that parses its text into an op and runs it (the tree's tracer records it)."""
-    from ..harness import HarnessError
-
     def store(text: str, count: int) -> int | None:
         try:
             h.execute(h.normalize(to_op(_streq(text))))
@@ -73,8 +71,6 @@ def _debug_store(h: Harness, name: str, to_op: Callable[[str], dict[str, Any]]) 
 
 
 def _key_values(text: str, what: str) -> dict[str, str]:
-    from ..harness import HarnessError
-
     out: dict[str, str] = {}
     for word in text.split():
         key, sep, value = word.partition("=")
@@ -85,8 +81,6 @@ def _key_values(text: str, what: str) -> dict[str, str]:
 
 
 def _words(text: str, n: int, usage: str) -> list[str]:
-    from ..harness import HarnessError
-
     words = text.split()
     if len(words) != n:
         raise HarnessError(f"expected {usage}, got {text!r}")
@@ -127,7 +121,7 @@ class _BlocksDir(Dir):
 
 
 def _producers_text(h: Harness) -> str:
-    from ..state import producers
+    from .state import producers
 
     lines = []
     for p in producers(h.kernel):
@@ -138,7 +132,7 @@ def _producers_text(h: Harness) -> str:
 
 
 def _state_text(h: Harness) -> str:
-    from ..state import snapshot
+    from .state import snapshot
 
     return json.dumps(snapshot(h.kernel), indent=1) + "\n"
 
@@ -153,8 +147,6 @@ def _chunk_op(text: str) -> dict[str, Any]:
 
 
 def _delay_op(text: str) -> dict[str, Any]:
-    from ..harness import HarnessError
-
     word = _words(text, 1, "microseconds")[0]
     try:
         micros = kstrtouint(word, 0)  # what a debugfs u32 knob takes: ERANGE above 2^32-1, else EINVAL
