@@ -124,26 +124,21 @@ def _clear_stale_mount(mountpoint: str) -> None:
 
 # -- building the tree --------------------------------------------------------------------
 def _boot(topology: str | None) -> tuple[Kernel | None, Tree]:
+    """What ``mount`` serves (tests stand in a tree of their own, with no kernel)."""
+    return _boot_machine(topology)
+
+
+def _boot_machine(topology: str | None) -> tuple[Kernel, Tree]:
     """Topology file (or the embedded default) -> booted kernel and its attribute tree, with
-    the harness attached."""
-    from .sysfs import build_tree
-
-    kernel, text = _boot_kernel(topology)
-    tree = build_tree(kernel)
-    _attach_harness(kernel, tree, text)
-    return kernel, tree
-
-
-def _boot_kernel(topology: str | None) -> tuple[Kernel, str | None]:
-    """Topology file (or the embedded default) -> booted kernel and the file's text (read
-    once: the harness records what was booted); user mistakes as CliError."""
+    the harness attached (the file is read once: the harness records what was booted); user
+    mistakes as CliError."""
     from .errors import ConfigError
 
     where = topology if topology is not None else "the default topology"
     if topology is not None and not os.path.isfile(topology):
         raise CliError(f"topology {topology} does not exist or is not a file")
     try:
-        from .engine import Kernel
+        from .machine import boot
         from .topology import load_topology, read_topology_file
     except ImportError as exc:
         raise CliError(f"this fakesysfs installation is incomplete: {exc}") from None
@@ -151,22 +146,12 @@ def _boot_kernel(topology: str | None) -> tuple[Kernel, str | None]:
         # a regular file of bounded size only: a FIFO or device swapped in is refused, not read
         text = read_topology_file(topology) if topology is not None else None
         config = load_topology(text=text, name=topology) if text is not None else load_topology()
-        kernel = Kernel(config)
+        kernel, tree, _ = boot(config, text)
     except ConfigError as exc:
         raise CliError(f"invalid topology {where}: {exc}") from None
     except OSError as exc:
         raise CliError(f"cannot read topology {where}: {exc.strerror or exc}") from None
-    return kernel, text
-
-
-def _attach_harness(kernel: Kernel | None, tree: Tree, text: str | None) -> None:
-    """The simulator's controls: kernel/debug/fakesysfs/, the store trace, ctl ops;
-    ``text``: the topology booted (None: the embedded default)."""
-    if kernel is None:
-        return
-    from .harness import Harness
-
-    Harness(kernel, tree, text)
+    return kernel, tree
 
 
 def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[Kernel, Tree]:
@@ -614,9 +599,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise CliError("no COMMAND given: fakesysfs run [-c TOPOLOGY.toml] [--] COMMAND [ARGS...]")
     _check_dev_fuse()
     _check_libfuse()
-    kernel, text = _boot_kernel(args.config)
-    from .sysfs import build_tree
-
+    kernel, tree = _boot_machine(args.config)
     options = RunOptions(share_net=args.share_net, userns=True if args.userns else None)
     if args.rules:
         from .udev_rules import RulesError, UdevRules
@@ -639,8 +622,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if options.trace_fd is not None:
                 os.close(options.trace_fd)
             raise
-    tree = build_tree(kernel)
-    _attach_harness(kernel, tree, text)
     try:
         return run(kernel, tree, command, options)
     except NamespaceError as exc:

@@ -1,6 +1,7 @@
 """One simulated machine, booted and wired in one place.
 
-topology -> ``Kernel`` -> ``build_tree`` -> ``Harness`` (-> ``Journal`` for a state file).
+topology -> ``Kernel`` -> ``build_tree`` -> ``Harness`` (-> ``Journal`` for a state file);
+``fakesysfs mount``/``run`` (fakesysfs/cli.py), ``Simulation`` and state files boot here.
 """
 
 from __future__ import annotations
@@ -8,14 +9,26 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from .engine import Kernel
+from .errors import HarnessError
+from .harness import Harness
 from .journal import Journal, StateError, _read_fd, parse_state
+from .sysfs import build_tree
 
 if TYPE_CHECKING:
-    from .engine import Kernel
-    from .harness import Harness
+    from .config import BootConfig
     from .sysfs.tree import Tree
 
-__all__ = ["boot_state"]
+__all__ = ["boot", "boot_state"]
+
+
+def boot(config: BootConfig, topology_text: str | None = None) -> tuple[Kernel, Tree, Harness]:
+    """Boot ``config`` and hang its attribute tree and the harness (debugfs files, store
+    trace, history) on it; ``topology_text``: the TOML booted, recorded by the harness
+    (None: dumped from ``config``). Raises ConfigError for what the kernel refuses at boot."""
+    kernel = Kernel(config)
+    tree = build_tree(kernel)
+    return kernel, tree, Harness(kernel, tree, topology_text)
 
 
 def boot_state(path: str | os.PathLike[str], topology: str | os.PathLike[str] | None = None, *,
@@ -26,10 +39,7 @@ def boot_state(path: str | os.PathLike[str], topology: str | os.PathLike[str] | 
     given for an existing file must be the one recorded. A file this call created is removed
     again when the boot fails (a bad topology must not leave an empty state file that the
     next start takes for a new one). Raises StateError, ConfigError, OSError."""
-    from .engine import Kernel
-    from .harness import Harness, HarnessError
     from .safefile import open_append_created, remove_created
-    from .sysfs import build_tree
     from .topology import default_topology_text, load_topology, read_topology_file
 
     name = os.fspath(path)
@@ -42,9 +52,7 @@ def boot_state(path: str | os.PathLike[str], topology: str | os.PathLike[str] | 
         if not data:
             text = given if given is not None else default_topology_text()
             config = load_topology(text=text)
-            kernel = Kernel(config)
-            tree = build_tree(kernel)
-            harness = Harness(kernel, tree, text)
+            kernel, tree, harness = boot(config, text)
             harness.attach_journal(Journal.create(name, fd, text))
         else:
             state = parse_state(name, data)
@@ -53,9 +61,7 @@ def boot_state(path: str | os.PathLike[str], topology: str | os.PathLike[str] | 
             if given is not None and load_topology(text=given) != config:
                 raise StateError(f"state file {name} was created with a different topology; drop the topology "
                                  "argument to resume it, or use a new state file")
-            kernel = Kernel(config)
-            tree = build_tree(kernel)
-            harness = Harness(kernel, tree, state.topology)
+            kernel, tree, harness = boot(config, state.topology)
             try:
                 harness.replay(state.records, where=f"state file {name}", keep=False)
             except HarnessError as exc:

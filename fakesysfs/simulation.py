@@ -90,8 +90,7 @@ class Simulation:
         the embedded default). With ``state``, changes are journaled durably to that file;
         an existing state file is resumed (its recorded topology is booted and its changes
         replayed; a ``topology`` given as well must be the recorded one)."""
-        from .engine import Kernel
-        from .sysfs import build_tree
+        from .machine import boot, boot_state
         from .topology import (
             default_topology_text,
             dump_topology,
@@ -111,16 +110,12 @@ class Simulation:
         elif topology is not None:
             text = read_topology_file(topology)  # a regular file of bounded size: never a FIFO or device
         if state is not None:
-            from .machine import boot_state
-
             self.kernel, self.tree, self.harness = boot_state(state, topology_text=text)
         else:
             if config is None:
                 text = text if text is not None else default_topology_text()
                 config = load_topology(text=text)
-            self.kernel = Kernel(config)
-            self.tree = build_tree(self.kernel)
-            self.harness = Harness(self.kernel, self.tree, text)
+            self.kernel, self.tree, self.harness = boot(config, text)
         #: SEQNUM when the simulation was ready (boot and replay done): ``wait_for_event``
         #: looks only at later events unless told otherwise.
         self.boot_seqnum = self.kernel.events.seqnum
