@@ -29,7 +29,9 @@ from . import __version__
 from .errors import CliError
 
 if TYPE_CHECKING:
+    from .control import ServerOps
     from .engine import Kernel
+    from .harness import Harness
     from .sysfs.tree import Tree
 
 log = logging.getLogger("fakesysfs")
@@ -123,12 +125,12 @@ def _clear_stale_mount(mountpoint: str) -> None:
 
 
 # -- building the tree --------------------------------------------------------------------
-def _boot(topology: str | None) -> tuple[Kernel | None, Tree]:
+def _boot(topology: str | None) -> tuple[Kernel | None, Tree, Harness | None]:
     """What ``mount`` serves (tests stand in a tree of their own, with no kernel)."""
     return _boot_machine(topology)
 
 
-def _boot_machine(topology: str | None) -> tuple[Kernel, Tree]:
+def _boot_machine(topology: str | None) -> tuple[Kernel, Tree, Harness]:
     """Topology file (or the embedded default) -> booted kernel and its attribute tree, with
     the harness attached (the file is read once: the harness records what was booted); user
     mistakes as CliError."""
@@ -146,15 +148,15 @@ def _boot_machine(topology: str | None) -> tuple[Kernel, Tree]:
         # a regular file of bounded size only: a FIFO or device swapped in is refused, not read
         text = read_topology_file(topology) if topology is not None else None
         config = load_topology(text=text, name=topology) if text is not None else load_topology()
-        kernel, tree, _ = boot(config, text)
+        kernel, tree, harness = boot(config, text)
     except ConfigError as exc:
         raise CliError(f"invalid topology {where}: {exc}") from None
     except OSError as exc:
         raise CliError(f"cannot read topology {where}: {exc.strerror or exc}") from None
-    return kernel, tree
+    return kernel, tree, harness
 
 
-def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[Kernel, Tree]:
+def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[Kernel, Tree, Harness]:
     """``mount --state FILE [--import SNAPSHOT]``: resume (or start) a journaled state. A
     state file this call creates is removed again if the boot fails (by identity: a file
     swapped in meanwhile stays), so a bad topology or snapshot leaves nothing behind."""
@@ -209,7 +211,7 @@ def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[
         os.kill(os.getpid(), signal.SIGTERM)
 
     harness.on_journal_error = journal_failed
-    return kernel, tree
+    return kernel, tree, harness
 
 
 # -- mount --------------------------------------------------------------------------------
@@ -234,13 +236,13 @@ def _cmd_mount(args: argparse.Namespace) -> int:
         raise
     try:
         if args.state is not None:
-            kernel, tree = _boot_state(args.state, args.config, args.import_snapshot)
+            kernel, tree, harness = _boot_state(args.state, args.config, args.import_snapshot)
         else:
-            kernel, tree = _boot(args.config)
+            kernel, tree, harness = _boot(args.config)
         if args.foreground:
-            return _serve_foreground(tree, mountpoint, args.allow_other, kernel, dir_fd)
+            return _serve_foreground(tree, mountpoint, args.allow_other, kernel, harness, dir_fd)
         log_fd, daemon_log = None, log_fd
-        return _serve_daemon(tree, mountpoint, args.allow_other, daemon_log, kernel, dir_fd)
+        return _serve_daemon(tree, mountpoint, args.allow_other, daemon_log, kernel, harness, dir_fd)
     finally:
         os.close(dir_fd)
         if log_fd is not None:
@@ -258,7 +260,7 @@ def _mount_on(dir_fd: int, mountpoint: str, allow_other: bool) -> Iterator[str]:
 
 
 def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Kernel | None,
-                      dir_fd: int) -> int:
+                      harness: Harness | None, dir_fd: int) -> int:
     from .control import serving_or_warn
     from .fuse_adapter import MountError, serve
 
@@ -268,7 +270,7 @@ def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Ke
 
     try:
         # The control socket (fakesysfs monitor/udev) lives as long as the mount.
-        with (serving_or_warn(kernel) if kernel is not None else contextlib.nullcontext(),
+        with (serving_or_warn(kernel, ops=_control_ops(harness)) if kernel is not None else contextlib.nullcontext(),
               _mount_on(dir_fd, mountpoint, allow_other) as where):
             serve(tree, where, foreground=True, allow_other=allow_other, ready_callback=ready)
     except MountError as exc:
@@ -292,8 +294,13 @@ def _named(message: str, mountpoint: str) -> str:
     return re.sub(r"/dev/fd/\d+", lambda _: mountpoint, message)
 
 
+def _control_ops(harness: Harness | None) -> ServerOps | None:
+    """The harness's ops (``fakesysfs ctl``) on the mount's control socket."""
+    return harness.register_control if harness is not None else None
+
+
 def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | None,
-                  kernel: Kernel | None, dir_fd: int) -> int:
+                  kernel: Kernel | None, harness: Harness | None, dir_fd: int) -> int:
     """Fork the daemon; it takes ``log_fd`` (the --log-file) over."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -303,7 +310,7 @@ def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | 
         status = 1
         try:
             os.close(read_end)
-            status = _daemon_main(tree, mountpoint, allow_other, log_fd, write_end, kernel, dir_fd)
+            status = _daemon_main(tree, mountpoint, allow_other, log_fd, write_end, kernel, harness, dir_fd)
         except BaseException:
             with contextlib.suppress(BaseException):
                 log.exception("daemon failed")
@@ -317,7 +324,7 @@ def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | 
 
 def _daemon_main(
     tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | None, report_fd: int,
-    kernel: Kernel | None, dir_fd: int,
+    kernel: Kernel | None, harness: Harness | None, dir_fd: int,
 ) -> int:
     from .control import serving_or_warn
     from .fuse_adapter import MountError, serve
@@ -335,7 +342,7 @@ def _daemon_main(
 
     try:
         # The control socket (fakesysfs monitor/udev) lives as long as the mount.
-        with (serving_or_warn(kernel) if kernel is not None else contextlib.nullcontext(),
+        with (serving_or_warn(kernel, ops=_control_ops(harness)) if kernel is not None else contextlib.nullcontext(),
               _mount_on(dir_fd, mountpoint, allow_other) as where):
             serve(tree, where, foreground=True, allow_other=allow_other, ready_callback=ready)
     except (MountError, OSError, CliError) as exc:
@@ -599,8 +606,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise CliError("no COMMAND given: fakesysfs run [-c TOPOLOGY.toml] [--] COMMAND [ARGS...]")
     _check_dev_fuse()
     _check_libfuse()
-    kernel, tree = _boot_machine(args.config)
-    options = RunOptions(share_net=args.share_net, userns=True if args.userns else None)
+    kernel, tree, harness = _boot_machine(args.config)
+    options = RunOptions(share_net=args.share_net, userns=True if args.userns else None,
+                         control_ops=harness.register_control)
     if args.rules:
         from .udev_rules import RulesError, UdevRules
 

@@ -38,13 +38,11 @@ import os
 import re
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import control
 from .config import CxlRegionConfig, HmemConfig
 from .errors import HarnessError, KernelError
 from .journal import History, Journal, StateError, encode_line
@@ -310,7 +308,6 @@ class Harness:
         tree.store_checks.append(self._before_store)
         kernel.events.subscribe(self._on_event)
         install_debugfs(tree, self)
-        _BY_KERNEL[id(kernel)] = self
 
     def attach_journal(self, journal: Journal) -> None:
         """Journal every change to ``journal`` from now on; its file must already hold the
@@ -593,8 +590,8 @@ class Harness:
     # -- the control socket -------------------------------------------------------------------
     def register_control(self, server: ControlServer) -> None:
         """Serve the ops, and ``state``, ``trace``, ``kmsg``, ``iomem``, ``export``,
-        ``wait_event``, ``wait_store`` on a mount's control socket (done for every
-        ControlServer of this harness's kernel through ``control.SERVER_SETUP_HOOKS``)."""
+        ``wait_event``, ``wait_store`` on a mount's control socket: ``ControlServer(kernel,
+        ops=harness.register_control)``, done by whoever serves the mount."""
         from .control import ControlError
 
         def op_handler(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -696,19 +693,6 @@ class Harness:
             raise HarnessError(f"wait_store: no store matching {request} after #{after} within {timeout} s",
                                errno_mod.ETIMEDOUT)
         return {"store": record.to_json()}
-
-
-#: The harness of each kernel (while it lives), for control servers made anywhere.
-_BY_KERNEL: weakref.WeakValueDictionary[int, Harness] = weakref.WeakValueDictionary()
-
-
-def _setup_control_server(server: ControlServer) -> None:
-    harness = _BY_KERNEL.get(id(server.kernel))
-    if harness is not None and harness.kernel is server.kernel:
-        harness.register_control(server)
-
-
-control.SERVER_SETUP_HOOKS.append(_setup_control_server)
 
 
 def _timeout(request: dict[str, Any]) -> float:

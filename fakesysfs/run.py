@@ -85,6 +85,7 @@ from .safefile import in_initial_userns
 from .udevd import start_event_services
 
 if TYPE_CHECKING:
+    from .control import ServerOps
     from .engine import Kernel
     from .engine.events import Uevent
     from .sysfs.tree import Tree
@@ -153,6 +154,8 @@ class RunOptions:
     env: dict[str, str] = field(default_factory=dict)
     #: udev rules files the daemon applies to every uevent, as udevd would (--rules).
     rules: list[str] = field(default_factory=list)
+    #: More ops for the daemon's control socket (the harness's: ``Harness.register_control``).
+    control_ops: ServerOps | None = None
 
 
 # -- the namespace --------------------------------------------------------------------------
@@ -632,7 +635,8 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
                 claim_signal_handlers()  # a signal ends /sys (and the process), not only /dev
         # Control socket, udev rules, libudev netlink messages (fakesysfs/udevd.py, netlink.py; imported
         # at the top, before unshare(), so it knows the network namespace we started in).
-        stop_events.append(start_event_services(kernel, rules=options.rules, netlink=not options.share_net))
+        stop_events.append(start_event_services(kernel, rules=options.rules, netlink=not options.share_net,
+                                                control_ops=options.control_ops))
         reported = True
         os.write(ready_fd, b"ok\n")
         os.close(ready_fd)

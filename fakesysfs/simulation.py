@@ -469,11 +469,11 @@ class _Mount:
 
         server: ControlServer | None = None
         try:
-            server = ControlServer(sim.kernel)
+            server = ControlServer(sim.kernel, ops=sim.harness.register_control)
             server.start()
         except OSError:
             server = None  # the mount works without it; fakesysfs ctl/monitor will say so
-        if server is not None:  # the harness ops come with it (control.SERVER_SETUP_HOOKS)
+        if server is not None:
             sim.kernel.control_socket = server.path
         ready = threading.Event()
         errors: list[BaseException] = []

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from .netlink import NetlinkForwarder, NetlinkSender, NotPrivateNetns, Processor
 
 if TYPE_CHECKING:
+    from .control import ServerOps
     from .engine import Kernel
 
 __all__ = ["start_event_services", "start_netlink_forwarder"]
@@ -38,17 +39,19 @@ def start_netlink_forwarder(kernel: Kernel, rules: Sequence[str] = (), sysfs_roo
 
 
 def start_event_services(kernel: Kernel, *, rules: Sequence[str] = (), netlink: bool = True,
-                         sysfs_root: str = "/sys", report_unsupported: bool = False) -> Callable[[], None]:
+                         sysfs_root: str = "/sys", report_unsupported: bool = False,
+                         control_ops: ServerOps | None = None) -> Callable[[], None]:
     """What ``fakesysfs run``'s daemon adds once its mount is live: the control socket
-    (``fakesysfs monitor /sys`` inside), and an emulated udevd that applies ``rules`` and
-    broadcasts libudev netlink messages (only with ``netlink``, i.e. in a private network
-    namespace). Call it from the FUSE ready callback: it does not touch the mount itself.
-    Returns a function that stops everything; failures cost a warning, not the run."""
+    (``fakesysfs monitor /sys`` inside; ``control_ops`` registers more ops on it, the
+    harness's), and an emulated udevd that applies ``rules`` and broadcasts libudev netlink
+    messages (only with ``netlink``, i.e. in a private network namespace). Call it from the
+    FUSE ready callback: it does not touch the mount itself. Returns a function that stops
+    everything; failures cost a warning, not the run."""
     from .control import ControlServer
 
     stops: list[Callable[[], None]] = []
     try:
-        server = ControlServer(kernel)
+        server = ControlServer(kernel, ops=control_ops)
         server.start()
         kernel.control_socket = server.path
         stops.append(server.close)

@@ -237,7 +237,7 @@ def test_a_hot_added_range_too_large_for_the_machine_is_refused(monkeypatch) -> 
     cannot hold; the write fails with ENOSPC and nothing was added."""
     from fakesysfs import cli
 
-    k, tree = cli._boot(None)  # with the harness
+    k, tree, _ = cli._boot(None)  # with the harness
     monkeypatch.setattr(config, "available_memory", lambda: 256 << 20)
     before = (set(k.blocks), set(k.dax_devices))
     with pytest.raises(KernelError) as exc:
