@@ -270,7 +270,7 @@ def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Ke
 
     try:
         # The control socket (fakesysfs monitor/udev) lives as long as the mount.
-        with (serving_or_warn(kernel, ops=_control_ops(harness)) if kernel is not None else contextlib.nullcontext(),
+        with (serving_or_warn(kernel, ops=_control_ops(harness), tree=tree) if kernel is not None else contextlib.nullcontext(),
               _mount_on(dir_fd, mountpoint, allow_other) as where):
             serve(tree, where, foreground=True, allow_other=allow_other, ready_callback=ready)
     except MountError as exc:
@@ -342,7 +342,7 @@ def _daemon_main(
 
     try:
         # The control socket (fakesysfs monitor/udev) lives as long as the mount.
-        with (serving_or_warn(kernel, ops=_control_ops(harness)) if kernel is not None else contextlib.nullcontext(),
+        with (serving_or_warn(kernel, ops=_control_ops(harness), tree=tree) if kernel is not None else contextlib.nullcontext(),
               _mount_on(dir_fd, mountpoint, allow_other) as where):
             serve(tree, where, foreground=True, allow_other=allow_other, ready_callback=ready)
     except (MountError, OSError, CliError) as exc:

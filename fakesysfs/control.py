@@ -82,6 +82,7 @@ from .errors import KernelError
 
 if TYPE_CHECKING:
     from .engine import Kernel
+    from .sysfs.tree import Tree
 
 __all__ = [
     "CONTROL_FILE",
@@ -632,17 +633,23 @@ class ControlServer:
 
 
 @contextlib.contextmanager
-def serving(kernel: Kernel, directory: str | None = None, *, ops: ServerOps | None = None) -> Iterator[ControlServer]:
+def serving(kernel: Kernel, directory: str | None = None, *, ops: ServerOps | None = None,
+            tree: Tree | None = None) -> Iterator[ControlServer]:
     """Run a ControlServer for ``kernel`` (with ``ops`` registered) and publish its path as
-    ``kernel.control_socket`` (read by ``kernel/debug/fakesysfs/control``) while the block runs."""
+    ``tree.control_socket`` (read by ``kernel/debug/fakesysfs/control``) while the block runs."""
     server = ControlServer(kernel, directory, ops=ops)
     server.start()
-    kernel.control_socket = server.path
+    _publish(tree, server.path)
     try:
         yield server
     finally:
-        kernel.control_socket = None
+        _publish(tree, None)
         server.close()
+
+
+def _publish(tree: Tree | None, path: str | None) -> None:
+    if tree is not None:
+        tree.control_socket = path
 
 
 # -- the client -----------------------------------------------------------------------------------
@@ -732,8 +739,8 @@ class ControlClient:
 
 
 @contextlib.contextmanager
-def serving_or_warn(kernel: Kernel, directory: str | None = None, *,
-                    ops: ServerOps | None = None) -> Iterator[ControlServer | None]:
+def serving_or_warn(kernel: Kernel, directory: str | None = None, *, ops: ServerOps | None = None,
+                    tree: Tree | None = None) -> Iterator[ControlServer | None]:
     """``serving``, but a socket that cannot be made only costs a warning (the mount still
     works; ``fakesysfs monitor`` and ``fakesysfs udev`` will say there is no control file)."""
     try:
@@ -743,9 +750,9 @@ def serving_or_warn(kernel: Kernel, directory: str | None = None, *,
         log.warning("no control socket for this mount (monitor/udev will not work): %s", exc)
         yield None
         return
-    kernel.control_socket = server.path
+    _publish(tree, server.path)
     try:
         yield server
     finally:
-        kernel.control_socket = None
+        _publish(tree, None)
         server.close()

@@ -182,13 +182,13 @@ def _trace_clear(h: Harness) -> Callable[[str, int], int | None]:
 
 def install_debugfs(tree: Tree, h: Harness) -> None:
     """Hang ``kernel/debug/fakesysfs/`` into ``tree`` (replacing the control-only directory
-    that ``build_root`` made)."""
+    that ``build_tree`` made)."""
     k = h.kernel
     kernel_dir = tree.root.child("kernel") if isinstance(tree.root, Dir) else None
     debug = kernel_dir.child("debug") if isinstance(kernel_dir, Dir) else None
     if not isinstance(debug, StaticDir):
         raise TypeError("the tree has no kernel/debug directory to hang kernel/debug/fakesysfs into")
-    control = Attr(0o400, lambda: f"{k.control_socket}\n")
+    control = Attr(0o400, lambda: f"{tree.control_socket}\n")
     faults = StaticDir({
         "add_block_delay_us": DebugAttr(0o600, lambda: f"{round(h.add_block_delay * 1e6)}\n",
                                         _debug_store(h, "faults/add_block_delay_us", _delay_op)),
@@ -211,7 +211,7 @@ def install_debugfs(tree: Tree, h: Harness) -> None:
     })  # fmt: skip
     debug.entries["fakesysfs"] = StaticDir({
         "blocks": _BlocksDir(h),
-        "control": lambda: control if k.control_socket else None,
+        "control": lambda: control if tree.control_socket else None,
         "faults": faults,
         "hotplug": hotplug,
         "iomem": DebugAttr(0o400, k.resources.format_iomem),

@@ -636,7 +636,7 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
         # Control socket, udev rules, libudev netlink messages (fakesysfs/udevd.py, netlink.py; imported
         # at the top, before unshare(), so it knows the network namespace we started in).
         stop_events.append(start_event_services(kernel, rules=options.rules, netlink=not options.share_net,
-                                                control_ops=options.control_ops))
+                                                control_ops=options.control_ops, tree=tree))
         reported = True
         os.write(ready_fd, b"ok\n")
         os.close(ready_fd)

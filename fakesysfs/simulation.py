@@ -365,7 +365,7 @@ class Simulation:
     @property
     def control_socket(self) -> str | None:
         """The mount's control socket (``fakesysfs ctl``/``monitor`` find it themselves)."""
-        return self.kernel.control_socket
+        return self.tree.control_socket
 
     def mount(self, mountpoint: str | os.PathLike[str] | None = None, *, allow_other: bool = False) -> Path:
         """Serve the tree over FUSE from a thread of this process, with the control socket
@@ -474,7 +474,7 @@ class _Mount:
         except OSError:
             server = None  # the mount works without it; fakesysfs ctl/monitor will say so
         if server is not None:
-            sim.kernel.control_socket = server.path
+            sim.tree.control_socket = server.path
         ready = threading.Event()
         errors: list[BaseException] = []
 
@@ -511,7 +511,7 @@ class _Mount:
         self.thread.join(MOUNT_TIMEOUT)
         self.placed.close()
         if self.server is not None:
-            sim.kernel.control_socket = None
+            sim.tree.control_socket = None
             self.server.close()
         if self.owns_dir:
             with contextlib.suppress(OSError):

@@ -14,6 +14,7 @@ from .netlink import NetlinkForwarder, NetlinkSender, NotPrivateNetns, Processor
 if TYPE_CHECKING:
     from .control import ServerOps
     from .engine import Kernel
+    from .sysfs.tree import Tree
 
 __all__ = ["start_event_services", "start_netlink_forwarder"]
 
@@ -40,10 +41,10 @@ def start_netlink_forwarder(kernel: Kernel, rules: Sequence[str] = (), sysfs_roo
 
 def start_event_services(kernel: Kernel, *, rules: Sequence[str] = (), netlink: bool = True,
                          sysfs_root: str = "/sys", report_unsupported: bool = False,
-                         control_ops: ServerOps | None = None) -> Callable[[], None]:
+                         control_ops: ServerOps | None = None, tree: Tree | None = None) -> Callable[[], None]:
     """What ``fakesysfs run``'s daemon adds once its mount is live: the control socket
     (``fakesysfs monitor /sys`` inside; ``control_ops`` registers more ops on it, the
-    harness's), and an emulated udevd that applies ``rules`` and broadcasts libudev netlink
+    harness's; its path is shown in ``tree``), and an emulated udevd that applies ``rules`` and broadcasts libudev netlink
     messages (only with ``netlink``, i.e. in a private network namespace). Call it from the
     FUSE ready callback: it does not touch the mount itself. Returns a function that stops
     everything; failures cost a warning, not the run."""
@@ -53,7 +54,8 @@ def start_event_services(kernel: Kernel, *, rules: Sequence[str] = (), netlink: 
     try:
         server = ControlServer(kernel, ops=control_ops)
         server.start()
-        kernel.control_socket = server.path
+        if tree is not None:
+            tree.control_socket = server.path
         stops.append(server.close)
     except OSError as exc:
         log.warning("no control socket (fakesysfs monitor will not work): %s", exc)
