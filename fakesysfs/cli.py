@@ -234,6 +234,7 @@ def _cmd_mount(args: argparse.Namespace) -> int:
         if log_fd is not None:
             os.close(log_fd)
         raise
+    harness: Harness | None
     try:
         if args.state is not None:
             kernel, tree, harness = _boot_state(args.state, args.config, args.import_snapshot)
