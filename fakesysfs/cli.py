@@ -26,9 +26,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import __version__
+from .errors import CliError
 
 if TYPE_CHECKING:
+    from .control import ServerOps
     from .engine import Kernel
+    from .harness import Harness
     from .sysfs.tree import Tree
 
 log = logging.getLogger("fakesysfs")
@@ -37,10 +40,6 @@ log = logging.getLogger("fakesysfs")
 DEV_FUSE = "/dev/fuse"
 #: How long ``mount`` waits for the daemon to report the mount live.
 READY_TIMEOUT = 30.0
-
-
-class CliError(Exception):
-    """A failure the user can act on: printed as one line, exit status 1."""
 
 
 # -- checks -------------------------------------------------------------------------------
@@ -126,27 +125,22 @@ def _clear_stale_mount(mountpoint: str) -> None:
 
 
 # -- building the tree --------------------------------------------------------------------
-def _boot(topology: str | None) -> tuple[Kernel, Tree]:
+def _boot(topology: str | None) -> tuple[Kernel | None, Tree, Harness | None]:
+    """What ``mount`` serves (tests stand in a tree of their own, with no kernel)."""
+    return _boot_machine(topology)
+
+
+def _boot_machine(topology: str | None) -> tuple[Kernel, Tree, Harness]:
     """Topology file (or the embedded default) -> booted kernel and its attribute tree, with
-    the harness attached."""
-    from .sysfs import build_tree
-
-    kernel, text = _boot_kernel(topology)
-    tree = build_tree(kernel)
-    _attach_harness(kernel, tree, text)
-    return kernel, tree
-
-
-def _boot_kernel(topology: str | None) -> tuple[Kernel, str | None]:
-    """Topology file (or the embedded default) -> booted kernel and the file's text (read
-    once: the harness records what was booted); user mistakes as CliError."""
+    the harness attached (the file is read once: the harness records what was booted); user
+    mistakes as CliError."""
     from .errors import ConfigError
 
     where = topology if topology is not None else "the default topology"
     if topology is not None and not os.path.isfile(topology):
         raise CliError(f"topology {topology} does not exist or is not a file")
     try:
-        from .engine import Kernel
+        from .machine import boot
         from .topology import load_topology, read_topology_file
     except ImportError as exc:
         raise CliError(f"this fakesysfs installation is incomplete: {exc}") from None
@@ -154,30 +148,21 @@ def _boot_kernel(topology: str | None) -> tuple[Kernel, str | None]:
         # a regular file of bounded size only: a FIFO or device swapped in is refused, not read
         text = read_topology_file(topology) if topology is not None else None
         config = load_topology(text=text, name=topology) if text is not None else load_topology()
-        kernel = Kernel(config)
+        kernel, tree, harness = boot(config, text)
     except ConfigError as exc:
         raise CliError(f"invalid topology {where}: {exc}") from None
     except OSError as exc:
         raise CliError(f"cannot read topology {where}: {exc.strerror or exc}") from None
-    return kernel, text
+    return kernel, tree, harness
 
 
-def _attach_harness(kernel: Kernel | None, tree: Tree, text: str | None) -> None:
-    """The simulator's controls: kernel/debug/fakesysfs/, the store trace, ctl ops;
-    ``text``: the topology booted (None: the embedded default)."""
-    if kernel is None:
-        return
-    from .harness import Harness
-
-    Harness(kernel, tree, text)
-
-
-def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[Kernel, Tree]:
+def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[Kernel, Tree, Harness]:
     """``mount --state FILE [--import SNAPSHOT]``: resume (or start) a journaled state. A
     state file this call creates is removed again if the boot fails (by identity: a file
     swapped in meanwhile stays), so a bad topology or snapshot leaves nothing behind."""
     from .errors import ConfigError
-    from .journal import MAX_SNAPSHOT_BYTES, StateError, boot_state, parse_state
+    from .journal import MAX_SNAPSHOT_BYTES, StateError, parse_state
+    from .machine import boot_state
     from .safefile import UnsafeFileError, open_append_created, read_regular
     from .safefile import remove_created as remove_if_created
 
@@ -226,7 +211,7 @@ def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[
         os.kill(os.getpid(), signal.SIGTERM)
 
     harness.on_journal_error = journal_failed
-    return kernel, tree
+    return kernel, tree, harness
 
 
 # -- mount --------------------------------------------------------------------------------
@@ -249,15 +234,17 @@ def _cmd_mount(args: argparse.Namespace) -> int:
         if log_fd is not None:
             os.close(log_fd)
         raise
+    kernel: Kernel | None
+    harness: Harness | None
     try:
         if args.state is not None:
-            kernel, tree = _boot_state(args.state, args.config, args.import_snapshot)
+            kernel, tree, harness = _boot_state(args.state, args.config, args.import_snapshot)
         else:
-            kernel, tree = _boot(args.config)
+            kernel, tree, harness = _boot(args.config)
         if args.foreground:
-            return _serve_foreground(tree, mountpoint, args.allow_other, kernel, dir_fd)
+            return _serve_foreground(tree, mountpoint, args.allow_other, kernel, harness, dir_fd)
         log_fd, daemon_log = None, log_fd
-        return _serve_daemon(tree, mountpoint, args.allow_other, daemon_log, kernel, dir_fd)
+        return _serve_daemon(tree, mountpoint, args.allow_other, daemon_log, kernel, harness, dir_fd)
     finally:
         os.close(dir_fd)
         if log_fd is not None:
@@ -275,7 +262,7 @@ def _mount_on(dir_fd: int, mountpoint: str, allow_other: bool) -> Iterator[str]:
 
 
 def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Kernel | None,
-                      dir_fd: int) -> int:
+                      harness: Harness | None, dir_fd: int) -> int:
     from .control import serving_or_warn
     from .fuse_adapter import MountError, serve
 
@@ -285,7 +272,9 @@ def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Ke
 
     try:
         # The control socket (fakesysfs monitor/udev) lives as long as the mount.
-        with (serving_or_warn(kernel) if kernel is not None else contextlib.nullcontext(),
+        control = (serving_or_warn(kernel, ops=_control_ops(harness), tree=tree) if kernel is not None
+                   else contextlib.nullcontext())
+        with (control,
               _mount_on(dir_fd, mountpoint, allow_other) as where):
             serve(tree, where, foreground=True, allow_other=allow_other, ready_callback=ready)
     except MountError as exc:
@@ -309,8 +298,13 @@ def _named(message: str, mountpoint: str) -> str:
     return re.sub(r"/dev/fd/\d+", lambda _: mountpoint, message)
 
 
+def _control_ops(harness: Harness | None) -> ServerOps | None:
+    """The harness's ops (``fakesysfs ctl``) on the mount's control socket."""
+    return harness.register_control if harness is not None else None
+
+
 def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | None,
-                  kernel: Kernel | None, dir_fd: int) -> int:
+                  kernel: Kernel | None, harness: Harness | None, dir_fd: int) -> int:
     """Fork the daemon; it takes ``log_fd`` (the --log-file) over."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -320,7 +314,7 @@ def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | 
         status = 1
         try:
             os.close(read_end)
-            status = _daemon_main(tree, mountpoint, allow_other, log_fd, write_end, kernel, dir_fd)
+            status = _daemon_main(tree, mountpoint, allow_other, log_fd, write_end, kernel, harness, dir_fd)
         except BaseException:
             with contextlib.suppress(BaseException):
                 log.exception("daemon failed")
@@ -334,7 +328,7 @@ def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | 
 
 def _daemon_main(
     tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | None, report_fd: int,
-    kernel: Kernel | None, dir_fd: int,
+    kernel: Kernel | None, harness: Harness | None, dir_fd: int,
 ) -> int:
     from .control import serving_or_warn
     from .fuse_adapter import MountError, serve
@@ -352,7 +346,9 @@ def _daemon_main(
 
     try:
         # The control socket (fakesysfs monitor/udev) lives as long as the mount.
-        with (serving_or_warn(kernel) if kernel is not None else contextlib.nullcontext(),
+        control = (serving_or_warn(kernel, ops=_control_ops(harness), tree=tree) if kernel is not None
+                   else contextlib.nullcontext())
+        with (control,
               _mount_on(dir_fd, mountpoint, allow_other) as where):
             serve(tree, where, foreground=True, allow_other=allow_other, ready_callback=ready)
     except (MountError, OSError, CliError) as exc:
@@ -616,10 +612,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise CliError("no COMMAND given: fakesysfs run [-c TOPOLOGY.toml] [--] COMMAND [ARGS...]")
     _check_dev_fuse()
     _check_libfuse()
-    kernel, text = _boot_kernel(args.config)
-    from .sysfs import build_tree
-
-    options = RunOptions(share_net=args.share_net, userns=True if args.userns else None)
+    kernel, tree, harness = _boot_machine(args.config)
+    options = RunOptions(share_net=args.share_net, userns=True if args.userns else None,
+                         control_ops=harness.register_control)
     if args.rules:
         from .udev_rules import RulesError, UdevRules
 
@@ -629,7 +624,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from None
         options.rules = [os.path.abspath(path) for path in args.rules]
     if args.pin:
-        from .run import current_cpu
+        from .nsops import current_cpu
 
         options.pin_cpu = current_cpu()
     if args.trace is not None:
@@ -641,8 +636,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if options.trace_fd is not None:
                 os.close(options.trace_fd)
             raise
-    tree = build_tree(kernel)
-    _attach_harness(kernel, tree, text)
     try:
         return run(kernel, tree, command, options)
     except NamespaceError as exc:

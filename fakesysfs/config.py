@@ -8,6 +8,7 @@ addresses are physical, node ids are the firmware's (SRAT) ids.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -151,3 +152,79 @@ class BootConfig:
         if row is not None and a in row:
             return row[a]
         return 10 if a == b else 20
+
+
+# --- the block budget: what a topology, and a range hot-added later, may span ---
+
+#: Upper bound on the memory blocks a topology may span (keeps the engine's tables small).
+MAX_MEMORY_BLOCKS = 1 << 21
+_BINARY_UNITS = (("E", 60), ("P", 50), ("T", 40), ("G", 30), ("M", 20), ("K", 10))
+
+
+def _ranges(c: BootConfig) -> list[tuple[int, int, str, int | None]]:
+    """(start, end, key, node for boot RAM else None) for every physical range, in file order."""
+    out: list[tuple[int, int, str, int | None]] = []
+    for i, node in enumerate(c.nodes):
+        for j, r in enumerate(node.memory):
+            out.append((r.start, r.end, f"node[{i}].memory[{j}]", node.id))
+    producers: list[tuple[str, list[Any]]] = [
+        ("cxl_region", c.cxl_regions), ("hmem", c.hmem), ("pmem", c.pmem),
+    ]  # fmt: skip
+    for name, entries in producers:
+        out += [(x.start, x.start + x.size, f"{name}[{i}]", None) for i, x in enumerate(entries)]
+    return out
+
+
+def block_budget_problem(c: BootConfig, extra: tuple[int, int, str] | None = None) -> str | None:
+    """Why the memory blocks that the ranges of ``c`` (plus ``extra``: start, size, name, a
+    range hot-added at run time) span are more than the simulator can hold: over 2**21, or
+    over half of this machine's available memory at ``BYTES_PER_BLOCK`` each. None if they fit."""
+    bs = c.block_size
+    ranges = [(start, end, key) for start, end, key, _ in _ranges(c)]
+    if extra is not None:
+        ranges.append((extra[0], extra[0] + extra[1], extra[2]))
+    total = 0
+    last_block = -1
+    largest = (0, "")
+    for start, end, key in sorted(ranges):
+        lo, hi = max(start // bs, last_block + 1), (end - 1) // bs
+        if hi >= lo:
+            total += hi - lo + 1
+            last_block = hi
+            largest = max(largest, (hi - lo + 1, key))
+    if total > MAX_MEMORY_BLOCKS:
+        return (f"the topology spans {total} memory blocks of {_human(bs)}; at most "
+                f"{MAX_MEMORY_BLOCKS} (2**21) are supported: use larger blocks or smaller ranges")
+    need = total * BYTES_PER_BLOCK
+    available = available_memory()
+    if available is not None and need > available // 2:
+        return (f"the topology spans {total} memory blocks of {_human(bs)} (the most in {largest[1]}: "
+                f"{largest[0]}), which the simulator needs about {need >> 20} MiB of memory for; this machine "
+                f"has {available >> 20} MiB available (at most half of it is used): use larger blocks or "
+                "smaller ranges")
+    return None
+
+
+#: What one memory block costs the engine, with its uevents and a few state changes (measured:
+#: ~0.55 KiB at boot; doubled for what a test does with it).
+BYTES_PER_BLOCK = 1024
+
+
+def available_memory() -> int | None:
+    """MemAvailable of this machine in bytes (None if unknown): a topology whose blocks would
+    need more than half of it is refused at load, naming ``kernel.block_size``."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _human(n: int) -> str:
+    for unit, shift in _BINARY_UNITS:
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}iB"
+    return f"{n} bytes"

@@ -55,7 +55,7 @@ Protocol (UTF-8, one JSON object per line, both directions):
   request object and returns the members of its reply (it runs in the connection's
   thread, so it takes ``kernel.lock`` itself if it touches the engine). The harness ops
   (faults, hot-plug, trace, state, export, waits: fakesysfs/harness.py, ``fakesysfs ctl``)
-  are registered through ``SERVER_SETUP_HOOKS`` on every server whose kernel has a harness.
+  are registered by whoever serves a kernel with a harness (``ops=Harness.register_control``).
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ from .errors import KernelError
 
 if TYPE_CHECKING:
     from .engine import Kernel
+    from .sysfs.tree import Tree
 
 __all__ = [
     "CONTROL_FILE",
@@ -115,9 +116,8 @@ MAX_CONNECTIONS = 64
 _BATCH = 1024
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
-#: Called with every new ControlServer to register more ops (the harness adds its own:
-#: fakesysfs/harness.py). A hook that does not apply to the server's kernel does nothing.
-SERVER_SETUP_HOOKS: list[Callable[[ControlServer], None]] = []
+#: Registers more ops on a new ControlServer (the harness's: ``Harness.register_control``).
+ServerOps = Callable[["ControlServer"], None]
 
 
 class ControlError(Exception):
@@ -389,7 +389,8 @@ class ControlServer:
     """Serves the control protocol for one ``Kernel`` on a unix socket (see module doc)."""
 
     def __init__(self, kernel: Kernel, directory: str | None = None, *, max_queue: int = EVENTS_KEPT,
-                 send_timeout: float = 10.0, max_connections: int = MAX_CONNECTIONS) -> None:
+                 send_timeout: float = 10.0, max_connections: int = MAX_CONNECTIONS,
+                 ops: ServerOps | None = None) -> None:
         self.kernel = kernel
         self.max_queue = max_queue
         self.max_connections = max_connections
@@ -407,8 +408,8 @@ class ControlServer:
         self._lock = threading.Lock()
         self._closing = False
         self._handlers: dict[str, Handler] = {"ping": self._op_ping}
-        for setup in SERVER_SETUP_HOOKS:
-            setup(self)
+        if ops is not None:
+            ops(self)
 
     # -- life cycle -----------------------------------------------------------------------------
     def start(self) -> str:
@@ -635,17 +636,23 @@ class ControlServer:
 
 
 @contextlib.contextmanager
-def serving(kernel: Kernel, directory: str | None = None) -> Iterator[ControlServer]:
-    """Run a ControlServer for ``kernel`` and publish its path as ``kernel.control_socket``
-    (read by ``kernel/debug/fakesysfs/control``) while the block runs."""
-    server = ControlServer(kernel, directory)
+def serving(kernel: Kernel, directory: str | None = None, *, ops: ServerOps | None = None,
+            tree: Tree | None = None) -> Iterator[ControlServer]:
+    """Run a ControlServer for ``kernel`` (with ``ops`` registered) and publish its path as
+    ``tree.control_socket`` (read by ``kernel/debug/fakesysfs/control``) while the block runs."""
+    server = ControlServer(kernel, directory, ops=ops)
     server.start()
-    kernel.control_socket = server.path
+    _publish(tree, server.path)
     try:
         yield server
     finally:
-        kernel.control_socket = None
+        _publish(tree, None)
         server.close()
+
+
+def _publish(tree: Tree | None, path: str | None) -> None:
+    if tree is not None:
+        tree.control_socket = path
 
 
 # -- the client -----------------------------------------------------------------------------------
@@ -738,19 +745,20 @@ class ControlClient:
 
 
 @contextlib.contextmanager
-def serving_or_warn(kernel: Kernel, directory: str | None = None) -> Iterator[ControlServer | None]:
+def serving_or_warn(kernel: Kernel, directory: str | None = None, *, ops: ServerOps | None = None,
+                    tree: Tree | None = None) -> Iterator[ControlServer | None]:
     """``serving``, but a socket that cannot be made only costs a warning (the mount still
     works; ``fakesysfs monitor`` and ``fakesysfs udev`` will say there is no control file)."""
     try:
-        server = ControlServer(kernel, directory)
+        server = ControlServer(kernel, directory, ops=ops)
         server.start()
     except OSError as exc:
         log.warning("no control socket for this mount (monitor/udev will not work): %s", exc)
         yield None
         return
-    kernel.control_socket = server.path
+    _publish(tree, server.path)
     try:
         yield server
     finally:
-        kernel.control_socket = None
+        _publish(tree, None)
         server.close()

@@ -26,6 +26,7 @@ import sys
 from typing import Any
 
 from .control import ControlClient, ControlError
+from .errors import CliError
 
 __all__ = ["add_parser", "ctl"]
 
@@ -34,8 +35,6 @@ _NOTIFIER = {"online": "MEM_GOING_ONLINE", "offline": "MEM_GOING_OFFLINE",
 
 
 def _key_values(words: list[str], allowed: tuple[str, ...]) -> dict[str, str]:
-    from .cli import CliError
-
     out: dict[str, str] = {}
     for word in words:
         key, sep, value = word.partition("=")
@@ -47,8 +46,6 @@ def _key_values(words: list[str], allowed: tuple[str, ...]) -> dict[str, str]:
 
 def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """The control op and members for the parsed command line."""
-    from .cli import CliError
-
     cmd = args.ctl_command
     if cmd == "add-cxl-region":
         extra = _key_values(args.options, ("start", "decoder", "adistance", "numa_node", "driver"))
@@ -121,8 +118,6 @@ def _print(cmd: str, reply: dict[str, Any]) -> None:
 
 def ctl(args: argparse.Namespace) -> int:
     """Run one ``fakesysfs ctl`` command; returns the exit status."""
-    from .cli import CliError
-
     op, members = _request(args)
     members = {k: v for k, v in members.items() if v is not None}
     timeout = max(10.0, float(members.get("timeout", 0)) + 5.0)

@@ -30,3 +30,16 @@ class ConfigError(ValueError):
         super().__init__(f"{key}: {why}")
         self.key = key
         self.why = why
+
+
+class HarnessError(Exception):
+    """A harness operation was refused; the message says why, ``errno`` is the closest errno
+    (what a debugfs write of the same request fails with)."""
+
+    def __init__(self, message: str, errno: int = _errno.EINVAL) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class CliError(Exception):
+    """A failure the user can act on: printed as one line, exit status 1."""

@@ -121,7 +121,7 @@ def _numbered(directory: str, prefix: str) -> list[int]:
 def _range_list(path: str) -> list[int]:
     """A node or CPU list file (``0-3,8``); [] when absent; ConfigError naming it when bad."""
     from .errors import KernelError
-    from .sysfs.parsers import parse_range_list
+    from .klib import parse_range_list
 
     text = _read(path)
     if not text:

@@ -4,7 +4,7 @@ store trace, change notification and the history that persistence replays.
 One set of operations ("ops"), reached four ways, all ending in ``Harness.apply``/``execute``:
 
 - Python: ``fakesysfs.Simulation`` methods;
-- files under ``kernel/debug/fakesysfs/`` in the mount (``fakesysfs/sysfs/debugfs.py``);
+- files under ``kernel/debug/fakesysfs/`` in the mount (``fakesysfs/debugfs.py``);
 - the mount's control socket (``fakesysfs ctl MOUNTPOINT ...``, ``control.py``);
 - replay of a state file (``fakesysfs/journal.py``).
 
@@ -38,15 +38,13 @@ import os
 import re
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import control
 from .config import CxlRegionConfig, HmemConfig
-from .errors import KernelError
+from .errors import HarnessError, KernelError
 from .journal import History, Journal, StateError, encode_line
 
 if TYPE_CHECKING:
@@ -67,15 +65,6 @@ NOTIFIER_ACTIONS = ("MEM_GOING_ONLINE", "MEM_GOING_OFFLINE")
 CXL_GRANULE = 256 << 20
 #: Where the harness's own files live in the mount (kept out of the ABI trees).
 DEBUGFS_DIR = "/kernel/debug/fakesysfs"
-
-
-class HarnessError(Exception):
-    """A harness operation was refused; the message says why, ``errno`` is the closest errno
-    (what a debugfs write of the same request fails with)."""
-
-    def __init__(self, message: str, errno: int = errno_mod.EINVAL) -> None:
-        super().__init__(message)
-        self.errno = errno
 
 
 def errno_name(err: int) -> str:
@@ -295,7 +284,7 @@ class Harness:
     a store tracer, an event listener and the ``kernel/debug/fakesysfs/`` files."""
 
     def __init__(self, kernel: Kernel, tree: Tree, topology_text: str | None = None) -> None:
-        from .sysfs.debugfs import install_debugfs
+        from .debugfs import install_debugfs
 
         self.kernel = kernel
         self.tree = tree
@@ -319,7 +308,6 @@ class Harness:
         tree.store_checks.append(self._before_store)
         kernel.events.subscribe(self._on_event)
         install_debugfs(tree, self)
-        _BY_KERNEL[id(kernel)] = self
 
     def attach_journal(self, journal: Journal) -> None:
         """Journal every change to ``journal`` from now on; its file must already hold the
@@ -603,8 +591,8 @@ class Harness:
     # -- the control socket -------------------------------------------------------------------
     def register_control(self, server: ControlServer) -> None:
         """Serve the ops, and ``state``, ``trace``, ``kmsg``, ``iomem``, ``export``,
-        ``wait_event``, ``wait_store`` on a mount's control socket (done for every
-        ControlServer of this harness's kernel through ``control.SERVER_SETUP_HOOKS``)."""
+        ``wait_event``, ``wait_store`` on a mount's control socket: ``ControlServer(kernel,
+        ops=harness.register_control)``, done by whoever serves the mount."""
         from .control import ControlError
 
         def op_handler(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -708,19 +696,6 @@ class Harness:
             raise HarnessError(f"wait_store: no store matching {request} after #{after} within {timeout} s",
                                errno_mod.ETIMEDOUT)
         return {"store": record.to_json()}
-
-
-#: The harness of each kernel (while it lives), for control servers made anywhere.
-_BY_KERNEL: weakref.WeakValueDictionary[int, Harness] = weakref.WeakValueDictionary()
-
-
-def _setup_control_server(server: ControlServer) -> None:
-    harness = _BY_KERNEL.get(id(server.kernel))
-    if harness is not None and harness.kernel is server.kernel:
-        harness.register_control(server)
-
-
-control.SERVER_SETUP_HOOKS.append(_setup_control_server)
 
 
 def _timeout(request: dict[str, Any]) -> float:

@@ -59,17 +59,12 @@ import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import __version__
 
-if TYPE_CHECKING:
-    from .engine import Kernel
-    from .harness import Harness
-    from .sysfs.tree import Tree
-
 __all__ = ["FORMAT", "HISTORY_MEMORY_BYTES", "MAX_SNAPSHOT_BYTES", "RESERVE_BYTES", "History", "Journal",
-           "StateError", "StateFile", "boot_state", "read_state", "write_snapshot"]
+           "StateError", "StateFile", "read_state", "write_snapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -456,54 +451,3 @@ def write_snapshot(path: str | os.PathLike[str], topology: str | None, records: 
 
     lines = (encode_line({**record, "n": n}) for n, record in enumerate(records, 1))
     replace(path, itertools.chain([encode_line(_header(topology))], lines))
-
-
-def boot_state(path: str | os.PathLike[str], topology: str | os.PathLike[str] | None = None, *,
-               topology_text: str | None = None) -> tuple[Kernel, Tree, Harness]:
-    """Boot from a state file and attach its journal: a new (missing or empty) file is
-    created with ``topology`` (a file; ``topology_text``; default: the embedded default);
-    an existing one boots its recorded topology and replays its records. A ``topology``
-    given for an existing file must be the one recorded. A file this call created is removed
-    again when the boot fails (a bad topology must not leave an empty state file that the
-    next start takes for a new one). Raises StateError, ConfigError, OSError."""
-    from .engine import Kernel
-    from .harness import Harness, HarnessError
-    from .safefile import open_append_created, remove_created
-    from .sysfs import build_tree
-    from .topology import default_topology_text, load_topology, read_topology_file
-
-    name = os.fspath(path)
-    given: str | None = topology_text
-    if topology is not None:
-        given = read_topology_file(topology)
-    fd, created = open_append_created(name, readable=True)
-    try:
-        data = _read_fd(fd)
-        if not data:
-            text = given if given is not None else default_topology_text()
-            config = load_topology(text=text)
-            kernel = Kernel(config)
-            tree = build_tree(kernel)
-            harness = Harness(kernel, tree, text)
-            harness.attach_journal(Journal.create(name, fd, text))
-        else:
-            state = parse_state(name, data)
-            del data
-            config = load_topology(text=state.topology)
-            if given is not None and load_topology(text=given) != config:
-                raise StateError(f"state file {name} was created with a different topology; drop the topology "
-                                 "argument to resume it, or use a new state file")
-            kernel = Kernel(config)
-            tree = build_tree(kernel)
-            harness = Harness(kernel, tree, state.topology)
-            try:
-                harness.replay(state.records, where=f"state file {name}", keep=False)
-            except HarnessError as exc:
-                raise StateError(str(exc)) from None
-            harness.attach_journal(Journal.resume(name, fd, state))
-    except BaseException:
-        if created:
-            remove_created(name, fd)
-        os.close(fd)
-        raise
-    return kernel, tree, harness

@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 from .control import ControlClient, ControlError, event_to_json, find_control_socket
 from .engine.events import Uevent
+from .errors import CliError
 from .netlink import sd_device_properties
 
 __all__ = ["HEADER", "add_parser", "format_event", "monitor"]
@@ -88,12 +89,6 @@ def monitor(mountpoint: str, *, properties: bool = False, subsystem_match: Seque
     return 0
 
 
-def _fail(message: str) -> int:
-    """One line, exit status 1 (the CLI's convention for user mistakes)."""
-    print(f"fakesysfs: error: {message}", file=sys.stderr)
-    return 1
-
-
 def _cmd_monitor(args: argparse.Namespace) -> int:
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
@@ -106,7 +101,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
         return monitor(args.mountpoint, properties=args.property, subsystem_match=args.subsystem_match or (),
                        as_json=args.json)
     except ControlError as exc:
-        return _fail(str(exc))
+        raise CliError(str(exc)) from None
     except KeyboardInterrupt:  # udevadm exits 0 on SIGINT/SIGTERM too
         return 0
     except BrokenPipeError:  # `fakesysfs monitor ... | head`

@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING
 from .engine.events import EVENTS_KEPT
 
 if TYPE_CHECKING:
-    from .engine import Kernel
     from .engine.events import EventLog, Uevent
 
 __all__ = [
@@ -54,8 +53,6 @@ __all__ = [
     "UdevDatabase",
     "in_private_netns",
     "murmur_hash2",
-    "start_event_services",
-    "start_netlink_forwarder",
     "string_bloom64",
     "udev_message",
     "udev_properties",
@@ -350,78 +347,3 @@ class NetlinkForwarder:
         if self._thread.is_alive():
             self._thread.join(5)
         self.sender.close()
-
-
-def start_netlink_forwarder(kernel: Kernel, rules: Sequence[str] = (), sysfs_root: str = "/sys", *,
-                            require_private_netns: bool = True) -> NetlinkForwarder:
-    """Broadcast ``kernel``'s uevents as udevd would, after applying udev ``rules`` files
-    (none: the events as they are); for ``fakesysfs run``'s daemon, inside its private
-    network namespace. ATTR writes of the rules go through ``sysfs_root`` (the mount), so
-    this must not be called from the FUSE thread's request handling. Raises
-    NotPrivateNetns in the host's namespace, OSError if the socket cannot be made, and
-    udev_rules.RulesError for unreadable rules files."""
-    processor: Processor | None = None
-    if rules:
-        from .udev_rules import RulesRunner, UdevRules
-
-        runner = RulesRunner(UdevRules.load(rules), sysfs_root)
-        processor = runner.process
-    sender = NetlinkSender(require_private_netns=require_private_netns)
-    return NetlinkForwarder(kernel.events, sender, processor).start()
-
-
-def start_event_services(kernel: Kernel, *, rules: Sequence[str] = (), netlink: bool = True,
-                         sysfs_root: str = "/sys", report_unsupported: bool = False) -> Callable[[], None]:
-    """What ``fakesysfs run``'s daemon adds once its mount is live: the control socket
-    (``fakesysfs monitor /sys`` inside), and an emulated udevd that applies ``rules`` and
-    broadcasts libudev netlink messages (only with ``netlink``, i.e. in a private network
-    namespace). Call it from the FUSE ready callback: it does not touch the mount itself.
-    Returns a function that stops everything; failures cost a warning, not the run."""
-    from .control import ControlServer
-
-    stops: list[Callable[[], None]] = []
-    try:
-        server = ControlServer(kernel)
-        server.start()
-        kernel.control_socket = server.path
-        stops.append(server.close)
-    except OSError as exc:
-        log.warning("no control socket (fakesysfs monitor will not work): %s", exc)
-    processor: Processor | None = None
-    if rules:
-        from .udev_rules import RulesError, RulesRunner, UdevRules
-
-        try:
-            processor = RulesRunner(UdevRules.load(rules, report=report_unsupported), sysfs_root).process
-        except RulesError as exc:
-            log.error("udev rules not applied: %s", exc)
-    sender: NetlinkSender | None = None
-    if netlink:
-        try:
-            sender = NetlinkSender()
-        except (OSError, NotPrivateNetns) as exc:
-            log.warning("uevents are not broadcast to libudev listeners: %s", exc)
-    if sender is not None or processor is not None:
-        stops.append(NetlinkForwarder(kernel.events, sender or _NoSender(), processor).start().close)
-
-    def stop() -> None:
-        for fn in reversed(stops):
-            try:
-                fn()
-            except Exception:  # best effort at exit
-                log.exception("stopping event services")
-
-    return stop
-
-
-class _NoSender(NetlinkSender):
-    """Rules without netlink (``fakesysfs run --share-net --rules``)."""
-
-    def __init__(self) -> None:  # no socket
-        self.sent = self.errors = 0
-
-    def send(self, _properties: dict[str, str], _tags: Sequence[str] = ()) -> None:
-        self.sent += 1
-
-    def close(self) -> None:
-        return None

@@ -39,15 +39,12 @@ daxctl and udevadm look at (they ``stat`` the node; opening it fails, the mount 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import json
 import logging
 import os
 import posixpath
-import re
 import select
 import signal
 import socket
@@ -61,10 +58,34 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import KernelError
-from .netlink import start_event_services
+from .nsops import (
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUSER,
+    MNT_DETACH,
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_REC,
+    PR_SET_CHILD_SUBREAPER,
+    PR_SET_PDEATHSIG,
+    _drop_host_only_caps,
+    _hide_modules,
+    _prctl,
+    _write,
+    mount,
+    seal_host_mounts,
+    umount,
+    unshare,
+)
 from .safefile import in_initial_userns
+from .udevd import start_event_services
 
 if TYPE_CHECKING:
+    from .control import ServerOps
     from .engine import Kernel
     from .engine.events import Uevent
     from .sysfs.tree import Tree
@@ -73,28 +94,6 @@ __all__ = ["NamespaceError", "RunOptions", "run"]
 
 log = logging.getLogger(__name__)
 
-# <sched.h>, <sys/mount.h>, <sys/prctl.h>
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
-CLONE_NEWPID = 0x20000000
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_REMOUNT = 0x20
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
-MNT_DETACH = 0x2
-PR_SET_PDEATHSIG = 1
-PR_CAPBSET_DROP = 24
-PR_SET_CHILD_SUBREAPER = 36
-# <linux/mount.h>, <fcntl.h>: mount_setattr(2) (Linux 5.12)
-MOUNT_ATTR_RDONLY = 0x1
-AT_FDCWD = -100
-AT_RECURSIVE = 0x8000
-_SYS_MOUNT_SETATTR = 442  # the same number on every architecture (asm-generic table)
 #: siginfo si_code of a signal the kernel generated (a terminal's ^C or hangup).
 SI_KERNEL = 0x80
 
@@ -155,48 +154,8 @@ class RunOptions:
     env: dict[str, str] = field(default_factory=dict)
     #: udev rules files the daemon applies to every uevent, as udevd would (--rules).
     rules: list[str] = field(default_factory=list)
-
-
-# -- libc -----------------------------------------------------------------------------------
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
-_libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
-_libc.unshare.argtypes = (ctypes.c_int,)
-_libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
-_libc.syscall.restype = ctypes.c_long
-
-
-def _enc(value: str | None) -> bytes | None:
-    return None if value is None else os.fsencode(value)
-
-
-def _libc_check(ret: int, what: str) -> None:
-    if ret != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
-    what = f"mount {fstype or 'bind'} on {target}"
-    _libc_check(_libc.mount(_enc(source), _enc(target), _enc(fstype), flags, _enc(data)), what)
-
-
-def umount(target: str, flags: int = 0) -> None:
-    _libc_check(_libc.umount2(_enc(target), flags), f"umount {target}")
-
-
-def unshare(flags: int) -> None:
-    _libc_check(_libc.unshare(flags), "unshare")
-
-
-def _prctl(option: int, value: int) -> None:
-    _libc.prctl(option, value, 0, 0, 0)
-
-
-def current_cpu() -> int:
-    """The CPU this thread runs on (sched_getcpu), for ``RunOptions.pin_cpu``."""
-    cpu = _libc.sched_getcpu()
-    return cpu if cpu >= 0 else min(os.sched_getaffinity(0))
+    #: More ops for the daemon's control socket (the harness's: ``Harness.register_control``).
+    control_ops: ServerOps | None = None
 
 
 # -- the namespace --------------------------------------------------------------------------
@@ -235,11 +194,6 @@ def enter_namespace(*, share_net: bool, userns: bool | None = None) -> bool:
     return userns
 
 
-def _write(path: str, text: str) -> None:
-    with open(path, "w") as f:
-        f.write(text)
-
-
 def _loopback_up() -> None:
     """``ip link set lo up`` in the new network namespace (best effort)."""
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
@@ -247,59 +201,6 @@ def _loopback_up() -> None:
         ifreq = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s, siocgifflags, ifreq))[1]
         fcntl.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
-
-
-#: Where the host's kernel is reachable through files; under the fakes, read-only (seal_host_mounts).
-SEALED = ("/sys", "/dev", "/run")
-
-
-def _mountinfo() -> list[tuple[str, str]]:
-    """(mount point, per-mount options) of every mount in this namespace, octal escapes undone."""
-    mounts = []
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-        for line in f:
-            fields = line.split()
-            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
-            mounts.append((point, fields[5]))
-    return mounts
-
-
-def _below(path: str, top: str) -> bool:
-    return path == top or path.startswith(top.rstrip("/") + "/")
-
-
-#: Per-mount options of mountinfo -> mount(2) flags, kept on a read-only remount (a mount
-#: locked by a user namespace refuses a remount that would clear them).
-_MOUNT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": 0x400,
-                "nodiratime": 0x800, "relatime": 0x200000, "strictatime": 0x1000000}
-
-
-def seal_host_mounts(tops: Sequence[str] = SEALED) -> None:
-    """Make every mount at and below ``tops`` read-only in this (private) mount namespace.
-
-    The fakes are mounted over these directories; what they cover must not be writable
-    should anything uncover it (a dead daemon's mount removed by libfuse, an unmount). The
-    host's mounts keep their flags: a read-only bind remount changes this namespace's copy
-    only. A top that is not itself a mount point is left alone (it belongs to the mount
-    above it, ``/`` say, which the command may write like any other host file).
-    """
-    mounts = _mountinfo()
-    points = {point for point, _ in mounts}
-    for top in tops:
-        if top not in points:
-            continue
-        attr = struct.pack("=QQQQ", MOUNT_ATTR_RDONLY, 0, 0, 0)  # struct mount_attr
-        ret = _libc.syscall(_SYS_MOUNT_SETATTR, AT_FDCWD, top.encode(), AT_RECURSIVE, attr, len(attr))
-        if ret == 0:
-            continue
-        err = ctypes.get_errno()
-        if err != errno.ENOSYS:
-            raise OSError(err, f"cannot make {top} read-only: {os.strerror(err)}")
-        # Before Linux 5.12: one bind remount per mount, outermost first.
-        for point, options in mounts:
-            if _below(point, top):
-                flags = sum(_MOUNT_FLAGS.get(option, 0) for option in options.split(","))
-                mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
 
 
 def setup_dev(devices: Sequence[DevNode]) -> None:
@@ -732,9 +633,10 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
                 return
             finally:
                 claim_signal_handlers()  # a signal ends /sys (and the process), not only /dev
-        # Control socket, udev rules, libudev netlink messages (fakesysfs/netlink.py; imported
+        # Control socket, udev rules, libudev netlink messages (fakesysfs/udevd.py, netlink.py; imported
         # at the top, before unshare(), so it knows the network namespace we started in).
-        stop_events.append(start_event_services(kernel, rules=options.rules, netlink=not options.share_net))
+        stop_events.append(start_event_services(kernel, rules=options.rules, netlink=not options.share_net,
+                                                control_ops=options.control_ops, tree=tree))
         reported = True
         os.write(ready_fd, b"ok\n")
         os.close(ready_fd)
@@ -825,13 +727,6 @@ def _exec_command(argv: Sequence[str], env: dict[str, str]) -> None:
 
 
 #: Capabilities that act only on the host's kernel, dropped from COMMAND's bounding set:
-#: CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_BOOT, CAP_SYS_TIME, CAP_WAKE_ALARM
-#: (<linux/capability.h>). In its user namespace they would be refused anyway (the kernel
-#: checks them against the initial one); dropped, ``capsh --print`` says so too.
-HOST_ONLY_CAPS = (16, 17, 22, 25, 35)
-#: Directories of kernel modules (libkmod's MODULE_DIRECTORY), empty for COMMAND: a module
-#: load fails as on a host without that module file (``modprobe: FATAL: Module kmem not found``).
-MODULE_DIRS = ("/lib/modules", "/usr/lib/modules")
 #: ``fakesysfs run``'s status when it, not COMMAND, failed while COMMAND ran (the daemon
 #: died, the keeper was killed); the convention of env(1), nice(1), docker run.
 RUN_FAILED = 125
@@ -863,41 +758,6 @@ def _write_id_maps(pid: int) -> None:
         with open(f"/proc/self/{name}", encoding="ascii") as f:
             ranges = [line.split() for line in f if line.strip()]
         _write(f"/proc/{pid}/{name}", "".join(f"{inner} {inner} {count}\n" for inner, _, count in ranges))
-
-
-def _hide_modules() -> None:
-    done = set()
-    for directory in MODULE_DIRS:
-        real = os.path.realpath(directory)
-        if real in done or not os.path.isdir(real):
-            continue
-        done.add(real)
-        mount("fakesysfs-modules", real, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=4k")
-
-
-def _drop_host_only_caps() -> None:
-    for cap in HOST_ONLY_CAPS:
-        _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL for a cap this kernel lacks
-
-
-def seal_program(sys_root: str | None = None) -> None:
-    """In a forked child before exec (a udev rule's RUN or PROGRAM, run by the daemon as
-    real root): the seal of COMMAND but its PID namespace. A private mount namespace (with
-    ``sys_root`` bound over the host's /sys, read-only below it, if given), empty module
-    directories, then a user namespace in which only our own ID is mapped: its mounts are
-    locked and its capabilities end there."""
-    unshare(CLONE_NEWNS)
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
-    if sys_root is not None:
-        seal_host_mounts(("/sys",))
-        mount(sys_root, "/sys", None, MS_BIND)
-    _hide_modules()
-    uid, gid = os.geteuid(), os.getegid()
-    unshare(CLONE_NEWUSER | CLONE_NEWNS)
-    _write("/proc/self/setgroups", "deny")
-    _write("/proc/self/uid_map", f"0 {uid} 1")
-    _write("/proc/self/gid_map", f"0 {gid} 1")
-    _drop_host_only_caps()
 
 
 def _init_main(argv: Sequence[str], env: dict[str, str], report_fd: int, go_fd: int) -> int:

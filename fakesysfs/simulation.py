@@ -90,8 +90,7 @@ class Simulation:
         the embedded default). With ``state``, changes are journaled durably to that file;
         an existing state file is resumed (its recorded topology is booted and its changes
         replayed; a ``topology`` given as well must be the recorded one)."""
-        from .engine import Kernel
-        from .sysfs import build_tree
+        from .machine import boot, boot_state
         from .topology import (
             default_topology_text,
             dump_topology,
@@ -111,16 +110,12 @@ class Simulation:
         elif topology is not None:
             text = read_topology_file(topology)  # a regular file of bounded size: never a FIFO or device
         if state is not None:
-            from .journal import boot_state
-
             self.kernel, self.tree, self.harness = boot_state(state, topology_text=text)
         else:
             if config is None:
                 text = text if text is not None else default_topology_text()
                 config = load_topology(text=text)
-            self.kernel = Kernel(config)
-            self.tree = build_tree(self.kernel)
-            self.harness = Harness(self.kernel, self.tree, text)
+            self.kernel, self.tree, self.harness = boot(config, text)
         #: SEQNUM when the simulation was ready (boot and replay done): ``wait_for_event``
         #: looks only at later events unless told otherwise.
         self.boot_seqnum = self.kernel.events.seqnum
@@ -370,7 +365,7 @@ class Simulation:
     @property
     def control_socket(self) -> str | None:
         """The mount's control socket (``fakesysfs ctl``/``monitor`` find it themselves)."""
-        return self.kernel.control_socket
+        return self.tree.control_socket
 
     def mount(self, mountpoint: str | os.PathLike[str] | None = None, *, allow_other: bool = False) -> Path:
         """Serve the tree over FUSE from a thread of this process, with the control socket
@@ -474,12 +469,12 @@ class _Mount:
 
         server: ControlServer | None = None
         try:
-            server = ControlServer(sim.kernel)
+            server = ControlServer(sim.kernel, ops=sim.harness.register_control)
             server.start()
         except OSError:
             server = None  # the mount works without it; fakesysfs ctl/monitor will say so
-        if server is not None:  # the harness ops come with it (control.SERVER_SETUP_HOOKS)
-            sim.kernel.control_socket = server.path
+        if server is not None:
+            sim.tree.control_socket = server.path
         ready = threading.Event()
         errors: list[BaseException] = []
 
@@ -516,7 +511,7 @@ class _Mount:
         self.thread.join(MOUNT_TIMEOUT)
         self.placed.close()
         if self.server is not None:
-            sim.kernel.control_socket = None
+            sim.tree.control_socket = None
             self.server.close()
         if self.owns_dir:
             with contextlib.suppress(OSError):

@@ -88,6 +88,7 @@ from importlib import resources
 from typing import Any, NoReturn, TypeVar
 
 from .config import (
+    _BINARY_UNITS,
     PROFILES,
     BootConfig,
     CxlRegionConfig,
@@ -97,6 +98,9 @@ from .config import (
     MiB,
     NodeConfig,
     PmemConfig,
+    _human,
+    _ranges,
+    block_budget_problem,
     profile_version,
 )
 from .errors import ConfigError
@@ -119,8 +123,6 @@ MAX_TOPOLOGY_BYTES = 16 * MiB
 
 #: Section size on x86_64 (SECTION_SIZE_BITS = 27); the smallest memory block.
 MIN_BLOCK_SIZE = 128 * MiB
-#: Upper bound on the memory blocks a topology may span (keeps the engine's tables small).
-MAX_MEMORY_BLOCKS = 1 << 21
 #: 1 << CONFIG_NODES_SHIFT (10 on x86_64 distribution kernels).
 MAX_NUMNODES = 1 << 10
 #: CONFIG_NR_CPUS maximum on x86_64.
@@ -148,7 +150,6 @@ _RANGE_RE = re.compile(r"\s*(0[xX][0-9a-fA-F]+|[0-9]+)\s*-\s*(0[xX][0-9a-fA-F]+|
 _DECODER_RE = re.compile(r"decoder([0-9]+)\.([0-9]+)")
 _NAMESPACE_RE = re.compile(r"namespace([0-9]+)\.([0-9]+)")
 _UNITS = {"K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
-_BINARY_UNITS = sorted(_UNITS.items(), key=lambda unit: -unit[1])
 
 _T = TypeVar("_T")
 _MISSING: Any = object()
@@ -809,20 +810,6 @@ def _check_target(
     _check_adistance(f"{key}.adistance", adistance)
 
 
-def _ranges(c: BootConfig) -> list[tuple[int, int, str, int | None]]:
-    """(start, end, key, node for boot RAM else None) for every physical range, in file order."""
-    out: list[tuple[int, int, str, int | None]] = []
-    for i, node in enumerate(c.nodes):
-        for j, r in enumerate(node.memory):
-            out.append((r.start, r.end, f"node[{i}].memory[{j}]", node.id))
-    producers: list[tuple[str, list[Any]]] = [
-        ("cxl_region", c.cxl_regions), ("hmem", c.hmem), ("pmem", c.pmem),
-    ]  # fmt: skip
-    for name, entries in producers:
-        out += [(x.start, x.start + x.size, f"{name}[{i}]", None) for i, x in enumerate(entries)]
-    return out
-
-
 def _check_ranges(c: BootConfig) -> None:
     """Overlaps, memory blocks shared between nodes, and the total number of blocks."""
     ranges = _ranges(c)
@@ -856,54 +843,6 @@ def _check_ranges(c: BootConfig) -> None:
     problem = block_budget_problem(c)
     if problem is not None:
         _fail("kernel.block_size", problem)
-
-
-def block_budget_problem(c: BootConfig, extra: tuple[int, int, str] | None = None) -> str | None:
-    """Why the memory blocks that the ranges of ``c`` (plus ``extra``: start, size, name, a
-    range hot-added at run time) span are more than the simulator can hold: over 2**21, or
-    over half of this machine's available memory at ``BYTES_PER_BLOCK`` each. None if they fit."""
-    bs = c.block_size
-    ranges = [(start, end, key) for start, end, key, _ in _ranges(c)]
-    if extra is not None:
-        ranges.append((extra[0], extra[0] + extra[1], extra[2]))
-    total = 0
-    last_block = -1
-    largest = (0, "")
-    for start, end, key in sorted(ranges):
-        lo, hi = max(start // bs, last_block + 1), (end - 1) // bs
-        if hi >= lo:
-            total += hi - lo + 1
-            last_block = hi
-            largest = max(largest, (hi - lo + 1, key))
-    if total > MAX_MEMORY_BLOCKS:
-        return (f"the topology spans {total} memory blocks of {_human(bs)}; at most "
-                f"{MAX_MEMORY_BLOCKS} (2**21) are supported: use larger blocks or smaller ranges")
-    need = total * BYTES_PER_BLOCK
-    available = available_memory()
-    if available is not None and need > available // 2:
-        return (f"the topology spans {total} memory blocks of {_human(bs)} (the most in {largest[1]}: "
-                f"{largest[0]}), which the simulator needs about {need >> 20} MiB of memory for; this machine "
-                f"has {available >> 20} MiB available (at most half of it is used): use larger blocks or "
-                "smaller ranges")
-    return None
-
-
-#: What one memory block costs the engine, with its uevents and a few state changes (measured:
-#: ~0.55 KiB at boot; doubled for what a test does with it).
-BYTES_PER_BLOCK = 1024
-
-
-def available_memory() -> int | None:
-    """MemAvailable of this machine in bytes (None if unknown): a topology whose blocks would
-    need more than half of it is refused at load, naming ``kernel.block_size``."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def _check_dax_names(c: BootConfig) -> None:
@@ -1029,13 +968,6 @@ def _describe(value: object) -> str:
     if isinstance(value, dict):
         return "a table"
     return f"a {type(value).__name__}"
-
-
-def _human(n: int) -> str:
-    for unit, shift in _BINARY_UNITS:
-        if n >= 1 << shift and n % (1 << shift) == 0:
-            return f"{n >> shift} {unit}iB"
-    return f"{n} bytes"
 
 
 def _fmt_range(start: int, size: int) -> str:

@@ -31,7 +31,7 @@ The paths rules see are those of the real ``/sys``: ``$sys`` is ``/sys``, absolu
 PROGRAM commands run with the mount at ``/sys`` (bound there in a private mount namespace
 unless it is ``/sys`` already), so ``echo online > /sys$devpath/state`` reaches the fake,
 never the host. They run as root sealed off the host's kernel as ``fakesysfs run`` seals
-its command (``run.seal_program``: locked mounts, the host's sysfs read-only below the
+its command (``nsops.seal_program``: locked mounts, the host's sysfs read-only below the
 fake, no module files, capabilities that end at their own user namespace), since the
 events that start them are the command's; ``--programs=host`` runs them as they are.
 Writes go through the mount, never to a host sysfs: the runner refuses to start unless
@@ -728,7 +728,7 @@ class RulesRunner:
     def __init__(self, rules: UdevRules, root: str = "/sys", *, consts: dict[str, str] | None = None,
                  programs: str = "auto", timeout: float = PROGRAM_TIMEOUT, check_mount: bool = True) -> None:
         """``programs``: "auto" (run RUN/PROGRAM with ``root`` at /sys, sealed off the host's
-        kernel as ``fakesysfs run`` seals its command: ``run.seal_program``; when root is
+        kernel as ``fakesysfs run`` seals its command: ``nsops.seal_program``; when root is
         not /sys, with it bound there in a private mount namespace, which needs root),
         "host" (directly, so they see the host's /sys), or "skip"."""
         self.rules = rules
@@ -1223,7 +1223,7 @@ class RulesRunner:
             return -errno.EINVAL, ""
         preexec: Callable[[], None] | None = None
         if self.programs in ("sealed", "private-sys"):
-            from .run import seal_program
+            from .nsops import seal_program
 
             sys_root = self.root if self.programs == "private-sys" else None
 
@@ -1316,7 +1316,7 @@ def run_rules(mountpoint: str, rules: UdevRules, *, consts: dict[str, str] | Non
 
 def _cmd_udev(args: argparse.Namespace) -> int:
     from .control import ControlError
-    from .monitor import _fail
+    from .errors import CliError
 
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
@@ -1329,7 +1329,7 @@ def _cmd_udev(args: argparse.Namespace) -> int:
     for item in args.const or ():
         key, sep, value = item.partition("=")
         if not sep or key not in ("arch", "virt"):
-            return _fail(f"--const takes arch=VALUE or virt=VALUE, not {item!r}")
+            raise CliError(f"--const takes arch=VALUE or virt=VALUE, not {item!r}")
         consts[key] = value
     try:
         rules = UdevRules.load(args.rules)
@@ -1340,7 +1340,7 @@ def _cmd_udev(args: argparse.Namespace) -> int:
 
         return run_rules(args.mountpoint, rules, consts=consts, programs=args.programs, on_ready=ready)
     except (RulesError, ControlError) as exc:
-        return _fail(str(exc))
+        raise CliError(str(exc)) from None
     except KeyboardInterrupt:
         return 0
 

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 from fakesysfs.engine import BlockState, Kernel
 from fakesysfs.errors import KernelError
-from fakesysfs.sysfs.parsers import parse_range_list
+from fakesysfs.klib import parse_range_list
 from fakesysfs.sysfs.tree import Link, Tree
 
 MEM = "/devices/system/memory"

@@ -58,7 +58,7 @@ WRITE_ERRNOS: list[tuple[re.Pattern[str], frozenset[int]]] = [
         (r"/notifier-error-inject/memory/priority$", {E.EINVAL, E.ERANGE}),
         (r"/nr_hugepages$", {E.EINVAL, E.ERANGE}),
         (r"/node\d+/(compact|reclaim)$", set()),
-        # The simulator's own controls (fakesysfs/sysfs/debugfs.py): refusals carry these.
+        # The simulator's own controls (fakesysfs/debugfs.py): refusals carry these.
         (r"/kernel/debug/fakesysfs/", {E.EINVAL, E.EBUSY, E.ENODEV, E.ENOSPC}),
         # CPU hotplug is not simulated (README): the file refuses writes at open.
         (r"/cpu\d+/online$", {E.EACCES}),

@@ -349,7 +349,7 @@ def test_a_failing_listener_is_dropped_and_never_fails_the_kernel_operation() ->
 @pytest.fixture
 def served(tmp_path: Path):
     box = Box()
-    with serving(box.k, str(tmp_path)) as server:
+    with serving(box.k, str(tmp_path), tree=box.t) as server:
         yield box, server
 
 

@@ -16,7 +16,7 @@ import pytest
 from fakesysfs import ConfigError, Simulation, fromsysfs
 from fakesysfs.cli import main
 from fakesysfs.fromsysfs import topology_from_sysfs
-from fakesysfs.sysfs.parsers import parse_range_list
+from fakesysfs.klib import parse_range_list
 from fakesysfs.topology import load_topology
 
 HOST = Path("/sys/devices/system")

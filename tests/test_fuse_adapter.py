@@ -410,7 +410,7 @@ import sys
 sys.path.insert(0, {str(TESTS)!r})
 from conftest import build_demo_tree
 from fakesysfs import cli, fuse_adapter
-cli._boot = lambda topology: (None, build_demo_tree().tree)
+cli._boot = lambda topology: (None, build_demo_tree().tree, None)
 if sys.argv[1] == "--serve-fails":
     def serve(*args, **kwargs):
         raise fuse_adapter.MountError("libfuse said no")

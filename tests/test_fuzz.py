@@ -521,9 +521,11 @@ def test_the_control_socket_answers_garbage_and_bad_requests_and_keeps_serving(r
     """Every line gets one reply, ``ok`` true or false with an error for a person, never an
     internal error (a handler bug); the connection and the engine stay consistent."""
     from fakesysfs.control import ControlClient, serving
+    from fakesysfs.harness import Harness
 
-    k, tree = default_kernel(harness=True)
-    with serving(k) as server, ControlClient(server.path, timeout=30) as client:
+    k, tree = default_kernel()
+    harness = Harness(k, tree, None)
+    with serving(k, ops=harness.register_control) as server, ControlClient(server.path, timeout=30) as client:
         for line in requests:
             client.sock.sendall(line)
             reply = client._read()

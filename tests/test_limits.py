@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from invariants import check_all
 from stress import LONG, report
 
-from fakesysfs import topology
+from fakesysfs import config, topology
 from fakesysfs.engine import Kernel
 from fakesysfs.errors import ConfigError, KernelError
 from fakesysfs.sysfs import build_tree
@@ -130,19 +130,19 @@ def test_absurd_values_are_refused_naming_the_key(changes: dict, key: str, fragm
 @pytest.mark.parametrize("available_mib", [64, 512])
 def test_a_topology_too_large_for_this_machine_is_refused(monkeypatch, available_mib: int) -> None:
     """512 Ki blocks need ~512 MiB: refused on a machine with less than 1 GiB available."""
-    monkeypatch.setattr(topology, "available_memory", lambda: available_mib << 20)
+    monkeypatch.setattr(config, "available_memory", lambda: available_mib << 20)
     text = with_changes(kernel__memmap_on_memory="Y", cxl_region__0__start=1 << 56, cxl_region__0__size="64T")
     with pytest.raises(ConfigError) as exc:
         topology.load_topology(text=text)
     assert exc.value.key == "kernel.block_size"
     message = str(exc.value)
     assert "cxl_region[0]" in message and f"{available_mib} MiB available" in message, message
-    monkeypatch.setattr(topology, "available_memory", lambda: 4 << 30)
+    monkeypatch.setattr(config, "available_memory", lambda: 4 << 30)
     topology.load_topology(text=text)  # fits a machine with 4 GiB available
 
 
 def test_the_embedded_default_fits_any_machine(monkeypatch) -> None:
-    monkeypatch.setattr(topology, "available_memory", lambda: 8 << 20)
+    monkeypatch.setattr(config, "available_memory", lambda: 8 << 20)
     topology.load_topology()  # 256 blocks: 256 KiB
 
 
@@ -237,8 +237,8 @@ def test_a_hot_added_range_too_large_for_the_machine_is_refused(monkeypatch) -> 
     cannot hold; the write fails with ENOSPC and nothing was added."""
     from fakesysfs import cli
 
-    k, tree = cli._boot(None)  # with the harness
-    monkeypatch.setattr(topology, "available_memory", lambda: 256 << 20)
+    k, tree, _ = cli._boot(None)  # with the harness
+    monkeypatch.setattr(config, "available_memory", lambda: 256 << 20)
     before = (set(k.blocks), set(k.dax_devices))
     with pytest.raises(KernelError) as exc:
         tree.echo("/kernel/debug/fakesysfs/hotplug/add_cxl_region", "size=16T node=1 start=0x100000000000")

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 SWAP_SCRIPT = r"""
 import json, os, sys
 from fakesysfs import cli, fdops
-from fakesysfs.run import CLONE_NEWNS, MNT_DETACH, MS_PRIVATE, MS_REC, mount, umount, unshare
+from fakesysfs.nsops import CLONE_NEWNS, MNT_DETACH, MS_PRIVATE, MS_REC, mount, umount, unshare
 
 base, target_rel = sys.argv[1], sys.argv[2]
 unshare(CLONE_NEWNS)

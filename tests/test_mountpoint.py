@@ -29,7 +29,7 @@ PRIVATE_SYSFS = r"""
 import json, os, sys
 from fakesysfs import Simulation, fdops
 from fakesysfs.fuse_adapter import MountError
-from fakesysfs.run import CLONE_NEWNS, MNT_DETACH, MS_PRIVATE, MS_REC, mount, umount, unshare
+from fakesysfs.nsops import CLONE_NEWNS, MNT_DETACH, MS_PRIVATE, MS_REC, mount, umount, unshare
 
 base = sys.argv[1]
 unshare(CLONE_NEWNS)

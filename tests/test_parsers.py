@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fakesysfs.errors import KernelError
-from fakesysfs.sysfs.parsers import (
+from fakesysfs.klib import (
     STRING_UNITS_2,
     STRING_UNITS_10,
     STRING_UNITS_NO_BYTES,

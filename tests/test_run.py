@@ -133,6 +133,17 @@ def test_the_namespace_has_the_fake_sys_a_private_dev_and_run() -> None:
 
 
 @namespaced
+def test_the_harness_ops_answer_on_the_control_socket_inside() -> None:
+    """``fakesysfs ctl /sys`` inside reaches this run's harness (wired to the daemon's control
+    socket explicitly: RunOptions.control_ops), not only the socket's own ops."""
+    script = f"{sys.executable} -m fakesysfs.cli ctl /sys fault memmap-fail-at-chunk 3 && " \
+             "cat /sys/kernel/debug/fakesysfs/faults/memmap_fail_at_chunk"
+    done = fakesysfs_run("--", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1:] == ["3"], done.stdout
+
+
+@namespaced
 def test_dev_nodes_follow_devices_created_and_deleted_by_stores() -> None:
     script = (
         "set -e; D=/sys/bus/dax/drivers; R=" + REGION + "; "

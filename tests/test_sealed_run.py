@@ -27,7 +27,8 @@ import psutil
 import pytest
 from conftest import fuse_unavailable_reason
 
-from fakesysfs.run import HOST_ONLY_CAPS, RUN_FAILED
+from fakesysfs.nsops import HOST_ONLY_CAPS
+from fakesysfs.run import RUN_FAILED
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, PYTHONPATH=str(REPO))

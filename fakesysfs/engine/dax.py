@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from ..errors import ConfigError, KernelError
-from ..sysfs.parsers import (
+from ..klib import (
     kstrtobool,
     kstrtoint,
     kstrtoul,

@@ -122,7 +122,7 @@ class FirmwareMixin(DaxMixin):
         conflict = self.hotplug_range_conflict(start, size)
         if conflict is not None:
             raise KernelError(errno.EBUSY, f"range {_fmt(start, size)} overlaps {conflict}")
-        from ..topology import block_budget_problem
+        from ..config import block_budget_problem
 
         # The limit a topology has at load: a hot-added range may not make the simulator hold
         # more blocks than it can (millions of blocks would take the daemon's memory).

@@ -96,8 +96,6 @@ class Kernel(FirmwareMixin):
         self.nr_memmap_pages = 0
         #: power/control values other than "auto", by devpath (R-SYS-07).
         self.power_control: dict[str, str] = {}
-        #: Absolute path of the mount's control socket while a daemon serves one (control.py).
-        self.control_socket: str | None = None
         with gc_paused():
             self._boot()
             self.dax_boot()

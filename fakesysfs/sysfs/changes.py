@@ -35,7 +35,7 @@ __all__ = ["KernelChanges"]
 #: Buses whose driver directories (and, but for platform, themselves) exist only while a
 #: producer device sits on them (sysfs/dax.py).
 PRODUCER_BUSES = frozenset({"cxl", "nd", "platform"})
-#: Where the simulator's debugfs lists memory blocks (sysfs/debugfs.py).
+#: Where the simulator's debugfs lists memory blocks (fakesysfs/debugfs.py).
 DEBUGFS_BLOCKS = "/kernel/debug/fakesysfs/blocks"
 
 

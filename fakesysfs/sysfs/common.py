@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..engine.events import UEVENT_ACTIONS
 from ..errors import KernelError
-from .parsers import sysfs_streq
+from ..klib import sysfs_streq
 from .tree import Attr, Link, StaticDir, relative_link
 
 if TYPE_CHECKING:

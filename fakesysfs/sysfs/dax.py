@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ..errors import KernelError
+from ..klib import kstrtobool
 from .common import const, link, power_dir, ro, rw, uevent_attr, wo
 from .memory import BusDevicesDir, simple_bus
-from .parsers import kstrtobool
 from .tree import Dir, DirEntry, MergedDir, Node, StaticDir
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from ..engine.memory import (
     OnlineType,
 )
 from ..errors import KernelError
+from ..klib import kstrtobool, kstrtoull, sysfs_match_string
 from .common import const, link, power_dir, ro, rw, uevent_attr, wo
-from .parsers import kstrtobool, kstrtoull, sysfs_match_string
 from .tree import Dir, DirEntry, Link, MergedDir, Node, StaticDir
 
 if TYPE_CHECKING:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from ..klib import format_cpumap, format_node_list, kstrtoul
 from .common import const, link, power_dir, ro, rw, uevent_attr, wo
 from .memory import BusDevicesDir, _suffix_id, simple_bus
-from .parsers import format_cpumap, format_node_list, kstrtoul
 from .tree import Attr, Dir, DirEntry, MergedDir, Node, StaticDir
 
 if TYPE_CHECKING:

@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..engine.memory import ONLINE_TYPE_WORDS  # noqa: F401  (re-exported for callers)
+from ..klib import kstrtobool, kstrtoll, kstrtouint, kstrtoull, sysfs_match_string
 from .changes import KernelChanges
 from .common import ro, rw
 from .dax import add_dax_entries
 from .memory import memory_bus, memory_root
 from .node import cpu_bus, cpu_root, node_bus, node_root, tier_bus, tier_root
-from .parsers import kstrtobool, kstrtoll, kstrtouint, kstrtoull, sysfs_match_string
 from .tree import Attr, StaticDir, Tree
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..engine import Kernel
 
 ONLINE_POLICIES = ["contig-zones", "auto-movable"]
@@ -72,14 +74,15 @@ def notifier_error_inject(k: Kernel) -> StaticDir:
     })
 
 
-def build_root(k: Kernel) -> StaticDir:
-    """The root directory. Later subsystems (dax) add their entries to the returned dirs."""
+def build_root(k: Kernel, control_socket: Callable[[], str | None] = lambda: None) -> StaticDir:
+    """The root directory. Later subsystems (dax) add their entries to the returned dirs.
+    ``control_socket``: the mount's control socket path, if a daemon serves one."""
     debug = StaticDir()
     if k.config.notifier_error_inject:
         debug.entries["notifier-error-inject"] = StaticDir({"memory": notifier_error_inject(k)})
     # The mount's control socket (fakesysfs/control.py), once the daemon serves one.
-    control = Attr(0o400, lambda: f"{k.control_socket}\n")
-    debug.entries["fakesysfs"] = lambda: StaticDir({"control": control}) if k.control_socket else None
+    control = Attr(0o400, lambda: f"{control_socket()}\n")
+    debug.entries["fakesysfs"] = lambda: StaticDir({"control": control}) if control_socket() else None
     root = StaticDir({
         "block": StaticDir(),
         "bus": StaticDir({
@@ -107,6 +110,6 @@ def build_root(k: Kernel) -> StaticDir:
 
 def build_tree(k: Kernel) -> Tree:
     """The attribute tree of a kernel, locked by the kernel's hotplug lock."""
-    tree = Tree(build_root(k), k.lock)
+    tree = Tree(build_root(k, lambda: tree.control_socket), k.lock)
     tree.changes = KernelChanges(k, tree)  # what a change touches, for the mount's caches
     return tree

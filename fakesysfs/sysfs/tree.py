@@ -281,6 +281,9 @@ class Tree:
         self.store_checks: list[StoreCheck] = []
         #: What changes touch, for clients that cache entries (None: they must not).
         self.changes = changes
+        #: Absolute path of the mount's control socket while a daemon serves one
+        #: (fakesysfs/control.py), shown in ``kernel/debug/fakesysfs/control``.
+        self.control_socket: str | None = None
         #: The times every node reports until utimes sets its own (ns).
         self.boot_time_ns = time.time_ns()
         #: Device directories resolved before (``memoryN/``, ``daxX.Y/``, ``nodeK/``): path ->

@@ -33,13 +33,13 @@ import json
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import KernelError
-from .parsers import kstrtouint
-from .tree import Attr, Dir, Node, StaticDir
+from .errors import HarnessError, KernelError
+from .klib import kstrtouint
+from .sysfs.tree import Attr, Dir, Node, StaticDir
 
 if TYPE_CHECKING:
-    from ..harness import Harness
-    from .tree import Tree
+    from .harness import Harness
+    from .sysfs.tree import Tree
 
 __all__ = ["DebugAttr", "install_debugfs"]
 
@@ -59,8 +59,6 @@ def _streq(text: str) -> str:
 
 def _debug_store(h: Harness, name: str, to_op: Callable[[str], dict[str, Any]]) -> Callable[[str, int], int | None]:
     """A store that parses its text into an op and runs it (the tree's tracer records it)."""
-    from ..harness import HarnessError
-
     def store(text: str, _count: int) -> int | None:
         try:
             h.execute(h.normalize(to_op(_streq(text))))
@@ -73,8 +71,6 @@ def _debug_store(h: Harness, name: str, to_op: Callable[[str], dict[str, Any]]) 
 
 
 def _key_values(text: str, what: str) -> dict[str, str]:
-    from ..harness import HarnessError
-
     out: dict[str, str] = {}
     for word in text.split():
         key, sep, value = word.partition("=")
@@ -85,8 +81,6 @@ def _key_values(text: str, what: str) -> dict[str, str]:
 
 
 def _words(text: str, n: int, usage: str) -> list[str]:
-    from ..harness import HarnessError
-
     words = text.split()
     if len(words) != n:
         raise HarnessError(f"expected {usage}, got {text!r}")
@@ -129,7 +123,7 @@ class _BlocksDir(Dir):
 
 
 def _producers_text(h: Harness) -> str:
-    from ..state import producers
+    from .state import producers
 
     lines = []
     for p in producers(h.kernel):
@@ -140,7 +134,7 @@ def _producers_text(h: Harness) -> str:
 
 
 def _state_text(h: Harness) -> str:
-    from ..state import snapshot
+    from .state import snapshot
 
     return json.dumps(snapshot(h.kernel), indent=1) + "\n"
 
@@ -155,8 +149,6 @@ def _chunk_op(text: str) -> dict[str, Any]:
 
 
 def _delay_op(text: str) -> dict[str, Any]:
-    from ..harness import HarnessError
-
     word = _words(text, 1, "microseconds")[0]
     try:
         micros = kstrtouint(word, 0)  # what a debugfs u32 knob takes: ERANGE above 2^32-1, else EINVAL
@@ -192,13 +184,13 @@ def _trace_clear(h: Harness) -> Callable[[str, int], int | None]:
 
 def install_debugfs(tree: Tree, h: Harness) -> None:
     """Hang ``kernel/debug/fakesysfs/`` into ``tree`` (replacing the control-only directory
-    that ``build_root`` made)."""
+    that ``build_tree`` made)."""
     k = h.kernel
     kernel_dir = tree.root.child("kernel") if isinstance(tree.root, Dir) else None
     debug = kernel_dir.child("debug") if isinstance(kernel_dir, Dir) else None
     if not isinstance(debug, StaticDir):
         raise TypeError("the tree has no kernel/debug directory to hang kernel/debug/fakesysfs into")
-    control = Attr(0o400, lambda: f"{k.control_socket}\n")
+    control = Attr(0o400, lambda: f"{tree.control_socket}\n")
     faults = StaticDir({
         "add_block_delay_us": DebugAttr(0o600, lambda: f"{round(h.add_block_delay * 1e6)}\n",
                                         _debug_store(h, "faults/add_block_delay_us", _delay_op)),
@@ -222,7 +214,7 @@ def install_debugfs(tree: Tree, h: Harness) -> None:
     })  # fmt: skip
     debug.entries["fakesysfs"] = StaticDir({
         "blocks": _BlocksDir(h),
-        "control": lambda: control if k.control_socket else None,
+        "control": lambda: control if tree.control_socket else None,
         "faults": faults,
         "hotplug": hotplug,
         "iomem": DebugAttr(0o400, k.resources.format_iomem),

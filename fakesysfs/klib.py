@@ -1,4 +1,4 @@
-"""Kernel text parsers and formatters used by sysfs show/store handlers, bit-exact.
+"""Kernel lib text parsers and formatters, bit-exact: shared by the engine and the sysfs handlers.
 
 Each function reproduces one kernel routine (named in its docstring) including its quirks,
 and fails the way that routine does: ``KernelError(errno.EINVAL)``, ``KernelError(errno.ERANGE)``
@@ -21,7 +21,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterable, Sequence
 
-from ..errors import KernelError
+from .errors import KernelError
 
 __all__ = [
     "STRING_UNITS_2",
