@@ -734,8 +734,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # ``python -m fakesysfs.cli``: run the package's module, not this __main__ copy, so the
-    # CliError that ctl, monitor and udev import is the one main() catches.
+    # ``python -m fakesysfs.cli``: run the package's module, not this __main__ copy, so that
+    # ctl, monitor and udev (which import fakesysfs.cli) share one copy of its state.
     from fakesysfs.cli import main as _main
 
     sys.exit(_main())
