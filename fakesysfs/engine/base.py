@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from .resource import ResourceTree
 
 
+def _is_owned(lock: threading.RLock) -> bool:
+    owned: bool = lock._is_owned()  # type: ignore[attr-defined]  # CPython's RLock knows its holder
+    return owned
+
+
 class KernelBase:
     """What ``Kernel.__init__`` sets up, and the shared services of kernel.py, as the mixins use them."""
 
@@ -51,6 +56,13 @@ class KernelBase:
     notifier_error: dict[str, int]
     faults: Faults
     nr_memmap_pages: int
+
+    def lockdep_assert_held(self) -> None:
+        """lockdep_assert_held(&device_hotplug_lock): an engine step that changes state runs
+        under the hotplug lock its entry point took (``with kernel.lock``, as
+        lock_device_hotplug()); called without it, it is a bug in the caller."""
+        if not _is_owned(self.lock):
+            raise RuntimeError("engine step called without the hotplug lock (take kernel.lock)")
 
     if TYPE_CHECKING:
         # Defined by Kernel (kernel.py); a type checker checks Kernel's definitions against these.

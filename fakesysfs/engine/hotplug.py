@@ -150,6 +150,7 @@ class HotplugMixin(MemoryBlocksMixin):
             raise KernelError(errno.EINVAL)
 
     def add_memory_resource(self, nid: int, res: Resource, flags: int) -> None:
+        self.lockdep_assert_held()
         with gc_paused():  # thousands of blocks and uevents, all kept
             self._add_memory_resource(nid, res, flags)
 
@@ -317,6 +318,7 @@ class HotplugMixin(MemoryBlocksMixin):
         return [b for bid in range(first, first + size // self.block_size) if (b := self.blocks.get(bid)) is not None]
 
     def try_remove_memory(self, start: int, size: int) -> None:
+        self.lockdep_assert_held()
         self.check_hotplug_memory_range(start, size)
         blocks = self._blocks_in_range(start, size)
         nid = None

@@ -224,7 +224,9 @@ class MemoryBlocksMixin(KernelBase):
 
     # -- device_online / device_offline (drivers/base/core.c) --------------------------------
     def device_online(self, block: MemoryBlock) -> int:
-        """1 if already online (callers turn that into EINVAL or success), else 0; raises."""
+        """1 if already online (callers turn that into EINVAL or success), else 0; raises.
+        The caller holds the hotplug lock (state_store: lock_device_hotplug_sysfs)."""
+        self.lockdep_assert_held()
         if block.state is not BlockState.OFFLINE:
             return 1
         self.memory_subsys_online(block)
@@ -232,6 +234,7 @@ class MemoryBlocksMixin(KernelBase):
         return 0
 
     def device_offline(self, block: MemoryBlock) -> int:
+        self.lockdep_assert_held()
         if block.state is BlockState.OFFLINE:
             return 1
         self.memory_subsys_offline(block)
@@ -266,6 +269,7 @@ class MemoryBlocksMixin(KernelBase):
 
     # -- memory_block_online / online_pages ---------------------------------------------------
     def memory_block_online(self, block: MemoryBlock) -> None:
+        self.lockdep_assert_held()
         if block.poisoned:
             raise KernelError(EHWPOISON)
         zone_name = self.zone_for_pfn_range(block.online_type, block)
@@ -274,6 +278,7 @@ class MemoryBlocksMixin(KernelBase):
         self.online_pages(block, zone_name)
 
     def online_pages(self, block: MemoryBlock, zone_name: str) -> None:
+        self.lockdep_assert_held()
         node = self.nodes[block.nid]
         err = self.notifier_error["MEM_GOING_ONLINE"]
         if err:
@@ -308,12 +313,14 @@ class MemoryBlocksMixin(KernelBase):
 
     # -- memory_block_offline / offline_pages -------------------------------------------------
     def memory_block_offline(self, block: MemoryBlock) -> None:
+        self.lockdep_assert_held()
         if block.zone is None:
             # The block spans zones or nodes: mem->zone is NULL.
             raise KernelError(errno.EINVAL)
         self.offline_pages(block)
 
     def offline_pages(self, block: MemoryBlock) -> None:
+        self.lockdep_assert_held()
         node = self.nodes[block.nid]
         if block.present != self.pages_per_block:
             self._offline_failed(block, "memory holes")
