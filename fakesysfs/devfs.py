@@ -8,8 +8,11 @@ The daemon keeps ``/dev`` in step with the engine (``Devtmpfs``: a node per devi
   FUSE adapter (fuse_adapter.serve), as ``/sys`` is: directories for the mount points
   (pts, shm), empty files the host's nodes are bind mounted onto, the usual symlinks, and
   one ``Device`` per node, whose stat shows ``S_IFCHR`` and the device numbers. That is
-  all daxctl and udevadm look at (docs/clients.md); opening one fails with EACCES, as
-  on any nodev mount (and an unprivileged FUSE mount is always nodev).
+  all daxctl and udevadm look at (docs/clients.md). Opening one fails with EACCES: the
+  mount is nodev twice over (libfuse mounts MS_NODEV unless told ``dev``, lib/mount.c
+  fuse_kern_mount; a superblock mounted in a user namespace gets SB_I_NODEV, fs/super.c
+  alloc_super), so the kernel refuses in fs/namei.c may_open before FUSE is asked, and
+  the tree refuses too (``Tree.open``) for in-process callers.
 
 The tree has no ``ChangeFeed``, so the adapter lets the kernel cache nothing of it (zero
 timeouts): a node added or removed under the engine lock is what the next stat sees.

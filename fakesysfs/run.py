@@ -31,9 +31,10 @@ Processes COMMAND leaves behind are ended (SIGTERM, then SIGKILL) by init before
 
 Without root the keeper first enters a user namespace in which the caller is root; FUSE
 and tmpfs mounts work there, but ``mknod`` does not: ``/dev/null`` and friends are then
-bind mounts of the host's nodes, and dax device nodes are served by a second FUSE mount
-(``/dev`` itself) whose entries report ``S_IFCHR`` with the device numbers, which is all
-daxctl and udevadm look at (they ``stat`` the node; opening it fails, the mount is nodev).
+bind mounts of the host's nodes, and ``/dev`` itself is a second FUSE mount of the same
+adapter as ``/sys``, serving a ``devfs.DevTree`` whose dax entries report ``S_IFCHR`` with
+the device numbers, which is all daxctl and udevadm look at (they ``stat`` the node;
+opening it fails, the mount is nodev).
 """
 
 from __future__ import annotations
