@@ -1,5 +1,9 @@
 """FUSE adapter: serves a ``sysfs.tree.Tree`` through libfuse's high-level API.
 
+It serves every FUSE mount fakesysfs makes: ``/sys`` (an engine-backed tree) and, inside
+``fakesysfs run`` in a user namespace, ``/dev`` (``devfs.DevTree``, which has no
+``ChangeFeed`` and so is served with zero timeouts).
+
 The adapter is deliberately thin. Every rule about what a sysfs file does (open-time
 EACCES, one write = one store, read snapshots) lives in the tree; this module only
 translates between paths/file handles and the tree, and turns failures into errnos:
@@ -248,6 +252,7 @@ class TreeOperations:
             "st_size": st.size,
             "st_uid": st.uid,
             "st_gid": st.gid,
+            "st_rdev": st.rdev,  # a device node's numbers (run's /dev: fakesysfs/devfs.py)
             "st_blksize": PAGE_SIZE,
             "st_blocks": 0,
             "st_atime": atime,

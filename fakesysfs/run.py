@@ -31,9 +31,10 @@ Processes COMMAND leaves behind are ended (SIGTERM, then SIGKILL) by init before
 
 Without root the keeper first enters a user namespace in which the caller is root; FUSE
 and tmpfs mounts work there, but ``mknod`` does not: ``/dev/null`` and friends are then
-bind mounts of the host's nodes, and dax device nodes are served by a second FUSE mount
-(``/dev`` itself) whose entries report ``S_IFCHR`` with the device numbers, which is all
-daxctl and udevadm look at (they ``stat`` the node; opening it fails, the mount is nodev).
+bind mounts of the host's nodes, and ``/dev`` itself is a second FUSE mount of the same
+adapter as ``/sys``, serving a ``devfs.DevTree`` whose dax entries report ``S_IFCHR`` with
+the device numbers, which is all daxctl and udevadm look at (they ``stat`` the node;
+opening it fails, the mount is nodev).
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ import fcntl
 import json
 import logging
 import os
-import posixpath
 import select
 import signal
 import socket
@@ -57,7 +57,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import KernelError
+from .devfs import DEV_LINKS, DEV_NODES, DevNode, Devtmpfs, DevTree, tree_devices
 from .nsops import (
     CLONE_NEWNET,
     CLONE_NEWNS,
@@ -87,7 +87,6 @@ from .udevd import start_event_services
 if TYPE_CHECKING:
     from .control import ServerOps
     from .engine import Kernel
-    from .engine.events import Uevent
     from .sysfs.tree import Tree
 
 __all__ = ["NamespaceError", "RunOptions", "run"]
@@ -104,28 +103,6 @@ GRACE = 1.0
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _WAITED = {*FORWARDED, signal.SIGCHLD}
-
-#: The usual /dev character nodes: name, major, minor, mode.
-DEV_NODES = (
-    ("null", 1, 3, 0o666),
-    ("zero", 1, 5, 0o666),
-    ("full", 1, 7, 0o666),
-    ("random", 1, 8, 0o666),
-    ("urandom", 1, 9, 0o666),
-    ("tty", 5, 0, 0o666),
-    ("ptmx", 5, 2, 0o666),
-    ("fuse", 10, 229, 0o666),
-)
-DEV_LINKS = (
-    ("fd", "/proc/self/fd"),
-    ("stdin", "/proc/self/fd/0"),
-    ("stdout", "/proc/self/fd/1"),
-    ("stderr", "/proc/self/fd/2"),
-    ("core", "/proc/kcore"),
-)
-#: devtmpfs creates device nodes 0600 root:root unless the driver says otherwise.
-DEVNODE_MODE = 0o600
-
 
 class NamespaceError(RuntimeError):
     """The private namespace or one of its mounts could not be set up (one line)."""
@@ -233,7 +210,7 @@ def _mount_pts_and_shm(host_dev: int) -> None:
 
 
 def setup_devfs_mounts(host_dev: int) -> None:
-    """User namespaces: over the FUSE ``/dev`` (DevFs), bind the host's nodes onto its empty
+    """User namespaces: over the FUSE ``/dev`` (``DevTree``), bind the host's nodes onto its empty
     files (mknod is refused, and a FUSE device node could not be opened: nodev), then pts
     and shm. ``host_dev`` is an O_PATH descriptor of the host's ``/dev``."""
     for name, *_ in DEV_NODES:
@@ -251,101 +228,6 @@ def setup_run() -> None:
     os.close(os.open("/run/udev/control", os.O_WRONLY | os.O_CREAT, 0o644))
     os.mkdir("/run/lock")
     os.chmod("/run/lock", 0o1777)
-
-
-# -- devtmpfs ---------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class DevNode:
-    """A device node the kernel's devtmpfs would hold: ``/dev/<name>``."""
-
-    name: str
-    block: bool
-    major: int
-    minor: int
-
-    @property
-    def path(self) -> str:
-        return f"/dev/{self.name}"
-
-    def create(self) -> None:
-        parent = posixpath.dirname(self.path)
-        if parent != "/dev":
-            os.makedirs(parent, 0o755, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-        kind = stat.S_IFBLK if self.block else stat.S_IFCHR
-        os.mknod(self.path, kind | DEVNODE_MODE, os.makedev(self.major, self.minor))
-        os.chmod(self.path, DEVNODE_MODE)
-
-    def remove(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-
-    @classmethod
-    def from_uevent(cls, props: dict[str, str], block: bool) -> DevNode | None:
-        name = props.get("DEVNAME")
-        if not name or "MAJOR" not in props or "MINOR" not in props or ".." in name.split("/"):
-            return None
-        try:
-            return cls(name.removeprefix("/dev/"), block, int(props["MAJOR"]), int(props["MINOR"]))
-        except ValueError:
-            return None
-
-
-def parse_uevent(text: str) -> dict[str, str]:
-    props = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            props[key] = value
-    return props
-
-
-def tree_devices(tree: Tree) -> list[DevNode]:
-    """The nodes devtmpfs holds for the devices in the tree: one per ``/sys/dev/{char,block}``
-    entry, named by the device's ``uevent`` (DEVNAME, MAJOR, MINOR)."""
-    nodes = []
-    for kind in ("char", "block"):
-        here = f"/dev/{kind}"
-        try:
-            entries = tree.readdir(here)
-        except KernelError:
-            continue
-        for entry in entries:
-            try:
-                devdir = posixpath.normpath(posixpath.join(here, tree.readlink(f"{here}/{entry}")))
-                props = parse_uevent(tree.cat(f"{devdir}/uevent"))
-            except KernelError:
-                continue
-            node = DevNode.from_uevent(props, block=kind == "block")
-            if node is not None:
-                nodes.append(node)
-    return nodes
-
-
-class Devtmpfs:
-    """Keeps ``/dev`` in step with the engine: mknod on ``add``, unlink on ``remove``.
-
-    The listener runs inside the store, under the engine lock, so the node exists when the
-    creating store returns (daxctl create-device stats ``/dev/daxR.N`` right after the
-    ``create`` write and its rescan, docs/clients.md), as with the kernel's devtmpfs,
-    whose device_add() waits for the node. mknod on a tmpfs never touches ``/sys``.
-    """
-
-    def __init__(self, on_add: Callable[[DevNode], None], on_remove: Callable[[DevNode], None]) -> None:
-        self.on_add = on_add
-        self.on_remove = on_remove
-
-    def __call__(self, event: Uevent) -> None:
-        if event.action not in ("add", "remove"):
-            return
-        node = DevNode.from_uevent(dict(event.env), block=event.subsystem == "block")
-        if node is None:
-            return
-        try:
-            (self.on_add if event.action == "add" else self.on_remove)(node)
-        except OSError as exc:
-            log.warning("devtmpfs: %s %s: %s", event.action, node.path, exc.strerror or exc)
 
 
 # -- store log ---------------------------------------------------------------------------------
@@ -378,113 +260,23 @@ def read_trace(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 # -- a FUSE /dev for user namespaces -------------------------------------------------------------
-class DevFs:
-    """``/dev`` as a FUSE mount (user namespaces only): directories for mount points, empty
-    files under the bind-mounted host nodes, symlinks, and one ``S_IFCHR`` entry per device
-    with its numbers. Holds its own lock: the engine's listener updates it under the engine
-    lock, and its requests never need the engine."""
+def start_devfs(devfs: DevTree, mountpoint: str = "/dev") -> None:
+    """Serve ``devfs`` at ``mountpoint`` through the FUSE adapter, from a thread; return
+    once it is mounted."""
+    from .fuse_adapter import serve
 
-    use_ns = True
-
-    def __init__(self, devices: Sequence[DevNode]) -> None:
-        self.ready = threading.Event()
-        self._lock = threading.Lock()
-        self._devices = {node.name: node for node in devices}
-        self._files = {name for name, *_ in DEV_NODES}
-        self._dirs = {"pts", "shm"}
-        self._links = dict(DEV_LINKS)
-        self._time = time.time_ns()
-
-    def add(self, node: DevNode) -> None:
-        with self._lock:
-            self._devices[node.name] = node
-
-    def remove(self, node: DevNode) -> None:
-        with self._lock:
-            self._devices.pop(node.name, None)
-
-    def getattr(self, path: str, _fh: int | None = None) -> dict[str, int]:
-        name = path.lstrip("/")
-        with self._lock:
-            if not name or name in self._dirs:
-                mode, rdev = stat.S_IFDIR | (0o1777 if name == "shm" else 0o755), 0
-            elif name in self._files:
-                mode, rdev = stat.S_IFREG | 0o666, 0
-            elif name in self._links:
-                mode, rdev = stat.S_IFLNK | 0o777, 0
-            elif name in self._devices:
-                node = self._devices[name]
-                mode = (stat.S_IFBLK if node.block else stat.S_IFCHR) | DEVNODE_MODE
-                rdev = os.makedev(node.major, node.minor)
-            else:
-                raise _fuse_error(errno.ENOENT)
-        t = self._time
-        return {"st_mode": mode, "st_nlink": 2 if stat.S_ISDIR(mode) else 1, "st_rdev": rdev,
-                "st_uid": 0, "st_gid": 0, "st_size": 0, "st_atime": t, "st_mtime": t, "st_ctime": t}
-
-    def readdir(self, path: str, _fh: int) -> list[str]:
-        if path != "/":
-            return [".", ".."]
-        with self._lock:
-            return [".", "..", *sorted(self._dirs), *sorted(self._files), *sorted(self._links),
-                    *sorted(self._devices)]
-
-    def readlink(self, path: str) -> str:
-        target = self._links.get(path.lstrip("/"))
-        if target is None:
-            raise _fuse_error(errno.EINVAL)
-        return target
-
-    def open(self, _path: str, _flags: int) -> int:
-        raise _fuse_error(errno.EACCES)
-
-    def statfs(self, _path: str) -> dict[str, int]:
-        return {"f_bsize": 4096, "f_frsize": 4096, "f_namemax": 255}
-
-    def init(self, _path: str) -> None:
-        self.ready.set()
-
-
-class _DispatchingDevFs(DevFs):
-    """fusepy calls ``operations(name, *args)``; mfusepy warns if this method exists."""
-
-    def __call__(self, op: str, *args: Any) -> Any:
-        method = getattr(self, op, None)
-        if method is None or op.startswith("_"):
-            raise _fuse_error(errno.ENOSYS)
-        return method(*args)
-
-
-def make_devfs(devices: Sequence[DevNode]) -> DevFs:
-    from . import _fuse
-
-    return (_DispatchingDevFs if _fuse.CALLABLE_OPERATIONS else DevFs)(devices)
-
-
-def _fuse_error(err: int) -> OSError:
-    from ._fuse import FuseOSError
-
-    return FuseOSError(err)  # type: ignore[no-any-return]
-
-
-def start_devfs(devfs: DevFs, mountpoint: str = "/dev") -> None:
-    """Serve ``devfs`` at ``mountpoint`` from a thread; return once it is mounted."""
-    from . import _fuse
-    from .fuse_adapter import fuse_options
-
-    options = fuse_options(allow_other=True, libfuse3=_fuse.LIBFUSE3)
-    del options["direct_io"], options["default_permissions"]  # nothing here is read
+    ready = threading.Event()
     errors: list[BaseException] = []
 
-    def serve() -> None:
+    def serving() -> None:
         try:
-            _fuse.FUSE(devfs, mountpoint, **options)
+            serve(devfs, mountpoint, foreground=True, allow_other=True, ready_callback=ready.set)
         except BaseException as exc:  # noqa: BLE001 (reported below)
             errors.append(exc)
-            devfs.ready.set()
+            ready.set()
 
-    threading.Thread(target=serve, name=f"fuse {mountpoint}", daemon=True).start()
-    if not devfs.ready.wait(SETUP_TIMEOUT) or errors:
+    threading.Thread(target=serving, name=f"fuse {mountpoint}", daemon=True).start()
+    if not ready.wait(SETUP_TIMEOUT) or errors:
         raise NamespaceError(f"cannot serve {mountpoint}: {errors[0] if errors else 'timeout'}")
 
 
@@ -593,7 +385,7 @@ def _close_fds(keep: set[int]) -> None:
 
 
 def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
-                 devfs: DevFs | None) -> int:
+                 devfs: DevTree | None) -> int:
     """Serve the tree at /sys; devtmpfs on the side. Reports "ok" or "error: ..." on ready_fd."""
     from .fuse_adapter import MountError, serve
 
@@ -684,7 +476,7 @@ def _read_report(fd: int, what: str, timeout: float = SETUP_TIMEOUT) -> None:
     raise NamespaceError(f"{what} exited before reporting ready")
 
 
-def _start_daemon(kernel: Kernel, tree: Tree, options: RunOptions, devfs: DevFs | None) -> int:
+def _start_daemon(kernel: Kernel, tree: Tree, options: RunOptions, devfs: DevTree | None) -> int:
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -872,7 +664,7 @@ def _keeper_main(kernel: Kernel, tree: Tree, argv: Sequence[str], options: RunOp
         userns = enter_namespace(share_net=options.share_net, userns=options.userns)
         seal_host_mounts()
         devices = tree_devices(tree)
-        devfs = make_devfs(devices) if userns else None
+        devfs = DevTree(devices) if userns else None
         if devfs is None:
             setup_dev(devices)
         setup_run()

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import pytest
 from conftest import fuse_unavailable_reason
 
 from fakesysfs import run as fsrun
+from fakesysfs.devfs import DevNode, DevTree
 from fakesysfs.errors import KernelError
 from fakesysfs.sysfs.tree import Attr, StaticDir, Tree
 
@@ -168,6 +170,48 @@ def test_user_namespace_path_serves_dax_nodes_from_fuse() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[:3] == [
         "/dev/dax0.0 character special file fc:0", "null-ok", "/dev/dax0.1 character special file fc:3"]
+
+
+@namespaced
+def test_user_namespace_dev_follows_dax_devices_and_refuses_open() -> None:
+    """The FUSE /dev (devfs.DevTree through the adapter): a node appears when the creating
+    store returns, with its numbers, cannot be opened (EACCES), and goes with the device."""
+    probe = (f"{sys.executable} -c \"import os, errno\n"
+             "try: os.open('/dev/dax0.1', os.O_RDONLY)\n"
+             "except OSError as e: print(errno.errorcode[e.errno])\"")
+    script = (
+        "set -e; D=/sys/bus/dax/drivers; R=" + REGION + "; "
+        "echo dax0.0 > $D/kmem/unbind; echo 0 > $R/dax0.0/size; "
+        "echo 1 > $R/dax_region/create; stat -c '%F %t:%T %a %u' /dev/dax0.1; cat $R/dax0.1/dev; "
+        f"{probe}; grep -c ' /dev .*nodev' /proc/self/mountinfo; ls /dev | grep -c '^dax0.1$'; "
+        "echo dax0.1 > $R/dax_region/delete; test ! -e /dev/dax0.1 && echo gone; ls /dev | grep -c '^dax0' || true"
+    )
+    done = fakesysfs_run("--userns", "--", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "character special file fc:3 600 0", "252:3", "EACCES", "1", "1", "gone", "1"], done.stdout
+
+
+def test_dev_tree_nodes_stat_as_devices_and_refuse_open_and_setattr() -> None:
+    tree = DevTree([DevNode("dax0.0", False, 252, 0)])
+    tree.add(DevNode("pmem0", True, 259, 1))
+    st = tree.getattr("/dax0.0")
+    assert (stat.S_IFMT(st.mode), stat.S_IMODE(st.mode), st.rdev) == (stat.S_IFCHR, 0o600, os.makedev(252, 0))
+    assert stat.S_ISBLK(tree.getattr("/pmem0").mode)
+    assert stat.S_ISREG(tree.getattr("/null").mode) and tree.getattr("/null").size == 0
+    assert tree.readlink("/fd") == "/proc/self/fd"
+    for path, err in (("/dax0.0", errno.EACCES), ("/null", errno.EACCES)):
+        with pytest.raises(KernelError) as exc:
+            tree.open(path, os.O_RDONLY)
+        assert exc.value.errno == err
+    with pytest.raises(KernelError) as exc:
+        tree.setattr("/dax0.0", mode=0o666)
+    assert exc.value.errno == errno.EPERM
+    tree.remove(DevNode("dax0.0", False, 252, 0))
+    assert "dax0.0" not in tree.readdir("/") and "pmem0" in tree.readdir("/")
+    with pytest.raises(KernelError) as exc:
+        tree.getattr("/dax0.0")
+    assert exc.value.errno == errno.ENOENT
 
 
 @namespaced

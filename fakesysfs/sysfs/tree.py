@@ -65,6 +65,8 @@ class Attr(Node):
     #: Longest value one open file reads: a page for sysfs; debugfs-style files (seq_file)
     #: set None in a subclass to read their whole text.
     max_size: int | None = PAGE_SIZE
+    #: What stat reports: a page for sysfs (fs/sysfs/file.c sysfs_add_file_mode_ns).
+    size: int = PAGE_SIZE
 
     def __init__(self, mode: int, show: ShowFn | None = None, store: StoreFn | None = None) -> None:
         self.mode = mode
@@ -80,6 +82,18 @@ class Link(Node):
 
     def __init__(self, target: str) -> None:
         self.target = target
+
+
+class Device(Node):
+    """A device special file (devtmpfs holds these, sysfs never does): stat shows its type
+    and numbers; open is refused with EACCES, as on a nodev mount (fs/namei.c may_open)."""
+
+    __slots__ = ("kind", "mode", "rdev")
+
+    def __init__(self, kind: int, mode: int, rdev: int) -> None:
+        self.kind = kind  # stat.S_IFCHR or stat.S_IFBLK
+        self.mode = mode
+        self.rdev = rdev
 
 
 class Dir(Node):
@@ -167,6 +181,8 @@ class StatResult:
     nlink: int
     uid: int = 0
     gid: int = 0
+    #: Device numbers of a ``Device`` (os.makedev), else 0.
+    rdev: int = 0
     #: (atime, mtime, ctime) in ns once set, else None: the mount's fixed time.
     times: tuple[int, int, int] | None = None
 
@@ -345,8 +361,11 @@ class Tree:
                 st = StatResult(stat.S_IFDIR | node.mode, 0, 2)
             elif isinstance(node, Link):
                 st = StatResult(stat.S_IFLNK | 0o777, len(node.target), 1)
+            elif isinstance(node, Attr):
+                st = StatResult(stat.S_IFREG | node.mode, node.size, 1)
             else:
-                st = StatResult(stat.S_IFREG | node.mode, PAGE_SIZE, 1)
+                assert isinstance(node, Device)
+                st = StatResult(node.kind | node.mode, 0, 1, rdev=node.rdev)
             attrs = self._iattrs.get(path) if self._iattrs else None
             if attrs is not None and self._live(path, attrs):
                 if attrs.perm is not None:
@@ -453,6 +472,8 @@ class Tree:
                 if flags & os.O_ACCMODE != os.O_RDONLY:
                     raise KernelError(errno.EISDIR)
                 raise KernelError(errno.EISDIR)
+            if isinstance(node, Device):
+                raise KernelError(errno.EACCES)  # may_open: a device on a nodev mount
             if not isinstance(node, Attr):
                 raise KernelError(errno.ELOOP)
             acc = flags & os.O_ACCMODE
