@@ -7,73 +7,10 @@ to an equal config. `validate_config(config)` runs the same checks on a config b
 Every problem raises `ConfigError` naming the key path and the reason, e.g.
 `node[1].memory[0]: ... overlaps node[0].memory[0] (...)` or `cxl_region[0].size: ...`.
 
-## Topology file schema
-
-Sizes and addresses are TOML integers (`0x1050000000` is one), hex or decimal strings, or size
-strings with a binary suffix (`"128M"`, `"16G"`, `"4GiB"`; K M G T P E). Id lists are sysfs
-range lists (`"0-3"`, `"0,2-3"`, `""`) or integer arrays (kept in the order given). Unknown
-keys, wrong types and missing required keys are errors.
-
-`[kernel]` (all optional):
-
-| key | value | default |
-|---|---|---|
-| `profile` | `"6.8"`, `"6.9-6.16"`, `"6.18"`, or `"6.N"` (8 <= N <= 18) | `"6.18"` |
-| `block_size` | power of two >= 128 MiB | `"128M"` |
-| `page_size` | power of two, 4 KiB to 64 KiB | `4096` |
-| `struct_page_size` | multiple of 8, 8 to 256 | `64` |
-| `memmap_on_memory` | `"N"`, `"Y"`, `"force"` (also booleans, y/n, 1/0, on/off) | `"N"` |
-| `online_policy` | `"contig-zones"` or `"auto-movable"` | `"contig-zones"` |
-| `auto_movable_ratio` | 0 to 2**32-1 | `301` |
-| `auto_movable_numa_aware` | boolean | `true` |
-| `auto_online_blocks` | `offline`, `online`, `online_kernel`, `online_movable` | `"offline"` |
-| `movable_node`, `probe` | booleans (`movable_node` flag; `memory/probe` exists) | `false` |
-| `max_physmem_bits` | 32 to 64; boot RAM must end at or below 2**bits | `52` |
-| `boot_used_percent` | 0 to 100: share of boot kernel-zone memory in use | `3` |
-| `boot_unmovable` | boolean: that use is unmovable | `true` |
-| `notifier_error_inject` | boolean: the fault-injection hooks exist | `true` |
-| `possible_nodes` | id list (`node/possible`), ids below 1024 | the `[[node]]` ids |
-
-`[[node]]`, one per node with boot resources (at least one node needs boot RAM):
-- `id` (required): unique, below 1024, in `possible_nodes`.
-- `cpus`: id list, ids below 8192; each CPU in one node only.
-- `memory`: boot RAM, an array of inclusive range strings `"0x100000-0xbfffffff"` or tables
-  `{ start = ..., size = ... }`; page aligned, non-empty.
-- `adistance`: abstract distance for memory tiering (default 576, DRAM).
-
-Nodes with CPUs or boot RAM are online at boot; the other possible nodes come online when
-memory is first added for them. Two nodes' boot RAM may not share a memory block.
-
-`[distances]` (SLIT; missing pairs use the reverse pair, then 10 local / 20 remote): either
-`matrix = [[10, 20], [20, 10]]`, one row and column per possible node in ascending id order,
-or per-pair entries `0 = { 1 = 20, 2 = 22 }` (distance 0->1, 0->2). Local is 10, remote 11-255.
-
-`[dax]` (all optional): `major` (char major of `/dev/daxX.Y`, default 252), `drivers_autoprobe`
-(default true), `kmem` and `device_dax` (drivers loaded, default true), `hmem_region_idle`
-(`dax_hmem.region_idle`, default false).
-
-Producers, any number of each:
-- `[[cxl_region]]`: `start`, `size` (required; multiples of 256 MiB), `target_node`
-  (required), `decoder` (default `"decoder0.0"`), `adistance` (default 2880), `numa_node`.
-- `[[hmem]]` (EFI soft-reserved range): `start`, `size` (required; multiples of 2 MiB),
-  `target_node` (required), `adistance`, `numa_node`.
-- `[[pmem]]` (namespace in devdax mode): `namespace` (`"namespaceR.S"`), `start`, `size`,
-  `target_node` (all required), `reserve` (metadata at the start, default 2 MiB), `align`
-  (page size, 2 MiB or 1 GiB; default 2 MiB), `adistance`, `numa_node`. The data area
-  `[start + reserve, start + size)` must start and end on a multiple of `align`.
-
-`target_node` must be a possible node; `numa_node` (the device's NUMA affinity, default the
-nearest node with CPUs) must be online at boot. No two ranges (boot RAM or producer windows)
-may overlap, and all ranges together may span at most 2**21 memory blocks, and no more than
-fit in half of the memory this machine has available (about 1 KiB per block). Producer windows
-may lie above 2**max_physmem_bits: adding that memory then fails as in the kernel.
-
-Device names: CXL regions, hmem ranges and pmem regions share one kernel id allocator
-(`memregion_alloc`, R-PATH-01). The simulator numbers `[[cxl_region]]` entries 0..n-1 in
-file order (`regionN`, `daxN.0`), then `[[hmem]]` entries n, n+1, ... (`hmem.N`, `daxN.0`).
-A `[[pmem]]` entry is named by its namespace: `namespaceR.S` gives `daxR.S` (R-PATH-02).
-Every `daxR.S` must be unique, and R may not be a CXL or hmem id (the dynamic devices
-`daxR.1`, `daxR.2`, ... of that region would collide).
+The schema (value syntax, every key with its default, the rules between keys, device names) is
+docs/topology.md. Each key is declared once, as a `Key` of a `Section` at the end of this
+module; parsing, the per-key checks, the dump and docs/topology.md's key tables
+(`schema_markdown`) are all read from those declarations.
 """
 
 from __future__ import annotations
@@ -1090,7 +1027,7 @@ CXL_REGION = Section("cxl_region", CxlRegionConfig, (
     Key("decoder", "decoder", STR, 'the region\'s decoder, `"decoderX.Y"`', _check_decoder),
     _adistance("2880"),
     _NUMA_NODE,
-    _driver_key("the match default (`device_dax`)"),
+    _driver_key("the match default (`kmem`)"),
 ), "A CXL RAM region (`regionN`, `dax_regionN/daxN.0`); any number.", "cxl_regions")  # fmt: skip
 
 HMEM = Section("hmem", HmemConfig, (
@@ -1099,7 +1036,7 @@ HMEM = Section("hmem", HmemConfig, (
     _TARGET_NODE,
     _adistance("2880"),
     _NUMA_NODE,
-    _driver_key("the match default (`kmem`)"),
+    _driver_key("the match default (`kmem`; `device_dax` with `hmem_region_idle`)"),
 ), "An EFI soft-reserved / HMAT range (platform device `hmem.N`); any number.", "hmem")  # fmt: skip
 
 PMEM = Section("pmem", PmemConfig, (
