@@ -28,6 +28,7 @@ from typing import Any, NoReturn, TypeVar
 
 from .config import (
     _BINARY_UNITS,
+    CXL_GRANULE,
     PROFILES,
     BootConfig,
     CxlRegionConfig,
@@ -66,8 +67,6 @@ MIN_BLOCK_SIZE = 128 * MiB
 MAX_NUMNODES = 1 << 10
 #: CONFIG_NR_CPUS maximum on x86_64.
 NR_CPUS = 8192
-#: CXL HDM decoder granularity.
-CXL_GRANULE = 256 * MiB
 #: alloc_dax_region() alignment for hmem and CXL (PMD_SIZE); misaligned ranges get no region.
 DAX_REGION_ALIGN = 2 * MiB
 #: SLIT: LOCAL_DISTANCE, and the largest u8 entry.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 
@@ -929,8 +930,6 @@ def test_docs_key_tables_are_the_ones_the_declarations_generate() -> None:
 def test_every_config_field_has_one_declared_key() -> None:
     """Each field of the boot config dataclasses is filled by exactly one declared key (the
     lists of entries and the free-form [distances] table are the sections themselves)."""
-    import dataclasses
-
     from fakesysfs.topology import SECTIONS
 
     declared: dict[type, list[str]] = {}
@@ -941,3 +940,17 @@ def test_every_config_field_has_one_declared_key() -> None:
     declared[BootConfig].append("distances")
     for cls, fields in declared.items():
         assert sorted(fields) == sorted(f.name for f in dataclasses.fields(cls)), cls.__name__
+
+
+@pytest.mark.parametrize("value", ["lots", "1.5G", -1, True, 1.5])
+def test_harness_reads_sizes_as_the_topology_does(value: object) -> None:
+    """A size the control/debugfs ops refuse is refused with the topology's own words (one
+    converter, ``size_value``, for a ``[[cxl_region]] size`` and ``add_cxl_region size=``)."""
+    from fakesysfs import HarnessError, Simulation
+
+    with pytest.raises(ConfigError) as topo_error:
+        load_topology(text=NODE0 + f"[[cxl_region]]\nstart = 0x100000000\nsize = {json.dumps(value)}\n"
+                      "target_node = 0\n")
+    with Simulation() as sim, pytest.raises(HarnessError) as harness_error:
+        sim.harness.normalize({"op": "add_cxl_region", "size": value, "target_node": 0})
+    assert str(harness_error.value) == topo_error.value.why.join(["size: ", ""])
