@@ -155,7 +155,7 @@ def validate_config(config: BootConfig) -> None:
     the checks can run on configs built in code too.
     """
     _check_kernel(config)
-    possible = _check_possible(config)
+    possible = set(config.possible())
     online = _check_nodes(config, possible)
     _check_producers(config, possible, online)
     _check_ranges(config)
@@ -465,12 +465,6 @@ def _check_fields(section: Section, obj: object, path: str) -> None:
         value = getattr(obj, key.field)
         if key.check is not None and value is not None:
             key.check(f"{path}.{key.name}", value)
-
-
-def _check_possible(c: BootConfig) -> set[int]:
-    if c.possible_nodes is None:
-        return {n.id for n in c.nodes}
-    return set(c.possible_nodes)
 
 
 def _check_profile(key: str, profile: str) -> None:
@@ -836,10 +830,6 @@ def _fmt_size(n: int) -> str:
         if n >= 1 << shift and n % (1 << shift) == 0:
             return _toml_str(f"{n >> shift}{unit}")
     return f"{n:#x}" if n else "0"
-
-
-def _fmt_optional(key: str, value: int | None) -> list[str]:
-    return [] if value is None else [f"{key} = {value}"]
 
 
 def _fmt_array(key: str, items: list[str]) -> list[str]:
