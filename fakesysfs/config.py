@@ -13,6 +13,8 @@ from typing import Any
 MiB = 1 << 20
 GiB = 1 << 30
 TiB = 1 << 40
+#: CXL HDM decoder granularity: a CXL region's start and size are multiples of it.
+CXL_GRANULE = 256 * MiB
 
 #: Kernel profiles (docs/abi.md "Profiles"). Any "6.N" with 8 <= N <= 18 is accepted too.
 PROFILES = ("6.8", "6.9-6.16", "6.18")

@@ -43,9 +43,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .config import CxlRegionConfig, HmemConfig
-from .errors import HarnessError, KernelError
+from .config import CXL_GRANULE, CxlRegionConfig, HmemConfig
+from .errors import ConfigError, HarnessError, KernelError
 from .journal import History, Journal, StateError, encode_line
+from .topology import dump_topology, size_value
 
 if TYPE_CHECKING:
     from .control import ControlServer
@@ -62,7 +63,6 @@ log = logging.getLogger(__name__)
 HISTORY_OPS = ("notifier_error", "memmap_fail_at_chunk", "probe_fail", "block_usage", "clear_faults",
                "add_cxl_region", "add_hmem", "remove")
 NOTIFIER_ACTIONS = ("MEM_GOING_ONLINE", "MEM_GOING_OFFLINE")
-CXL_GRANULE = 256 << 20
 #: Where the harness's own files live in the mount (kept out of the ABI trees).
 DEBUGFS_DIR = "/kernel/debug/fakesysfs"
 
@@ -95,18 +95,11 @@ def parse_errno(value: object, key: str = "errno") -> int:
 
 
 def _size(value: object, key: str) -> int:
-    from .topology import parse_size
-
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise HarnessError(f"{key}: expected a size (an integer or a string like \"16G\"), got {value!r}")
-    if isinstance(value, str):
-        try:
-            value = parse_size(value)
-        except ValueError:
-            raise HarnessError(f"{key}: cannot parse {value!r}; want an integer, hex or a size like \"16G\"") from None
-    if value < 0:
-        raise HarnessError(f"{key}: must not be negative (got {value})")
-    return value
+    """A size or address argument, read as the topology's ``size``/``start`` keys are."""
+    try:
+        return size_value(value, key)
+    except ConfigError as exc:
+        raise HarnessError(str(exc)) from None
 
 
 def _int(value: object, key: str, *, minimum: int | None = 0) -> int:
@@ -718,9 +711,6 @@ def _wrap(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict
 
 
 def _dump(kernel: Kernel) -> str | None:
-    from .errors import ConfigError
-    from .topology import dump_topology
-
     try:
         return dump_topology(kernel.config)
     except ConfigError:

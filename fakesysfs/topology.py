@@ -7,88 +7,28 @@ to an equal config. `validate_config(config)` runs the same checks on a config b
 Every problem raises `ConfigError` naming the key path and the reason, e.g.
 `node[1].memory[0]: ... overlaps node[0].memory[0] (...)` or `cxl_region[0].size: ...`.
 
-## Topology file schema
-
-Sizes and addresses are TOML integers (`0x1050000000` is one), hex or decimal strings, or size
-strings with a binary suffix (`"128M"`, `"16G"`, `"4GiB"`; K M G T P E). Id lists are sysfs
-range lists (`"0-3"`, `"0,2-3"`, `""`) or integer arrays (kept in the order given). Unknown
-keys, wrong types and missing required keys are errors.
-
-`[kernel]` (all optional):
-
-| key | value | default |
-|---|---|---|
-| `profile` | `"6.8"`, `"6.9-6.16"`, `"6.18"`, or `"6.N"` (8 <= N <= 18) | `"6.18"` |
-| `block_size` | power of two >= 128 MiB | `"128M"` |
-| `page_size` | power of two, 4 KiB to 64 KiB | `4096` |
-| `struct_page_size` | multiple of 8, 8 to 256 | `64` |
-| `memmap_on_memory` | `"N"`, `"Y"`, `"force"` (also booleans, y/n, 1/0, on/off) | `"N"` |
-| `online_policy` | `"contig-zones"` or `"auto-movable"` | `"contig-zones"` |
-| `auto_movable_ratio` | 0 to 2**32-1 | `301` |
-| `auto_movable_numa_aware` | boolean | `true` |
-| `auto_online_blocks` | `offline`, `online`, `online_kernel`, `online_movable` | `"offline"` |
-| `movable_node`, `probe` | booleans (`movable_node` flag; `memory/probe` exists) | `false` |
-| `max_physmem_bits` | 32 to 64; boot RAM must end at or below 2**bits | `52` |
-| `boot_used_percent` | 0 to 100: share of boot kernel-zone memory in use | `3` |
-| `boot_unmovable` | boolean: that use is unmovable | `true` |
-| `notifier_error_inject` | boolean: the fault-injection hooks exist | `true` |
-| `possible_nodes` | id list (`node/possible`), ids below 1024 | the `[[node]]` ids |
-
-`[[node]]`, one per node with boot resources (at least one node needs boot RAM):
-- `id` (required): unique, below 1024, in `possible_nodes`.
-- `cpus`: id list, ids below 8192; each CPU in one node only.
-- `memory`: boot RAM, an array of inclusive range strings `"0x100000-0xbfffffff"` or tables
-  `{ start = ..., size = ... }`; page aligned, non-empty.
-- `adistance`: abstract distance for memory tiering (default 576, DRAM).
-
-Nodes with CPUs or boot RAM are online at boot; the other possible nodes come online when
-memory is first added for them. Two nodes' boot RAM may not share a memory block.
-
-`[distances]` (SLIT; missing pairs use the reverse pair, then 10 local / 20 remote): either
-`matrix = [[10, 20], [20, 10]]`, one row and column per possible node in ascending id order,
-or per-pair entries `0 = { 1 = 20, 2 = 22 }` (distance 0->1, 0->2). Local is 10, remote 11-255.
-
-`[dax]` (all optional): `major` (char major of `/dev/daxX.Y`, default 252), `drivers_autoprobe`
-(default true), `kmem` and `device_dax` (drivers loaded, default true), `hmem_region_idle`
-(`dax_hmem.region_idle`, default false).
-
-Producers, any number of each:
-- `[[cxl_region]]`: `start`, `size` (required; multiples of 256 MiB), `target_node`
-  (required), `decoder` (default `"decoder0.0"`), `adistance` (default 2880), `numa_node`.
-- `[[hmem]]` (EFI soft-reserved range): `start`, `size` (required; multiples of 2 MiB),
-  `target_node` (required), `adistance`, `numa_node`.
-- `[[pmem]]` (namespace in devdax mode): `namespace` (`"namespaceR.S"`), `start`, `size`,
-  `target_node` (all required), `reserve` (metadata at the start, default 2 MiB), `align`
-  (page size, 2 MiB or 1 GiB; default 2 MiB), `adistance`, `numa_node`. The data area
-  `[start + reserve, start + size)` must start and end on a multiple of `align`.
-
-`target_node` must be a possible node; `numa_node` (the device's NUMA affinity, default the
-nearest node with CPUs) must be online at boot. No two ranges (boot RAM or producer windows)
-may overlap, and all ranges together may span at most 2**21 memory blocks, and no more than
-fit in half of the memory this machine has available (about 1 KiB per block). Producer windows
-may lie above 2**max_physmem_bits: adding that memory then fails as in the kernel.
-
-Device names: CXL regions, hmem ranges and pmem regions share one kernel id allocator
-(`memregion_alloc`, R-PATH-01). The simulator numbers `[[cxl_region]]` entries 0..n-1 in
-file order (`regionN`, `daxN.0`), then `[[hmem]]` entries n, n+1, ... (`hmem.N`, `daxN.0`).
-A `[[pmem]]` entry is named by its namespace: `namespaceR.S` gives `daxR.S` (R-PATH-02).
-Every `daxR.S` must be unique, and R may not be a CXL or hmem id (the dynamic devices
-`daxR.1`, `daxR.2`, ... of that region would collide).
+The schema (value syntax, every key with its default, the rules between keys, device names) is
+docs/topology.md. Each key is declared once, as a `Key` of a `Section` at the end of this
+module; parsing, the per-key checks, the dump and docs/topology.md's key tables
+(`schema_markdown`) are all read from those declarations.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import itertools
 import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, NoReturn, TypeVar
 
 from .config import (
     _BINARY_UNITS,
+    CXL_GRANULE,
     PROFILES,
     BootConfig,
     CxlRegionConfig,
@@ -127,8 +67,6 @@ MIN_BLOCK_SIZE = 128 * MiB
 MAX_NUMNODES = 1 << 10
 #: CONFIG_NR_CPUS maximum on x86_64.
 NR_CPUS = 8192
-#: CXL HDM decoder granularity.
-CXL_GRANULE = 256 * MiB
 #: alloc_dax_region() alignment for hmem and CXL (PMD_SIZE); misaligned ranges get no region.
 DAX_REGION_ALIGN = 2 * MiB
 #: SLIT: LOCAL_DISTANCE, and the largest u8 entry.
@@ -217,7 +155,7 @@ def validate_config(config: BootConfig) -> None:
     the checks can run on configs built in code too.
     """
     _check_kernel(config)
-    possible = _check_possible(config)
+    possible = set(config.possible())
     online = _check_nodes(config, possible)
     _check_producers(config, possible, online)
     _check_ranges(config)
@@ -228,98 +166,39 @@ def validate_config(config: BootConfig) -> None:
 def dump_topology(config: BootConfig) -> str:
     """TOML text for ``config`` that ``load_topology(text=...)`` turns back into an equal config.
 
-    The config is validated first (ConfigError if it could not be loaded back).
+    The config is validated first (ConfigError if it could not be loaded back). Each section's
+    keys are written in declaration order; a key whose value is None is left out.
     """
     validate_config(config)
-    out: list[str] = ["# fakesysfs topology (written by fakesysfs.topology.dump_topology)", ""]
-    out += [
-        "[kernel]",
-        f"profile = {_toml_str(config.kernel_profile)}",
-        f"block_size = {_fmt_size(config.block_size)}",
-        f"page_size = {config.page_size}",
-        f"struct_page_size = {config.struct_page_size}",
-        f"memmap_on_memory = {_toml_str(config.memmap_on_memory)}",
-        f"online_policy = {_toml_str(config.online_policy)}",
-        f"auto_movable_ratio = {config.auto_movable_ratio}",
-        f"auto_movable_numa_aware = {_toml_bool(config.auto_movable_numa_aware)}",
-        f"auto_online_blocks = {_toml_str(config.auto_online_blocks)}",
-        f"movable_node = {_toml_bool(config.movable_node)}",
-        f"probe = {_toml_bool(config.probe)}",
-        f"max_physmem_bits = {config.max_physmem_bits}",
-        f"boot_used_percent = {config.boot_used_percent}",
-        f"boot_unmovable = {_toml_bool(config.boot_unmovable)}",
-        f"notifier_error_inject = {_toml_bool(config.notifier_error_inject)}",
-    ]
-    if config.possible_nodes is not None:
-        out.append(f"possible_nodes = {_fmt_id_list(config.possible_nodes)}")
-    out += [
-        "",
-        "[dax]",
-        f"major = {config.dax_major}",
-        f"drivers_autoprobe = {_toml_bool(config.dax_drivers_autoprobe)}",
-        f"kmem = {_toml_bool(config.kmem_loaded)}",
-        f"device_dax = {_toml_bool(config.device_dax_loaded)}",
-        f"hmem_region_idle = {_toml_bool(config.dax_hmem_region_idle)}",
-    ]
+    out = ["# fakesysfs topology (written by fakesysfs.topology.dump_topology)"]
+    out += _dump_section(KERNEL, config) + _dump_section(DAX, config)
     for node in config.nodes:
-        out += ["", "[[node]]", f"id = {node.id}", f"cpus = {_fmt_id_list(node.cpus)}"]
-        ranges = [_toml_str(f"{r.start:#x}-{r.end - 1:#x}") for r in node.memory]
-        out += _fmt_array("memory", ranges)
-        out += _fmt_optional("adistance", node.adistance)
+        out += _dump_section(NODE, node)
     if config.distances:
         out += ["", "[distances]"]
         out += _fmt_distances(config)
-    for cxl in config.cxl_regions:
-        out += ["", "[[cxl_region]]", f"start = {cxl.start:#x}", f"size = {_fmt_size(cxl.size)}"]
-        out += [f"target_node = {cxl.target_node}", f"decoder = {_toml_str(cxl.decoder)}"]
-        out += _fmt_optional("adistance", cxl.adistance)
-        out += _fmt_optional("numa_node", cxl.numa_node)
-        if cxl.driver is not None:
-            out.append(f"driver = {_toml_str(cxl.driver)}")
-    for hmem in config.hmem:
-        out += ["", "[[hmem]]", f"start = {hmem.start:#x}", f"size = {_fmt_size(hmem.size)}"]
-        out.append(f"target_node = {hmem.target_node}")
-        out += _fmt_optional("adistance", hmem.adistance)
-        out += _fmt_optional("numa_node", hmem.numa_node)
-        if hmem.driver is not None:
-            out.append(f"driver = {_toml_str(hmem.driver)}")
-    for pmem in config.pmem:
-        out += [
-            "",
-            "[[pmem]]",
-            f"namespace = {_toml_str(pmem.namespace)}",
-            f"start = {pmem.start:#x}",
-            f"size = {_fmt_size(pmem.size)}",
-            f"target_node = {pmem.target_node}",
-            f"reserve = {_fmt_size(pmem.reserve)}",
-            f"align = {_fmt_size(pmem.align)}",
-        ]
-        out += _fmt_optional("adistance", pmem.adistance)
-        out += _fmt_optional("numa_node", pmem.numa_node)
-        if pmem.driver is not None:
-            out.append(f"driver = {_toml_str(pmem.driver)}")
+    for section in (CXL_REGION, HMEM, PMEM):
+        assert section.field is not None
+        for entry in getattr(config, section.field):
+            out += _dump_section(section, entry)
     return "\n".join(out) + "\n"
+
+
+def _dump_section(section: Section, obj: object) -> list[str]:
+    out = ["", f"[[{section.name}]]" if section.field else f"[{section.name}]"]
+    for key in section.keys:
+        value = getattr(obj, key.field)
+        if value is not None:
+            out += key.kind.dump(key.name, value)
+    return out
 
 
 # ------------------------------------------------------------------------------------------
 # Parsing: TOML data -> BootConfig (types and syntax; semantics are in validate_config)
 # ------------------------------------------------------------------------------------------
 
+#: Top-level tables, in the order an unknown key's message lists them.
 _TOP_KEYS = ("kernel", "node", "distances", "dax", "cxl_region", "hmem", "pmem")
-_KERNEL_KEYS = (
-    "profile", "block_size", "page_size", "struct_page_size", "memmap_on_memory",
-    "online_policy", "auto_movable_ratio", "auto_movable_numa_aware", "auto_online_blocks",
-    "movable_node", "probe", "max_physmem_bits", "boot_used_percent", "boot_unmovable",
-    "notifier_error_inject", "possible_nodes",
-)  # fmt: skip
-_NODE_KEYS = ("id", "cpus", "memory", "adistance")
-_DAX_KEYS = ("major", "drivers_autoprobe", "kmem", "device_dax", "hmem_region_idle")
-_CXL_KEYS = ("start", "size", "target_node", "decoder", "adistance", "numa_node", "driver")
-_HMEM_KEYS = ("start", "size", "target_node", "adistance", "numa_node", "driver")
-_PMEM_KEYS = (
-    "namespace", "start", "size", "target_node", "reserve", "align", "adistance", "numa_node",
-    "driver",
-)  # fmt: skip
 
 
 class _Table:
@@ -363,20 +242,24 @@ class _Table:
 def _parse(data: dict[str, Any]) -> BootConfig:
     top = _Table(data, "", _TOP_KEYS)
     config = BootConfig(nodes=[])
-    if top.has("kernel"):
-        _parse_kernel(_Table(data["kernel"], "kernel", _KERNEL_KEYS), config)
-    if top.has("dax"):
-        _parse_dax(_Table(data["dax"], "dax", _DAX_KEYS), config)
-    config.nodes = [_parse_node(t) for t in _array_of_tables(data, "node", _NODE_KEYS)]
-    config.cxl_regions = [
-        _parse_cxl(t) for t in _array_of_tables(data, "cxl_region", _CXL_KEYS)
-    ]
-    config.hmem = [_parse_hmem(t) for t in _array_of_tables(data, "hmem", _HMEM_KEYS)]
-    config.pmem = [_parse_pmem(t) for t in _array_of_tables(data, "pmem", _PMEM_KEYS)]
+    for section in (KERNEL, DAX):
+        if top.has(section.name):
+            table = _Table(data[section.name], section.name, section.key_names())
+            for field, value in _read_section(section, table).items():
+                setattr(config, field, value)
+    for section in (NODE, CXL_REGION, HMEM, PMEM):
+        assert section.field is not None
+        tables = _array_of_tables(data, section.name, section.key_names())
+        setattr(config, section.field, [section.cls(**_read_section(section, t)) for t in tables])
     if top.has("distances"):
         # The matrix form is indexed by the possible nodes, so it is read last.
         config.distances = _parse_distances(data["distances"], config)
     return config
+
+
+def _read_section(section: Section, t: _Table) -> dict[str, Any]:
+    """Field name -> value for every key of ``section`` (its default where the key is absent)."""
+    return {key.field: t.get(key.name, key.kind.parse, section.default(key)) for key in section.keys}
 
 
 def _array_of_tables(data: dict[str, Any], key: str, allowed: Sequence[str]) -> list[_Table]:
@@ -385,87 +268,6 @@ def _array_of_tables(data: dict[str, Any], key: str, allowed: Sequence[str]) -> 
         _fail(key, f"expected an array of tables ([[{key}]]), got {_describe(value)}")
     what = f"a table ([[{key}]])"
     return [_Table(item, f"{key}[{i}]", allowed, what) for i, item in enumerate(value)]
-
-
-def _parse_kernel(t: _Table, c: BootConfig) -> None:
-    c.kernel_profile = t.get("profile", _str, c.kernel_profile)
-    c.block_size = t.get("block_size", _bytes, c.block_size)
-    c.page_size = t.get("page_size", _bytes, c.page_size)
-    c.struct_page_size = t.get("struct_page_size", _int, c.struct_page_size)
-    c.memmap_on_memory = t.get("memmap_on_memory", _memmap_mode, c.memmap_on_memory)
-    c.online_policy = t.get("online_policy", _str, c.online_policy)
-    c.auto_movable_ratio = t.get("auto_movable_ratio", _int, c.auto_movable_ratio)
-    c.auto_movable_numa_aware = t.get("auto_movable_numa_aware", _bool, c.auto_movable_numa_aware)
-    c.auto_online_blocks = t.get("auto_online_blocks", _str, c.auto_online_blocks)
-    c.movable_node = t.get("movable_node", _bool, c.movable_node)
-    c.probe = t.get("probe", _bool, c.probe)
-    c.max_physmem_bits = t.get("max_physmem_bits", _int, c.max_physmem_bits)
-    c.boot_used_percent = t.get("boot_used_percent", _int, c.boot_used_percent)
-    c.boot_unmovable = t.get("boot_unmovable", _bool, c.boot_unmovable)
-    c.notifier_error_inject = t.get("notifier_error_inject", _bool, c.notifier_error_inject)
-    c.possible_nodes = t.get("possible_nodes", _node_list, None)
-
-
-def _parse_dax(t: _Table, c: BootConfig) -> None:
-    c.dax_major = t.get("major", _int, c.dax_major)
-    c.dax_drivers_autoprobe = t.get("drivers_autoprobe", _bool, c.dax_drivers_autoprobe)
-    c.kmem_loaded = t.get("kmem", _bool, c.kmem_loaded)
-    c.device_dax_loaded = t.get("device_dax", _bool, c.device_dax_loaded)
-    c.dax_hmem_region_idle = t.get("hmem_region_idle", _bool, c.dax_hmem_region_idle)
-
-
-def _parse_node(t: _Table) -> NodeConfig:
-    return NodeConfig(
-        id=t.get("id", _int),
-        cpus=t.get("cpus", _cpu_list, []),
-        memory=t.get("memory", _mem_ranges, []),
-        adistance=t.get("adistance", _int, None),
-    )
-
-
-def _parse_cxl(t: _Table) -> CxlRegionConfig:
-    return CxlRegionConfig(
-        start=t.get("start", _bytes),
-        size=t.get("size", _bytes),
-        target_node=t.get("target_node", _int),
-        decoder=t.get("decoder", _str, "decoder0.0"),
-        adistance=t.get("adistance", _int, None),
-        numa_node=t.get("numa_node", _int, None),
-        driver=_driver(t),
-    )
-
-
-def _parse_hmem(t: _Table) -> HmemConfig:
-    return HmemConfig(
-        start=t.get("start", _bytes),
-        size=t.get("size", _bytes),
-        target_node=t.get("target_node", _int),
-        adistance=t.get("adistance", _int, None),
-        numa_node=t.get("numa_node", _int, None),
-        driver=_driver(t),
-    )
-
-
-def _parse_pmem(t: _Table) -> PmemConfig:
-    return PmemConfig(
-        namespace=t.get("namespace", _str),
-        start=t.get("start", _bytes),
-        size=t.get("size", _bytes),
-        target_node=t.get("target_node", _int),
-        reserve=t.get("reserve", _bytes, 2 * MiB),
-        align=t.get("align", _bytes, 2 * MiB),
-        adistance=t.get("adistance", _int, None),
-        numa_node=t.get("numa_node", _int, None),
-        driver=_driver(t),
-    )
-
-
-def _driver(t: _Table) -> str | None:
-    """``driver``: the dax driver the device ends boot bound to (default: the match)."""
-    driver = t.get("driver", _str, None)
-    if driver is not None and driver not in ("device_dax", "kmem"):
-        _fail(t.path("driver"), f"expected \"device_dax\" or \"kmem\", got {driver!r}")
-    return driver
 
 
 def _parse_distances(value: object, config: BootConfig) -> dict[int, dict[int, int]]:
@@ -553,8 +355,9 @@ def parse_size(text: str) -> int:
     return int(m.group(1)) << _UNITS[m.group(2).upper()]
 
 
-def _bytes(value: object, path: str) -> int:
-    """A size or address: integer, hex/decimal string or size string."""
+def size_value(value: object, path: str) -> int:
+    """A size or address: integer, hex/decimal string or size string; ConfigError naming
+    ``path`` otherwise (the harness reads its size arguments with it too)."""
     if isinstance(value, str):
         try:
             value = parse_size(value)
@@ -579,6 +382,14 @@ def _memmap_mode(value: object, path: str) -> str:
     if mode is None:
         _fail(path, f"unknown mode {word!r}; expected \"N\", \"Y\" or \"force\" (or a boolean)")
     return mode
+
+
+def _driver_name(value: object, path: str) -> str:
+    """A producer's ``driver``: the dax driver its device ends boot bound to."""
+    driver = _str(value, path)
+    if driver not in ("device_dax", "kmem"):
+        _fail(path, f"expected \"device_dax\" or \"kmem\", got {driver!r}")
+    return driver
 
 
 def _id_list(value: object, path: str, limit: int, what: str) -> list[int]:
@@ -633,7 +444,7 @@ def _mem_range(value: object, path: str) -> MemRange:
             _fail(path, f"range {value!r} ends before it starts")
         return MemRange(start, last - start + 1)
     t = _Table(value, path, ("start", "size"), "an inclusive range string or a table {start, size}")
-    return MemRange(t.get("start", _bytes), t.get("size", _bytes))
+    return MemRange(t.get("start", size_value), t.get("size", size_value))
 
 
 # ------------------------------------------------------------------------------------------
@@ -642,54 +453,81 @@ def _mem_range(value: object, path: str) -> MemRange:
 
 
 def _check_kernel(c: BootConfig) -> None:
+    _check_fields(KERNEL, c, "kernel")
+    _check_fields(DAX, c, "dax")
+    if c.block_size > 1 << c.max_physmem_bits:
+        _fail("kernel.block_size", f"{_human(c.block_size)} exceeds 2**max_physmem_bits")
+
+
+def _check_fields(section: Section, obj: object, path: str) -> None:
+    """The per-key checks of ``section`` on ``obj`` (a value of None is a default, not checked)."""
+    for key in section.keys:
+        value = getattr(obj, key.field)
+        if key.check is not None and value is not None:
+            key.check(f"{path}.{key.name}", value)
+
+
+def _check_profile(key: str, profile: str) -> None:
     try:
-        profile_version(c.kernel_profile)
-        canonical = c.kernel_profile in PROFILES or re.fullmatch(
-            r"6\.(?:[89]|1[0-9])", c.kernel_profile
-        ) is not None
+        profile_version(profile)
+        canonical = profile in PROFILES or re.fullmatch(r"6\.(?:[89]|1[0-9])", profile) is not None
     except (ValueError, AttributeError):
         canonical = False
     if not canonical:
         _fail(
-            "kernel.profile",
-            f"unknown profile {c.kernel_profile!r}; expected one of {', '.join(PROFILES)} "
+            key,
+            f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)} "
             "or \"6.N\" with 8 <= N <= 18",
         )
-    ps = c.page_size
+
+
+def _check_page_size(key: str, ps: int) -> None:
     if not _is_pow2(ps) or not 4096 <= ps <= 65536:
-        _fail("kernel.page_size", f"must be a power of two from 4096 to 65536 (got {ps})")
-    bs = c.block_size
+        _fail(key, f"must be a power of two from 4096 to 65536 (got {ps})")
+
+
+def _check_block_size(key: str, bs: int) -> None:
     if not _is_pow2(bs):
-        _fail("kernel.block_size", f"{_human(bs)} ({bs:#x}) is not a power of two")
+        _fail(key, f"{_human(bs)} ({bs:#x}) is not a power of two")
     if bs < MIN_BLOCK_SIZE:
-        _fail("kernel.block_size", f"{_human(bs)} is below the 128 MiB section size")
-    sp = c.struct_page_size
+        _fail(key, f"{_human(bs)} is below the 128 MiB section size")
+
+
+def _check_struct_page_size(key: str, sp: int) -> None:
     if not 8 <= sp <= 256 or sp % 8:
-        _fail("kernel.struct_page_size", f"must be a multiple of 8 from 8 to 256 (got {sp})")
-    _check_word("kernel.memmap_on_memory", c.memmap_on_memory, MEMMAP_MODES)
-    _check_word("kernel.online_policy", c.online_policy, ONLINE_POLICIES)
-    _check_word("kernel.auto_online_blocks", c.auto_online_blocks, ONLINE_TYPES)
-    _check_int_range("kernel.auto_movable_ratio", c.auto_movable_ratio, 0, 2**32 - 1)
-    _check_int_range("kernel.max_physmem_bits", c.max_physmem_bits, 32, 64)
-    if bs > 1 << c.max_physmem_bits:
-        _fail("kernel.block_size", f"{_human(bs)} exceeds 2**max_physmem_bits")
-    _check_int_range("kernel.boot_used_percent", c.boot_used_percent, 0, 100)
-    _check_int_range("dax.major", c.dax_major, 1, 4095)
+        _fail(key, f"must be a multiple of 8 from 8 to 256 (got {sp})")
 
 
-def _check_possible(c: BootConfig) -> set[int]:
-    if c.possible_nodes is None:
-        return {n.id for n in c.nodes}
+def _check_node_id(key: str, nid: int) -> None:
+    if not 0 <= nid < MAX_NUMNODES:
+        _fail(key, f"node {nid} is out of range (0..{MAX_NUMNODES - 1})")
+
+
+def _check_possible_nodes(key: str, ids: list[int]) -> None:
     seen: set[int] = set()
-    for nid in c.possible_nodes:
-        if not 0 <= nid < MAX_NUMNODES:
-            _fail("kernel.possible_nodes", f"node {nid} is out of range (0..{MAX_NUMNODES - 1})")
+    for nid in ids:
+        _check_node_id(key, nid)
         if nid in seen:
-            _fail("kernel.possible_nodes", f"node {nid} is listed twice")
+            _fail(key, f"node {nid} is listed twice")
         seen.add(nid)
     if not seen:
-        _fail("kernel.possible_nodes", "is empty")
-    return seen
+        _fail(key, "is empty")
+
+
+def _check_cpu_ids(key: str, cpus: list[int]) -> None:
+    for cpu in cpus:
+        if not 0 <= cpu < NR_CPUS:
+            _fail(key, f"CPU {cpu} is out of range (0..{NR_CPUS - 1})")
+
+
+def _check_decoder(key: str, decoder: str) -> None:
+    if not _canonical(_DECODER_RE, decoder):
+        _fail(key, f"{decoder!r} is not a decoder name like \"decoder0.0\"")
+
+
+def _check_namespace(key: str, namespace: str) -> None:
+    if not _canonical(_NAMESPACE_RE, namespace):
+        _fail(key, f"{namespace!r} is not a namespace name like \"namespace0.0\"")
 
 
 def _check_nodes(c: BootConfig, possible: set[int]) -> set[int]:
@@ -702,8 +540,7 @@ def _check_nodes(c: BootConfig, possible: set[int]) -> set[int]:
     limit = 1 << c.max_physmem_bits
     for i, node in enumerate(c.nodes):
         key = f"node[{i}]"
-        if not 0 <= node.id < MAX_NUMNODES:
-            _fail(f"{key}.id", f"node {node.id} is out of range (0..{MAX_NUMNODES - 1})")
+        _check_fields(NODE, node, key)
         if node.id in ids:
             _fail(f"{key}.id", f"node {node.id} is already defined by node[{ids[node.id]}]")
         ids[node.id] = i
@@ -713,8 +550,6 @@ def _check_nodes(c: BootConfig, possible: set[int]) -> set[int]:
                 f"node {node.id} is not in kernel.possible_nodes ({_fmt_ranges(sorted(possible))})",
             )
         for cpu in node.cpus:
-            if not 0 <= cpu < NR_CPUS:
-                _fail(f"{key}.cpus", f"CPU {cpu} is out of range (0..{NR_CPUS - 1})")
             if cpu in cpus:
                 where = "this node" if cpus[cpu] == i else f"node[{cpus[cpu]}].cpus"
                 _fail(f"{key}.cpus", f"CPU {cpu} is listed twice (already in {where})")
@@ -728,7 +563,6 @@ def _check_nodes(c: BootConfig, possible: set[int]) -> set[int]:
                     f"boot RAM {_fmt_range(r.start, r.size)} ends above 2**{c.max_physmem_bits} "
                     "(kernel.max_physmem_bits)",
                 )
-        _check_adistance(f"{key}.adistance", node.adistance)
         if node.cpus or node.memory:
             online.add(node.id)
     if not any(node.memory for node in c.nodes):
@@ -740,29 +574,25 @@ def _check_producers(c: BootConfig, possible: set[int], online: set[int]) -> Non
     ps = c.page_size
     for i, cxl in enumerate(c.cxl_regions):
         key = f"cxl_region[{i}]"
+        _check_fields(CXL_REGION, cxl, key)
         _check_window(key, cxl.start, cxl.size, ps, split=True)
         # CXL HDM decoders describe host physical address ranges in 256 MiB units.
         granule = "the 256 MiB CXL decoder granularity"
         _check_aligned(f"{key}.start", cxl.start, CXL_GRANULE, granule)
         _check_aligned(f"{key}.size", cxl.size, CXL_GRANULE, granule)
-        if not _canonical(_DECODER_RE, cxl.decoder):
-            _fail(f"{key}.decoder", f"{cxl.decoder!r} is not a decoder name like \"decoder0.0\"")
-        _check_target(key, cxl.target_node, cxl.numa_node, cxl.adistance, possible, online)
+        _check_target(key, cxl.target_node, cxl.numa_node, possible, online)
     for i, hmem in enumerate(c.hmem):
         key = f"hmem[{i}]"
+        _check_fields(HMEM, hmem, key)
         _check_window(key, hmem.start, hmem.size, ps, split=True)
         # dax_hmem_probe() asks alloc_dax_region() for PMD_SIZE alignment.
         align = "the 2 MiB dax region alignment"
         _check_aligned(f"{key}.start", hmem.start, DAX_REGION_ALIGN, align)
         _check_aligned(f"{key}.size", hmem.size, DAX_REGION_ALIGN, align)
-        _check_target(key, hmem.target_node, hmem.numa_node, hmem.adistance, possible, online)
+        _check_target(key, hmem.target_node, hmem.numa_node, possible, online)
     for i, pmem in enumerate(c.pmem):
         key = f"pmem[{i}]"
-        if not _canonical(_NAMESPACE_RE, pmem.namespace):
-            _fail(
-                f"{key}.namespace",
-                f"{pmem.namespace!r} is not a namespace name like \"namespace0.0\"",
-            )
+        _check_fields(PMEM, pmem, key)
         _check_window(key, pmem.start, pmem.size, ps, split=True)
         if pmem.align not in (ps, 2 * MiB, GiB):
             _fail(
@@ -788,13 +618,10 @@ def _check_producers(c: BootConfig, possible: set[int], online: set[int]) -> Non
                 f"the data area (size - reserve = {data_size:#x}) is not a multiple of "
                 f"align ({_human(pmem.align)})",
             )
-        _check_target(key, pmem.target_node, pmem.numa_node, pmem.adistance, possible, online)
+        _check_target(key, pmem.target_node, pmem.numa_node, possible, online)
 
 
-def _check_target(
-    key: str, target: int, numa_node: int | None, adistance: int | None,
-    possible: set[int], online: set[int],
-) -> None:  # fmt: skip
+def _check_target(key: str, target: int, numa_node: int | None, possible: set[int], online: set[int]) -> None:
     if target not in possible:
         _fail(
             f"{key}.target_node",
@@ -807,7 +634,6 @@ def _check_target(
             f"node {numa_node} is not online at boot (nodes with CPUs or boot RAM: "
             f"{_fmt_ranges(sorted(online))})",
         )
-    _check_adistance(f"{key}.adistance", adistance)
 
 
 def _check_ranges(c: BootConfig) -> None:
@@ -919,20 +745,25 @@ def _check_aligned(key: str, value: int, align: int, what: str) -> None:
         _fail(key, f"{value:#x} is not a multiple of {what}")
 
 
-def _check_word(key: str, value: object, choices: Iterable[str]) -> None:
-    choices = tuple(choices)
-    if value not in choices:
-        _fail(key, f"unknown value {value!r}; expected one of {', '.join(choices)}")
+def _one_of(choices: Iterable[str]) -> Callable[[str, object], None]:
+    """A check that the value is one of ``choices``."""
+    words = tuple(choices)
+
+    def check(key: str, value: object) -> None:
+        if value not in words:
+            _fail(key, f"unknown value {value!r}; expected one of {', '.join(words)}")
+
+    return check
 
 
-def _check_int_range(key: str, value: int, lo: int, hi: int) -> None:
-    if not lo <= value <= hi:
-        _fail(key, f"must be from {lo} to {hi} (got {value})")
+def _from_to(lo: int, hi: int) -> Callable[[str, int], None]:
+    """A check that the value is from ``lo`` to ``hi``."""
 
+    def check(key: str, value: int) -> None:
+        if not lo <= value <= hi:
+            _fail(key, f"must be from {lo} to {hi} (got {value})")
 
-def _check_adistance(key: str, value: int | None) -> None:
-    if value is not None:
-        _check_int_range(key, value, 0, 2**31 - 1)
+    return check
 
 
 def _canonical(pattern: re.Pattern[str], name: str) -> bool:
@@ -1001,10 +832,6 @@ def _fmt_size(n: int) -> str:
     return f"{n:#x}" if n else "0"
 
 
-def _fmt_optional(key: str, value: int | None) -> list[str]:
-    return [] if value is None else [f"{key} = {value}"]
-
-
 def _fmt_array(key: str, items: list[str]) -> list[str]:
     one_line = f"{key} = [{', '.join(items)}]"
     if len(one_line) <= 96:
@@ -1044,3 +871,197 @@ def _toml_str(value: str) -> str:
             out.append(ch)
     out.append('"')
     return "".join(out)
+
+
+def _dump_ranges(key: str, ranges: list[MemRange]) -> list[str]:
+    return _fmt_array(key, [_toml_str(f"{r.start:#x}-{r.end - 1:#x}") for r in ranges])
+
+
+# ------------------------------------------------------------------------------------------
+# The schema: one declaration per key. Parsing (`_parse`), the per-key checks of
+# `validate_config`, `dump_topology` and the key tables of docs/topology.md
+# (`schema_markdown`) are all read from these tables.
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """A value type: how TOML spells it (``parse``: value, key path -> value, ConfigError
+    naming the key) and how ``dump_topology`` writes it back (``dump``: key, value -> lines)."""
+
+    parse: Callable[[object, str], Any]
+    dump: Callable[[str, Any], list[str]]
+
+
+def _one_line(fmt: Callable[[Any], str]) -> Callable[[str, Any], list[str]]:
+    return lambda key, value: [f"{key} = {fmt(value)}"]
+
+
+INT = Kind(_int, _one_line(str))
+BOOL = Kind(_bool, _one_line(_toml_bool))
+STR = Kind(_str, _one_line(_toml_str))
+SIZE = Kind(size_value, _one_line(_fmt_size))
+#: A size written back as a decimal integer.
+BYTES = Kind(size_value, _one_line(str))
+ADDRESS = Kind(size_value, _one_line(lambda value: f"{value:#x}"))
+NODE_IDS = Kind(_node_list, _one_line(_fmt_id_list))
+CPU_IDS = Kind(_cpu_list, _one_line(_fmt_id_list))
+MEMMAP_MODE = Kind(_memmap_mode, _one_line(_toml_str))
+DRIVER = Kind(_driver_name, _one_line(_toml_str))
+MEM_RANGES = Kind(_mem_ranges, _dump_ranges)
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One key of a section: its TOML name, the config field it fills, its kind, the value
+    it takes and what it means (one line, for the docs), a check of the value alone that
+    ``validate_config`` runs (rules between keys are the ``_check_*`` functions'), and the
+    default as the docs say it where the field's own default (None) does not."""
+
+    name: str
+    field: str
+    kind: Kind
+    doc: str
+    check: Callable[[str, Any], None] | None = None
+    default_doc: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A TOML table (``[kernel]``: fields of BootConfig) or array of tables (``[[node]]``:
+    one ``cls`` per entry, in the BootConfig list ``field``), with its keys in the order
+    ``dump_topology`` writes them."""
+
+    name: str
+    cls: type
+    keys: tuple[Key, ...]
+    doc: str
+    field: str | None = None
+
+    def key_names(self) -> tuple[str, ...]:
+        return tuple(key.name for key in self.keys)
+
+    def default(self, key: Key) -> Any:
+        """The field's default (a fresh one for lists), or ``_MISSING`` if the key is required."""
+        f = next(f for f in dataclasses.fields(self.cls) if f.name == key.field)
+        if f.default is not dataclasses.MISSING:
+            return f.default
+        if f.default_factory is not dataclasses.MISSING:
+            return f.default_factory()
+        return _MISSING
+
+
+def _adistance(default: str) -> Key:
+    return Key("adistance", "adistance", INT, "abstract distance for memory tiering, 0 to 2**31-1",
+               _from_to(0, 2**31 - 1), default)  # fmt: skip
+
+
+_NUMA_NODE = Key("numa_node", "numa_node", INT, "NUMA affinity of the device (`numa_node`); online at boot",
+                 default_doc="the nearest node with CPUs")  # fmt: skip
+_TARGET_NODE = Key("target_node", "target_node", INT, "the node its memory joins; a possible node")
+
+
+def _driver_key(default: str) -> Key:
+    return Key("driver", "driver", DRIVER, '`"device_dax"` or `"kmem"`: the driver the device ends boot bound to',
+               default_doc=default)  # fmt: skip
+
+
+KERNEL = Section("kernel", BootConfig, (
+    Key("profile", "kernel_profile", STR, '`"6.8"`, `"6.9-6.16"`, `"6.18"`, or `"6.N"` (8 <= N <= 18)',
+        _check_profile),
+    Key("block_size", "block_size", SIZE, "memory block size: power of two >= 128 MiB", _check_block_size),
+    Key("page_size", "page_size", BYTES, "power of two, 4 KiB to 64 KiB", _check_page_size),
+    Key("struct_page_size", "struct_page_size", INT, "`sizeof(struct page)`: multiple of 8, 8 to 256",
+        _check_struct_page_size),
+    Key("memmap_on_memory", "memmap_on_memory", MEMMAP_MODE,
+        '`"N"`, `"Y"`, `"force"` (also booleans, y/n, 1/0, on/off)', _one_of(MEMMAP_MODES)),
+    Key("online_policy", "online_policy", STR, '`"contig-zones"` or `"auto-movable"`', _one_of(ONLINE_POLICIES)),
+    Key("auto_movable_ratio", "auto_movable_ratio", INT, "0 to 2**32-1", _from_to(0, 2**32 - 1)),
+    Key("auto_movable_numa_aware", "auto_movable_numa_aware", BOOL, "boolean"),
+    Key("auto_online_blocks", "auto_online_blocks", STR,
+        "`offline`, `online`, `online_kernel`, `online_movable` (`memhp_default_state=`)", _one_of(ONLINE_TYPES)),
+    Key("movable_node", "movable_node", BOOL, "boolean: the `movable_node` boot flag"),
+    Key("probe", "probe", BOOL, "boolean: `memory/probe` exists (CONFIG_ARCH_MEMORY_PROBE)"),
+    Key("max_physmem_bits", "max_physmem_bits", INT, "32 to 64; boot RAM must end at or below 2**bits",
+        _from_to(32, 64)),
+    Key("boot_used_percent", "boot_used_percent", INT, "0 to 100: share of boot kernel-zone memory in use",
+        _from_to(0, 100)),
+    Key("boot_unmovable", "boot_unmovable", BOOL, "boolean: that use is unmovable (offline fails with EBUSY)"),
+    Key("notifier_error_inject", "notifier_error_inject", BOOL,
+        "boolean: the debugfs `notifier-error-inject/memory` files exist"),
+    Key("possible_nodes", "possible_nodes", NODE_IDS, "id list (`node/possible`), ids below 1024",
+        _check_possible_nodes, "the `[[node]]` ids"),
+), "The kernel build and command line (`memory_hotplug.*` parameters); all optional.")  # fmt: skip
+
+DAX = Section("dax", BootConfig, (
+    Key("major", "dax_major", INT, "char major of `/dev/daxX.Y`, 1 to 4095", _from_to(1, 4095)),
+    Key("drivers_autoprobe", "dax_drivers_autoprobe", BOOL, "boolean: the dax bus probes new devices"),
+    Key("kmem", "kmem_loaded", BOOL, "boolean: the kmem driver is loaded"),
+    Key("device_dax", "device_dax_loaded", BOOL, "boolean: the device_dax driver is loaded"),
+    Key("hmem_region_idle", "dax_hmem_region_idle", BOOL, "boolean: `dax_hmem.region_idle`"),
+), "The dax bus and its drivers; all optional.")  # fmt: skip
+
+NODE = Section("node", NodeConfig, (
+    Key("id", "id", INT, "unique, below 1024, in `possible_nodes`", _check_node_id),
+    Key("cpus", "cpus", CPU_IDS, "id list, ids below 8192; each CPU in one node only", _check_cpu_ids),
+    Key("memory", "memory", MEM_RANGES, 'boot RAM: inclusive range strings `"0x100000-0xbfffffff"` or tables '
+        "`{ start = ..., size = ... }`; page aligned, non-empty"),
+    _adistance("576 (DRAM)"),
+), "One per node with boot resources; at least one node needs boot RAM.", "nodes")  # fmt: skip
+
+CXL_REGION = Section("cxl_region", CxlRegionConfig, (
+    Key("start", "start", ADDRESS, "physical address, a multiple of 256 MiB"),
+    Key("size", "size", SIZE, "a multiple of 256 MiB"),
+    _TARGET_NODE,
+    Key("decoder", "decoder", STR, 'the region\'s decoder, `"decoderX.Y"`', _check_decoder),
+    _adistance("2880"),
+    _NUMA_NODE,
+    _driver_key("the match default (`kmem`)"),
+), "A CXL RAM region (`regionN`, `dax_regionN/daxN.0`); any number.", "cxl_regions")  # fmt: skip
+
+HMEM = Section("hmem", HmemConfig, (
+    Key("start", "start", ADDRESS, "physical address, a multiple of 2 MiB"),
+    Key("size", "size", SIZE, "a multiple of 2 MiB"),
+    _TARGET_NODE,
+    _adistance("2880"),
+    _NUMA_NODE,
+    _driver_key("the match default (`kmem`; `device_dax` with `hmem_region_idle`)"),
+), "An EFI soft-reserved / HMAT range (platform device `hmem.N`); any number.", "hmem")  # fmt: skip
+
+PMEM = Section("pmem", PmemConfig, (
+    Key("namespace", "namespace", STR, '`"namespaceR.S"`: the device is `daxR.S`', _check_namespace),
+    Key("start", "start", ADDRESS, "physical address, page aligned"),
+    Key("size", "size", SIZE, "page multiple; the data area `size - reserve` a multiple of `align`"),
+    _TARGET_NODE,
+    Key("reserve", "reserve", SIZE, "metadata at the start (info block, struct pages); `start + reserve` "
+        "a multiple of `align`"),
+    Key("align", "align", SIZE, "the page size, 2 MiB or 1 GiB"),
+    _adistance("2880"),
+    _NUMA_NODE,
+    _driver_key("the match default (`device_dax`)"),
+), "A pmem namespace in devdax mode (a static dax region); any number.", "pmem")  # fmt: skip
+
+#: Every declared section, in the order the docs list them.
+SECTIONS = (KERNEL, NODE, DAX, CXL_REGION, HMEM, PMEM)
+
+
+def schema_markdown() -> str:
+    """The key tables of docs/topology.md, one per section, from the declarations above."""
+    out: list[str] = []
+    for section in SECTIONS:
+        title = f"[[{section.name}]]" if section.field else f"[{section.name}]"
+        out += [f"### `{title}`", "", section.doc, "", "| key | value | default |", "|---|---|---|"]
+        for key in section.keys:
+            out.append(f"| `{key.name}` | {key.doc} | {_default_doc(section, key)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _default_doc(section: Section, key: Key) -> str:
+    if key.default_doc is not None:
+        return key.default_doc
+    default = section.default(key)
+    if default is _MISSING:
+        return "required"
+    assert default is not None, f"{section.name}.{key.name}: a None default needs default_doc"
+    return "`" + key.kind.dump(key.name, default)[0].split(" = ", 1)[1] + "`"
