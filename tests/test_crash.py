@@ -30,12 +30,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from invariants import check_all
 from stress import LONG, default_kernel, report
 
 from fakesysfs.control import ControlClient
 from fakesysfs.errors import KernelError
 from fakesysfs.journal import read_state
+from fakesysfs.testing.invariants import check_all
 
 pytestmark = pytest.mark.fuse
 
