@@ -1,4 +1,5 @@
-"""Shared fixtures: a small hand-built attribute tree and a real FUSE mount of it.
+"""Shared fixtures: a small hand-built attribute tree and a real FUSE mount of it, and the
+subprocess helpers that run the CLI from this checkout (``fakesysfs(...)``, ``fakesysfs_run(...)``).
 
 ``fuse_mount(tree)`` serves a ``Tree`` from a thread of the test process, so tests can
 look at what the store handlers received; tests marked ``fuse`` are skipped with the
@@ -15,6 +16,7 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -39,6 +41,35 @@ os.environ["XDG_RUNTIME_DIR"] = PRIVATE_RUNTIME_DIR
 
 def pytest_unconfigure() -> None:
     shutil.rmtree(PRIVATE_RUNTIME_DIR, ignore_errors=True)
+
+
+# -- the CLI in a subprocess --------------------------------------------------------------
+#: The checkout under test: its subprocesses import fakesysfs from here (the editable install
+#: may point at another checkout).
+REPO = Path(__file__).resolve().parent.parent
+#: The environment of those subprocesses (with the private $XDG_RUNTIME_DIR above).
+ENV = dict(os.environ, PYTHONPATH=str(REPO))
+#: argv of the command line interface.
+FAKESYSFS = [sys.executable, "-m", "fakesysfs.cli"]
+
+
+#: Topologies more than one test file boots (``topology_text(NAME)`` reads NAME.toml).
+TOPOLOGIES = Path(__file__).resolve().parent / "topologies"
+
+
+def topology_text(name: str) -> str:
+    """The TOML text of ``tests/topologies/NAME.toml``."""
+    return (TOPOLOGIES / f"{name}.toml").read_text()
+
+
+def fakesysfs(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``fakesysfs ARGV...`` to its end, output captured; never raises on a failed status."""
+    return subprocess.run([*FAKESYSFS, *argv], capture_output=True, text=True, env=ENV, timeout=timeout, check=False)
+
+
+def fakesysfs_run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``fakesysfs run ARGS...`` (see ``fakesysfs``)."""
+    return fakesysfs("run", *args, timeout=timeout)
 
 
 # -- availability -------------------------------------------------------------------------

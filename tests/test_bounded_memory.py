@@ -20,8 +20,6 @@ import os
 import re
 import resource
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +27,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import make_mountpoint, unmount
+from conftest import fakesysfs, make_mountpoint, unmount
 
 from fakesysfs import Simulation
 from fakesysfs.control import MAX_CONNECTIONS, MAX_LINE, find_control_socket
@@ -37,8 +35,6 @@ from fakesysfs.engine.events import EventLog, EventsLost
 from fakesysfs.errors import KernelError
 from fakesysfs.harness import StoreTrace, TraceGap
 
-REPO = Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, PYTHONPATH=str(REPO))
 MEM = "devices/system/memory"
 MIB = 1 << 20
 
@@ -47,8 +43,7 @@ MIB = 1 << 20
 def daemon() -> Iterator[tuple[Path, psutil.Process]]:
     """A ``fakesysfs mount`` daemon (no --state) and its process."""
     mnt = make_mountpoint()
-    done = subprocess.run([sys.executable, "-m", "fakesysfs.cli", "mount", str(mnt)], capture_output=True, text=True,
-                          env=ENV, timeout=60, check=False)
+    done = fakesysfs("mount", str(mnt))
     assert done.returncode == 0, done.stderr
     pid = re.search(r"\(pid (\d+)\)", done.stdout)
     assert pid, done.stdout

@@ -10,7 +10,7 @@ must hold:
   EIO: contention is invisible, R-SYS-05), and a successful write consumes everything;
 - no torn read: every value read is one the file can have (``state`` is ``online`` or
   ``offline``, ``meminfo`` has MemUsed = MemTotal - MemFree, links point at a driver);
-- the engine invariants (tests/invariants.py) hold at the end.
+- the engine invariants (fakesysfs.testing.invariants) hold at the end.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from invariants import check_all
 from stress import LONG, default_kernel, report
 from stress_worker import Worker
 
 from fakesysfs.errors import KernelError
 from fakesysfs.sysfs.tree import PAGE_SIZE, Link, Tree
+from fakesysfs.testing.invariants import check_all
 
 WORKER = Path(__file__).with_name("stress_worker.py")
 ROLES = ["blocks", "blocks", "dax", "region", "reader", "reader"]

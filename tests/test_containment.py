@@ -23,17 +23,9 @@ import warnings
 from pathlib import Path
 
 import pytest
+from conftest import ENV, fakesysfs
 
 from fakesysfs import mountpoint
-
-REPO = Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, PYTHONPATH=str(REPO))
-
-
-def fakesysfs(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fakesysfs.cli", *argv], capture_output=True, text=True,
-                          env=ENV, timeout=timeout, check=False)
-
 
 # -- never over the host's /sys -----------------------------------------------------------------
 HOST_MOUNTINFO = """\

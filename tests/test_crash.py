@@ -30,29 +30,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from invariants import check_all
+from conftest import ENV, fakesysfs
 from stress import LONG, default_kernel, report
 
 from fakesysfs.control import ControlClient
 from fakesysfs.errors import KernelError
 from fakesysfs.journal import read_state
+from fakesysfs.testing.invariants import check_all
 
 pytestmark = pytest.mark.fuse
 
-REPO = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("stress_worker.py")
-ENV = dict(os.environ, PYTHONPATH=str(REPO))
 CRASH_POINTS = 60 if LONG else 6
 #: Seconds each memory block add takes while the stream runs: a 128-block bind then takes
 #: ~0.4 s, so a kill often lands in the middle of one (the knob is not state: a restarted
 #: daemon runs at full speed).
 ADD_DELAY = 0.003
 STALE_MESSAGE = "left mounted by a fakesysfs daemon that died (Transport endpoint is not connected)"
-
-
-def fakesysfs(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fakesysfs.cli", *argv], capture_output=True, text=True,
-                          env=ENV, timeout=timeout, check=False)
 
 
 def mount(mnt: Path, *extra: str) -> tuple[int, str]:

@@ -8,12 +8,12 @@ import errno
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
-from invariants import MEMORY_CHECKS
 from memsim import MEM, Sim
 
 from fakesysfs.config import BootConfig, GiB, MemRange, NodeConfig
 from fakesysfs.engine import BlockState
 from fakesysfs.errors import EHWPOISON, KernelError
+from fakesysfs.testing.invariants import MEMORY_CHECKS
 
 BASE = 0x1000000000  # hotplug windows start here; 16 slots of 4 blocks each
 SLOT_BLOCKS = 4
@@ -128,7 +128,7 @@ class HotplugMachine(RuleBasedStateMachine):
     # -- invariants -----------------------------------------------------------------------------
     @invariant()
     def shared_memory_invariants(self):
-        """I-1..I-5, donor charges, counters and SEQNUMs (tests/invariants.py)."""
+        """I-1..I-5, donor charges, counters and SEQNUMs (fakesysfs.testing.invariants)."""
         for check in MEMORY_CHECKS:
             check(self.k, self.sim.tree)
 

@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -22,9 +23,10 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import fuse_unavailable_reason, make_mountpoint, unmount
+from conftest import ENV, FAKESYSFS, fakesysfs, fuse_unavailable_reason, make_mountpoint, topology_text, unmount
 
 from fakesysfs.config import BootConfig, CxlRegionConfig, GiB, MemRange, NodeConfig
 from fakesysfs.engine import Kernel
@@ -39,36 +41,12 @@ from fakesysfs.netlink import (
 from fakesysfs.sysfs import build_tree
 from fakesysfs.udev_rules import RulesRunner, UdevRules, fnmatch_udev
 
-REPO = Path(__file__).resolve().parent.parent
-ENV = dict(os.environ, PYTHONPATH=str(REPO))
-CLI = [sys.executable, "-m", "fakesysfs.cli"]
 MEM = "devices/system/memory"
 REGION = "devices/platform/ACPI0017:00/root0/decoder0.0/region0/dax_region0"
 KMEM = "bus/dax/drivers/kmem"
 BLOCKS = range(522, 650)
 
-TOPOLOGY = """\
-# docs/abi.md example 1: one CPU node with boot RAM, one 16 GiB CXL RAM region for node 1.
-[kernel]
-profile = "6.18"
-block_size = "128M"
-memmap_on_memory = "Y"
-auto_online_blocks = "offline"
-possible_nodes = "0-1"
-
-[[node]]
-id = 0
-cpus = "0-1"
-memory = ["0x1000-0x9efff", "0x100000-0xbfffffff", "0x100000000-0x23fffffff"]
-
-[distances]
-matrix = [[10, 20], [20, 10]]
-
-[[cxl_region]]
-start = 0x1050000000
-size = "16G"
-target_node = 1
-"""
+TOPOLOGY = topology_text("example1")
 
 # -- distribution rule files (unmodified) ----------------------------------------------------------
 #: SUSE's 80-hotplug-cpu-mem.rules (also Gentoo/Proxmox guides).
@@ -457,8 +435,7 @@ def daemon(tmp_path: Path) -> Iterator[Path]:
     topology = tmp_path / "topology.toml"
     topology.write_text(TOPOLOGY)
     mnt = make_mountpoint()
-    done = subprocess.run([*CLI, "mount", str(mnt), "-c", str(topology)], env=ENV, capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = fakesysfs("mount", str(mnt), "-c", str(topology))
     assert done.returncode == 0, done.stderr
     try:
         yield mnt
@@ -493,12 +470,30 @@ def _readline_until(proc: subprocess.Popen[str], pred: Callable[[str], bool], ti
     raise AssertionError(f"never saw the expected line; got {lines[-5:]}")
 
 
+def _wait_subscribed(proc: subprocess.Popen[str], trigger: Callable[[], None], timeout: float = 30) -> None:
+    """Until a monitor that prints no header (``--json``) has subscribed: ``trigger`` makes an
+    event it passes, again and again, until it prints one (events before the subscription are
+    never sent to it)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        trigger()
+        if select.select([proc.stdout], [], [], 0.2)[0]:
+            return
+    raise AssertionError("the monitor never subscribed")
+
+
+def _next_json(proc: subprocess.Popen[str], pred: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The next JSON record ``pred`` accepts (the ones before it are dropped)."""
+    return json.loads(_readline_until(proc, lambda line: pred(json.loads(line)))[-1])
+
+
 LINE = re.compile(r"KERNEL\[(\d+)\.(\d{6})\] (\S+) +(\S+) \((\S+)\)")
 
 
 @pytest.mark.fuse
 def test_monitor_prints_add_and_online_as_udevadm_monitor_kernel_does(daemon: Path) -> None:
-    proc = subprocess.Popen([*CLI, "monitor", str(daemon)], env=ENV, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*FAKESYSFS, "monitor", str(daemon)], env=ENV, stdout=subprocess.PIPE, text=True)
     try:
         header = _readline_until(proc, lambda line: line == "")
         assert "\n".join(header) + "\n" == HEADER
@@ -523,16 +518,16 @@ def test_monitor_prints_add_and_online_as_udevadm_monitor_kernel_does(daemon: Pa
 
 @pytest.mark.fuse
 def test_monitor_property_json_and_subsystem_filter_then_exit_when_the_mount_goes(daemon: Path) -> None:
-    prop = subprocess.Popen([*CLI, "monitor", "--property", "-s", "dax", str(daemon)], env=ENV,
+    prop = subprocess.Popen([*FAKESYSFS, "monitor", "--property", "-s", "dax", str(daemon)], env=ENV,
                             stdout=subprocess.PIPE, text=True)
-    js = subprocess.Popen([*CLI, "monitor", "--json", "--subsystem-match", "memory", str(daemon)], env=ENV,
+    js = subprocess.Popen([*FAKESYSFS, "monitor", "--json", "--subsystem-match", "memory", str(daemon)], env=ENV,
                           stdout=subprocess.PIPE, text=True)
     try:
         _readline_until(prop, lambda line: line == "")
-        time.sleep(0.3)  # the JSON monitor prints no header: give it time to attach
+        _wait_subscribed(js, lambda: _echo(daemon / MEM / "memory522/uevent", "change"))
         _echo(daemon / KMEM / "unbind", "dax0.0")
         unbind = _readline_until(prop, lambda line: line == "")
-        first = json.loads(js.stdout.readline())  # type: ignore[union-attr]
+        first = _next_json(js, lambda record: record["action"] != "change")
     finally:
         assert unmount(daemon)
         assert prop.wait(10) == 0 and js.wait(10) == 0
@@ -546,8 +541,7 @@ def test_monitor_property_json_and_subsystem_filter_then_exit_when_the_mount_goe
 
 @pytest.mark.fuse
 def test_monitor_on_a_directory_without_a_control_file_fails_with_one_line(tmp_path: Path) -> None:
-    done = subprocess.run([*CLI, "monitor", str(tmp_path)], env=ENV, capture_output=True, text=True, timeout=30,
-                          check=False)
+    done = fakesysfs("monitor", str(tmp_path), timeout=30)
     assert done.returncode == 1
     assert done.stderr.startswith("fakesysfs: error: ") and "not a fakesysfs mount" in done.stderr
     assert done.stderr.count("\n") == 1
@@ -557,7 +551,7 @@ def test_monitor_on_a_directory_without_a_control_file_fails_with_one_line(tmp_p
 def test_fakesysfs_udev_applies_rhel_rules_to_a_kmem_bind_on_a_mount(daemon: Path, tmp_path: Path) -> None:
     rules = tmp_path / "40-redhat.rules"
     rules.write_text(RHEL8_RULES)
-    proc = subprocess.Popen([*CLI, "udev", str(daemon), "--rules", str(rules)], env=ENV, stderr=subprocess.PIPE,
+    proc = subprocess.Popen([*FAKESYSFS, "udev", str(daemon), "--rules", str(rules)], env=ENV, stderr=subprocess.PIPE,
                             text=True)
     try:
         assert proc.stderr is not None and "applying 1 rules file" in proc.stderr.readline()
@@ -583,7 +577,7 @@ def run_in_namespace(script: str, *args: str, timeout: float = 180) -> subproces
     work = Path(tempfile.mkdtemp(prefix="fakesysfs-events-"))
     try:
         (work / "topology.toml").write_text(TOPOLOGY)
-        argv = [*CLI, "run", "--pin", "-c", str(work / "topology.toml"), *args, "--", "sh", "-c", script]
+        argv = [*FAKESYSFS, "run", "--pin", "-c", str(work / "topology.toml"), *args, "--", "sh", "-c", script]
         return subprocess.run(argv, env=ENV, capture_output=True, text=True, timeout=timeout, check=False)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -661,7 +655,7 @@ print('latency', max(lat))
 @needs_namespace
 def test_udevadm_trigger_change_on_memory_writes_every_block_and_emits_change_events() -> None:
     script = (
-        "fakesysfs_monitor() { " + " ".join(CLI) + " monitor --json -s memory /sys; }; "
+        "fakesysfs_monitor() { " + " ".join(FAKESYSFS) + " monitor --json -s memory /sys; }; "
         "fakesysfs_monitor > /run/events.json 2>/run/err.txt & M=$!; sleep 1; "
         "udevadm trigger --action=change --subsystem-match=memory; rc=$?; "
         "n=$(ls -d /sys/devices/system/memory/memory* | wc -l); "

@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ENV
 
 pytestmark = pytest.mark.fuse
 
-REPO = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name("full_disk_driver.py")
 
 
@@ -30,7 +30,7 @@ def test_a_full_state_disk_answers_enospc_and_loses_nothing_acknowledged(tmp_pat
         pytest.skip("needs root and unshare(1) for a private tmpfs")
     done = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, str(DRIVER), str(tmp_path)],
                           capture_output=True, text=True, timeout=120, check=False,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+                          env=ENV)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     acked = result["acked"]

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import DemoTree, build_demo_tree, make_mountpoint, unmount
+from conftest import ENV, DemoTree, build_demo_tree, make_mountpoint, unmount
 
 from fakesysfs import cli
 from fakesysfs.errors import ConfigError
@@ -28,15 +28,13 @@ from fakesysfs.fuse_adapter import TreeOperations, fuse_options
 from fakesysfs.sysfs.tree import Attr, Link, StaticDir, Tree
 
 fuse = pytest.mark.fuse
-REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
-CHILD_ENV = dict(os.environ, PYTHONPATH=str(REPO))
 Mounter = Callable[..., Path]
 
 
 def run(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
         timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=cwd, env=env if env is not None else CHILD_ENV,
+    return subprocess.run(argv, cwd=cwd, env=env if env is not None else ENV,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -360,7 +358,7 @@ def test_mount_without_dev_fuse_says_what_to_do(
 
 
 def test_mount_without_libfuse_says_what_to_install(tmp_path: Path) -> None:
-    env = dict(CHILD_ENV, FUSE_LIBRARY_PATH=str(tmp_path / "libfuse.so.2"))
+    env = dict(ENV, FUSE_LIBRARY_PATH=str(tmp_path / "libfuse.so.2"))
     done = run([sys.executable, "-m", "fakesysfs.cli", "mount", str(tmp_path)], env=env)
     assert_one_line_error(done.returncode, done.stderr, "libfuse is missing", "apt-get install fuse3")
 
@@ -472,7 +470,7 @@ def test_mount_reports_why_the_daemon_failed(tmp_path: Path) -> None:
 def test_signals_unmount_cleanly(sig: signal.Signals) -> None:
     mountpoint = make_mountpoint()
     proc = subprocess.Popen(cli_with_demo_tree("mount", "-f", str(mountpoint)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CHILD_ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     try:
         wait_for(lambda: os.path.ismount(mountpoint) or proc.poll() is not None)
         assert (mountpoint / "ro").read_text() == "read-only\n"
@@ -494,7 +492,7 @@ def test_signals_unmount_cleanly(sig: signal.Signals) -> None:
 def test_a_dead_daemon_is_cleared_by_the_next_mount_and_by_umount(capsys: pytest.CaptureFixture[str]) -> None:
     mountpoint = make_mountpoint()
     proc = subprocess.Popen(cli_with_demo_tree("mount", "-f", str(mountpoint)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=CHILD_ENV)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     try:
         wait_for(lambda: os.path.ismount(mountpoint) or proc.poll() is not None)
         proc.kill()
@@ -513,7 +511,7 @@ def test_a_dead_daemon_is_cleared_by_the_next_mount_and_by_umount(capsys: pytest
         assert os.path.isdir(mountpoint) and not os.path.ismount(mountpoint)
         # And umount clears one too.
         proc = subprocess.Popen(cli_with_demo_tree("mount", "-f", str(mountpoint)),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=CHILD_ENV)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
         wait_for(lambda: os.path.ismount(mountpoint) or proc.poll() is not None)
         proc.kill()
         proc.wait()

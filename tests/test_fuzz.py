@@ -5,7 +5,7 @@ near-valid words with odd endings, numbers out of range. Two layers:
 
 - in process, against the ``Tree`` (thousands of stores a second): a random sequence of
   stores on a freshly booted default topology, then the engine invariants
-  (tests/invariants.py) and a read of every file;
+  (fakesysfs.testing.invariants) and a read of every file;
 - through a real FUSE mount: the same payloads with the system calls only a mount has
   (``O_APPEND``, ``O_TRUNC``, ``O_RDWR``, ``pwrite`` at offsets, a value written in
   pieces, ``pread`` at offsets), the mount alive afterwards and no ``EIO`` from an
@@ -33,7 +33,6 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from invariants import check_all
 from stress import (
     LONG,
     default_kernel,
@@ -47,6 +46,7 @@ from stress import (
 
 from fakesysfs.errors import KernelError
 from fakesysfs.sysfs.tree import PAGE_SIZE, Tree
+from fakesysfs.testing.invariants import check_all
 
 MEM = "/devices/system/memory"
 INJECT = "/kernel/debug/notifier-error-inject/memory/actions"

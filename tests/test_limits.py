@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from invariants import check_all
 from stress import LONG, report
 
 from fakesysfs import config, topology
 from fakesysfs.engine import Kernel
 from fakesysfs.errors import ConfigError, KernelError
 from fakesysfs.sysfs import build_tree
+from fakesysfs.testing.invariants import check_all
 
 BASE = tomllib.loads(topology.default_topology_text())
 

@@ -14,14 +14,13 @@ import os
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 import pytest
+from conftest import ENV
 
 pytestmark = [pytest.mark.fuse,
               pytest.mark.skipif(os.geteuid() != 0, reason="a private mount namespace and sysfs need root")]
 
-REPO = Path(__file__).resolve().parents[1]
 
 #: Runs as root in a child: private mount namespace, a fresh sysfs at BASE/sysmnt, then
 #: ``fakesysfs mount BASE/link`` while BASE/link -> BASE/plain; the topology boot (after the
@@ -66,7 +65,7 @@ def test_a_symlink_swapped_to_sysfs_after_the_check_never_gets_the_mount(target:
     base = tempfile.mkdtemp(prefix="fakesysfs-race-", dir="/tmp")
     try:
         done = subprocess.run([sys.executable, "-c", SWAP_SCRIPT, base, target], capture_output=True, text=True,
-                              env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60, check=False)
+                              env=ENV, timeout=60, check=False)
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout.strip().splitlines()[-1])
         assert result["on_sysfs"] == [], f"the fake landed on sysfs: {result}"

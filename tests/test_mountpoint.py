@@ -15,14 +15,13 @@ import os
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 import pytest
+from conftest import ENV
 
 pytestmark = [pytest.mark.fuse,
               pytest.mark.skipif(os.geteuid() != 0, reason="a private mount namespace and sysfs need root")]
 
-REPO = Path(__file__).resolve().parents[1]
 
 #: Common to both scripts: a private mount namespace and a fresh sysfs at BASE/sysmnt.
 PRIVATE_SYSFS = r"""
@@ -99,7 +98,7 @@ def run_private(script: str, *args: str) -> dict:
     base = tempfile.mkdtemp(prefix="fakesysfs-mnt-", dir="/tmp")
     try:
         done = subprocess.run([sys.executable, "-c", script, base, *args], capture_output=True, text=True,
-                              env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120, check=False)
+                              env=ENV, timeout=120, check=False)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout.strip().splitlines()[-1])
     finally:

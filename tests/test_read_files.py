@@ -15,10 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ENV, FAKESYSFS
 
-REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "fakesysfs.cli"]
-ENV = dict(os.environ, PYTHONPATH=str(REPO))
 TIMEOUT = 30
 
 needs_dev_fuse = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="mount and run check /dev/fuse first")
@@ -58,7 +56,7 @@ def test_mount_reads_a_topology_or_snapshot_only_from_a_regular_file(tmp_path: P
     extra = {"state -c": ["--state", str(state), "-c", str(path)], "--import": ["--state", str(state), "--import",
                                                                                  str(path)],
              "-c": ["-c", str(path)]}[how]
-    done = run([*CLI, "mount", str(tmp_path / "mnt"), *extra], tmp_path)
+    done = run([*FAKESYSFS, "mount", str(tmp_path / "mnt"), *extra], tmp_path)
     one_line(done, str(path))
     assert why in done.stderr or how == "-c" and "does not exist or is not a file" in done.stderr, done.stderr
     assert not state.exists()
@@ -68,8 +66,8 @@ def test_mount_reads_a_topology_or_snapshot_only_from_a_regular_file(tmp_path: P
 @needs_dev_fuse
 def test_run_and_udev_read_rules_only_from_a_regular_file(tmp_path: Path, unreadable: tuple[Path, str]) -> None:
     path, why = unreadable
-    one_line(run([*CLI, "run", "--rules", str(path), "--", "true"], tmp_path), f"rules file {path}", why)
-    one_line(run([*CLI, "udev", str(tmp_path), "--rules", str(path)], tmp_path), f"rules file {path}", why)
+    one_line(run([*FAKESYSFS, "run", "--rules", str(path), "--", "true"], tmp_path), f"rules file {path}", why)
+    one_line(run([*FAKESYSFS, "udev", str(tmp_path), "--rules", str(path)], tmp_path), f"rules file {path}", why)
 
 
 SIMULATION = """
@@ -119,7 +117,7 @@ def test_mount_refuses_a_snapshot_over_64_mib(tmp_path: Path) -> None:
     snapshot = tmp_path / "huge.state"
     with open(snapshot, "wb") as f:
         f.truncate((64 << 20) + 1)
-    done = run([*CLI, "mount", str(tmp_path / "mnt"), "--state", str(tmp_path / "new.state"), "--import",
+    done = run([*FAKESYSFS, "mount", str(tmp_path / "mnt"), "--state", str(tmp_path / "new.state"), "--import",
                 str(snapshot)], tmp_path)
     one_line(done, f"cannot read snapshot {snapshot}: it is larger than 64 MiB")
     assert not (tmp_path / "new.state").exists()

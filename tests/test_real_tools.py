@@ -28,11 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import fuse_unavailable_reason, make_mountpoint, unmount
+from conftest import ENV, REPO, fuse_unavailable_reason, make_mountpoint, topology_text, unmount
 
-REPO = Path(__file__).resolve().parent.parent
 DRIVER = Path(__file__).resolve().parent / "realtools_driver.py"
-ENV = dict(os.environ, PYTHONPATH=str(REPO))
 SESSION_TIMEOUT = 240
 
 DAX = "/sys/bus/dax"
@@ -44,29 +42,7 @@ MEM = "/sys/devices/system/memory"
 NODE1 = "/sys/devices/system/node/node1"
 
 #: docs/abi.md example 1 as booted: dax0.0 bound to kmem, its 128 blocks offline.
-A2_TOPOLOGY = """\
-# docs/abi.md example 1: one CPU node with boot RAM, one CXL RAM region for node 1.
-[kernel]
-profile = "6.18"
-block_size = "128M"
-memmap_on_memory = "Y"
-auto_online_blocks = "offline"
-max_physmem_bits = 46
-possible_nodes = "0-1"
-
-[[node]]
-id = 0
-cpus = "0-1"
-memory = ["0x1000-0x9efff", "0x100000-0xbfffffff", "0x100000000-0x23fffffff"]
-
-[distances]
-matrix = [[10, 20], [20, 10]]
-
-[[cxl_region]]
-start = 0x1050000000
-size = "16G"
-target_node = 1
-"""
+A2_TOPOLOGY = topology_text("example1")
 
 #: The fixture: the same machine with dax0.0 bound to device_dax after boot.
 FIXTURE_TOPOLOGY = A2_TOPOLOGY + 'driver = "device_dax"\n'

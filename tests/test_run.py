@@ -16,16 +16,13 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import fuse_unavailable_reason
+from conftest import ENV, FAKESYSFS, fakesysfs_run, fuse_unavailable_reason
 
 from fakesysfs import run as fsrun
 from fakesysfs.devfs import DevNode, DevTree
 from fakesysfs.errors import KernelError
 from fakesysfs.sysfs.tree import Attr, StaticDir, Tree
 
-REPO = Path(__file__).resolve().parent.parent
-ENV = dict(os.environ, PYTHONPATH=str(REPO))
-FAKESYSFS = [sys.executable, "-m", "fakesysfs.cli"]
 REGION = "/sys/devices/platform/ACPI0017:00/root0/decoder0.0/region0/dax_region0"
 
 
@@ -39,11 +36,6 @@ def _unavailable() -> str | None:
 
 
 namespaced = pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
-
-
-def fakesysfs_run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*FAKESYSFS, "run", *args], env=ENV, capture_output=True, text=True,
-                          timeout=timeout, check=False)
 
 
 # -- without a namespace ----------------------------------------------------------------------

@@ -22,14 +22,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import fuse_unavailable_reason
+from conftest import FAKESYSFS, REPO, fuse_unavailable_reason
 
 from fakesysfs import Simulation
 from fakesysfs.journal import read_state
 from fakesysfs.safefile import UnsafeFileError, open_append, replace
 
-REPO = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "fakesysfs.cli"]
 NEIGHBOUR = 65534
 PRECIOUS = "precious root data\n"
 
@@ -82,7 +80,7 @@ def env(**extra: str) -> dict[str, str]:
 
 def cli(*args: str, environ: dict[str, str] | None = None, umask: int | None = None,
         timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, check=False,
+    return subprocess.run([*FAKESYSFS, *args], capture_output=True, text=True, timeout=timeout, check=False,
                           env=environ or env(), preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
 
 
@@ -98,7 +96,7 @@ def umount(mountpoint: Path) -> None:
     for tool in ("fusermount3", "fusermount"):
         if subprocess.run([tool, "-u", str(mountpoint)], capture_output=True, timeout=30, check=False).returncode == 0:
             return
-    subprocess.run([*CLI, "umount", "--lazy", str(mountpoint)], capture_output=True, timeout=30, check=False)
+    subprocess.run([*FAKESYSFS, "umount", "--lazy", str(mountpoint)], capture_output=True, timeout=30, check=False)
 
 
 @pytest.fixture
@@ -425,7 +423,7 @@ def test_an_unprivileged_run_leaves_roots_control_socket_working(shared: Path, m
     if probe.returncode != 0:
         pytest.skip(f"this Python cannot run as uid {NEIGHBOUR} here: {probe.stderr.strip()[-200:]}")
     inner = f"{sys.executable} -m fakesysfs.cli ctl /sys seqnum"
-    done = _run_unprivileged([*CLI, "run", "--", "sh", "-c", inner], environ)
+    done = _run_unprivileged([*FAKESYSFS, "run", "--", "sh", "-c", inner], environ)
     if "cannot create a user namespace" in done.stderr:
         pytest.skip(done.stderr.strip())
     assert done.returncode == 0 and done.stdout.strip().isdigit(), done.stderr

@@ -25,14 +25,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import fuse_unavailable_reason
+from conftest import ENV, FAKESYSFS, fakesysfs, fakesysfs_run, fuse_unavailable_reason
 
 from fakesysfs.nsops import HOST_ONLY_CAPS
 from fakesysfs.run import RUN_FAILED
 
-REPO = Path(__file__).resolve().parent.parent
-ENV = dict(os.environ, PYTHONPATH=str(REPO))
-FAKESYSFS = [sys.executable, "-m", "fakesysfs.cli"]
 SYSFS_MAGIC = "62656572"
 
 
@@ -47,11 +44,6 @@ def _unavailable() -> str | None:
 
 pytestmark = pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
 MODES = [pytest.param([], id="root"), pytest.param(["--userns"], id="userns")]
-
-
-def fakesysfs_run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*FAKESYSFS, "run", *args], env=ENV, capture_output=True, text=True,
-                          timeout=timeout, check=False)
 
 
 def _nspids(proc: psutil.Process) -> list[str]:
@@ -219,7 +211,7 @@ def test_a_module_load_fails_as_on_a_host_without_the_module_file(tmp_path: Path
     tree to the host's, which stays as it is); inside, with a topology whose kmem is not loaded,
     libkmod finds no module file."""
     topology = tmp_path / "nokmem.toml"
-    default = subprocess.run([*FAKESYSFS, "topology"], env=ENV, capture_output=True, text=True, check=True).stdout
+    default = fakesysfs("topology").stdout
     assert "\nkmem = true\n" in default
     topology.write_text(default.replace("\nkmem = true\n", "\nkmem = false\n"))
     release = os.uname().release

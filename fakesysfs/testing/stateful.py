@@ -25,9 +25,9 @@ shortest sequence of hot-adds, removals and faults that breaks it::
 Rules: hot-add a CXL region or an hmem range (size from ``sizes``, node from
 ``target_nodes``), remove one that was hot-added, set or clear a notifier error, arm a memmap
 failure at chunk k, arm a probe failure for the next dax device, pin pages of an online block,
-poison an offline one, clear all faults. After every step ``check_kernel_invariants`` (the
-I-1..I-4 and I-6 of docs/abi.md) and then your ``check`` run. ``settle`` runs after the rules that
-change hardware; faults stay armed until cleared, so your agent meets them.
+poison an offline one, clear all faults. After every step ``check_kernel_invariants`` (every
+invariant of docs/abi.md, ``fakesysfs.testing.invariants``) and then your ``check`` run.
+``settle`` runs after the rules that change hardware; faults stay armed until cleared, so your agent meets them.
 """
 
 from __future__ import annotations
@@ -39,42 +39,16 @@ from typing import ClassVar
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
-from ..engine import MemoryBlock
 from ..simulation import Simulation, TopologySource
+from .invariants import check_invariants
 
 __all__ = ["HotplugStateMachine", "check_kernel_invariants"]
 
 
 def check_kernel_invariants(sim: Simulation) -> None:
-    """The invariants of docs/abi.md (I-1..I-4, I-6) on the engine; AssertionError naming
-    the broken one."""
-    k = sim.kernel
-    with k.lock:
-        online_by_node: dict[int, list[MemoryBlock]] = {}
-        for block in k.blocks.values():
-            if block.online:
-                online_by_node.setdefault(block.nid, []).append(block)
-            node = k.nodes.get(block.nid)
-            assert node is not None and block.id in node.blocks, \
-                f"I-4: memory{block.id} is not linked under node{block.nid}"
-        for nid, node in k.nodes.items():
-            online = online_by_node.get(nid, [])
-            assert node.managed_pages == sum(b.managed for b in online), \
-                f"I-1: node{nid} manages {node.managed_pages} pages, its online blocks {sum(b.managed for b in online)}"
-            assert (nid in k.n_memory) == bool(online), f"I-2: has_memory is wrong for node{nid}"
-            assert not node.blocks or node.online, f"I-3: node{nid} has blocks but is not online"
-        dirs = {n for n in sim.tree.readdir("/devices/system/node") if n.startswith("node")}
-        assert dirs == {f"node{n}" for n in k.online_nodes()}, "I-3: node directories differ from the online nodes"
-        for dev in k.dax_devices.values():
-            if dev.kmem is None:
-                continue
-            for i, res in enumerate(dev.kmem.res):
-                aligned = k.dax_kmem_range(dev, i)
-                if res is None or aligned is None:
-                    continue
-                missing = [bid for bid in range(aligned[0] // k.block_size, (aligned[1] + 1) // k.block_size)
-                           if bid not in k.blocks]
-                assert not missing, f"I-6: {dev.name} is bound to kmem but blocks {missing[:5]} are missing"
+    """Every invariant of docs/abi.md (``fakesysfs.testing.invariants.check_invariants``);
+    AssertionError naming the broken one."""
+    check_invariants(sim)
 
 
 class HotplugStateMachine(RuleBasedStateMachine):

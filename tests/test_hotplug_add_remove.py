@@ -1,5 +1,8 @@
-"""Memory-hotplug rules checked against the kernel source where docs/abi.md is silent or
-wrong (the kernel decides). Each test names the rule and the kernel function it follows."""
+"""The add and remove paths of memory hotplug at their edges, as the kernel source decides them:
+when a new node is registered and unregistered around its blocks (add_memory_resource), the
+auto-movable base after boot memory goes offline, the resource tree after release_mem_region_adjustable,
+and the kernel log of failed offline_pages and offline_and_remove_memory. Each test names the
+rule and the kernel function it follows."""
 
 from __future__ import annotations
 
