@@ -1039,7 +1039,10 @@ class DaxMixin(HotplugMixin):
             if aligned is None:
                 continue  # R-KMEM-10: counts as "not removed"
             start, end = aligned
-            res = data.res[i]
+            # A range the device gained after probe (a ``mapping`` write does not check the
+            # binding) has no slot: kmem.c reads past its struct_size()d array there. Here it
+            # is what it is, a range kmem never added.
+            res = data.res[i] if i < len(data.res) else None
             if res is None:
                 # This range's add failed at probe time, so nothing was added. (The kernel
                 # would call remove_memory() and then remove_resource(NULL).)
