@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from ..klib import format_cpumap, format_node_list, kstrtoul
 from .common import const, link, power_dir, ro, rw, uevent_attr, wo
-from .memory import BusDevicesDir, _suffix_id, simple_bus
+from .group import suffix_id
+from .memory import BusDevicesDir, simple_bus
 from .tree import Attr, Dir, DirEntry, MergedDir, Node, StaticDir
 
 if TYPE_CHECKING:
@@ -99,12 +100,12 @@ class NodeDir(Dir):
             return None
         here = k.node_devpath(nid)
         if name.startswith("memory"):
-            bid = _suffix_id(name, "memory")
+            bid = suffix_id(name, "memory")
             if bid is not None and bid in node.blocks:
                 return link(here, k.memory_devpath(bid))
             return None
         if name.startswith("cpu") and name[3:].isdigit():
-            cpu = _suffix_id(name, "cpu")
+            cpu = suffix_id(name, "cpu")
             return link(here, f"{CPU_ROOT}/cpu{cpu}") if cpu in node.cpus else None
         if name == "meminfo":
             return ro(lambda: node_read_meminfo(k, nid))
@@ -144,7 +145,7 @@ class NodesDir(Dir):
         return [f"node{nid}" for nid in self.k.online_nodes()]
 
     def child(self, name: str) -> Node | None:
-        nid = _suffix_id(name, "node")
+        nid = suffix_id(name, "node")
         if nid is None or nid not in self.k.nodes or not self.k.nodes[nid].online:
             return None
         return NodeDir(self.k, nid)
@@ -172,7 +173,7 @@ def node_bus(k: Kernel) -> StaticDir:
     devices = BusDevicesDir(
         here,
         lambda: [f"node{nid}" for nid in k.online_nodes()],
-        lambda name: (k.node_devpath(nid) if (nid := _suffix_id(name, "node")) is not None
+        lambda name: (k.node_devpath(nid) if (nid := suffix_id(name, "node")) is not None
                       and nid in k.nodes and k.nodes[nid].online else None),
     )
     return simple_bus(k, "node", devices)
@@ -233,7 +234,7 @@ def cpu_bus(k: Kernel) -> StaticDir:
     devices = BusDevicesDir(
         here,
         lambda: [f"cpu{c}" for c in k.all_cpus()],
-        lambda name: f"{CPU_ROOT}/{name}" if (c := _suffix_id(name, "cpu")) is not None and c in k.all_cpus() else None,
+        lambda name: f"{CPU_ROOT}/{name}" if (c := suffix_id(name, "cpu")) is not None and c in k.all_cpus() else None,
     )
     return simple_bus(k, "cpu", devices)
 
@@ -250,7 +251,7 @@ class TiersDir(Dir):
 
     def child(self, name: str) -> Node | None:
         k = self.k
-        tier = _suffix_id(name, "memory_tier")
+        tier = suffix_id(name, "memory_tier")
         if tier is None or tier not in k.tiers:
             return None
         here = k.memtier_devpath(tier)
@@ -272,6 +273,6 @@ def tier_bus(k: Kernel) -> StaticDir:
         here,
         lambda: [f"memory_tier{t}" for t in sorted(k.tiers)],
         lambda name: (k.memtier_devpath(t)
-                      if (t := _suffix_id(name, "memory_tier")) is not None and t in k.tiers else None),
+                      if (t := suffix_id(name, "memory_tier")) is not None and t in k.tiers else None),
     )
     return simple_bus(k, "memory_tiering", devices)
