@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ..errors import KernelError
 from ..klib import kstrtobool
 from .common import const, link, power_dir, ro, rw, uevent_attr, wo
+from .group import Children, Entry, Group, GroupDir, Layout, attr_ro, attr_rw, attr_wo
 from .memory import BusDevicesDir, simple_bus
 from .tree import Dir, DirEntry, MergedDir, Node, StaticDir
 
@@ -40,130 +42,113 @@ def _store(fn: Callable[[str], int | None]) -> Callable[[str, int], int | None]:
 
 
 # -- dax devices --------------------------------------------------------------------------------
-class MappingDir(Dir):
+def _mapping_show(value: Callable[[DevDaxRange], int]) -> Callable[[MappingDir], str]:
+    def show(d: MappingDir) -> str:
+        if d.rng.mapping is None or d.rng.mapping != d.mapping_id:
+            raise KernelError(errno.ENXIO)  # get_dax_range(): the mapping is being torn down
+        return _hex(value(d.rng)) + "\n"
+
+    return show
+
+
+#: drivers/dax/bus.c dax_mapping_attributes (0400 each), with uevent and power/ from the core.
+dax_mapping_attribute_group: Group[MappingDir] = Group([
+    attr_ro("end", _mapping_show(lambda r: r.end), 0o400),
+    attr_ro("page_offset", _mapping_show(lambda r: r.pgoff), 0o400),
+    Entry("power", lambda d: power_dir(d.k, d.devpath)),
+    attr_ro("start", _mapping_show(lambda r: r.start), 0o400),
+    Entry("uevent", lambda d: uevent_attr(d.k, d.devpath, None)),
+])
+
+
+class MappingDir(GroupDir):
     """``daxX.Y/mappingN/`` (1.9): no bus, so no ``subsystem`` link and no uevents."""
 
-    __slots__ = ("dev", "k", "rng")
+    __slots__ = ("dev", "k", "mapping_id", "rng")
+    k: Kernel
+    dev: DevDax
+    rng: DevDaxRange
+    mapping_id: int | None
 
-    NAMES = ("end", "page_offset", "power", "start", "uevent")
+    layout = Layout(dax_mapping_attribute_group)
 
     def __init__(self, k: Kernel, dev: DevDax, rng: DevDaxRange) -> None:
         self.k = k
         self.dev = dev
         self.rng = rng
+        self.mapping_id = rng.mapping
 
-    def names(self) -> Iterable[str]:
-        return self.NAMES
-
-    def _show(self, value: Callable[[DevDaxRange], int]) -> Callable[[], str]:
-        mapping_id = self.rng.mapping
-        rng = self.rng
-
-        def show() -> str:
-            if rng.mapping is None or rng.mapping != mapping_id:
-                raise KernelError(errno.ENXIO)  # get_dax_range(): the mapping is being torn down
-            return _hex(value(rng)) + "\n"
-
-        return show
-
-    def child(self, name: str) -> Node | None:
-        here = f"{self.dev.devpath}/mapping{self.rng.mapping}"
-        if name == "start":
-            return ro(self._show(lambda r: r.start), 0o400)
-        if name == "end":
-            return ro(self._show(lambda r: r.end), 0o400)
-        if name == "page_offset":
-            return ro(self._show(lambda r: r.pgoff), 0o400)
-        if name == "uevent":
-            return uevent_attr(self.k, here, None)
-        if name == "power":
-            return power_dir(self.k, here)
-        return None
+    @property
+    def devpath(self) -> str:
+        return f"{self.dev.devpath}/mapping{self.mapping_id}"
 
 
-class DevDaxDir(Dir):
-    """``daxX.Y/`` (1.8): modes from dev_dax_visible(); static (pmem) devices have a
-    read-only ``size``/``align`` and no ``mapping``."""
+def dev_dax_visible(d: DevDaxDir, attr: Entry[DevDaxDir]) -> int:
+    """drivers/dax/bus.c dev_dax_visible(): static (pmem) devices have a read-only ``size`` and
+    ``align`` and no ``mapping``. Also here: ``memmap_on_memory`` came with the 6.9 dax ABI
+    series, and the ``driver`` link exists while bound (drivers/base/dd.c driver_sysfs_add)."""
+    dev, name = d.dev, attr.name
+    if name == "target_node" and dev.target_node < 0:
+        return 0
+    if name == "mapping" and dev.region.is_static:
+        return 0
+    if (name == "align" or name == "size") and dev.region.is_static:
+        return 0o444
+    if name == "memmap_on_memory" and d.k.profile < (6, 9):
+        return 0
+    if name == "driver" and dev.driver is None:
+        return 0
+    return attr.mode
+
+
+def _driver_link(d: DevDaxDir) -> Node:
+    assert d.dev.driver is not None  # dev_dax_visible()
+    return link(d.dev.devpath, f"{DAX_BUS}/drivers/{d.dev.driver.name}")
+
+
+def _mapping(d: DevDaxDir, mapping_id: int) -> Node | None:
+    rng = d.dev.range_of_mapping(mapping_id)
+    return MappingDir(d.k, d.dev, rng) if rng is not None else None
+
+
+#: drivers/dax/bus.c dev_dax_attribute_group, with the driver core's files (dev, driver,
+#: power/, subsystem, uevent) and the ``mappingN`` children (devm_register_dax_mapping).
+dev_dax_attribute_group: Group[DevDaxDir] = Group([
+    attr_rw("align", lambda d: f"{d.dev.align}\n", lambda d, buf: d.k.align_store(d.dev, buf)),
+    attr_ro("dev", lambda d: f"{d.k.dax_major}:{d.dev.minor}\n"),
+    Entry("driver", _driver_link),
+    attr_wo("mapping", lambda d, buf: d.k.mapping_store(d.dev, buf)),
+    Children("mapping", lambda d: d.dev.mapping_ids, _mapping),
+    attr_rw("memmap_on_memory", lambda d: f"{int(d.dev.memmap_on_memory)}\n",
+            lambda d, buf: d.k.memmap_on_memory_store(d.dev, buf)),
+    attr_ro("modalias", lambda _d: "dax:t0\n"),
+    attr_ro("numa_node", lambda d: f"{d.dev.numa_node}\n"),
+    Entry("power", lambda d: power_dir(d.k, d.dev.devpath)),
+    attr_ro("resource", lambda d: _hex(d.dev.ranges[0].start if d.dev.ranges else d.dev.region.start) + "\n", 0o400),
+    attr_rw("size", lambda d: f"{d.dev.size}\n", lambda d, buf: d.k.size_store(d.dev, buf)),
+    Entry("subsystem", lambda d: link(d.dev.devpath, DAX_BUS)),
+    attr_ro("target_node", lambda d: f"{d.dev.target_node}\n"),
+    Entry("uevent", lambda d: uevent_attr(d.k, d.dev.devpath, "dax", partial(d.k.dev_dax_uevent_env, d.dev))),
+], dev_dax_visible)
+
+
+class DevDaxDir(GroupDir):
+    """``daxX.Y/`` (1.8), declared in ``dev_dax_attribute_group``."""
 
     __slots__ = ("dev", "k")
+    k: Kernel
+    dev: DevDax
+
+    layout = Layout(dev_dax_attribute_group)
 
     def __init__(self, k: Kernel, dev: DevDax) -> None:
         self.k = k
         self.dev = dev
 
-    def _alive(self) -> bool:
+    def alive(self) -> bool:
+        """kernfs: a file of a deleted device fails with ENODEV, even if it was open; power/
+        and the rest of an open file's directory go with the device."""
         return self.k.dax_devices.get(self.dev.name) is self.dev
-
-    alive = _alive  # power/ and the rest of an open file's directory go with the device
-
-    def names(self) -> Iterable[str]:
-        dev = self.dev
-        static = dev.region.is_static
-        names = ["align", "dev"]
-        if dev.driver is not None:
-            names.append("driver")
-        if not static:
-            names.append("mapping")
-        names += [f"mapping{m}" for m in sorted(dev.mapping_ids)]
-        if self.k.profile >= (6, 9):
-            names.append("memmap_on_memory")
-        names += ["modalias", "numa_node", "power", "resource", "size", "subsystem"]
-        if dev.target_node >= 0:
-            names.append("target_node")
-        names.append("uevent")
-        return names
-
-    def child(self, name: str) -> Node | None:
-        # kernfs: a file of a deleted device fails with ENODEV, even if it was open; the tree
-        # checks this directory's ``alive`` on every read and store of a file below it.
-        if not self._alive():
-            return None
-        return self._child(name)
-
-    def _child(self, name: str) -> Node | None:
-        k, dev = self.k, self.dev
-        static = dev.region.is_static
-        here = dev.devpath
-        if name == "size":
-            def size_show() -> str:
-                return f"{dev.size}\n"
-            return ro(size_show) if static else rw(size_show, _store(lambda buf: k.size_store(dev, buf)))
-        if name == "align":
-            def align_show() -> str:
-                return f"{dev.align}\n"
-            return ro(align_show) if static else rw(align_show, _store(lambda buf: k.align_store(dev, buf)))
-        if name == "mapping":
-            return None if static else wo(_store(lambda buf: k.mapping_store(dev, buf)))
-        if name == "target_node":
-            return ro(lambda: f"{dev.target_node}\n") if dev.target_node >= 0 else None
-        if name == "numa_node":
-            return ro(lambda: f"{dev.numa_node}\n")
-        if name == "resource":
-            return ro(lambda: _hex(dev.ranges[0].start if dev.ranges else dev.region.start) + "\n", 0o400)
-        if name == "modalias":
-            return const("dax:t0\n")
-        if name == "memmap_on_memory":
-            if k.profile < (6, 9):
-                return None  # the dax ABI series came with 6.9
-            return rw(lambda: f"{int(dev.memmap_on_memory)}\n", _store(lambda buf: k.memmap_on_memory_store(dev, buf)))
-        if name == "dev":
-            return ro(lambda: f"{k.dax_major}:{dev.minor}\n")
-        if name == "uevent":
-            return uevent_attr(k, here, "dax", lambda: k.dev_dax_uevent_env(dev))
-        if name == "subsystem":
-            return link(here, DAX_BUS)
-        if name == "driver":
-            drv = dev.driver
-            return link(here, f"{DAX_BUS}/drivers/{drv.name}") if drv is not None else None
-        if name == "power":
-            return power_dir(k, here)
-        if name.startswith("mapping"):
-            digits = name[len("mapping"):]
-            if digits.isdigit() and digits.isascii() and (digits == "0" or digits[0] != "0"):
-                rng = dev.range_of_mapping(int(digits))
-                if rng is not None:
-                    return MappingDir(k, dev, rng)
-        return None
 
 
 # -- dax_region/ and the producers' devices ------------------------------------------------------

@@ -96,13 +96,14 @@ def attr_wo(name: str, store: Callable[[D, str], int | None]) -> Attribute[D]:
 
 class Children(Entry[D]):
     """Entries ``<prefix><id>`` for the ids ``ids(obj)`` holds (listed in its order, or sorted),
-    each made by ``make_child(obj, id)``: links to other devices and child devices."""
+    each made by ``make_child(obj, id)``: links to other devices and child devices. Its name,
+    as ``is_visible`` sees it, is the format ``<prefix>%d`` (dev_set_name's)."""
 
     __slots__ = ("ids", "make_child", "prefix", "sort")
 
     def __init__(self, prefix: str, ids: Callable[[D], Collection[int]],
                  make_child: Callable[[D, int], Node | None], *, sort: bool = True) -> None:
-        super().__init__(prefix, None, 0o755)
+        super().__init__(f"{prefix}%d", None, 0o755)
         self.prefix = prefix
         self.ids = ids
         self.make_child = make_child
