@@ -131,15 +131,27 @@ class Group(Generic[D]):
 
 
 class Layout(Generic[D]):
-    """A directory's groups compiled once: the listing order and the name -> entry map."""
+    """A directory's groups compiled once: the listing and the name -> entry map."""
 
-    __slots__ = ("by_name", "dynamic", "order")
+    __slots__ = ("by_name", "dynamic", "listing")
 
     def __init__(self, *groups: Group[D]) -> None:
-        self.order = tuple((entry, group.is_visible) for group in groups for entry in group.entries)
+        order = [(entry, group.is_visible) for group in groups for entry in group.entries]
+        #: The listing in declaration order: (names always there, None, None) for a run of
+        #: entries without a visibility function, else ((), entry, its visibility function).
+        listing: list[tuple[tuple[str, ...], Entry[D] | None, Visible[D] | None]] = []
+        for entry, visible in order:
+            if visible is None and not isinstance(entry, Children):
+                if listing and listing[-1][1] is None:
+                    listing[-1] = ((*listing[-1][0], entry.name), None, None)
+                else:
+                    listing.append(((entry.name,), None, None))
+            else:
+                listing.append(((), entry, visible))
+        self.listing = tuple(listing)
         self.by_name: dict[str, tuple[Entry[D], Visible[D] | None]] = {}
         dynamic: list[tuple[Children[D], Visible[D] | None]] = []
-        for entry, visible in self.order:
+        for entry, visible in order:
             if isinstance(entry, Children):
                 dynamic.append((entry, visible))
             elif entry.name in self.by_name:
@@ -156,14 +168,17 @@ class GroupDir(Dir):
     __slots__ = ()
     layout: ClassVar[Layout[Any]]
 
-    def names(self) -> Iterator[str]:
-        for entry, visible in self.layout.order:
-            if visible is not None and not visible(self, entry):
-                continue
-            if isinstance(entry, Children):
-                yield from entry.names(self)
-            else:
-                yield entry.name
+    def names(self) -> list[str]:
+        out: list[str] = []
+        for fixed, entry, visible in self.layout.listing:
+            if entry is None:
+                out += fixed
+            elif visible is None or visible(self, entry):
+                if isinstance(entry, Children):
+                    out += entry.names(self)
+                else:
+                    out.append(entry.name)
+        return out
 
     def child(self, name: str) -> Node | None:
         # kernfs: the entries of a removed device are gone even through a directory kept open.
