@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ..errors import KernelError
 from ..klib import kstrtobool
 from .common import const, link, power_dir, ro, rw, uevent_attr, wo
-from .group import Children, Entry, Group, GroupDir, Layout, attr_ro, attr_rw, attr_wo
+from .group import Children, Dynamic, Entry, Group, GroupDir, Layout, attr_ro, attr_rw, attr_wo
 from .memory import BusDevicesDir, simple_bus
 from .tree import Dir, DirEntry, MergedDir, Node, StaticDir
 
@@ -170,76 +170,76 @@ def dax_region_dir(k: Kernel, region: DaxRegion) -> StaticDir:
     return StaticDir(entries)
 
 
-class ProducerDeviceDir(Dir):
-    """A device above the dax devices (``hmem.0``, ``region0``, ``dax_region0``, ...):
-    ``uevent``, ``power/``, ``subsystem`` and ``driver`` links, ``dax_region/`` on the owner
-    of a region, and its children (further producer devices, then dax devices)."""
+def producer_visible(d: ProducerDeviceDir, entry: Entry[ProducerDeviceDir]) -> int:
+    """What a producer device has (drivers/base/core.c device_add; drivers/base/dd.c
+    driver_sysfs_add; drivers/base/platform.c platform_dev_attrs, platform_dev_attrs_visible)."""
+    pdev, name = d.pdev, entry.name
+    if name == "dax_region":
+        return entry.mode if pdev.region is not None else 0
+    if name == "driver":
+        return entry.mode if pdev.driver and pdev.bus else 0
+    if name == "modalias":
+        return entry.mode if pdev.bus == "platform" else 0
+    if name == "numa_node":
+        return entry.mode if pdev.bus == "platform" and pdev.numa_node is not None and pdev.numa_node >= 0 else 0
+    if name == "subsystem":
+        return entry.mode if pdev.bus else 0
+    return entry.mode
+
+
+def _producer_children(d: ProducerDeviceDir) -> list[str]:
+    """Further producer devices, then the region's dax devices."""
+    names = [p.name for p in d.k.dax_producer_devices.values() if p.parent == d.pdev.devpath]
+    region = d.pdev.region
+    return names + [dev.name for dev in region.devices.values()] if region is not None else names
+
+
+def _producer_child(d: ProducerDeviceDir, name: str) -> Node | None:
+    """A child producer device (by devpath: O(1), not a scan; the path to a dax device passes
+    five of these), else a dax device."""
+    sub = d.k.dax_producer_devices.get(f"{d.pdev.devpath}/{name}")
+    if sub is not None:
+        return ProducerDeviceDir(d.k, sub)
+    region = d.pdev.region
+    if region is not None:
+        for dev in region.devices.values():
+            if dev.name == name:
+                return DevDaxDir(d.k, dev)
+    return None
+
+
+#: A producer's device (``hmem.0``, ``region0``, ``dax_region0``, ...): the driver core's files,
+#: ``dax_region/`` on the owner of a region (drivers/dax/bus.c dax_region_attribute_group), and
+#: its children (further producer devices, then dax devices).
+producer_device_group: Group[ProducerDeviceDir] = Group([
+    Entry("dax_region", lambda d: dax_region_dir(d.k, d.region)),
+    Entry("driver", lambda d: link(d.pdev.devpath, f"/bus/{d.pdev.bus}/drivers/{d.pdev.driver}")),
+    attr_ro("modalias", lambda d: f"{d.pdev.modalias}\n"),
+    attr_ro("numa_node", lambda d: f"{d.pdev.numa_node}\n"),
+    Entry("power", lambda d: power_dir(d.k, d.pdev.devpath)),
+    Entry("subsystem", lambda d: link(d.pdev.devpath, f"/bus/{d.pdev.bus}")),
+    Entry("uevent", lambda d: uevent_attr(d.k, d.pdev.devpath, d.pdev.bus, d.pdev.uevent_env)),
+    Dynamic("devices", _producer_children, _producer_child),
+], producer_visible)
+
+
+class ProducerDeviceDir(GroupDir):
+    """A device above the dax devices, declared in ``producer_device_group``."""
 
     __slots__ = ("k", "pdev")
+    k: Kernel
+    pdev: ProducerDevice
+
+    layout = Layout(producer_device_group)
 
     def __init__(self, k: Kernel, pdev: ProducerDevice) -> None:
         self.k = k
         self.pdev = pdev
 
-    def _children(self) -> list[ProducerDevice]:
-        return [p for p in self.k.dax_producer_devices.values() if p.parent == self.pdev.devpath]
-
-    def _dax_children(self) -> list[DevDax]:
-        region = self.pdev.region
-        return list(region.devices.values()) if region is not None else []
-
-    def names(self) -> Iterable[str]:
-        pdev = self.pdev
-        names = []
-        if pdev.region is not None:
-            names.append("dax_region")
-        if pdev.driver:
-            names.append("driver")
-        if pdev.bus == "platform":
-            names.append("modalias")
-            if pdev.numa_node is not None and pdev.numa_node >= 0:
-                names.append("numa_node")
-        names.append("power")
-        if pdev.bus:
-            names.append("subsystem")
-        names.append("uevent")
-        names += [p.name for p in self._children()]
-        names += [d.name for d in self._dax_children()]
-        return names
-
-    #: The names child() answers itself; any other name can only be a child device.
-    _OWN = frozenset({"uevent", "power", "subsystem", "driver", "modalias", "numa_node", "dax_region"})
-
-    def child(self, name: str) -> Node | None:
-        k, pdev = self.k, self.pdev
-        here = pdev.devpath
-        if name not in self._OWN:  # the path to a dax device passes five of these: keep it short
-            return self._device(name)
-        if name == "uevent":
-            return uevent_attr(k, here, pdev.bus, pdev.uevent_env)
-        if name == "power":
-            return power_dir(k, here)
-        if name == "subsystem":
-            return link(here, f"/bus/{pdev.bus}") if pdev.bus else None
-        if name == "driver":
-            return link(here, f"/bus/{pdev.bus}/drivers/{pdev.driver}") if pdev.driver and pdev.bus else None
-        if name == "modalias" and pdev.bus == "platform":
-            return const(f"{pdev.modalias}\n")
-        if name == "numa_node" and pdev.bus == "platform" and pdev.numa_node is not None and pdev.numa_node >= 0:
-            return const(f"{pdev.numa_node}\n")
-        if name == "dax_region" and pdev.region is not None:
-            return dax_region_dir(k, pdev.region)
-        return self._device(name)
-
-    def _device(self, name: str) -> Node | None:
-        """A child producer device (by devpath: O(1), not a scan), else a dax device."""
-        sub = self.k.dax_producer_devices.get(f"{self.pdev.devpath}/{name}")
-        if sub is not None:
-            return ProducerDeviceDir(self.k, sub)
-        for dev in self._dax_children():
-            if dev.name == name:
-                return DevDaxDir(self.k, dev)
-        return None
+    @property
+    def region(self) -> DaxRegion:
+        assert self.pdev.region is not None  # producer_visible()
+        return self.pdev.region
 
 
 class PlatformDevicesDir(Dir):
@@ -304,41 +304,43 @@ def producer_bus(k: Kernel, bus: str) -> Callable[[], Node | None]:
 
 
 # -- /sys/bus/dax -------------------------------------------------------------------------------
-class DaxDriverDir(Dir):
-    """``/sys/bus/dax/drivers/<name>/`` (1.7)."""
+def _bound_device(d: DaxDriverDir, name: str) -> Node | None:
+    for dev in d.drv.bound:
+        if dev.name == name:
+            return link(d.devpath, dev.devpath)
+    return None
+
+
+#: drivers/base/bus.c driver_attrs (bind, unbind, uevent), drivers/dax/bus.c dax_drv_attrs
+#: (new_id, remove_id), module_add_driver()'s ``module`` link and one link per bound device;
+#: nothing once the module is unloaded.
+dax_drv_group: Group[DaxDriverDir] = Group([
+    attr_wo("bind", lambda d, buf: d.k.bind_store(d.drv.name, buf)),
+    Entry("module", lambda d: link(d.devpath, f"/module/{d.drv.name}")),
+    attr_wo("new_id", lambda d, buf: d.k.new_id_store(d.drv.name, buf)),
+    attr_wo("remove_id", lambda d, buf: d.k.remove_id_store(d.drv.name, buf)),
+    Entry("uevent", lambda d: uevent_attr(d.k, d.devpath, "drivers", mode=0o200)),
+    attr_wo("unbind", lambda d, buf: d.k.unbind_store(d.drv.name, buf)),
+    Dynamic("devices", lambda d: [dev.name for dev in d.drv.bound], _bound_device),
+], lambda d, entry: entry.mode if d.drv.loaded else 0)
+
+
+class DaxDriverDir(GroupDir):
+    """``/sys/bus/dax/drivers/<name>/`` (1.7), declared in ``dax_drv_group``."""
 
     __slots__ = ("drv", "k")
+    k: Kernel
+    drv: DaxDriver
 
-    NAMES = ("bind", "module", "new_id", "remove_id", "uevent", "unbind")
+    layout = Layout(dax_drv_group)
 
     def __init__(self, k: Kernel, drv: DaxDriver) -> None:
         self.k = k
         self.drv = drv
 
-    def names(self) -> Iterable[str]:
-        return [*self.NAMES, *(dev.name for dev in self.drv.bound)]
-
-    def child(self, name: str) -> Node | None:
-        k, drv = self.k, self.drv
-        if not drv.loaded:
-            return None
-        here = f"{DAX_BUS}/drivers/{drv.name}"
-        if name == "bind":
-            return wo(_store(lambda buf: k.bind_store(drv.name, buf)))
-        if name == "unbind":
-            return wo(_store(lambda buf: k.unbind_store(drv.name, buf)))
-        if name == "new_id":
-            return wo(_store(lambda buf: k.new_id_store(drv.name, buf)))
-        if name == "remove_id":
-            return wo(_store(lambda buf: k.remove_id_store(drv.name, buf)))
-        if name == "uevent":
-            return uevent_attr(k, here, "drivers", mode=0o200)
-        if name == "module":
-            return link(here, f"/module/{drv.name}")
-        for dev in drv.bound:
-            if dev.name == name:
-                return link(here, dev.devpath)
-        return None
+    @property
+    def devpath(self) -> str:
+        return f"{DAX_BUS}/drivers/{self.drv.name}"
 
 
 class DaxDriversDir(Dir):

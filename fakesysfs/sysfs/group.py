@@ -11,12 +11,13 @@ place: the group's visibility function.
 Besides attributes, a device directory holds links (``sysfs_create_link``: ``subsystem``,
 ``driver``), sub-directories (``power/``, a named group in the kernel) and files every device
 shares (``uevent``): they are declared the same way as an ``Entry`` that makes its node. Entries
-whose names come from state (``nodeK`` links of a memory block, ``mappingN`` of a dax device)
-are ``Children``: a prefix and the ids present.
+whose names come from state are ``Dynamic``: ``Children`` for a prefix and the ids present
+(``nodeK`` links of a memory block, ``mappingN`` of a dax device), or a list and a lookup
+(the child devices of a producer device).
 
-The listing is the declaration order (groups in order, entries in order), a ``Children``
+The listing is the declaration order (groups in order, entries in order), a ``Dynamic``
 entry listing its names where it is declared. The lookup is one dict access plus the
-visibility call; a name that is no declared entry is tried against the ``Children`` prefixes.
+visibility call; a name that is no declared entry is tried against the ``Dynamic`` entries.
 """
 
 from __future__ import annotations
@@ -94,17 +95,37 @@ def attr_wo(name: str, store: Callable[[D, str], int | None]) -> Attribute[D]:
     return Attribute(name, 0o200, None, lambda obj, text, _count: store(obj, text))
 
 
-class Children(Entry[D]):
-    """Entries ``<prefix><id>`` for the ids ``ids(obj)`` holds (listed in its order, or sorted),
-    each made by ``make_child(obj, id)``: links to other devices and child devices. Its name,
-    as ``is_visible`` sees it, is the format ``<prefix>%d`` (dev_set_name's)."""
+class Dynamic(Entry[D]):
+    """Entries whose names come from state (child devices, links to other devices): listed by
+    ``list_names(obj)``; a name no declared entry has is looked up with ``find(obj, name)``
+    (None: absent) when it starts with ``prefix``. ``name`` is what ``is_visible`` sees."""
 
-    __slots__ = ("ids", "make_child", "prefix", "sort")
+    __slots__ = ("find", "list_names", "prefix")
+
+    def __init__(self, name: str, list_names: Callable[[D], Iterable[str]],
+                 find: Callable[[D, str], Node | None], prefix: str = "") -> None:
+        super().__init__(name, None, 0o755)
+        self.prefix = prefix
+        self.list_names = list_names
+        self.find = find
+
+    def names(self, obj: D) -> Iterable[str]:
+        return self.list_names(obj)
+
+    def lookup(self, obj: D, name: str) -> Node | None:
+        return self.find(obj, name)
+
+
+class Children(Dynamic[D]):
+    """``<prefix><id>`` for the ids ``ids(obj)`` holds (listed in its order, or sorted), each
+    made by ``make_child(obj, id)``; ``is_visible`` sees the name ``<prefix>%d``
+    (dev_set_name's format)."""
+
+    __slots__ = ("ids", "make_child", "sort")
 
     def __init__(self, prefix: str, ids: Callable[[D], Collection[int]],
                  make_child: Callable[[D, int], Node | None], *, sort: bool = True) -> None:
-        super().__init__(f"{prefix}%d", None, 0o755)
-        self.prefix = prefix
+        super().__init__(f"{prefix}%d", self.names, self.lookup, prefix)
         self.ids = ids
         self.make_child = make_child
         self.sort = sort
@@ -141,7 +162,7 @@ class Layout(Generic[D]):
         #: entries without a visibility function, else ((), entry, its visibility function).
         listing: list[tuple[tuple[str, ...], Entry[D] | None, Visible[D] | None]] = []
         for entry, visible in order:
-            if visible is None and not isinstance(entry, Children):
+            if visible is None and not isinstance(entry, Dynamic):
                 if listing and listing[-1][1] is None:
                     listing[-1] = ((*listing[-1][0], entry.name), None, None)
                 else:
@@ -150,9 +171,9 @@ class Layout(Generic[D]):
                 listing.append(((), entry, visible))
         self.listing = tuple(listing)
         self.by_name: dict[str, tuple[Entry[D], Visible[D] | None]] = {}
-        dynamic: list[tuple[Children[D], Visible[D] | None]] = []
+        dynamic: list[tuple[Dynamic[D], Visible[D] | None]] = []
         for entry, visible in order:
-            if isinstance(entry, Children):
+            if isinstance(entry, Dynamic):
                 dynamic.append((entry, visible))
             elif entry.name in self.by_name:
                 raise ValueError(f"{entry.name}: declared twice")  # sysfs_add_file_mode_ns: EEXIST
@@ -174,7 +195,7 @@ class GroupDir(Dir):
             if entry is None:
                 out += fixed
             elif visible is None or visible(self, entry):
-                if isinstance(entry, Children):
+                if isinstance(entry, Dynamic):
                     out += entry.names(self)
                 else:
                     out.append(entry.name)
