@@ -66,7 +66,7 @@ def test_listing_and_lookup_agree(overrides: dict[str, object]) -> None:
         assert all(directory.child(name) is not None for name in listed), path
         for entry, _ in directory.layout.by_name.values():
             assert (directory.child(entry.name) is not None) == (entry.name in listed), (path, entry.name)
-        for children, _ in directory.layout.dynamic:
+        for _, _, children, _ in directory.layout.dynamic:
             if not isinstance(children, Children):
                 continue
             for i in range(8):

@@ -208,9 +208,8 @@ def _producer_child(d: ProducerDeviceDir, name: str) -> Node | None:
     return None
 
 
-#: A producer's device (``hmem.0``, ``region0``, ``dax_region0``, ...): the driver core's files,
-#: ``dax_region/`` on the owner of a region (drivers/dax/bus.c dax_region_attribute_group), and
-#: its children (further producer devices, then dax devices).
+#: A producer's device (``hmem.0``, ``region0``, ``dax_region0``, ...): the driver core's files
+#: and ``dax_region/`` on the owner of a region (drivers/dax/bus.c dax_region_attribute_group).
 producer_device_group: Group[ProducerDeviceDir] = Group([
     Entry("dax_region", lambda d: dax_region_dir(d.k, d.region)),
     Entry("driver", lambda d: link(d.pdev.devpath, f"/bus/{d.pdev.bus}/drivers/{d.pdev.driver}")),
@@ -219,18 +218,20 @@ producer_device_group: Group[ProducerDeviceDir] = Group([
     Entry("power", lambda d: power_dir(d.k, d.pdev.devpath)),
     Entry("subsystem", lambda d: link(d.pdev.devpath, f"/bus/{d.pdev.bus}")),
     Entry("uevent", lambda d: uevent_attr(d.k, d.pdev.devpath, d.pdev.bus, d.pdev.uevent_env)),
-    Dynamic("devices", _producer_children, _producer_child),
 ], producer_visible)
+#: Its children, always there (a group of their own keeps producer_visible off the path).
+producer_children_group: Group[ProducerDeviceDir] = Group([Dynamic("devices", _producer_children, _producer_child)])
 
 
 class ProducerDeviceDir(GroupDir):
-    """A device above the dax devices, declared in ``producer_device_group``."""
+    """A device above the dax devices: ``producer_device_group``, then its children (further
+    producer devices, then dax devices)."""
 
     __slots__ = ("k", "pdev")
     k: Kernel
     pdev: ProducerDevice
 
-    layout = Layout(producer_device_group)
+    layout = Layout(producer_device_group, producer_children_group)
 
     def __init__(self, k: Kernel, pdev: ProducerDevice) -> None:
         self.k = k

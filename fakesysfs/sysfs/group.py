@@ -109,12 +109,6 @@ class Dynamic(Entry[D]):
         self.list_names = list_names
         self.find = find
 
-    def names(self, obj: D) -> Iterable[str]:
-        return self.list_names(obj)
-
-    def lookup(self, obj: D, name: str) -> Node | None:
-        return self.find(obj, name)
-
 
 class Children(Dynamic[D]):
     """``<prefix><id>`` for the ids ``ids(obj)`` holds (listed in its order, or sorted), each
@@ -125,17 +119,17 @@ class Children(Dynamic[D]):
 
     def __init__(self, prefix: str, ids: Callable[[D], Collection[int]],
                  make_child: Callable[[D, int], Node | None], *, sort: bool = True) -> None:
-        super().__init__(f"{prefix}%d", self.names, self.lookup, prefix)
+        super().__init__(f"{prefix}%d", self._names, self._find, prefix)
         self.ids = ids
         self.make_child = make_child
         self.sort = sort
 
-    def names(self, obj: D) -> Iterator[str]:
+    def _names(self, obj: D) -> Iterator[str]:
         ids = self.ids(obj)
         for i in sorted(ids) if self.sort else ids:
             yield f"{self.prefix}{i}"
 
-    def lookup(self, obj: D, name: str) -> Node | None:
+    def _find(self, obj: D, name: str) -> Node | None:
         i = suffix_id(name, self.prefix)
         return self.make_child(obj, i) if i is not None and i in self.ids(obj) else None
 
@@ -171,10 +165,11 @@ class Layout(Generic[D]):
                 listing.append(((), entry, visible))
         self.listing = tuple(listing)
         self.by_name: dict[str, tuple[Entry[D], Visible[D] | None]] = {}
-        dynamic: list[tuple[Dynamic[D], Visible[D] | None]] = []
+        #: (prefix, find, entry, visibility function) of each Dynamic entry.
+        dynamic: list[tuple[str, Callable[[D, str], Node | None], Dynamic[D], Visible[D] | None]] = []
         for entry, visible in order:
             if isinstance(entry, Dynamic):
-                dynamic.append((entry, visible))
+                dynamic.append((entry.prefix, entry.find, entry, visible))
             elif entry.name in self.by_name:
                 raise ValueError(f"{entry.name}: declared twice")  # sysfs_add_file_mode_ns: EEXIST
             else:
@@ -188,6 +183,12 @@ class GroupDir(Dir):
 
     __slots__ = ()
     layout: ClassVar[Layout[Any]]
+    #: Whether the class has an ``alive`` of its own (else lookups skip calling it).
+    _mortal: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._mortal = cls.alive is not Dir.alive
 
     def names(self) -> list[str]:
         out: list[str] = []
@@ -196,23 +197,23 @@ class GroupDir(Dir):
                 out += fixed
             elif visible is None or visible(self, entry):
                 if isinstance(entry, Dynamic):
-                    out += entry.names(self)
+                    out += entry.list_names(self)
                 else:
                     out.append(entry.name)
         return out
 
     def child(self, name: str) -> Node | None:
         # kernfs: the entries of a removed device are gone even through a directory kept open.
-        if not self.alive():
+        if self._mortal and not self.alive():
             return None
         found = self.layout.by_name.get(name)
         if found is not None:
             entry, visible = found
             mode = entry.mode if visible is None else visible(self, entry)
             return entry.node(self, mode) if mode else None
-        for children, visible in self.layout.dynamic:
-            if name.startswith(children.prefix) and (visible is None or visible(self, children)):
-                node = children.lookup(self, name)
+        for prefix, find, entry, visible in self.layout.dynamic:
+            if name.startswith(prefix) and (visible is None or visible(self, entry)):
+                node = find(self, name)
                 if node is not None:
                     return node
         return None
