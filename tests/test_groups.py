@@ -59,7 +59,8 @@ def test_listing_and_lookup_agree(overrides: dict[str, object]) -> None:
     tree = boot(**overrides)
     dirs = group_dirs(tree)
     kinds = {type(d).__name__ for _, d in dirs}
-    assert {"MemoryBlockDir", "NodeDir", "DevDaxDir", "MappingDir", "ProducerDeviceDir", "DaxDriverDir"} <= kinds
+    assert {"MemoryBlockDir", "NodeDir", "DevDaxDir", "MappingDir", "ProducerDeviceDir", "DaxDriverDir",
+            "DaxRegionDir", "MemoryTierDir"} <= kinds
     for path, directory in dirs:
         listed = list(directory.names())
         assert len(set(listed)) == len(listed), path

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 from ..errors import KernelError
 from ..klib import kstrtobool
-from .common import const, link, power_dir, ro, rw, uevent_attr, wo
+from .common import const, link, power_dir, rw, uevent_attr, wo
 from .group import Children, Dynamic, Entry, Group, GroupDir, Layout, attr_ro, attr_rw, attr_wo
 from .memory import BusDevicesDir, simple_bus
-from .tree import Dir, DirEntry, MergedDir, Node, StaticDir
+from .tree import Dir, MergedDir, Node, StaticDir
 
 if TYPE_CHECKING:
     from ..engine import Kernel
@@ -152,22 +152,42 @@ class DevDaxDir(GroupDir):
 
 
 # -- dax_region/ and the producers' devices ------------------------------------------------------
-def dax_region_dir(k: Kernel, region: DaxRegion) -> StaticDir:
-    """``<parent>/dax_region/`` (1.10); static regions hide the four dynamic files."""
-    entries: dict[str, DirEntry] = {
-        "align": ro(lambda: f"{region.align}\n", 0o400),
-        "id": ro(lambda: f"{region.id}\n"),
-        "size": ro(lambda: f"{region.size}\n"),
-    }
-    if not region.is_static:
-        def name_of(dev: DevDax | None) -> str:
-            return (dev.name if dev is not None else "") + "\n"
+def dax_region_visible(d: DaxRegionDir, attr: Entry[DaxRegionDir]) -> int:
+    """drivers/dax/bus.c dax_region_visible(): a static region hides the four files that
+    create and delete devices."""
+    if d.region.is_static and attr.name in ("available_size", "create", "delete", "seed"):
+        return 0
+    return attr.mode
 
-        entries["available_size"] = ro(lambda: f"{region.avail_size()}\n")
-        entries["create"] = rw(lambda: name_of(region.youngest), _store(lambda buf: k.create_store(region, buf)))
-        entries["delete"] = wo(_store(lambda buf: k.delete_store(region, buf)))
-        entries["seed"] = ro(lambda: name_of(region.seed))
-    return StaticDir(entries)
+
+def _name_of(dev: DevDax | None) -> str:
+    return (dev.name if dev is not None else "") + "\n"
+
+
+#: drivers/dax/bus.c dax_region_attribute_group (1.10).
+dax_region_attribute_group: Group[DaxRegionDir] = Group([
+    attr_ro("align", lambda d: f"{d.region.align}\n", 0o400),
+    attr_ro("id", lambda d: f"{d.region.id}\n"),
+    attr_ro("size", lambda d: f"{d.region.size}\n"),
+    attr_ro("available_size", lambda d: f"{d.region.avail_size()}\n"),
+    attr_rw("create", lambda d: _name_of(d.region.youngest), lambda d, buf: d.k.create_store(d.region, buf)),
+    attr_wo("delete", lambda d, buf: d.k.delete_store(d.region, buf)),
+    attr_ro("seed", lambda d: _name_of(d.region.seed)),
+], dax_region_visible)
+
+
+class DaxRegionDir(GroupDir):
+    """``<parent>/dax_region/``, declared in ``dax_region_attribute_group``."""
+
+    __slots__ = ("k", "region")
+    k: Kernel
+    region: DaxRegion
+
+    layout = Layout(dax_region_attribute_group)
+
+    def __init__(self, k: Kernel, region: DaxRegion) -> None:
+        self.k = k
+        self.region = region
 
 
 def producer_visible(d: ProducerDeviceDir, entry: Entry[ProducerDeviceDir]) -> int:
@@ -211,7 +231,7 @@ def _producer_child(d: ProducerDeviceDir, name: str) -> Node | None:
 #: A producer's device (``hmem.0``, ``region0``, ``dax_region0``, ...): the driver core's files
 #: and ``dax_region/`` on the owner of a region (drivers/dax/bus.c dax_region_attribute_group).
 producer_device_group: Group[ProducerDeviceDir] = Group([
-    Entry("dax_region", lambda d: dax_region_dir(d.k, d.region)),
+    Entry("dax_region", lambda d: DaxRegionDir(d.k, d.region)),
     Entry("driver", lambda d: link(d.pdev.devpath, f"/bus/{d.pdev.bus}/drivers/{d.pdev.driver}")),
     attr_ro("modalias", lambda d: f"{d.pdev.modalias}\n"),
     attr_ro("numa_node", lambda d: f"{d.pdev.numa_node}\n"),

@@ -235,6 +235,33 @@ def cpu_bus(k: Kernel) -> StaticDir:
 
 
 # -- memory tiers --------------------------------------------------------------------------------
+#: mm/memory-tiers.c memtier_dev_groups (nodelist) with the driver core's files.
+memtier_dev_group: Group[MemoryTierDir] = Group([
+    attr_ro("nodelist", lambda d: format_node_list(sorted(d.k.tiers.get(d.tier, ()))) + "\n"),
+    Entry("power", lambda d: power_dir(d.k, d.devpath)),
+    Entry("subsystem", lambda d: link(d.devpath, "/bus/memory_tiering")),
+    Entry("uevent", lambda d: uevent_attr(d.k, d.devpath, "memory_tiering")),
+])
+
+
+class MemoryTierDir(GroupDir):
+    """``memory_tierT/``, declared in ``memtier_dev_group``."""
+
+    __slots__ = ("k", "tier")
+    k: Kernel
+    tier: int
+
+    layout = Layout(memtier_dev_group)
+
+    def __init__(self, k: Kernel, tier: int) -> None:
+        self.k = k
+        self.tier = tier
+
+    @property
+    def devpath(self) -> str:
+        return self.k.memtier_devpath(self.tier)
+
+
 class TiersDir(Dir):
     __slots__ = ("k",)
 
@@ -245,17 +272,8 @@ class TiersDir(Dir):
         return [f"memory_tier{t}" for t in sorted(self.k.tiers)]
 
     def child(self, name: str) -> Node | None:
-        k = self.k
         tier = suffix_id(name, "memory_tier")
-        if tier is None or tier not in k.tiers:
-            return None
-        here = k.memtier_devpath(tier)
-        return StaticDir({
-            "nodelist": ro(lambda: format_node_list(sorted(k.tiers.get(tier, ()))) + "\n"),
-            "power": power_dir(k, here),
-            "subsystem": link(here, "/bus/memory_tiering"),
-            "uevent": uevent_attr(k, here, "memory_tiering"),
-        })
+        return MemoryTierDir(self.k, tier) if tier is not None and tier in self.k.tiers else None
 
 
 def tier_root(k: Kernel) -> Dir:
