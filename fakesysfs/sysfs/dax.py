@@ -3,8 +3,9 @@ the dax modules (docs/abi.md "The dax bus"; docs/clients.md "daxctl").
 
 Every store here hands the text to the engine function of the same kernel name (``bind_store``,
 ``size_store``, ...); this module only decides which files exist, with which modes, and
-where links point. There is deliberately no ``/sys/class/dax``: daxctl would switch to the
-old dax-class model (docs/clients.md "daxctl").
+where links point, each device directory as an attribute group with its visibility function
+(``group.py``; ``dev_dax_visible``, ``dax_region_visible``). There is deliberately no
+``/sys/class/dax``: daxctl would switch to the old dax-class model (docs/clients.md "daxctl").
 """
 
 from __future__ import annotations
