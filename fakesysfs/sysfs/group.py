@@ -22,7 +22,7 @@ visibility call; a name that is no declared entry is tried against the ``Dynamic
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable
 from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -124,10 +124,10 @@ class Children(Dynamic[D]):
         self.make_child = make_child
         self.sort = sort
 
-    def _names(self, obj: D) -> Iterator[str]:
+    def _names(self, obj: D) -> list[str]:
         ids = self.ids(obj)
-        for i in sorted(ids) if self.sort else ids:
-            yield f"{self.prefix}{i}"
+        prefix = self.prefix
+        return [f"{prefix}{i}" for i in (sorted(ids) if self.sort and len(ids) > 1 else ids)]
 
     def _find(self, obj: D, name: str) -> Node | None:
         i = suffix_id(name, self.prefix)
