@@ -3,21 +3,24 @@ the dax modules (docs/abi.md "The dax bus"; docs/clients.md "daxctl").
 
 Every store here hands the text to the engine function of the same kernel name (``bind_store``,
 ``size_store``, ...); this module only decides which files exist, with which modes, and
-where links point. There is deliberately no ``/sys/class/dax``: daxctl would switch to the
-old dax-class model (docs/clients.md "daxctl").
+where links point, each device directory as an attribute group with its visibility function
+(``group.py``; ``dev_dax_visible``, ``dax_region_visible``). There is deliberately no
+``/sys/class/dax``: daxctl would switch to the old dax-class model (docs/clients.md "daxctl").
 """
 
 from __future__ import annotations
 
 import errno
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ..errors import KernelError
 from ..klib import kstrtobool
-from .common import const, link, power_dir, ro, rw, uevent_attr, wo
+from .common import const, link, power_dir, rw, uevent_attr, wo
+from .group import Children, Dynamic, Entry, Group, GroupDir, Layout, attr_ro, attr_rw, attr_wo
 from .memory import BusDevicesDir, simple_bus
-from .tree import Dir, DirEntry, MergedDir, Node, StaticDir
+from .tree import Dir, MergedDir, Node, StaticDir
 
 if TYPE_CHECKING:
     from ..engine import Kernel
@@ -40,221 +43,225 @@ def _store(fn: Callable[[str], int | None]) -> Callable[[str, int], int | None]:
 
 
 # -- dax devices --------------------------------------------------------------------------------
-class MappingDir(Dir):
+def _mapping_show(value: Callable[[DevDaxRange], int]) -> Callable[[MappingDir], str]:
+    def show(d: MappingDir) -> str:
+        if d.rng.mapping is None or d.rng.mapping != d.mapping_id:
+            raise KernelError(errno.ENXIO)  # get_dax_range(): the mapping is being torn down
+        return _hex(value(d.rng)) + "\n"
+
+    return show
+
+
+#: drivers/dax/bus.c dax_mapping_attributes (0400 each), with uevent and power/ from the core.
+dax_mapping_attribute_group: Group[MappingDir] = Group([
+    attr_ro("end", _mapping_show(lambda r: r.end), 0o400),
+    attr_ro("page_offset", _mapping_show(lambda r: r.pgoff), 0o400),
+    Entry("power", lambda d: power_dir(d.k, d.devpath)),
+    attr_ro("start", _mapping_show(lambda r: r.start), 0o400),
+    Entry("uevent", lambda d: uevent_attr(d.k, d.devpath, None)),
+])
+
+
+class MappingDir(GroupDir):
     """``daxX.Y/mappingN/`` (1.9): no bus, so no ``subsystem`` link and no uevents."""
 
-    __slots__ = ("dev", "k", "rng")
+    __slots__ = ("dev", "k", "mapping_id", "rng")
+    k: Kernel
+    dev: DevDax
+    rng: DevDaxRange
+    mapping_id: int | None
 
-    NAMES = ("end", "page_offset", "power", "start", "uevent")
+    layout = Layout(dax_mapping_attribute_group)
 
     def __init__(self, k: Kernel, dev: DevDax, rng: DevDaxRange) -> None:
         self.k = k
         self.dev = dev
         self.rng = rng
+        self.mapping_id = rng.mapping
 
-    def names(self) -> Iterable[str]:
-        return self.NAMES
-
-    def _show(self, value: Callable[[DevDaxRange], int]) -> Callable[[], str]:
-        mapping_id = self.rng.mapping
-        rng = self.rng
-
-        def show() -> str:
-            if rng.mapping is None or rng.mapping != mapping_id:
-                raise KernelError(errno.ENXIO)  # get_dax_range(): the mapping is being torn down
-            return _hex(value(rng)) + "\n"
-
-        return show
-
-    def child(self, name: str) -> Node | None:
-        here = f"{self.dev.devpath}/mapping{self.rng.mapping}"
-        if name == "start":
-            return ro(self._show(lambda r: r.start), 0o400)
-        if name == "end":
-            return ro(self._show(lambda r: r.end), 0o400)
-        if name == "page_offset":
-            return ro(self._show(lambda r: r.pgoff), 0o400)
-        if name == "uevent":
-            return uevent_attr(self.k, here, None)
-        if name == "power":
-            return power_dir(self.k, here)
-        return None
+    @property
+    def devpath(self) -> str:
+        return f"{self.dev.devpath}/mapping{self.mapping_id}"
 
 
-class DevDaxDir(Dir):
-    """``daxX.Y/`` (1.8): modes from dev_dax_visible(); static (pmem) devices have a
-    read-only ``size``/``align`` and no ``mapping``."""
+def dev_dax_visible(d: DevDaxDir, attr: Entry[DevDaxDir]) -> int:
+    """drivers/dax/bus.c dev_dax_visible(): static (pmem) devices have a read-only ``size`` and
+    ``align`` and no ``mapping``. Also here: ``memmap_on_memory`` came with the 6.9 dax ABI
+    series, and the ``driver`` link exists while bound (drivers/base/dd.c driver_sysfs_add)."""
+    dev, name = d.dev, attr.name
+    if name == "target_node" and dev.target_node < 0:
+        return 0
+    if name == "mapping" and dev.region.is_static:
+        return 0
+    if (name == "align" or name == "size") and dev.region.is_static:
+        return 0o444
+    if name == "memmap_on_memory" and d.k.profile < (6, 9):
+        return 0
+    if name == "driver" and dev.driver is None:
+        return 0
+    return attr.mode
+
+
+def _driver_link(d: DevDaxDir) -> Node:
+    assert d.dev.driver is not None  # dev_dax_visible()
+    return link(d.dev.devpath, f"{DAX_BUS}/drivers/{d.dev.driver.name}")
+
+
+def _mapping(d: DevDaxDir, mapping_id: int) -> Node | None:
+    rng = d.dev.range_of_mapping(mapping_id)
+    return MappingDir(d.k, d.dev, rng) if rng is not None else None
+
+
+#: drivers/dax/bus.c dev_dax_attribute_group, with the driver core's files (dev, driver,
+#: power/, subsystem, uevent) and the ``mappingN`` children (devm_register_dax_mapping).
+dev_dax_attribute_group: Group[DevDaxDir] = Group([
+    attr_rw("align", lambda d: f"{d.dev.align}\n", lambda d, buf: d.k.align_store(d.dev, buf)),
+    attr_ro("dev", lambda d: f"{d.k.dax_major}:{d.dev.minor}\n"),
+    Entry("driver", _driver_link),
+    attr_wo("mapping", lambda d, buf: d.k.mapping_store(d.dev, buf)),
+    Children("mapping", lambda d: d.dev.mapping_ids, _mapping),
+    attr_rw("memmap_on_memory", lambda d: f"{int(d.dev.memmap_on_memory)}\n",
+            lambda d, buf: d.k.memmap_on_memory_store(d.dev, buf)),
+    attr_ro("modalias", lambda _d: "dax:t0\n"),
+    attr_ro("numa_node", lambda d: f"{d.dev.numa_node}\n"),
+    Entry("power", lambda d: power_dir(d.k, d.dev.devpath)),
+    attr_ro("resource", lambda d: _hex(d.dev.ranges[0].start if d.dev.ranges else d.dev.region.start) + "\n", 0o400),
+    attr_rw("size", lambda d: f"{d.dev.size}\n", lambda d, buf: d.k.size_store(d.dev, buf)),
+    Entry("subsystem", lambda d: link(d.dev.devpath, DAX_BUS)),
+    attr_ro("target_node", lambda d: f"{d.dev.target_node}\n"),
+    Entry("uevent", lambda d: uevent_attr(d.k, d.dev.devpath, "dax", partial(d.k.dev_dax_uevent_env, d.dev))),
+], dev_dax_visible)
+
+
+class DevDaxDir(GroupDir):
+    """``daxX.Y/`` (1.8), declared in ``dev_dax_attribute_group``."""
 
     __slots__ = ("dev", "k")
+    k: Kernel
+    dev: DevDax
+
+    layout = Layout(dev_dax_attribute_group)
 
     def __init__(self, k: Kernel, dev: DevDax) -> None:
         self.k = k
         self.dev = dev
 
-    def _alive(self) -> bool:
+    def alive(self) -> bool:
+        """kernfs: a file of a deleted device fails with ENODEV, even if it was open; power/
+        and the rest of an open file's directory go with the device."""
         return self.k.dax_devices.get(self.dev.name) is self.dev
-
-    alive = _alive  # power/ and the rest of an open file's directory go with the device
-
-    def names(self) -> Iterable[str]:
-        dev = self.dev
-        static = dev.region.is_static
-        names = ["align", "dev"]
-        if dev.driver is not None:
-            names.append("driver")
-        if not static:
-            names.append("mapping")
-        names += [f"mapping{m}" for m in sorted(dev.mapping_ids)]
-        if self.k.profile >= (6, 9):
-            names.append("memmap_on_memory")
-        names += ["modalias", "numa_node", "power", "resource", "size", "subsystem"]
-        if dev.target_node >= 0:
-            names.append("target_node")
-        names.append("uevent")
-        return names
-
-    def child(self, name: str) -> Node | None:
-        # kernfs: a file of a deleted device fails with ENODEV, even if it was open; the tree
-        # checks this directory's ``alive`` on every read and store of a file below it.
-        if not self._alive():
-            return None
-        return self._child(name)
-
-    def _child(self, name: str) -> Node | None:
-        k, dev = self.k, self.dev
-        static = dev.region.is_static
-        here = dev.devpath
-        if name == "size":
-            def size_show() -> str:
-                return f"{dev.size}\n"
-            return ro(size_show) if static else rw(size_show, _store(lambda buf: k.size_store(dev, buf)))
-        if name == "align":
-            def align_show() -> str:
-                return f"{dev.align}\n"
-            return ro(align_show) if static else rw(align_show, _store(lambda buf: k.align_store(dev, buf)))
-        if name == "mapping":
-            return None if static else wo(_store(lambda buf: k.mapping_store(dev, buf)))
-        if name == "target_node":
-            return ro(lambda: f"{dev.target_node}\n") if dev.target_node >= 0 else None
-        if name == "numa_node":
-            return ro(lambda: f"{dev.numa_node}\n")
-        if name == "resource":
-            return ro(lambda: _hex(dev.ranges[0].start if dev.ranges else dev.region.start) + "\n", 0o400)
-        if name == "modalias":
-            return const("dax:t0\n")
-        if name == "memmap_on_memory":
-            if k.profile < (6, 9):
-                return None  # the dax ABI series came with 6.9
-            return rw(lambda: f"{int(dev.memmap_on_memory)}\n", _store(lambda buf: k.memmap_on_memory_store(dev, buf)))
-        if name == "dev":
-            return ro(lambda: f"{k.dax_major}:{dev.minor}\n")
-        if name == "uevent":
-            return uevent_attr(k, here, "dax", lambda: k.dev_dax_uevent_env(dev))
-        if name == "subsystem":
-            return link(here, DAX_BUS)
-        if name == "driver":
-            drv = dev.driver
-            return link(here, f"{DAX_BUS}/drivers/{drv.name}") if drv is not None else None
-        if name == "power":
-            return power_dir(k, here)
-        if name.startswith("mapping"):
-            digits = name[len("mapping"):]
-            if digits.isdigit() and digits.isascii() and (digits == "0" or digits[0] != "0"):
-                rng = dev.range_of_mapping(int(digits))
-                if rng is not None:
-                    return MappingDir(k, dev, rng)
-        return None
 
 
 # -- dax_region/ and the producers' devices ------------------------------------------------------
-def dax_region_dir(k: Kernel, region: DaxRegion) -> StaticDir:
-    """``<parent>/dax_region/`` (1.10); static regions hide the four dynamic files."""
-    entries: dict[str, DirEntry] = {
-        "align": ro(lambda: f"{region.align}\n", 0o400),
-        "id": ro(lambda: f"{region.id}\n"),
-        "size": ro(lambda: f"{region.size}\n"),
-    }
-    if not region.is_static:
-        def name_of(dev: DevDax | None) -> str:
-            return (dev.name if dev is not None else "") + "\n"
-
-        entries["available_size"] = ro(lambda: f"{region.avail_size()}\n")
-        entries["create"] = rw(lambda: name_of(region.youngest), _store(lambda buf: k.create_store(region, buf)))
-        entries["delete"] = wo(_store(lambda buf: k.delete_store(region, buf)))
-        entries["seed"] = ro(lambda: name_of(region.seed))
-    return StaticDir(entries)
+def dax_region_visible(d: DaxRegionDir, attr: Entry[DaxRegionDir]) -> int:
+    """drivers/dax/bus.c dax_region_visible(): a static region hides the four files that
+    create and delete devices."""
+    if d.region.is_static and attr.name in ("available_size", "create", "delete", "seed"):
+        return 0
+    return attr.mode
 
 
-class ProducerDeviceDir(Dir):
-    """A device above the dax devices (``hmem.0``, ``region0``, ``dax_region0``, ...):
-    ``uevent``, ``power/``, ``subsystem`` and ``driver`` links, ``dax_region/`` on the owner
-    of a region, and its children (further producer devices, then dax devices)."""
+def _name_of(dev: DevDax | None) -> str:
+    return (dev.name if dev is not None else "") + "\n"
+
+
+#: drivers/dax/bus.c dax_region_attribute_group (1.10).
+dax_region_attribute_group: Group[DaxRegionDir] = Group([
+    attr_ro("align", lambda d: f"{d.region.align}\n", 0o400),
+    attr_ro("id", lambda d: f"{d.region.id}\n"),
+    attr_ro("size", lambda d: f"{d.region.size}\n"),
+    attr_ro("available_size", lambda d: f"{d.region.avail_size()}\n"),
+    attr_rw("create", lambda d: _name_of(d.region.youngest), lambda d, buf: d.k.create_store(d.region, buf)),
+    attr_wo("delete", lambda d, buf: d.k.delete_store(d.region, buf)),
+    attr_ro("seed", lambda d: _name_of(d.region.seed)),
+], dax_region_visible)
+
+
+class DaxRegionDir(GroupDir):
+    """``<parent>/dax_region/``, declared in ``dax_region_attribute_group``."""
+
+    __slots__ = ("k", "region")
+    k: Kernel
+    region: DaxRegion
+
+    layout = Layout(dax_region_attribute_group)
+
+    def __init__(self, k: Kernel, region: DaxRegion) -> None:
+        self.k = k
+        self.region = region
+
+
+def producer_visible(d: ProducerDeviceDir, entry: Entry[ProducerDeviceDir]) -> int:
+    """What a producer device has (drivers/base/core.c device_add; drivers/base/dd.c
+    driver_sysfs_add; drivers/base/platform.c platform_dev_attrs, platform_dev_attrs_visible)."""
+    pdev, name = d.pdev, entry.name
+    if name == "dax_region":
+        return entry.mode if pdev.region is not None else 0
+    if name == "driver":
+        return entry.mode if pdev.driver and pdev.bus else 0
+    if name == "modalias":
+        return entry.mode if pdev.bus == "platform" else 0
+    if name == "numa_node":
+        return entry.mode if pdev.bus == "platform" and pdev.numa_node is not None and pdev.numa_node >= 0 else 0
+    if name == "subsystem":
+        return entry.mode if pdev.bus else 0
+    return entry.mode
+
+
+def _producer_children(d: ProducerDeviceDir) -> list[str]:
+    """Further producer devices, then the region's dax devices."""
+    names = [p.name for p in d.k.dax_producer_devices.values() if p.parent == d.pdev.devpath]
+    region = d.pdev.region
+    return names + [dev.name for dev in region.devices.values()] if region is not None else names
+
+
+def _producer_child(d: ProducerDeviceDir, name: str) -> Node | None:
+    """A child producer device (by devpath: O(1), not a scan; the path to a dax device passes
+    five of these), else a dax device."""
+    sub = d.k.dax_producer_devices.get(f"{d.pdev.devpath}/{name}")
+    if sub is not None:
+        return ProducerDeviceDir(d.k, sub)
+    region = d.pdev.region
+    if region is not None:
+        for dev in region.devices.values():
+            if dev.name == name:
+                return DevDaxDir(d.k, dev)
+    return None
+
+
+#: A producer's device (``hmem.0``, ``region0``, ``dax_region0``, ...): the driver core's files
+#: and ``dax_region/`` on the owner of a region (drivers/dax/bus.c dax_region_attribute_group).
+producer_device_group: Group[ProducerDeviceDir] = Group([
+    Entry("dax_region", lambda d: DaxRegionDir(d.k, d.region)),
+    Entry("driver", lambda d: link(d.pdev.devpath, f"/bus/{d.pdev.bus}/drivers/{d.pdev.driver}")),
+    attr_ro("modalias", lambda d: f"{d.pdev.modalias}\n"),
+    attr_ro("numa_node", lambda d: f"{d.pdev.numa_node}\n"),
+    Entry("power", lambda d: power_dir(d.k, d.pdev.devpath)),
+    Entry("subsystem", lambda d: link(d.pdev.devpath, f"/bus/{d.pdev.bus}")),
+    Entry("uevent", lambda d: uevent_attr(d.k, d.pdev.devpath, d.pdev.bus, d.pdev.uevent_env)),
+], producer_visible)
+#: Its children, always there (a group of their own keeps producer_visible off the path).
+producer_children_group: Group[ProducerDeviceDir] = Group([Dynamic("devices", _producer_children, _producer_child)])
+
+
+class ProducerDeviceDir(GroupDir):
+    """A device above the dax devices: ``producer_device_group``, then its children (further
+    producer devices, then dax devices)."""
 
     __slots__ = ("k", "pdev")
+    k: Kernel
+    pdev: ProducerDevice
+
+    layout = Layout(producer_device_group, producer_children_group)
 
     def __init__(self, k: Kernel, pdev: ProducerDevice) -> None:
         self.k = k
         self.pdev = pdev
 
-    def _children(self) -> list[ProducerDevice]:
-        return [p for p in self.k.dax_producer_devices.values() if p.parent == self.pdev.devpath]
-
-    def _dax_children(self) -> list[DevDax]:
-        region = self.pdev.region
-        return list(region.devices.values()) if region is not None else []
-
-    def names(self) -> Iterable[str]:
-        pdev = self.pdev
-        names = []
-        if pdev.region is not None:
-            names.append("dax_region")
-        if pdev.driver:
-            names.append("driver")
-        if pdev.bus == "platform":
-            names.append("modalias")
-            if pdev.numa_node is not None and pdev.numa_node >= 0:
-                names.append("numa_node")
-        names.append("power")
-        if pdev.bus:
-            names.append("subsystem")
-        names.append("uevent")
-        names += [p.name for p in self._children()]
-        names += [d.name for d in self._dax_children()]
-        return names
-
-    #: The names child() answers itself; any other name can only be a child device.
-    _OWN = frozenset({"uevent", "power", "subsystem", "driver", "modalias", "numa_node", "dax_region"})
-
-    def child(self, name: str) -> Node | None:
-        k, pdev = self.k, self.pdev
-        here = pdev.devpath
-        if name not in self._OWN:  # the path to a dax device passes five of these: keep it short
-            return self._device(name)
-        if name == "uevent":
-            return uevent_attr(k, here, pdev.bus, pdev.uevent_env)
-        if name == "power":
-            return power_dir(k, here)
-        if name == "subsystem":
-            return link(here, f"/bus/{pdev.bus}") if pdev.bus else None
-        if name == "driver":
-            return link(here, f"/bus/{pdev.bus}/drivers/{pdev.driver}") if pdev.driver and pdev.bus else None
-        if name == "modalias" and pdev.bus == "platform":
-            return const(f"{pdev.modalias}\n")
-        if name == "numa_node" and pdev.bus == "platform" and pdev.numa_node is not None and pdev.numa_node >= 0:
-            return const(f"{pdev.numa_node}\n")
-        if name == "dax_region" and pdev.region is not None:
-            return dax_region_dir(k, pdev.region)
-        return self._device(name)
-
-    def _device(self, name: str) -> Node | None:
-        """A child producer device (by devpath: O(1), not a scan), else a dax device."""
-        sub = self.k.dax_producer_devices.get(f"{self.pdev.devpath}/{name}")
-        if sub is not None:
-            return ProducerDeviceDir(self.k, sub)
-        for dev in self._dax_children():
-            if dev.name == name:
-                return DevDaxDir(self.k, dev)
-        return None
+    @property
+    def region(self) -> DaxRegion:
+        assert self.pdev.region is not None  # producer_visible()
+        return self.pdev.region
 
 
 class PlatformDevicesDir(Dir):
@@ -319,41 +326,43 @@ def producer_bus(k: Kernel, bus: str) -> Callable[[], Node | None]:
 
 
 # -- /sys/bus/dax -------------------------------------------------------------------------------
-class DaxDriverDir(Dir):
-    """``/sys/bus/dax/drivers/<name>/`` (1.7)."""
+def _bound_device(d: DaxDriverDir, name: str) -> Node | None:
+    for dev in d.drv.bound:
+        if dev.name == name:
+            return link(d.devpath, dev.devpath)
+    return None
+
+
+#: drivers/base/bus.c driver_attrs (bind, unbind, uevent), drivers/dax/bus.c dax_drv_attrs
+#: (new_id, remove_id), module_add_driver()'s ``module`` link and one link per bound device;
+#: nothing once the module is unloaded.
+dax_drv_group: Group[DaxDriverDir] = Group([
+    attr_wo("bind", lambda d, buf: d.k.bind_store(d.drv.name, buf)),
+    Entry("module", lambda d: link(d.devpath, f"/module/{d.drv.name}")),
+    attr_wo("new_id", lambda d, buf: d.k.new_id_store(d.drv.name, buf)),
+    attr_wo("remove_id", lambda d, buf: d.k.remove_id_store(d.drv.name, buf)),
+    Entry("uevent", lambda d: uevent_attr(d.k, d.devpath, "drivers", mode=0o200)),
+    attr_wo("unbind", lambda d, buf: d.k.unbind_store(d.drv.name, buf)),
+    Dynamic("devices", lambda d: [dev.name for dev in d.drv.bound], _bound_device),
+], lambda d, entry: entry.mode if d.drv.loaded else 0)
+
+
+class DaxDriverDir(GroupDir):
+    """``/sys/bus/dax/drivers/<name>/`` (1.7), declared in ``dax_drv_group``."""
 
     __slots__ = ("drv", "k")
+    k: Kernel
+    drv: DaxDriver
 
-    NAMES = ("bind", "module", "new_id", "remove_id", "uevent", "unbind")
+    layout = Layout(dax_drv_group)
 
     def __init__(self, k: Kernel, drv: DaxDriver) -> None:
         self.k = k
         self.drv = drv
 
-    def names(self) -> Iterable[str]:
-        return [*self.NAMES, *(dev.name for dev in self.drv.bound)]
-
-    def child(self, name: str) -> Node | None:
-        k, drv = self.k, self.drv
-        if not drv.loaded:
-            return None
-        here = f"{DAX_BUS}/drivers/{drv.name}"
-        if name == "bind":
-            return wo(_store(lambda buf: k.bind_store(drv.name, buf)))
-        if name == "unbind":
-            return wo(_store(lambda buf: k.unbind_store(drv.name, buf)))
-        if name == "new_id":
-            return wo(_store(lambda buf: k.new_id_store(drv.name, buf)))
-        if name == "remove_id":
-            return wo(_store(lambda buf: k.remove_id_store(drv.name, buf)))
-        if name == "uevent":
-            return uevent_attr(k, here, "drivers", mode=0o200)
-        if name == "module":
-            return link(here, f"/module/{drv.name}")
-        for dev in drv.bound:
-            if dev.name == name:
-                return link(here, dev.devpath)
-        return None
+    @property
+    def devpath(self) -> str:
+        return f"{DAX_BUS}/drivers/{self.drv.name}"
 
 
 class DaxDriversDir(Dir):

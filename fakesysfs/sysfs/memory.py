@@ -15,7 +15,8 @@ from ..engine.memory import (
 )
 from ..errors import KernelError
 from ..klib import kstrtobool, kstrtoull, sysfs_match_string
-from .common import const, link, power_dir, ro, rw, uevent_attr, wo
+from .common import link, power_dir, ro, rw, uevent_attr, wo
+from .group import Children, Entry, Group, GroupDir, Layout, attr_ro, attr_rw, suffix_id
 from .tree import Dir, DirEntry, Link, MergedDir, Node, StaticDir
 
 if TYPE_CHECKING:
@@ -30,73 +31,68 @@ def mhp_online_type_from_str(text: str) -> OnlineType:
     return ONLINE_TYPE_WORDS[_ONLINE_WORDS[sysfs_match_string(_ONLINE_WORDS, text)]]
 
 
-class MemoryBlockDir(Dir):
-    """``memoryN/`` (drivers/base/memory.c memory_memblk_attrs)."""
+def state_store(d: MemoryBlockDir, text: str) -> int | None:
+    """R-STATE-02: parse, then EINVAL for the current state, then the operation's errno."""
+    online_type = mhp_online_type_from_str(text)
+    mem = d.block
+    if online_type == OnlineType.OFFLINE:
+        ret = d.k.device_offline(mem)
+    else:
+        mem.online_type = online_type  # stored even if the request then fails (R-STATE-05)
+        ret = d.k.device_online(mem)
+    if ret:
+        raise KernelError(errno.EINVAL)
+    return None
+
+
+def online_store(d: MemoryBlockDir, text: str) -> int | None:
+    """R-STATE-03: a bool; asking for the current state is a successful no-op
+    (drivers/base/core.c online_store)."""
+    value = kstrtobool(text, enable_disable=d.k.profile >= (6, 16))
+    if value:
+        d.k.device_online(d.block)
+    else:
+        d.k.device_offline(d.block)
+    return None
+
+
+#: drivers/base/memory.c memory_memblk_attrs, with the files the driver core adds to every
+#: device (online, uevent, power/, subsystem) and the node link that
+#: do_register_memory_block_under_node() creates while the block is linked under its node.
+memory_memblk_attr_group: Group[MemoryBlockDir] = Group([
+    Children("node", lambda d: (d.block.nid,) if d.block.id in d.k.nodes[d.block.nid].blocks else (),
+             lambda d, nid: link(d.devpath, f"/devices/system/node/node{nid}")),
+    attr_rw("online", lambda d: "0\n" if d.block.state is BlockState.OFFLINE else "1\n", online_store),
+    attr_ro("phys_device", lambda _d: "0\n"),
+    attr_ro("phys_index", lambda d: f"{d.block.id:08x}\n"),
+    Entry("power", lambda d: power_dir(d.k, d.devpath)),
+    attr_ro("removable", lambda _d: "1\n"),
+    attr_rw("state", lambda d: d.block.state.value + "\n", state_store),
+    Entry("subsystem", lambda d: link(d.devpath, "/bus/memory")),
+    Entry("uevent", lambda d: uevent_attr(d.k, d.devpath, "memory")),
+    attr_ro("valid_zones", lambda d: d.k.valid_zones(d.block) + "\n"),
+])
+
+
+class MemoryBlockDir(GroupDir):
+    """``memoryN/`` (drivers/base/memory.c memory_memblk_attr_group)."""
 
     __slots__ = ("block", "k")
+    k: Kernel
+    block: MemoryBlock
 
-    NAMES = ("online", "phys_device", "phys_index", "power", "removable", "state", "subsystem", "uevent", "valid_zones")
+    layout = Layout(memory_memblk_attr_group)
 
     def __init__(self, k: Kernel, block: MemoryBlock) -> None:
         self.k = k
         self.block = block
 
+    @property
+    def devpath(self) -> str:
+        return self.k.memory_devpath(self.block.id)
+
     def alive(self) -> bool:
         return self.k.blocks.get(self.block.id) is self.block
-
-    def names(self) -> Iterable[str]:
-        if self.block.id in self.k.nodes[self.block.nid].blocks:
-            yield f"node{self.block.nid}"
-        yield from self.NAMES
-
-    def child(self, name: str) -> Node | None:
-        k, mem = self.k, self.block
-        if k.blocks.get(mem.id) is not mem:
-            return None
-        devpath = k.memory_devpath(mem.id)
-        if name == "state":
-            return rw(lambda: mem.state.value + "\n", self.state_store)
-        if name == "online":
-            return rw(lambda: "1\n" if mem.state is not BlockState.OFFLINE else "0\n", self.online_store)
-        if name == "valid_zones":
-            return ro(lambda: k.valid_zones(mem) + "\n")
-        if name == "phys_index":
-            return ro(lambda: f"{mem.id:08x}\n")
-        if name == "phys_device":
-            return const("0\n")
-        if name == "removable":
-            return const("1\n")
-        if name == "uevent":
-            return uevent_attr(k, devpath, "memory")
-        if name == "subsystem":
-            return link(devpath, "/bus/memory")
-        if name == "power":
-            return power_dir(k, devpath)
-        if name == f"node{mem.nid}" and mem.id in k.nodes[mem.nid].blocks:
-            return link(devpath, f"/devices/system/node/node{mem.nid}")
-        return None
-
-    def state_store(self, text: str, _count: int) -> int | None:
-        """R-STATE-02: parse, then EINVAL for the current state, then the operation's errno."""
-        online_type = mhp_online_type_from_str(text)
-        mem = self.block
-        if online_type == OnlineType.OFFLINE:
-            ret = self.k.device_offline(mem)
-        else:
-            mem.online_type = online_type  # stored even if the request then fails (R-STATE-05)
-            ret = self.k.device_online(mem)
-        if ret:
-            raise KernelError(errno.EINVAL)
-        return None
-
-    def online_store(self, text: str, _count: int) -> int | None:
-        """R-STATE-03: a bool; asking for the current state is a successful no-op."""
-        value = kstrtobool(text, enable_disable=self.k.profile >= (6, 16))
-        if value:
-            self.k.device_online(self.block)
-        else:
-            self.k.device_offline(self.block)
-        return None
 
 
 class MemoryBlocksDir(Dir):
@@ -111,19 +107,9 @@ class MemoryBlocksDir(Dir):
         return [f"memory{bid}" for bid in self.k.block_ids()]
 
     def child(self, name: str) -> Node | None:
-        bid = _suffix_id(name, "memory")
+        bid = suffix_id(name, "memory")
         block = self.k.blocks.get(bid) if bid is not None else None
         return MemoryBlockDir(self.k, block) if block is not None else None
-
-
-def _suffix_id(name: str, prefix: str) -> int | None:
-    """``memory40`` -> 40; None unless the name is exactly the prefix plus canonical digits."""
-    if not name.startswith(prefix):
-        return None
-    digits = name[len(prefix) :]
-    if not digits.isdigit() or not digits.isascii() or (len(digits) > 1 and digits[0] == "0"):
-        return None
-    return int(digits)
 
 
 def memory_root(k: Kernel) -> Dir:
@@ -205,7 +191,7 @@ def memory_bus(k: Kernel) -> StaticDir:
         here,
         lambda: [f"memory{bid}" for bid in k.block_ids()],
         lambda name: (k.memory_devpath(bid)
-                      if (bid := _suffix_id(name, "memory")) is not None and bid in k.blocks else None),
+                      if (bid := suffix_id(name, "memory")) is not None and bid in k.blocks else None),
     )
     return simple_bus(k, "memory", devices)
 

@@ -7,12 +7,14 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ..klib import format_cpumap, format_node_list, kstrtoul
-from .common import const, link, power_dir, ro, rw, uevent_attr, wo
-from .memory import BusDevicesDir, _suffix_id, simple_bus
+from .common import const, link, power_dir, ro, rw, uevent_attr
+from .group import Children, Entry, Group, GroupDir, Layout, attr_ro, attr_wo, suffix_id
+from .memory import BusDevicesDir, simple_bus
 from .tree import Attr, Dir, DirEntry, MergedDir, Node, StaticDir
 
 if TYPE_CHECKING:
     from ..engine import Kernel
+    from ..engine.node import Node as NumaNode
 
 NODE_ROOT = "/devices/system/node"
 CPU_ROOT = "/devices/system/cpu"
@@ -67,71 +69,65 @@ def _hugepages_dir() -> StaticDir:
     return StaticDir(entries)
 
 
-class NodeDir(Dir):
+def _hugepages(_d: NodeDir) -> StaticDir:
+    """``hugepages/`` (mm/hugetlb.c hugetlb_register_node): one directory per huge page size."""
+    return StaticDir({"hugepages-1048576kB": _hugepages_dir(), "hugepages-2048kB": _hugepages_dir()})
+
+
+#: node_read_numastat(): no allocations are simulated.
+_NUMASTAT = "numa_hit 0\nnuma_miss 0\nnuma_foreign 0\ninterleave_hit 0\nlocal_node 0\nother_node 0\n"
+
+
+def _nothing_store(_d: NodeDir, _text: str) -> int | None:
+    return None
+
+
+#: drivers/base/node.c node_dev_attrs, with compact (mm/compaction.c), reclaim (mm/vmscan.c),
+#: hugepages/ (mm/hugetlb.c), the driver core's files, and the links to the node's CPUs
+#: (register_cpu_under_node) and memory blocks (do_register_memory_block_under_node).
+node_dev_group: Group[NodeDir] = Group([
+    attr_wo("compact", _nothing_store),
+    attr_ro("cpulist", lambda d: format_node_list(d.node.cpus) + "\n"),
+    attr_ro("cpumap", lambda d: format_cpumap(d.node.cpus, d.k.nr_cpu_ids) + "\n"),
+    attr_ro("distance", lambda d: node_read_distance(d.k, d.nid)),
+    Entry("hugepages", _hugepages),
+    attr_ro("meminfo", lambda d: node_read_meminfo(d.k, d.nid)),
+    attr_ro("numastat", lambda _d: _NUMASTAT),
+    Entry("power", lambda d: power_dir(d.k, d.devpath)),
+    attr_wo("reclaim", _nothing_store),
+    Entry("subsystem", lambda d: link(d.devpath, "/bus/node")),
+    Entry("uevent", lambda d: uevent_attr(d.k, d.devpath, "node")),
+    attr_ro("vmstat", lambda d: node_read_vmstat(d.k, d.nid)),
+    Children("cpu", lambda d: d.node.cpus, lambda d, cpu: link(d.devpath, f"{CPU_ROOT}/cpu{cpu}"), sort=False),
+    Children("memory", lambda d: d.node.blocks, lambda d, bid: link(d.devpath, d.k.memory_devpath(bid))),
+])
+
+
+class NodeDir(GroupDir):
     """``nodeK/`` (drivers/base/node.c node_dev_groups)."""
 
     __slots__ = ("generation", "k", "nid")
+    k: Kernel
+    nid: int
 
-    NAMES = ("compact", "cpulist", "cpumap", "distance", "hugepages", "meminfo", "numastat", "power",
-             "reclaim", "subsystem", "uevent", "vmstat")
+    layout = Layout(node_dev_group)
 
     def __init__(self, k: Kernel, nid: int) -> None:
         self.k = k
         self.nid = nid
         self.generation = k.nodes[nid].generation
 
+    @property
+    def node(self) -> NumaNode:
+        return self.k.nodes[self.nid]
+
+    @property
+    def devpath(self) -> str:
+        return self.k.node_devpath(self.nid)
+
     def alive(self) -> bool:
         node = self.k.nodes[self.nid]
         return node.online and node.generation == self.generation
-
-    def names(self) -> Iterable[str]:
-        node = self.k.nodes[self.nid]
-        yield from self.NAMES
-        for cpu in node.cpus:
-            yield f"cpu{cpu}"
-        for bid in sorted(node.blocks):
-            yield f"memory{bid}"
-
-    def child(self, name: str) -> Node | None:
-        k, nid = self.k, self.nid
-        node = k.nodes[nid]
-        if not node.online:
-            return None
-        here = k.node_devpath(nid)
-        if name.startswith("memory"):
-            bid = _suffix_id(name, "memory")
-            if bid is not None and bid in node.blocks:
-                return link(here, k.memory_devpath(bid))
-            return None
-        if name.startswith("cpu") and name[3:].isdigit():
-            cpu = _suffix_id(name, "cpu")
-            return link(here, f"{CPU_ROOT}/cpu{cpu}") if cpu in node.cpus else None
-        if name == "meminfo":
-            return ro(lambda: node_read_meminfo(k, nid))
-        if name == "distance":
-            return ro(lambda: node_read_distance(k, nid))
-        if name == "cpulist":
-            return ro(lambda: format_node_list(node.cpus) + "\n")
-        if name == "cpumap":
-            return ro(lambda: format_cpumap(node.cpus, k.nr_cpu_ids) + "\n")
-        if name == "numastat":
-            return const("numa_hit 0\nnuma_miss 0\nnuma_foreign 0\ninterleave_hit 0\nlocal_node 0\nother_node 0\n")
-        if name == "vmstat":
-            return ro(lambda: node_read_vmstat(k, nid))
-        if name in ("compact", "reclaim"):
-            return wo(lambda _text, _count: None)
-        if name == "hugepages":
-            return StaticDir({
-                "hugepages-1048576kB": _hugepages_dir(),
-                "hugepages-2048kB": _hugepages_dir(),
-            })
-        if name == "subsystem":
-            return link(here, "/bus/node")
-        if name == "uevent":
-            return uevent_attr(k, here, "node")
-        if name == "power":
-            return power_dir(k, here)
-        return None
 
 
 class NodesDir(Dir):
@@ -144,7 +140,7 @@ class NodesDir(Dir):
         return [f"node{nid}" for nid in self.k.online_nodes()]
 
     def child(self, name: str) -> Node | None:
-        nid = _suffix_id(name, "node")
+        nid = suffix_id(name, "node")
         if nid is None or nid not in self.k.nodes or not self.k.nodes[nid].online:
             return None
         return NodeDir(self.k, nid)
@@ -172,7 +168,7 @@ def node_bus(k: Kernel) -> StaticDir:
     devices = BusDevicesDir(
         here,
         lambda: [f"node{nid}" for nid in k.online_nodes()],
-        lambda name: (k.node_devpath(nid) if (nid := _suffix_id(name, "node")) is not None
+        lambda name: (k.node_devpath(nid) if (nid := suffix_id(name, "node")) is not None
                       and nid in k.nodes and k.nodes[nid].online else None),
     )
     return simple_bus(k, "node", devices)
@@ -233,12 +229,39 @@ def cpu_bus(k: Kernel) -> StaticDir:
     devices = BusDevicesDir(
         here,
         lambda: [f"cpu{c}" for c in k.all_cpus()],
-        lambda name: f"{CPU_ROOT}/{name}" if (c := _suffix_id(name, "cpu")) is not None and c in k.all_cpus() else None,
+        lambda name: f"{CPU_ROOT}/{name}" if (c := suffix_id(name, "cpu")) is not None and c in k.all_cpus() else None,
     )
     return simple_bus(k, "cpu", devices)
 
 
 # -- memory tiers --------------------------------------------------------------------------------
+#: mm/memory-tiers.c memtier_dev_groups (nodelist) with the driver core's files.
+memtier_dev_group: Group[MemoryTierDir] = Group([
+    attr_ro("nodelist", lambda d: format_node_list(sorted(d.k.tiers.get(d.tier, ()))) + "\n"),
+    Entry("power", lambda d: power_dir(d.k, d.devpath)),
+    Entry("subsystem", lambda d: link(d.devpath, "/bus/memory_tiering")),
+    Entry("uevent", lambda d: uevent_attr(d.k, d.devpath, "memory_tiering")),
+])
+
+
+class MemoryTierDir(GroupDir):
+    """``memory_tierT/``, declared in ``memtier_dev_group``."""
+
+    __slots__ = ("k", "tier")
+    k: Kernel
+    tier: int
+
+    layout = Layout(memtier_dev_group)
+
+    def __init__(self, k: Kernel, tier: int) -> None:
+        self.k = k
+        self.tier = tier
+
+    @property
+    def devpath(self) -> str:
+        return self.k.memtier_devpath(self.tier)
+
+
 class TiersDir(Dir):
     __slots__ = ("k",)
 
@@ -249,17 +272,8 @@ class TiersDir(Dir):
         return [f"memory_tier{t}" for t in sorted(self.k.tiers)]
 
     def child(self, name: str) -> Node | None:
-        k = self.k
-        tier = _suffix_id(name, "memory_tier")
-        if tier is None or tier not in k.tiers:
-            return None
-        here = k.memtier_devpath(tier)
-        return StaticDir({
-            "nodelist": ro(lambda: format_node_list(sorted(k.tiers.get(tier, ()))) + "\n"),
-            "power": power_dir(k, here),
-            "subsystem": link(here, "/bus/memory_tiering"),
-            "uevent": uevent_attr(k, here, "memory_tiering"),
-        })
+        tier = suffix_id(name, "memory_tier")
+        return MemoryTierDir(self.k, tier) if tier is not None and tier in self.k.tiers else None
 
 
 def tier_root(k: Kernel) -> Dir:
@@ -272,6 +286,6 @@ def tier_bus(k: Kernel) -> StaticDir:
         here,
         lambda: [f"memory_tier{t}" for t in sorted(k.tiers)],
         lambda name: (k.memtier_devpath(t)
-                      if (t := _suffix_id(name, "memory_tier")) is not None and t in k.tiers else None),
+                      if (t := suffix_id(name, "memory_tier")) is not None and t in k.tiers else None),
     )
     return simple_bus(k, "memory_tiering", devices)

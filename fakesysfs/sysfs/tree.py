@@ -3,7 +3,8 @@
 This layer sits between the engine and any transport (FUSE, or tests calling it directly).
 Directories are resolved lazily: a ``Dir`` answers ``names()`` and ``child(name)`` from the
 engine's current state, so nothing is materialized per memory block and a path always
-reflects the state at the moment it is looked up.
+reflects the state at the moment it is looked up. Device directories declare their entries
+once, as attribute groups (``group.py``), which give both answers.
 
 Generic kernfs/sysfs semantics live here, once (docs/abi.md "File semantics"):
 - R-SYS-01: ``open`` fails with EACCES when the mode lacks any read (write) bit and the file
