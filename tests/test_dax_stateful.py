@@ -217,3 +217,21 @@ def test_kmem_unbind_after_a_mapping_write_to_the_bound_device() -> None:
         except KernelError as err:
             assert err.errno in write_errnos(f"{BUS}/drivers/kmem/unbind")
         check_all(sim.kernel, sim.tree)
+
+
+def test_memory_kmem_leaves_behind_stays_owned_after_its_device_is_removed() -> None:
+    """Removing a CXL region whose kmem memory is online: kmem cannot remove it ("cannot be
+    hotremoved until the next reboot"), the device goes, the memory stays hot-added, and the
+    invariants still account for it (found by the agent example's state machine in CI)."""
+    with Simulation() as sim:
+        region = sim.add_cxl_region("256M", node=1)
+        k = sim.kernel
+        added = sorted(bid for bid, block in k.blocks.items() if not block.boot and block.group is not None
+                       and block.group.nid == 1 and bid not in range(522, 650))
+        assert added
+        for bid in added:
+            sim.echo(f"/devices/system/memory/memory{bid}/state", "online_movable")
+        sim.remove(region)
+        assert all(bid in k.blocks for bid in added)  # leaked until reboot
+        assert k.kmem_orphans and any("cannot be hotremoved" in line for line in k.kmsg)
+        check_all(k, sim.tree)

@@ -259,6 +259,10 @@ class DaxMixin(HotplugMixin):
     dax_regions: list[DaxRegion]
     dax_producer_devices: dict[str, ProducerDevice]
     kmem_any_hotremove_failed: bool
+    #: kmem's data for memory it could not remove, of devices since unregistered: the kernel
+    #: leaks it (dev_dax_kmem_remove: "leak memory that stays" until reboot), and so the
+    #: memory stays hot-added, owned by nothing that still exists.
+    kmem_orphans: list[KmemData]
     _memregion_ids: set[int]
 
     # -- boot ---------------------------------------------------------------------------------
@@ -278,6 +282,7 @@ class DaxMixin(HotplugMixin):
         self.dax_regions = []
         self.dax_producer_devices = {}
         self.kmem_any_hotremove_failed = False
+        self.kmem_orphans = []
         self._memregion_ids = {_namespace_ids(p.namespace)[0] for p in cfg.pmem}
         if cfg.device_dax_loaded:
             self.dax_driver_register("device_dax")
@@ -508,6 +513,7 @@ class DaxMixin(HotplugMixin):
             self.unregister_dax_mapping(dev, rng)
         self._dax_uevent("remove", dev)
         dev.registered = False
+        self.kmem_orphans.extend(dev.kmem_leaked)
         del self.dax_devices[dev.name]
         dev.region.devices.pop(dev.id, None)
         dev.ranges.clear()

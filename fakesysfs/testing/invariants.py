@@ -268,14 +268,16 @@ def kmem_bound_devices_have_their_blocks(k: Kernel, tree: Tree) -> None:
 
 def hot_added_blocks_have_an_owner(k: Kernel, _tree: Tree) -> None:
     """I-7 turned around: a hot-added block belongs to a kmem-bound device, to memory a failed
-    unbind leaked, or (with ``memory/probe``) to a probe add."""
+    unbind leaked (of a device that may be gone since), or (with ``memory/probe``) to a probe
+    add."""
     with _locked(k):
         owned: set[int] = set()
-        for dev in k.dax_devices.values():
-            for data in ([dev.kmem] if dev.kmem is not None else []) + list(dev.kmem_leaked):
-                for res in data.res:
-                    if res is not None:
-                        owned.update(range(res.start // k.block_size, (res.end + 1) // k.block_size))
+        kept = [data for dev in k.dax_devices.values()
+                for data in ([dev.kmem] if dev.kmem is not None else []) + list(dev.kmem_leaked)]
+        for data in kept + list(k.kmem_orphans):  # kmem_orphans: leaked by devices since removed
+            for res in data.res:
+                if res is not None:
+                    owned.update(range(res.start // k.block_size, (res.end + 1) // k.block_size))
         for bid, block in k.blocks.items():
             if block.boot or bid in owned:
                 continue
