@@ -39,3 +39,23 @@ def test_entry_points_take_the_lock_themselves(kernel: Kernel) -> None:
     with kernel.lock:
         assert kernel.device_offline(block) == 0  # a step, under the lock its caller took
     assert block.state == BlockState.OFFLINE
+
+
+def test_a_tree_given_a_new_root_resolves_nothing_below_the_old_one() -> None:
+    """A tree swapped to another engine (the fuzzer's SwapMount) must not reuse device
+    directories it resolved under the old root: a store there ran the old engine's step
+    under the new engine's lock (caught by the lock assertion)."""
+    from fakesysfs.sysfs import build_tree
+    from fakesysfs.sysfs.tree import Tree
+
+    first, second = Kernel(load_topology()), Kernel(load_topology())
+    old, new = build_tree(first), build_tree(second)
+    tree = Tree(old.root, old.lock)
+    block = next(b.id for b in first.blocks.values() if b.state == BlockState.OFFLINE)
+    state = f"/devices/system/memory/memory{block}/state"
+    assert tree.cat(state) == "offline\n"  # memory{block}/ is now resolved
+    with old.lock:
+        tree.lock, tree.root = new.lock, new.root
+    tree.echo(state, "online_movable")
+    assert second.blocks[block].state == BlockState.ONLINE
+    assert first.blocks[block].state == BlockState.OFFLINE

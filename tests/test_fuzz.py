@@ -326,8 +326,10 @@ class SwapMount:
         self.path = fuse_mount(self.mounted)
 
     def swap(self) -> None:
+        old = self.mounted.lock
         self.k, self.tree = default_kernel(harness=True)
-        self.mounted.root, self.mounted.lock = self.tree.root, self.tree.lock
+        with old:  # no request of the old engine is running; the new root drops resolved dirs
+            self.mounted.lock, self.mounted.root = self.tree.lock, self.tree.root
 
     def alive(self) -> bool:
         try:

@@ -290,7 +290,8 @@ class Tree:
     """
 
     def __init__(self, root: Dir, lock: threading.RLock | None = None, changes: ChangeFeed | None = None) -> None:
-        self.root = root
+        self._dirs: dict[str, tuple[Dir, tuple[Dir, ...]]] = {}
+        self._root = root
         self.lock = lock if lock is not None else threading.RLock()
         #: The store log: called after every store (see ``StoreTracer``).
         self.store_tracers: list[StoreTracer] = []
@@ -308,10 +309,21 @@ class Tree:
         #: know whether they are still the live one (``Dir.alive``) are kept, and an entry is
         #: used only while it and those above it are alive: then a fresh lookup would give the
         #: same directory. Saves the walk down to it (nine components to a dax attribute).
-        self._dirs: dict[str, tuple[Dir, tuple[Dir, ...]]] = {}
+        #: (Set up first, above: replacing ``root`` empties it.)
         #: path -> attributes changed by setattr (see ``IAttrs``).
         self._iattrs: dict[str, IAttrs] = {}
         self._iattrs_feed: Callable[[], None] | None = None
+
+    @property
+    def root(self) -> Dir:
+        return self._root
+
+    @root.setter
+    def root(self, root: Dir) -> None:
+        """A new root (a test that swaps engines under one mount): nothing resolved below
+        the old one may be used again, alive or not."""
+        self._dirs.clear()
+        self._root = root
 
     # -- resolution -------------------------------------------------------------------------
     def lookup(self, path: str, guards: list[Dir] | None = None) -> Node:
