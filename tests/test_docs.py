@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 #: What the repository consists of (besides .git): everything here is scanned.
 SCANNED = ["fakesysfs", "tests", "scripts", "docs", ".ci", "README.md", "setup.cfg", "pyproject.toml"]
-#: Names of documents that live outside the repository; no file may cite them. This file
-#: is the one exception: it has to spell them to look for them.
-OUTSIDE = ("../shared", "kernel-abi.md", "real-clients.md", "fuse-notes.md", "proc-views.md", "cxl-abi.md")
+#: Names of documents that live outside the repository; no file may cite them. Built from
+#: parts, so that this file does not cite them either.
+OUTSIDE = ("../" + "shared", *(f"{stem}.{'md'}" for stem in ("kernel-abi", "real-clients", "fuse-notes",
+                                                            "proc-views", "cxl-abi")))
 
 #: A rule id, optionally followed by more numbers of the same area: ``R-FI-01/02``,
 #: ``R-KMEM-09/11/12``, ``R-KMEM-01..08`` (a range), ``R-KMEM-06.1`` (a step of R-KMEM-06).
@@ -93,11 +94,8 @@ def test_the_cited_rule_id_grammar() -> None:
 
 
 def test_no_file_cites_a_document_outside_the_repository() -> None:
-    this = Path(__file__).resolve()
     offenders = []
     for file in text_files():
-        if file.resolve() == this:
-            continue
         for lineno, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
             for name in OUTSIDE:
                 if name in line:
