@@ -67,6 +67,30 @@ def fakesysfs(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[st
     return subprocess.run([*FAKESYSFS, *argv], capture_output=True, text=True, env=ENV, timeout=timeout, check=False)
 
 
+def run_private(script: str, *args: str, timeout: float = 120) -> dict:
+    """Run ``script`` (``python -c``, argv: a fresh base directory, ``args``) as a child that
+    makes its own private mount namespace there (a fresh sysfs at BASE/sysmnt, BASE/plain,
+    BASE/link) and prints its findings as a JSON line; returns the last line, and removes
+    what the child left in BASE."""
+    import json
+
+    base = tempfile.mkdtemp(prefix="fakesysfs-mnt-", dir="/tmp")
+    try:
+        done = subprocess.run([sys.executable, "-c", script, base, *args], capture_output=True, text=True,
+                              env=ENV, timeout=timeout, check=False)
+        assert done.returncode == 0, done.stderr
+        result: dict = json.loads(done.stdout.strip().splitlines()[-1])
+        return result
+    finally:
+        for name in ("link", "plain", "sysmnt"):
+            path = os.path.join(base, name)
+            if os.path.islink(path):
+                os.unlink(path)
+            elif os.path.isdir(path):
+                os.rmdir(path)
+        os.rmdir(base)
+
+
 def fakesysfs_run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """``fakesysfs run ARGS...`` (see ``fakesysfs``)."""
     return fakesysfs("run", *args, timeout=timeout)

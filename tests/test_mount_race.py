@@ -9,14 +9,10 @@ cover the host's /sys.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import tempfile
 
 import pytest
-from conftest import ENV
+from conftest import run_private
 
 pytestmark = [pytest.mark.fuse,
               pytest.mark.skipif(os.geteuid() != 0, reason="a private mount namespace and sysfs need root")]
@@ -62,20 +58,7 @@ for m in reversed(found):
 
 @pytest.mark.parametrize("target", [".", "kernel", "devices/system/memory"])
 def test_a_symlink_swapped_to_sysfs_after_the_check_never_gets_the_mount(target: str) -> None:
-    base = tempfile.mkdtemp(prefix="fakesysfs-race-", dir="/tmp")
-    try:
-        done = subprocess.run([sys.executable, "-c", SWAP_SCRIPT, base, target], capture_output=True, text=True,
-                              env=ENV, timeout=60, check=False)
-        assert done.returncode == 0, done.stderr
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        assert result["on_sysfs"] == [], f"the fake landed on sysfs: {result}"
-        assert result["points"] == [result["plain"]], result  # on the directory that was checked
-        assert result["status"] == 0, done.stderr
-    finally:
-        for name in ("link", "plain", "sysmnt"):
-            path = os.path.join(base, name)
-            if os.path.islink(path):
-                os.unlink(path)
-            elif os.path.isdir(path):
-                os.rmdir(path)
-        os.rmdir(base)
+    result = run_private(SWAP_SCRIPT, target, timeout=60)
+    assert result["on_sysfs"] == [], f"the fake landed on sysfs: {result}"
+    assert result["points"] == [result["plain"]], result  # on the directory that was checked
+    assert result["status"] == 0, result

@@ -10,14 +10,10 @@ even a broken refusal cannot cover the host's /sys.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import tempfile
 
 import pytest
-from conftest import ENV
+from conftest import run_private
 
 pytestmark = [pytest.mark.fuse,
               pytest.mark.skipif(os.geteuid() != 0, reason="a private mount namespace and sysfs need root")]
@@ -92,23 +88,6 @@ for point, _ in reversed(after):
     umount(point, MNT_DETACH)
 print(json.dumps({"error": error, "plain": plain, "fake_mounts": found, "after_close": after, "seen": seen}))
 """
-
-
-def run_private(script: str, *args: str) -> dict:
-    base = tempfile.mkdtemp(prefix="fakesysfs-mnt-", dir="/tmp")
-    try:
-        done = subprocess.run([sys.executable, "-c", script, base, *args], capture_output=True, text=True,
-                              env=ENV, timeout=120, check=False)
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout.strip().splitlines()[-1])
-    finally:
-        for name in ("link", "plain", "sysmnt"):
-            path = os.path.join(base, name)
-            if os.path.islink(path):
-                os.unlink(path)
-            elif os.path.isdir(path):
-                os.rmdir(path)
-        os.rmdir(base)
 
 
 def test_simulation_mount_refuses_sysfs_in_one_line() -> None:
