@@ -413,7 +413,9 @@ class _Invalidator:
     daemon invalidating the link from a store's handler would wait for itself forever.
 
     ``run`` waits for its batch, as exactness needs, except when this thread has been inside
-    one invalidation for ``STUCK_S``: it then waits on a page lock whose holder waits for a
+    one invalidation for ``STUCK_S`` and sleeps uninterruptibly there (state ``D`` in
+    /proc: a thread merely waiting for a CPU is still waited for): it then waits on a page
+    lock whose holder waits for a
     request the caller's thread has yet to answer. That answer comes after the change, so
     the page it fills is current; the caller goes on, and the invalidation completes once
     the caller's thread has answered. The bound: a reader whose READLINK was answered
@@ -445,8 +447,17 @@ class _Invalidator:
             self._cond.notify()
         while not done.wait(self.STUCK_S):
             since = self._calling_since
-            if since is not None and time.monotonic() - since > self.STUCK_S:
+            if since is not None and time.monotonic() - since > self.STUCK_S and self._sleeps_in_kernel():
                 return  # see the class doc
+
+    def _sleeps_in_kernel(self) -> bool:
+        """The thread's state is ``D`` (fs/proc/array.c task_state: TASK_UNINTERRUPTIBLE, as
+        folio_lock waits); True too where /proc cannot tell, as before."""
+        try:
+            with open(f"/proc/self/task/{self._thread.native_id}/stat", "rb") as f:
+                return f.read().rpartition(b")")[2].split()[0] == b"D"
+        except (OSError, IndexError):
+            return True
 
     def close(self) -> None:
         with self._cond:
