@@ -56,6 +56,7 @@ class KernelBase:
     notifier_error: dict[str, int]
     faults: Faults
     nr_memmap_pages: int
+    nr_memmap_boot_pages: int
 
     def lockdep_assert_held(self) -> None:
         """lockdep_assert_held(&device_hotplug_lock): an engine step that changes state runs

@@ -93,7 +93,10 @@ class Kernel(FirmwareMixin):
         self.tiers: dict[int, set[int]] = {}
         self.notifier_error = {"MEM_GOING_ONLINE": 0, "MEM_GOING_OFFLINE": 0}
         self.faults = Faults()
+        #: NR_MEMMAP (hot-added sections) and NR_MEMMAP_BOOT (boot sections), in pages
+        #: (mm/vmstat.c memmap_pages_add, memmap_boot_pages_add).
         self.nr_memmap_pages = 0
+        self.nr_memmap_boot_pages = 0
         #: power/control values other than "auto", by devpath (R-SYS-07).
         self.power_control: dict[str, str] = {}
         with gc_paused():
@@ -137,7 +140,7 @@ class Kernel(FirmwareMixin):
             nr_blocks = len(per_block) + sum(last - first for first, last, _ in runs)
             if nr_blocks or node.cpus:
                 node.online = True
-            self.nr_memmap_pages += nr_blocks * (bs // SECTION_SIZE) * self.memmap_pages_per_section
+            self.nr_memmap_boot_pages += nr_blocks * (bs // SECTION_SIZE) * self.memmap_pages_per_section
         for node in self.nodes.values():
             if node.present_pages:
                 self.n_memory.add(node.id)

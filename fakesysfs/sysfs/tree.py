@@ -74,6 +74,12 @@ class Attr(Node):
         self.show = show
         self.store = store
 
+    def render(self, _fh: OpenFile) -> str:
+        """The text a read of ``_fh`` renders: ``show()``, the same for every opener (a file
+        whose text depends on the opener's credentials, as /proc/iomem's, overrides it)."""
+        assert self.show is not None
+        return self.show()
+
 
 class Link(Node):
     """A symlink; ``target`` is the relative path the kernel would print (R-SYS-06)."""
@@ -274,6 +280,8 @@ class OpenFile:
     path: str = ""
     #: Directories above the file that can go away (``Dir.alive``), checked on every I/O.
     guards: tuple[Dir, ...] = ()
+    #: The opener's uid as the mount sees it (the FUSE adapter sets it; 0 in process).
+    uid: int = 0
 
     def check_alive(self) -> None:
         """kernfs_get_active(): ENODEV once the file's directory was removed."""
@@ -504,8 +512,7 @@ class Tree:
         with self.lock:
             if fh.snapshot is None or offset == 0:
                 fh.check_alive()
-                assert fh.attr.show is not None
-                text = fh.attr.show().encode("latin-1")
+                text = fh.attr.render(fh).encode("latin-1")
                 limit = fh.attr.max_size
                 fh.snapshot = text if limit is None else text[:limit]
             return fh.snapshot[offset : offset + size]

@@ -1,0 +1,259 @@
+"""The simulated machine's memory ``/proc`` files, generated from the engine on every read
+(docs/proc.md).
+
+    meminfo    0444  fs/proc/meminfo.c meminfo_proc_show
+    zoneinfo   0444  mm/vmstat.c zoneinfo_show / zoneinfo_show_print
+    vmstat     0444  mm/vmstat.c vmstat_start / vmstat_show
+    buddyinfo  0444  mm/vmstat.c frag_show / frag_show_print
+    iomem      0444  kernel/resource.c r_show (addresses zeroed for an opener without root)
+    cmdline    0444  fs/proc/cmdline.c cmdline_proc_show (stat size = length + 1)
+
+A ``ProcTree`` holds them as a tree like ``/sys``'s, so the one FUSE adapter serves them
+(``fakesysfs run`` binds each over ``/proc/<name>`` of COMMAND's own /proc) and the Python
+API reads them (``Simulation.proc``). The read semantics are procfs's seq_file ones, which
+the tree already has (R-SYS-03): a read at offset 0 regenerates the text, later offsets
+continue in that snapshot, a read at an offset without one generates it; ``stat`` reports
+size 0 (cmdline: its length). Every text is built under the hotplug lock from one engine
+state, so files read together agree.
+
+The line sets are the 6.18 x86-64 ones (the reference machine); values the engine does not
+model (page cache, slab, swap, NUMA and VM events...) are 0 (docs/proc.md lists them).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from .engine.page_alloc import (
+    ALL_ZONES,
+    MAX_PAGE_ORDER,
+    direct_map,
+    free_area,
+    si_mem_available,
+    vm_commit_limit,
+    vm_state,
+    zone_span,
+)
+from .engine.vmstat import global_vmstat, node_stats, numa_stats, zone_stats
+from .sysfs.tree import Attr, OpenFile, ShowFn, StaticDir, Tree
+
+if TYPE_CHECKING:
+    from .engine import Kernel
+
+__all__ = ["PROC_FILES", "ProcAttr", "build_proc_tree", "proc_cmdline", "proc_iomem", "proc_meminfo",
+           "proc_read", "proc_vmstat", "proc_zoneinfo"]
+
+#: VMALLOC_TOTAL >> 10 on x86-64: 32 TiB - 1 with 4-level paging, 12800 TiB - 1 with 5-level
+#: (arch/x86/include/asm/pgtable_64_types.h VMALLOC_SIZE_TB_L4 / _L5).
+_VMALLOC_TOTAL_KB = {4: (32 << 30) - 1, 5: (12800 << 30) - 1}
+#: MAX_IORES_LEVEL (kernel/resource.c): indentation stops growing below it.
+_MAX_IORES_LEVEL = 5
+
+
+class ProcAttr(Attr):
+    """A seq_file proc entry: the whole text on read, size 0 in stat unless the entry has a
+    fixed size (``pde->size``: /proc/cmdline)."""
+
+    __slots__ = ("size",)
+    max_size = None
+
+    def __init__(self, mode: int, show: ShowFn, size: int = 0) -> None:
+        super().__init__(mode, show)
+        self.size = size
+
+
+class IomemAttr(ProcAttr):
+    """/proc/iomem: r_show() prints real addresses only to an opener with CAP_SYS_ADMIN in the
+    initial user namespace, decided at open by the file's credentials; the simulated
+    machine's root is uid 0 as the mount sees the opener."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k: Kernel) -> None:
+        super().__init__(0o444, lambda: proc_iomem(k))
+        self.k = k
+
+    def render(self, fh: OpenFile) -> str:
+        return proc_iomem(self.k, hide=fh.uid != 0)
+
+
+# -- /proc/meminfo ---------------------------------------------------------------------------
+def proc_meminfo(k: Kernel) -> str:
+    """meminfo_proc_show(): ``show_val_kb`` lines (label padded to 16, value to 8) in the
+    6.18 order. MemTotal = totalram_pages() = sum of managed pages; MemFree = NR_FREE_PAGES;
+    MemAvailable = si_mem_available(); CommitLimit = vm_commit_limit()."""
+    with k.lock:
+        kb = k.page_size // 1024
+        nodes = list(k.nodes.values())
+        totalram = sum(n.managed_pages for n in nodes)
+        free = sum(n.free_pages for n in nodes)
+        state = vm_state(k)
+        available = si_mem_available(free, state)
+        direct = direct_map(k)
+        paging_levels = 5 if k.max_physmem_bits > 46 else 4
+        rows: list[tuple[str, int]] = [
+            ("MemTotal:", totalram * kb), ("MemFree:", free * kb), ("MemAvailable:", available * kb),
+        ]
+        rows += [(label, 0) for label in (
+            "Buffers:", "Cached:", "SwapCached:", "Active:", "Inactive:", "Active(anon):", "Inactive(anon):",
+            "Active(file):", "Inactive(file):", "Unevictable:", "Mlocked:", "SwapTotal:", "SwapFree:", "Zswap:",
+            "Zswapped:", "Dirty:", "Writeback:", "AnonPages:", "Mapped:", "Shmem:", "KReclaimable:", "Slab:",
+            "SReclaimable:", "SUnreclaim:", "KernelStack:", "PageTables:", "SecPageTables:", "NFS_Unstable:",
+            "Bounce:", "WritebackTmp:")]
+        rows += [("CommitLimit:", vm_commit_limit(totalram) * kb), ("Committed_AS:", 0),
+                 ("VmallocTotal:", _VMALLOC_TOTAL_KB[paging_levels])]
+        rows += [(label, 0) for label in (
+            "VmallocUsed:", "VmallocChunk:", "Percpu:", "AnonHugePages:", "ShmemHugePages:", "ShmemPmdMapped:",
+            "FileHugePages:", "FilePmdMapped:", "Balloon:")]
+        text = "".join(f"{label:<16}{value:>8} kB\n" for label, value in rows)
+        # hugetlb_report_meminfo(): "HugePages_Total:   %5lu" etc., no unit.
+        for label in ("HugePages_Total:", "HugePages_Free:", "HugePages_Rsvd:", "HugePages_Surp:"):
+            text += f"{label:<16}{0:>8}\n"
+        text += f"{'Hugepagesize:':<16}{2048:>8} kB\n{'Hugetlb:':<16}{0:>8} kB\n"
+        # arch_report_meminfo() (arch/x86/mm/pat/set_memory.c), direct_gbpages on.
+        for label, size in (("DirectMap4k:", 4096), ("DirectMap2M:", 2 << 20), ("DirectMap1G:", 1 << 30)):
+            text += f"{label:<16}{direct[size] >> 10:>8} kB\n"
+        return text
+
+
+# -- /proc/zoneinfo --------------------------------------------------------------------------
+def _pageset(managed: int, low: int, nsplit: int, ncpus: int) -> tuple[int, int, int, int]:
+    """(batch, high_min, high_max, stat_threshold) of a zone's per-CPU pagesets:
+    zone_batchsize(), zone_highsize() (high_min from the low watermark, high_max from
+    managed / MIN_PERCPU_PAGELIST_HIGH_FRACTION), calculate_normal_threshold()."""
+    batch = max(min(managed >> 10, (1 << 20) // 4096) // 4, 1)
+    b = batch + batch // 2
+    batch = max(1, (1 << (b.bit_length() - 1)) - 1)
+    high_min = max(low // nsplit, batch << 2)
+    high_max = max(managed // 8 // nsplit, batch << 2)
+    threshold = min(125, 2 * ncpus.bit_length() * (1 + (managed >> 15).bit_length()))
+    return batch, high_min, high_max, threshold
+
+
+def proc_zoneinfo(k: Kernel) -> str:
+    """zoneinfo_show(): every zone of every online node, populated or not; the node's stats
+    under its first populated zone; counters and pagesets only for populated zones."""
+    with k.lock:
+        state = vm_state(k)
+        cpus = k.all_cpus()
+        out: list[str] = []
+        for nid in k.online_nodes():
+            node = k.nodes[nid]
+            first = next((z for z in ALL_ZONES if z in node.zones and node.zones[z].populated), None)
+            for name in ALL_ZONES:
+                zone = node.zones.get(name)
+                present = zone.present if zone else 0
+                managed = zone.managed if zone else 0
+                free = zone.free if zone else 0
+                start_pfn, spanned = zone_span(k, node, name)
+                marks = state.watermarks[(nid, name)]
+                parts = [f"Node {nid}, zone {name:>8}"]
+                if name == first:
+                    parts.append("\n  per-node stats")
+                    parts += [f"\n      {item:<12} {value}" for item, value in node_stats(k, nid)]
+                parts.append(f"\n  pages free     {free}\n        boost    0\n        min      {marks.min}"
+                             f"\n        low      {marks.low}\n        high     {marks.high}"
+                             f"\n        promo    {marks.promo}\n        spanned  {spanned}"
+                             f"\n        present  {present}\n        managed  {managed}\n        cma      0"
+                             f"\n        protection: ({', '.join(str(r) for r in marks.protection)})")
+                if not present:
+                    out.append("".join(parts) + "\n")
+                    continue
+                parts += [f"\n      {item:<12} {value}" for item, value in zone_stats(k, nid, name)]
+                parts += [f"\n      {item:<12} {value}" for item, value in numa_stats(k, nid)]
+                parts.append("\n  pagesets")
+                nsplit = len(node.cpus) or len(cpus) or 1
+                batch, high_min, high_max, threshold = _pageset(managed, marks.low, nsplit, len(cpus))
+                for cpu in cpus:
+                    parts.append(f"\n    cpu: {cpu}\n              count:    0\n              high:     {high_min}"
+                                 f"\n              batch:    {batch}\n              high_min: {high_min}"
+                                 f"\n              high_max: {high_max}\n  vm stats threshold: {threshold}")
+                parts.append(f"\n  node_unreclaimable:  0\n  start_pfn:           {start_pfn}\n")
+                out.append("".join(parts))
+        return "".join(out)
+
+
+# -- /proc/buddyinfo, /proc/vmstat -------------------------------------------------------------
+def proc_buddyinfo(k: Kernel) -> str:
+    """frag_show(): one line per populated zone of the online nodes, ``%6lu `` per order."""
+    with k.lock:
+        lines = []
+        for nid in k.online_nodes():
+            node = k.nodes[nid]
+            for name in ALL_ZONES:
+                zone = node.zones.get(name)
+                if zone is None or not zone.populated:
+                    continue
+                counts = free_area(k, node, name)
+                assert len(counts) == MAX_PAGE_ORDER + 1
+                lines.append(f"Node {nid}, zone {name:>8} " + "".join(f"{n:>6} " for n in counts) + "\n")
+        return "".join(lines)
+
+
+def proc_vmstat(k: Kernel) -> str:
+    """vmstat_show(): ``name value`` per item, then the deprecated ``nr_unstable 0``."""
+    with k.lock:
+        return "".join(f"{name} {value}\n" for name, value in global_vmstat(k)) + "nr_unstable 0\n"
+
+
+# -- /proc/iomem, /proc/cmdline ------------------------------------------------------------------
+def proc_iomem(k: Kernel, hide: bool = False) -> str:
+    """r_show() over iomem_resource: pre-order, two spaces per level (at most
+    MAX_IORES_LEVEL), addresses as %08llx; zeros when ``hide``."""
+    with k.lock:
+        lines = []
+        for depth, res in k.resources.root.walk():
+            start, end = (0, 0) if hide else (res.start, res.end)
+            lines.append(f"{'  ' * min(depth, _MAX_IORES_LEVEL)}{start:08x}-{end:08x} : {res.name}\n")
+        return "".join(lines)
+
+
+def proc_cmdline(k: Kernel) -> str:
+    """saved_command_line and a newline: the topology's boot-loader words, then the memory
+    hotplug parameters the simulated kernel booted with (mm/memory_hotplug.c
+    ``memhp_default_state=``, ``memory_hotplug.*``, ``movable_node``), which agree with
+    /sys/module/memory_hotplug/parameters and memory/auto_online_blocks at boot."""
+    cfg = k.config
+    words = [cfg.cmdline] if cfg.cmdline else []
+    words += [
+        f"memhp_default_state={cfg.auto_online_blocks}",
+        f"memory_hotplug.memmap_on_memory={cfg.memmap_on_memory}",
+        f"memory_hotplug.online_policy={cfg.online_policy}",
+        f"memory_hotplug.auto_movable_ratio={cfg.auto_movable_ratio}",
+        f"memory_hotplug.auto_movable_numa_aware={'Y' if cfg.auto_movable_numa_aware else 'N'}",
+    ]
+    if cfg.movable_node:
+        words.append("movable_node")
+    return " ".join(words) + "\n"
+
+
+# -- the tree ------------------------------------------------------------------------------------
+#: The files ``fakesysfs run`` binds over /proc, in the order they are bound.
+PROC_FILES = ("meminfo", "zoneinfo", "vmstat", "buddyinfo", "iomem", "cmdline")
+
+
+def build_proc_tree(k: Kernel) -> Tree:
+    """The memory /proc files of ``k`` as a tree (root: the files), locked by the hotplug lock."""
+    cmdline = proc_cmdline(k)
+    root = StaticDir({
+        "meminfo": ProcAttr(0o444, lambda: proc_meminfo(k)),
+        "zoneinfo": ProcAttr(0o444, lambda: proc_zoneinfo(k)),
+        "vmstat": ProcAttr(0o444, lambda: proc_vmstat(k)),
+        "buddyinfo": ProcAttr(0o444, lambda: proc_buddyinfo(k)),
+        "iomem": IomemAttr(k),
+        # fs/proc/cmdline.c: pde->size = saved_command_line_len + 1.
+        "cmdline": ProcAttr(0o444, lambda: cmdline, size=len(cmdline)),
+    })
+    return Tree(root, k.lock)
+
+
+def proc_read(tree: Tree, name: str, uid: int = 0) -> str:
+    """open + read to the end + close of ``/name`` in a proc tree, by an opener with ``uid``."""
+    fh = tree.open(f"/{name}", os.O_RDONLY)
+    fh.uid = uid
+    data = b""
+    while chunk := tree.read(fh, 65536, len(data)):
+        data += chunk
+    return data.decode("latin-1")
+
