@@ -81,6 +81,7 @@ from .nsops import (
     umount,
     unshare,
 )
+from .procfs import PROC_FILES, build_proc_tree
 from .safefile import in_initial_userns
 from .udevd import start_event_services
 
@@ -95,6 +96,10 @@ log = logging.getLogger(__name__)
 
 #: siginfo si_code of a signal the kernel generated (a terminal's ^C or hangup).
 SI_KERNEL = 0x80
+
+#: Where the daemon serves the simulated /proc files (procfs.py) until COMMAND's init binds
+#: them over its /proc; in the namespace's private /run.
+PROC_STAGING = "/run/fakesysfs/proc"
 
 #: How long the caller waits for the namespace, the mount and COMMAND to be set up.
 SETUP_TIMEOUT = 30.0
@@ -228,6 +233,19 @@ def setup_run() -> None:
     os.close(os.open("/run/udev/control", os.O_WRONLY | os.O_CREAT, 0o644))
     os.mkdir("/run/lock")
     os.chmod("/run/lock", 0o1777)
+    os.makedirs(PROC_STAGING, 0o755)
+
+
+def bind_proc_files() -> None:
+    """In COMMAND's mount namespace, once its /proc is mounted: each simulated /proc file of
+    the daemon's staging mount is bound over its /proc entry, as LXCFS's mount hook does (an
+    entry this kernel lacks is skipped); the staging mount then leaves this namespace. The
+    rest of /proc stays the kernel's (docs/proc.md)."""
+    for name in PROC_FILES:
+        target = f"/proc/{name}"
+        if os.path.exists(target):
+            mount(f"{PROC_STAGING}/{name}", target, None, MS_BIND)
+    umount(PROC_STAGING, MNT_DETACH)
 
 
 # -- store log ---------------------------------------------------------------------------------
@@ -260,9 +278,9 @@ def read_trace(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 # -- a FUSE /dev for user namespaces -------------------------------------------------------------
-def start_devfs(devfs: DevTree, mountpoint: str = "/dev") -> None:
-    """Serve ``devfs`` at ``mountpoint`` through the FUSE adapter, from a thread; return
-    once it is mounted."""
+def start_devfs(devfs: Tree, mountpoint: str = "/dev") -> None:
+    """Serve ``devfs`` (or another tree: the /proc files) at ``mountpoint`` through the FUSE
+    adapter, from a thread; return once it is mounted."""
     from .fuse_adapter import serve
 
     ready = threading.Event()
@@ -410,21 +428,23 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
     stop_events: list[Callable[[], None]] = []
 
     def ready() -> None:
-        # /sys is live. A FUSE /dev goes up now, not before: libfuse opened /dev/fuse for
-        # /sys through the host's /dev, which the FUSE /dev is about to cover.
+        # /sys is live. The /proc files go up next, at their staging mountpoint, then a FUSE
+        # /dev, not before: libfuse opened /dev/fuse for /sys through the host's /dev, which
+        # the FUSE /dev is about to cover.
         nonlocal reported
-        if devfs is not None:
-            from ._fuse import claim_signal_handlers
+        from ._fuse import claim_signal_handlers
 
-            try:
+        try:
+            start_devfs(build_proc_tree(kernel), PROC_STAGING)
+            if devfs is not None:
                 start_devfs(devfs)
-            except NamespaceError as exc:
-                os.write(ready_fd, f"error: {exc}\n".encode())
-                os.close(ready_fd)
-                os.kill(os.getpid(), signal.SIGTERM)  # libfuse's handler ends the loop
-                return
-            finally:
-                claim_signal_handlers()  # a signal ends /sys (and the process), not only /dev
+        except NamespaceError as exc:
+            os.write(ready_fd, f"error: {exc}\n".encode())
+            os.close(ready_fd)
+            os.kill(os.getpid(), signal.SIGTERM)  # libfuse's handler ends the loop
+            return
+        finally:
+            claim_signal_handlers()  # a signal ends /sys (and the process), not only /dev
         # Control socket, udev rules, libudev netlink messages (fakesysfs/udevd.py, netlink.py; imported
         # at the top, before unshare(), so it knows the network namespace we started in).
         stop_events.append(start_event_services(kernel, rules=options.rules, netlink=not options.share_net,
@@ -570,6 +590,7 @@ def _init_main(argv: Sequence[str], env: dict[str, str], report_fd: int, go_fd: 
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     except OSError as exc:  # a user namespace whose /proc has locked overmounts (containers)
         os.write(2, f"fakesysfs: warning: /proc shows the host's process IDs ({exc.strerror})\n".encode())
+    bind_proc_files()
     _hide_modules()
     try:
         unshare(CLONE_NEWUSER | CLONE_NEWNS)

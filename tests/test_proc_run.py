@@ -1,0 +1,121 @@
+"""Inside ``fakesysfs run`` the memory /proc files are the simulated machine's (docs/proc.md):
+real tools (grep, free, vmstat, psutil, numastat) see the machine /sys describes, before and
+after daxctl puts dax0.0's memory online; the rest of /proc stays the kernel's."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import pytest
+from conftest import fakesysfs_run, fuse_unavailable_reason
+
+
+def _unavailable() -> str | None:
+    reason = fuse_unavailable_reason()
+    if reason is not None:
+        return f"FUSE: {reason}"
+    if os.geteuid() != 0:
+        return "needs root"
+    if shutil.which("daxctl") is None:
+        return "daxctl is not installed"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
+
+#: Prints, under "== NAME" headers, what each reader sees.
+_READERS = r"""
+section() { echo "== $1"; }
+section meminfo; grep -E '^(MemTotal|MemFree|MemAvailable):' /proc/meminfo
+section nodes; cat /sys/devices/system/node/node*/meminfo | grep -E 'MemTotal|MemFree'
+section free; free -b | grep '^Mem:'
+section vmstat; vmstat -s | grep -E 'total memory|free memory'
+section psutil; PY -c 'import psutil; m = psutil.virtual_memory(); print(m.total, m.free, m.available)'
+section vmstat_free; grep '^nr_free_pages ' /proc/vmstat
+"""
+
+
+def _sections(text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("== "):
+            current = out.setdefault(line[3:] + f"#{sum(k.startswith(line[3:] + '#') for k in out)}", [])
+        else:
+            current.append(line)
+    return out
+
+
+def _check_one_machine(seen: dict[str, list[str]], n: int) -> int:
+    """Every reader of the n-th round agrees with the sums of the nodes; MemTotal in kB."""
+    meminfo = {line.split(":")[0]: int(line.split()[1]) for line in seen[f"meminfo#{n}"]}
+    nodes: dict[str, int] = {}
+    for line in seen[f"nodes#{n}"]:
+        label, value = line.split()[2].rstrip(":"), int(line.split()[3])
+        nodes[label] = nodes.get(label, 0) + value
+    assert meminfo["MemTotal"] == nodes["MemTotal"] and meminfo["MemFree"] == nodes["MemFree"]
+    free = seen[f"free#{n}"][0].split()
+    assert int(free[1]) == meminfo["MemTotal"] * 1024 and int(free[3]) == meminfo["MemFree"] * 1024
+    assert int(free[6]) == meminfo["MemAvailable"] * 1024
+    vmstat = [int(line.split()[0]) for line in seen[f"vmstat#{n}"]]
+    assert vmstat == [meminfo["MemTotal"], meminfo["MemFree"]]
+    total, free_b, available = map(int, seen[f"psutil#{n}"][0].split())
+    assert (total, free_b, available) == (meminfo["MemTotal"] * 1024, meminfo["MemFree"] * 1024,
+                                          meminfo["MemAvailable"] * 1024)
+    assert int(seen[f"vmstat_free#{n}"][0].split()[1]) * 4 == meminfo["MemFree"]
+    return meminfo["MemTotal"]
+
+
+def test_tools_see_the_simulated_machine_before_and_after_daxctl() -> None:
+    readers = _READERS.replace("PY", sys.executable)
+    script = f"{readers}\ndaxctl reconfigure-device -m system-ram dax0.0 >/dev/null || exit 9\n{readers}"
+    done = fakesysfs_run("--", "sh", "-c", script, timeout=180)
+    assert done.returncode == 0, done.stderr
+    seen = _sections(done.stdout)
+    before = _check_one_machine(seen, 0)
+    after = _check_one_machine(seen, 1)
+    assert before == 8388216  # node 0's DRAM, not this host's memory
+    # dax0.0's 16 GiB online Movable; memmap_on_memory keeps 512 pages of each block.
+    assert after - before == 128 * (32768 - 512) * 4
+
+
+def test_proc_entries_behave_as_procfs_and_the_rest_of_proc_is_the_kernels() -> None:
+    script = r"""
+stat -c '%n %s %a %U' /proc/meminfo /proc/zoneinfo /proc/vmstat /proc/buddyinfo /proc/iomem /proc/cmdline
+cat /proc/cmdline
+head -c 7 /proc/meminfo; echo
+dd if=/proc/meminfo bs=1 skip=16 count=8 2>/dev/null; echo
+grep -c 'System RAM (kmem)' /proc/iomem
+setpriv --reuid=65534 --regid=65534 --clear-groups \
+    sh -c 'grep -c "^ *00000000-00000000 : " /proc/iomem; wc -l < /proc/iomem'
+echo x > /proc/meminfo 2>/dev/null || echo write-refused
+readlink /proc/self >/dev/null && echo self-ok
+grep -c ^processor /proc/cpuinfo
+test -e /run/fakesysfs/proc/meminfo || echo staging-hidden
+grep -c 'Node 1, zone' /proc/zoneinfo
+if command -v numastat >/dev/null; then numastat -m 2>/dev/null | grep '^MemTotal'; fi
+"""
+    done = fakesysfs_run("--", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    stats = {line.split()[0]: line.split()[1:] for line in lines[:6]}
+    cmdline = lines[6] + "\n"
+    assert cmdline.startswith("memhp_default_state=offline memory_hotplug.memmap_on_memory=Y ")
+    for name in ("meminfo", "zoneinfo", "vmstat", "buddyinfo", "iomem"):
+        assert stats[f"/proc/{name}"] == ["0", "444", "root"], name
+    assert stats["/proc/cmdline"] == [str(len(cmdline)), "444", "root"]
+    assert lines[7] == "MemTota"  # read(2) at 0, then at an offset in the same open file
+    assert lines[8] == " 8388216"
+    assert lines[9] == "2"  # dax0.0 and dax1.0 are kmem-bound at boot
+    hidden, total = int(lines[10]), int(lines[11])
+    assert hidden == total > 0  # r_show(): no addresses without root
+    assert lines[12] == "write-refused"
+    assert lines[13] == "self-ok"
+    assert int(lines[14]) == os.cpu_count()  # /proc/cpuinfo is this machine's
+    assert lines[15] == "staging-hidden"
+    assert lines[16] == "5"  # node 1 is online (memory added) with its five zones
+    if shutil.which("numastat"):
+        row = lines[17].split()
+        assert row[:3] == ["MemTotal", f"{8388216 / 1024:.2f}", "0.00"]
