@@ -238,10 +238,42 @@ def test_state_08_movable_blocks_offline_and_migrate_used_pages(added: Sim):
     online_all(sim, blocks=[522, 523])
     sim.k.blocks[522].movable_used = 1000
     free_before = sim.meminfo(1)["MemFree"]
+    node0_free = sim.meminfo(0)["MemFree"]
     sim.echo(f"{MEM}/memory522/state", "offline")
-    assert sim.k.blocks[523].movable_used == 1000
-    assert sim.meminfo(1)["MemFree"] == free_before - 129024 + 4000 - 4000
+    # do_migrate_range(): another memory node (node 0) takes them, not memory523 of node 1.
+    assert sim.k.blocks[523].movable_used == 0
+    assert sim.meminfo(0)["MemFree"] == node0_free - 4000
+    assert sim.meminfo(1)["MemFree"] == free_before - (129024 - 4000)
     assert sim.meminfo(1)["MemTotal"] == 129024
+
+
+def test_state_08_offline_migrates_to_the_source_node_only_when_it_is_the_only_memory_node():
+    cfg = BootConfig(nodes=[NodeConfig(0, [0], [MemRange(0x100000000, 4 * GiB)])], boot_unmovable=False)
+    sim = Sim(cfg)
+    first, second = sorted(sim.k.blocks)[1:3]
+    for bid in (first, second):
+        sim.echo(f"{MEM}/memory{bid}/state", "offline")
+        sim.echo(f"{MEM}/memory{bid}/state", "online_movable")
+    sim.k.set_block_usage(sim.k.blocks[first], movable_used=100)
+    sim.echo(f"{MEM}/memory{first}/state", "offline")
+    assert sim.k.blocks[second].movable_used == 100  # the same node, its highest zone first
+
+
+def test_state_08_offline_migrates_to_the_nearest_memory_node():
+    from fakesysfs import Simulation
+    from fakesysfs.testing import check_invariants
+
+    # The default topology: node 0 DRAM; dax0.0 (node 1, CXL) and dax1.0 (node 2, hmem) are
+    # kmem-bound at boot; node 2 is 22 from node 0 and 30 from node 1.
+    with Simulation() as sim:
+        for bid in (522, 1024):
+            sim.echo(f"{MEM}/memory{bid}/state", "online_movable")
+        node0_free = sim.node(0).mem_free
+        sim.set_block_usage(1024, used=500)
+        sim.echo(f"{MEM}/memory1024/state", "offline")
+        assert sim.kernel.blocks[522].movable_used == 0
+        assert sim.node(0).mem_free == node0_free - 500 * 4096
+        check_invariants(sim)
 
 
 def test_state_09_already_online_is_einval_before_operation_errors(added: Sim):
