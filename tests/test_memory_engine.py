@@ -842,3 +842,15 @@ def test_engine_never_raises_anything_but_kernel_errors_on_bad_writes(added: Sim
                 sim.echo(path, data)
             except KernelError:
                 pass
+
+
+def test_mom_force_logs_the_pages_each_block_wastes():
+    """set_memmap_mode(): ``force`` rounds the vmemmap up to a pageblock and says what that
+    costs, once, while the command line is parsed (before any memory exists)."""
+    mem = [MemRange(0x100000000, 4 * GiB)]
+    k = Kernel(BootConfig(nodes=[NodeConfig(0, [0], mem)], memmap_on_memory="force", struct_page_size=72))
+    assert k.kmsg[0] == "Memory hotplug will waste 448 pages in each memory block"  # 576 -> 1024
+    k = Kernel(BootConfig(nodes=[NodeConfig(0, [0], mem)], memmap_on_memory="force"))
+    assert k.kmsg[0] == "Memory hotplug will waste 0 pages in each memory block"
+    k = Kernel(BootConfig(nodes=[NodeConfig(0, [0], mem)], memmap_on_memory="Y", struct_page_size=72))
+    assert not any("will waste" in line for line in k.kmsg)

@@ -97,6 +97,10 @@ class Kernel(FirmwareMixin):
         #: (mm/vmstat.c memmap_pages_add, memmap_boot_pages_add).
         self.nr_memmap_pages = 0
         self.nr_memmap_boot_pages = 0
+        if self.memmap_mode == "force":
+            # set_memmap_mode() (mm/memory_hotplug.c), parsing memory_hotplug.memmap_on_memory=force.
+            waste = self.memory_block_memmap_on_memory_pages() - -(-self.memory_block_memmap_size() // self.page_size)
+            self.printk(f"Memory hotplug will waste {waste} pages in each memory block")
         #: power/control values other than "auto", by devpath (R-SYS-07).
         self.power_control: dict[str, str] = {}
         with gc_paused():
