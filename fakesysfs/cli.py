@@ -216,7 +216,7 @@ def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[
 
 # -- mount --------------------------------------------------------------------------------
 def _cmd_mount(args: argparse.Namespace) -> int:
-    from .mountpoint import check_not_host_sysfs, open_mountpoint
+    from .mountpoint import check_not_host_proc, check_not_host_sysfs, open_mountpoint, open_proc_mountpoint
 
     mountpoint = os.path.abspath(args.mountpoint)
     with _mountpoint_rules():
@@ -226,6 +226,14 @@ def _cmd_mount(args: argparse.Namespace) -> int:
     _check_mountpoint(mountpoint)
     if args.import_snapshot is not None and args.state is None:
         raise CliError("--import needs --state FILE: the snapshot is copied there and resumed")
+    proc: tuple[str, int] | None = None
+    if args.proc is not None:
+        proc_mountpoint = os.path.abspath(args.proc)
+        with _mountpoint_rules():
+            check_not_host_proc(proc_mountpoint)
+        _check_mountpoint(proc_mountpoint)
+        with _mountpoint_rules():
+            proc = (proc_mountpoint, open_proc_mountpoint(proc_mountpoint))
     log_fd = _open_log("log", args.log_file) if args.log_file is not None and not args.foreground else None
     try:
         with _mountpoint_rules():
@@ -233,6 +241,8 @@ def _cmd_mount(args: argparse.Namespace) -> int:
     except BaseException:
         if log_fd is not None:
             os.close(log_fd)
+        if proc is not None:
+            os.close(proc[1])
         raise
     kernel: Kernel | None
     harness: Harness | None
@@ -242,13 +252,15 @@ def _cmd_mount(args: argparse.Namespace) -> int:
         else:
             kernel, tree, harness = _boot(args.config)
         if args.foreground:
-            return _serve_foreground(tree, mountpoint, args.allow_other, kernel, harness, dir_fd)
+            return _serve_foreground(tree, mountpoint, args.allow_other, kernel, harness, dir_fd, proc)
         log_fd, daemon_log = None, log_fd
-        return _serve_daemon(tree, mountpoint, args.allow_other, daemon_log, kernel, harness, dir_fd)
+        return _serve_daemon(tree, mountpoint, args.allow_other, daemon_log, kernel, harness, dir_fd, proc)
     finally:
         os.close(dir_fd)
         if log_fd is not None:
             os.close(log_fd)
+        if proc is not None:
+            os.close(proc[1])
 
 
 @contextlib.contextmanager
@@ -261,8 +273,33 @@ def _mount_on(dir_fd: int, mountpoint: str, allow_other: bool) -> Iterator[str]:
         yield placed.where
 
 
+@contextlib.contextmanager
+def _proc_served(kernel: Kernel | None, proc: tuple[str, int] | None, allow_other: bool) -> Iterator[None]:
+    """``--proc DIR``: the simulated /proc files (fakesysfs/procfs.py) served at DIR from a
+    thread of this process, through the same adapter, while the /sys mount is; unmounted
+    with it."""
+    if proc is None or kernel is None:
+        yield
+        return
+    from .mountpoint import mount_on
+    from .procfs import build_proc_tree
+    from .run import NamespaceError, start_devfs
+
+    mountpoint, dir_fd = proc
+    with _mountpoint_rules(), mount_on(dir_fd, mountpoint, allow_other, dev_fuse=DEV_FUSE) as placed:
+        try:
+            start_devfs(build_proc_tree(kernel), placed.where, allow_other=allow_other)
+        except NamespaceError as exc:
+            raise CliError(_named(str(exc), mountpoint)) from None
+        try:
+            yield
+        finally:
+            if placed.fuse_mount is None:  # libfuse mounted it by path: unmount it the same way
+                _unmount(mountpoint, lazy=True)
+
+
 def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Kernel | None,
-                      harness: Harness | None, dir_fd: int) -> int:
+                      harness: Harness | None, dir_fd: int, proc: tuple[str, int] | None = None) -> int:
     from .control import serving_or_warn
     from .fuse_adapter import MountError, serve
 
@@ -275,6 +312,7 @@ def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Ke
         control = (serving_or_warn(kernel, ops=_control_ops(harness), tree=tree) if kernel is not None
                    else contextlib.nullcontext())
         with (control,
+              _proc_served(kernel, proc, allow_other),
               _mount_on(dir_fd, mountpoint, allow_other) as where):
             serve(tree, where, foreground=True, allow_other=allow_other, ready_callback=ready)
     except MountError as exc:
@@ -304,7 +342,8 @@ def _control_ops(harness: Harness | None) -> ServerOps | None:
 
 
 def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | None,
-                  kernel: Kernel | None, harness: Harness | None, dir_fd: int) -> int:
+                  kernel: Kernel | None, harness: Harness | None, dir_fd: int,
+                  proc: tuple[str, int] | None = None) -> int:
     """Fork the daemon; it takes ``log_fd`` (the --log-file) over."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -314,7 +353,7 @@ def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | 
         status = 1
         try:
             os.close(read_end)
-            status = _daemon_main(tree, mountpoint, allow_other, log_fd, write_end, kernel, harness, dir_fd)
+            status = _daemon_main(tree, mountpoint, allow_other, log_fd, write_end, kernel, harness, dir_fd, proc)
         except BaseException:
             with contextlib.suppress(BaseException):
                 log.exception("daemon failed")
@@ -328,7 +367,7 @@ def _serve_daemon(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | 
 
 def _daemon_main(
     tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | None, report_fd: int,
-    kernel: Kernel | None, harness: Harness | None, dir_fd: int,
+    kernel: Kernel | None, harness: Harness | None, dir_fd: int, proc: tuple[str, int] | None = None,
 ) -> int:
     from .control import serving_or_warn
     from .fuse_adapter import MountError, serve
@@ -349,6 +388,7 @@ def _daemon_main(
         control = (serving_or_warn(kernel, ops=_control_ops(harness), tree=tree) if kernel is not None
                    else contextlib.nullcontext())
         with (control,
+              _proc_served(kernel, proc, allow_other),
               _mount_on(dir_fd, mountpoint, allow_other) as where):
             serve(tree, where, foreground=True, allow_other=allow_other, ready_callback=ready)
     except (MountError, OSError, CliError) as exc:
@@ -671,6 +711,9 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     mount.add_argument("--log-file", metavar="PATH", help="daemon log (default: discarded once mounted)")
     mount.add_argument("--state", metavar="FILE",
                        help="journal every change to FILE (fsync'd before the write returns); resume FILE if it exists")
+    mount.add_argument("--proc", metavar="DIR",
+                       help="also serve the simulated /proc files (meminfo, zoneinfo, vmstat, buddyinfo, iomem, "
+                            "cmdline) at DIR: DIR/proc beside DIR/sys for HWLOC_FSROOT=DIR and the like")
     mount.add_argument("--import", dest="import_snapshot", metavar="SNAPSHOT",
                        help="with --state FILE (new): start from a snapshot written by 'fakesysfs ctl MNT export'")
     mount.set_defaults(func=_cmd_mount)

@@ -278,7 +278,7 @@ def read_trace(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 # -- a FUSE /dev for user namespaces -------------------------------------------------------------
-def start_devfs(devfs: Tree, mountpoint: str = "/dev") -> None:
+def start_devfs(devfs: Tree, mountpoint: str = "/dev", *, allow_other: bool = True) -> None:
     """Serve ``devfs`` (or another tree: the /proc files) at ``mountpoint`` through the FUSE
     adapter, from a thread; return once it is mounted."""
     from .fuse_adapter import serve
@@ -288,7 +288,7 @@ def start_devfs(devfs: Tree, mountpoint: str = "/dev") -> None:
 
     def serving() -> None:
         try:
-            serve(devfs, mountpoint, foreground=True, allow_other=True, ready_callback=ready.set)
+            serve(devfs, mountpoint, foreground=True, allow_other=allow_other, ready_callback=ready.set)
         except BaseException as exc:  # noqa: BLE001 (reported below)
             errors.append(exc)
             ready.set()

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from conftest import fakesysfs_run, fuse_unavailable_reason
@@ -119,3 +122,51 @@ if command -v numastat >/dev/null; then numastat -m 2>/dev/null | grep '^MemTota
     if shutil.which("numastat"):
         row = lines[17].split()
         assert row[:3] == ["MemTotal", f"{8388216 / 1024:.2f}", "0.00"]
+
+
+def _mounted_here(path: Path) -> bool:
+    return any(line.split()[4] == str(path) for line in Path("/proc/self/mountinfo").read_text().splitlines())
+
+
+def test_mount_proc_beside_sys_serves_the_files_for_root_directory_tools() -> None:
+    from conftest import fakesysfs, make_mountpoint, unmount
+
+    root = make_mountpoint()
+    (root / "sys").mkdir()
+    (root / "proc").mkdir()
+    try:
+        done = fakesysfs("mount", str(root / "sys"), "--proc", str(root / "proc"))
+        assert done.returncode == 0, done.stderr
+        meminfo = (root / "proc" / "meminfo").read_text()
+        assert meminfo.startswith("MemTotal:        8388216 kB\n")
+        assert sorted(p.name for p in (root / "proc").iterdir()) == [
+            "buddyinfo", "cmdline", "iomem", "meminfo", "vmstat", "zoneinfo"]
+        (root / "sys/devices/system/memory/memory522/state").write_text("online_movable")
+        assert (root / "proc/meminfo").read_text().startswith(f"MemTotal:       {8388216 + 32256 * 4:>8} kB\n")
+        if shutil.which("lstopo"):
+            env = dict(os.environ, HWLOC_FSROOT=str(root), HWLOC_COMPONENTS="-x86")
+            out = subprocess.run(["lstopo", "--of", "console", "-v"], env=env, capture_output=True, text=True,
+                                 check=True).stdout
+            assert f"total={8388216 + 32256 * 4}KB" in out  # the machine's total: /proc/meminfo
+        assert fakesysfs("umount", str(root / "sys")).returncode == 0
+        deadline = time.monotonic() + 5
+        while _mounted_here(root / "proc") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _mounted_here(root / "proc")  # it ends with the /sys mount
+    finally:
+        for sub in ("sys", "proc"):
+            if _mounted_here(root / sub):
+                unmount(root / sub, lazy=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_mount_proc_refuses_the_hosts_proc(tmp_path: Path) -> None:
+    from conftest import fakesysfs
+
+    (tmp_path / "sys").mkdir()
+    for where in ("/proc", "/proc/sys/vm"):
+        done = fakesysfs("mount", str(tmp_path / "sys"), "--proc", where)
+        assert done.returncode == 1
+        assert done.stderr.strip() == (f"fakesysfs: error: refusing to mount over the host's /proc at {where}: "
+                                       "use DIR/proc beside DIR/sys for tools that take a root directory")
+    assert not _mounted_here(tmp_path / "sys")
