@@ -712,8 +712,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     mount.add_argument("--state", metavar="FILE",
                        help="journal every change to FILE (fsync'd before the write returns); resume FILE if it exists")
     mount.add_argument("--proc", metavar="DIR",
-                       help="also serve the simulated /proc files (meminfo, zoneinfo, vmstat, buddyinfo, iomem, "
-                            "cmdline) at DIR: DIR/proc beside DIR/sys for HWLOC_FSROOT=DIR and the like")
+                       help="also serve the simulated /proc files (meminfo, zoneinfo, vmstat, buddyinfo, pagetypeinfo, "
+                            "iomem, cmdline) at DIR: DIR/proc beside DIR/sys for HWLOC_FSROOT=DIR and the like")
     mount.add_argument("--import", dest="import_snapshot", metavar="SNAPSHOT",
                        help="with --state FILE (new): start from a snapshot written by 'fakesysfs ctl MNT export'")
     mount.set_defaults(func=_cmd_mount)

@@ -5,6 +5,7 @@
     zoneinfo   0444  mm/vmstat.c zoneinfo_show / zoneinfo_show_print
     vmstat     0444  mm/vmstat.c vmstat_start / vmstat_show
     buddyinfo  0444  mm/vmstat.c frag_show / frag_show_print
+    pagetypeinfo 0400  mm/vmstat.c pagetypeinfo_show (root only)
     iomem      0444  kernel/resource.c r_show (addresses zeroed for an opener without root)
     cmdline    0444  fs/proc/cmdline.c cmdline_proc_show (stat size = length + 1)
 
@@ -22,27 +23,31 @@ model (page cache, slab, swap, NUMA and VM events...) are 0 (docs/proc.md lists 
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import TYPE_CHECKING
 
 from .engine.page_alloc import (
     ALL_ZONES,
     MAX_PAGE_ORDER,
+    PAGEBLOCK_ORDER,
     direct_map,
     free_area,
+    pageblock_types,
     si_mem_available,
     vm_commit_limit,
     vm_state,
     zone_span,
 )
 from .engine.vmstat import global_vmstat, node_stats, numa_stats, zone_stats
+from .errors import KernelError
 from .sysfs.tree import Attr, OpenFile, ShowFn, StaticDir, Tree
 
 if TYPE_CHECKING:
     from .engine import Kernel
 
 __all__ = ["PROC_FILES", "ProcAttr", "build_proc_tree", "proc_cmdline", "proc_iomem", "proc_meminfo",
-           "proc_read", "proc_vmstat", "proc_zoneinfo"]
+           "proc_pagetypeinfo", "proc_read", "proc_vmstat", "proc_zoneinfo"]
 
 #: VMALLOC_TOTAL >> 10 on x86-64: 32 TiB - 1 with 4-level paging, 12800 TiB - 1 with 5-level
 #: (arch/x86/include/asm/pgtable_64_types.h VMALLOC_SIZE_TB_L4 / _L5).
@@ -62,6 +67,13 @@ class ProcAttr(Attr):
         super().__init__(mode, show)
         self.size = size
 
+    def render(self, fh: OpenFile) -> str:
+        """The opener's permission as procfs checks it at open (the mount checks it for a
+        FUSE opener: default_permissions; this is for in-process readers)."""
+        if fh.uid != 0 and not self.mode & 0o004:
+            raise KernelError(errno.EACCES)
+        return super().render(fh)
+
 
 class IomemAttr(ProcAttr):
     """/proc/iomem: r_show() prints real addresses only to an opener with CAP_SYS_ADMIN in the
@@ -75,6 +87,7 @@ class IomemAttr(ProcAttr):
         self.k = k
 
     def render(self, fh: OpenFile) -> str:
+        super().render(fh)
         return proc_iomem(self.k, hide=fh.uid != 0)
 
 
@@ -191,6 +204,39 @@ def proc_buddyinfo(k: Kernel) -> str:
         return "".join(lines)
 
 
+#: migratetype_names[] (mm/page_alloc.c) without CMA, with CONFIG_MEMORY_ISOLATION.
+MIGRATETYPES = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isolate")
+
+
+def proc_pagetypeinfo(k: Kernel) -> str:
+    """pagetypeinfo_show() for every node with memory: free lists per migratetype and order
+    (the simulator keeps every free page on the Movable lists) and pageblocks per
+    migratetype (engine/page_alloc.py pageblock_types)."""
+    with k.lock:
+        out: list[str] = []
+        for nid in k.online_nodes():
+            node = k.nodes[nid]
+            if nid not in k.n_memory:
+                continue
+            zones = [z for z in ALL_ZONES if z in node.zones and node.zones[z].populated]
+            out.append(f"Page block order: {PAGEBLOCK_ORDER}\nPages per block:  {1 << PAGEBLOCK_ORDER}\n\n")
+            out.append(f"{'Free pages count per migrate type at order':<43} "
+                       + "".join(f"{order:>6} " for order in range(MAX_PAGE_ORDER + 1)) + "\n")
+            for name in zones:
+                counts = free_area(k, node, name)
+                for mtype in MIGRATETYPES:
+                    row = counts if mtype == "Movable" else [0] * len(counts)
+                    out.append(f"Node {nid:>4}, zone {name:>8}, type {mtype:>12} "
+                               + "".join(f"{n:>6} " for n in row) + "\n")
+            out.append(f"\n{'Number of blocks type ':<23}" + "".join(f"{m:>12} " for m in MIGRATETYPES) + "\n")
+            for name in zones:
+                unmovable, movable = pageblock_types(k, node, name)
+                types = {"Unmovable": unmovable, "Movable": movable}
+                out.append(f"Node {nid}, zone {name:>8} " + "".join(f"{types.get(m, 0):>12} " for m in MIGRATETYPES)
+                           + "\n")
+        return "".join(out)
+
+
 def proc_vmstat(k: Kernel) -> str:
     """vmstat_show(): ``name value`` per item, then the deprecated ``nr_unstable 0``."""
     with k.lock:
@@ -230,7 +276,7 @@ def proc_cmdline(k: Kernel) -> str:
 
 # -- the tree ------------------------------------------------------------------------------------
 #: The files ``fakesysfs run`` binds over /proc, in the order they are bound.
-PROC_FILES = ("meminfo", "zoneinfo", "vmstat", "buddyinfo", "iomem", "cmdline")
+PROC_FILES = ("meminfo", "zoneinfo", "vmstat", "buddyinfo", "pagetypeinfo", "iomem", "cmdline")
 
 
 def build_proc_tree(k: Kernel) -> Tree:
@@ -241,6 +287,8 @@ def build_proc_tree(k: Kernel) -> Tree:
         "zoneinfo": ProcAttr(0o444, lambda: proc_zoneinfo(k)),
         "vmstat": ProcAttr(0o444, lambda: proc_vmstat(k)),
         "buddyinfo": ProcAttr(0o444, lambda: proc_buddyinfo(k)),
+        # proc_create_seq("pagetypeinfo", 0400, ...) in init_mm_internals(): root only.
+        "pagetypeinfo": ProcAttr(0o400, lambda: proc_pagetypeinfo(k)),
         "iomem": IomemAttr(k),
         # fs/proc/cmdline.c: pde->size = saved_command_line_len + 1.
         "cmdline": ProcAttr(0o444, lambda: cmdline, size=len(cmdline)),

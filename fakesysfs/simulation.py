@@ -218,8 +218,9 @@ class Simulation:
 
     def proc(self, name: str, *, uid: int = 0) -> str:
         """A memory /proc file of the simulated machine (``meminfo``, ``zoneinfo``, ``vmstat``,
-        ``buddyinfo``, ``iomem``, ``cmdline``) as an opener with ``uid`` reads it
-        (docs/proc.md); KeyError for a file not simulated."""
+        ``buddyinfo``, ``pagetypeinfo``, ``iomem``, ``cmdline``) as an opener with ``uid`` reads
+        it (docs/proc.md); KeyError for a file not simulated, KernelError(EACCES) for a
+        root-only file and another uid."""
         from .procfs import PROC_FILES, build_proc_tree, proc_read
 
         if name not in PROC_FILES:

@@ -86,13 +86,15 @@ def test_tools_see_the_simulated_machine_before_and_after_daxctl() -> None:
 
 def test_proc_entries_behave_as_procfs_and_the_rest_of_proc_is_the_kernels() -> None:
     script = r"""
-stat -c '%n %s %a %U' /proc/meminfo /proc/zoneinfo /proc/vmstat /proc/buddyinfo /proc/iomem /proc/cmdline
+stat -c '%n %s %a %U' /proc/meminfo /proc/zoneinfo /proc/vmstat /proc/buddyinfo /proc/iomem /proc/cmdline \
+    /proc/pagetypeinfo
 cat /proc/cmdline
 head -c 7 /proc/meminfo; echo
 dd if=/proc/meminfo bs=1 skip=16 count=8 2>/dev/null; echo
 grep -c 'System RAM (kmem)' /proc/iomem
 setpriv --reuid=65534 --regid=65534 --clear-groups \
-    sh -c 'grep -c "^ *00000000-00000000 : " /proc/iomem; wc -l < /proc/iomem'
+    sh -c 'grep -c "^ *00000000-00000000 : " /proc/iomem; wc -l < /proc/iomem; cat /proc/pagetypeinfo' \
+    2>/dev/null || echo pagetypeinfo-refused
 echo x > /proc/meminfo 2>/dev/null || echo write-refused
 readlink /proc/self >/dev/null && echo self-ok
 grep -c ^processor /proc/cpuinfo
@@ -103,17 +105,21 @@ if command -v numastat >/dev/null; then numastat -m 2>/dev/null | grep '^MemTota
     done = fakesysfs_run("--", "sh", "-c", script)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    stats = {line.split()[0]: line.split()[1:] for line in lines[:6]}
+    stats = {line.split()[0]: line.split()[1:] for line in lines[:7]}
+    lines = lines[1:]  # one more stat line
     cmdline = lines[6] + "\n"
     assert cmdline.startswith("memhp_default_state=offline memory_hotplug.memmap_on_memory=Y ")
     for name in ("meminfo", "zoneinfo", "vmstat", "buddyinfo", "iomem"):
         assert stats[f"/proc/{name}"] == ["0", "444", "root"], name
     assert stats["/proc/cmdline"] == [str(len(cmdline)), "444", "root"]
+    assert stats["/proc/pagetypeinfo"] == ["0", "400", "root"]
     assert lines[7] == "MemTota"  # read(2) at 0, then at an offset in the same open file
     assert lines[8] == " 8388216"
     assert lines[9] == "2"  # dax0.0 and dax1.0 are kmem-bound at boot
     hidden, total = int(lines[10]), int(lines[11])
     assert hidden == total > 0  # r_show(): no addresses without root
+    assert lines[12] == "pagetypeinfo-refused"  # 0400: EACCES for uid 65534
+    lines = lines[1:]
     assert lines[12] == "write-refused"
     assert lines[13] == "self-ok"
     assert int(lines[14]) == os.cpu_count()  # /proc/cpuinfo is this machine's
@@ -140,7 +146,7 @@ def test_mount_proc_beside_sys_serves_the_files_for_root_directory_tools() -> No
         meminfo = (root / "proc" / "meminfo").read_text()
         assert meminfo.startswith("MemTotal:        8388216 kB\n")
         assert sorted(p.name for p in (root / "proc").iterdir()) == [
-            "buddyinfo", "cmdline", "iomem", "meminfo", "vmstat", "zoneinfo"]
+            "buddyinfo", "cmdline", "iomem", "meminfo", "pagetypeinfo", "vmstat", "zoneinfo"]
         (root / "sys/devices/system/memory/memory522/state").write_text("online_movable")
         assert (root / "proc/meminfo").read_text().startswith(f"MemTotal:       {8388216 + 32256 * 4:>8} kB\n")
         if shutil.which("lstopo"):

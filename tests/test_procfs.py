@@ -245,6 +245,23 @@ def test_remove_takes_the_node_out_of_zoneinfo() -> None:
 
 
 # -- formats ------------------------------------------------------------------------------------------
+def test_pagetypeinfo_counts_vmemmap_pageblocks_unmovable_and_is_root_only() -> None:
+    with _sim() as s:
+        for bid in DAX0_BLOCKS[:8]:
+            s.echo(f"{MEM}/memory{bid}/state", "online_movable")
+        text = s.proc("pagetypeinfo")
+        assert "Node 1, zone  Movable            8          504            0            0            0 \n" in text
+        movable = re.search(r"Node    1, zone  Movable, type      Movable ((?:\s*\d+ ){11})\n", text)
+        assert movable is not None
+        counts = [int(x) for x in movable[1].split()]
+        assert sum(n << order for order, n in enumerate(counts)) == s.kernel.nodes[1].zones["Movable"].free
+        assert text.count("Page block order: 9\nPages per block:  512\n\n") == 2  # nodes with memory only
+        with pytest.raises(KernelError) as info:
+            s.proc("pagetypeinfo", uid=1000)
+        assert info.value.errno == 13
+        assert build_proc_tree(s.kernel).getattr("/pagetypeinfo").mode & 0o777 == 0o400
+
+
 def test_meminfo_lines_are_show_val_kb() -> None:
     with _sim() as s:
         for line in s.proc("meminfo").splitlines():
@@ -276,7 +293,8 @@ def test_cmdline_is_the_topologys_and_its_size_is_its_length() -> None:
         tree = build_proc_tree(s.kernel)
         assert tree.getattr("/cmdline").size == len(line)
         assert tree.getattr("/meminfo").size == 0
-        assert all(tree.getattr(f"/{name}").mode & 0o777 == 0o444 for name in tree.readdir("/"))
+        assert all(tree.getattr(f"/{name}").mode & 0o777 == 0o444 for name in tree.readdir("/")
+                   if name != "pagetypeinfo")
 
 
 def test_reads_regenerate_at_offset_zero_and_continue_a_snapshot_elsewhere() -> None:
@@ -330,3 +348,13 @@ def test_layouts_match_this_6_18_machine() -> None:
 
         assert first_zone(s.proc("zoneinfo")) == first_zone(Path("/proc/zoneinfo").read_text())
         assert shape(s.proc("buddyinfo"))[0] == shape(Path("/proc/buddyinfo").read_text())[0]
+        if os.geteuid() == 0:  # pagetypeinfo is 0400
+            # Every number with the spaces before it as one run of '#': field widths compare.
+            def widths(text: str) -> list[str]:
+                return [re.sub(r" *\d+", lambda m: "#" * len(m[0]), line) for line in text.splitlines()]
+
+            host = widths(Path("/proc/pagetypeinfo").read_text())
+            mine = widths(s.proc("pagetypeinfo"))
+            assert mine[:5] == host[:5]  # headers and the first free-list row
+            table = host.index(next(line for line in host if line.startswith("Number of blocks")))
+            assert mine[mine.index(host[table]) + 1] == host[table + 1]  # node 0's DMA block counts

@@ -301,6 +301,46 @@ def free_area(k: Kernel, node: Node, zone_name: str) -> list[int]:
     return counts
 
 
+def pageblock_types(k: Kernel, node: Node, zone_name: str) -> tuple[int, int]:
+    """(Unmovable, Movable) pageblocks of a zone as pagetypeinfo_showblockcount() counts
+    them: every pageblock that starts a walk step from zone_start_pfn in an online section
+    of the zone (a hole inside an online boot block counts). The vmemmap pageblocks of a
+    memmap_on_memory block are MIGRATE_UNMOVABLE (mhp_init_memmap_on_memory), and so are,
+    in this model, the pageblocks holding a block's unmovable kernel pages; the rest are
+    Movable (online_pages() releases them as MIGRATE_MOVABLE)."""
+    zone = node.zones.get(zone_name)
+    start, spanned = zone_span(k, node, zone_name)
+    if zone is None or not spanned:
+        return 0, 0
+    end = start + spanned
+    ppb = k.pages_per_block
+    step = 1 << PAGEBLOCK_ORDER
+    zlo, zhi = _zone_pfn_limits(k, zone_name)
+    unmovable = movable = 0
+    for bid in range(zone.span_lo, zone.span_hi + 1):
+        block = k.blocks.get(bid)
+        if block is None or block.nid != node.id or not block.online:
+            continue
+        if block.zone_pages is not None:
+            if zone_name not in block.zone_pages:
+                continue
+        elif block.zone != zone_name:
+            continue
+        a, b = max(bid * ppb, start, zlo), min((bid + 1) * ppb, end, zhi)
+        if a >= b:
+            continue
+        # The walk visits start, then every pageblock boundary after it.
+        first = a if a == start else -(-a // step) * step
+        blocks = 0 if first >= b else (b - 1) // step - first // step + 1
+        kernel = -(-block.altmap // step) + -(-block.unmovable // step)
+        if block.zone_pages is not None and zone_name != list(block.zone_pages)[-1]:
+            kernel = 0  # the engine keeps a zone-spanning boot block's used pages in its last zone
+        kernel = min(kernel, blocks)
+        unmovable += kernel
+        movable += blocks - kernel
+    return unmovable, movable
+
+
 def free_pages_blocks(counts: list[int]) -> int:
     """NR_FREE_PAGES_BLOCKS: free pages in chunks of at least a pageblock."""
     return sum(n << order for order, n in enumerate(counts) if order >= PAGEBLOCK_ORDER)
@@ -358,6 +398,7 @@ __all__ = [
     "dirty_limits",
     "free_area",
     "free_pages_blocks",
+    "pageblock_types",
     "si_mem_available",
     "split_mem_range",
     "vm_commit_limit",
