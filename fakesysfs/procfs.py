@@ -8,6 +8,9 @@
     pagetypeinfo 0400  mm/vmstat.c pagetypeinfo_show (root only)
     iomem      0444  kernel/resource.c r_show (addresses zeroed for an opener without root)
     cmdline    0444  fs/proc/cmdline.c cmdline_proc_show (stat size = length + 1)
+    sys/vm/*   0644  min_free_kbytes, watermark_scale_factor, lowmem_reserve_ratio, dirty_ratio,
+                     dirty_background_ratio, overcommit_ratio (writes change the simulated
+                     machine: the watermarks follow); compact_memory, drop_caches 0200
 
 A ``ProcTree`` holds them as a tree like ``/sys``'s, so the one FUSE adapter serves them
 (``fakesysfs run`` binds each over ``/proc/<name>`` of COMMAND's own /proc) and the Python
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .engine.page_alloc import (
@@ -41,7 +45,7 @@ from .engine.page_alloc import (
 )
 from .engine.vmstat import global_vmstat, node_stats, numa_stats, zone_stats
 from .errors import KernelError
-from .sysfs.tree import Attr, OpenFile, ShowFn, StaticDir, Tree
+from .sysfs.tree import Attr, OpenFile, ShowFn, StaticDir, StoreFn, Tree
 
 if TYPE_CHECKING:
     from .engine import Kernel
@@ -63,8 +67,8 @@ class ProcAttr(Attr):
     __slots__ = ("size",)
     max_size = None
 
-    def __init__(self, mode: int, show: ShowFn, size: int = 0) -> None:
-        super().__init__(mode, show)
+    def __init__(self, mode: int, show: ShowFn | None, size: int = 0, store: StoreFn | None = None) -> None:
+        super().__init__(mode, show, store)
         self.size = size
 
     def render(self, fh: OpenFile) -> str:
@@ -114,7 +118,7 @@ def proc_meminfo(k: Kernel) -> str:
             "Zswapped:", "Dirty:", "Writeback:", "AnonPages:", "Mapped:", "Shmem:", "KReclaimable:", "Slab:",
             "SReclaimable:", "SUnreclaim:", "KernelStack:", "PageTables:", "SecPageTables:", "NFS_Unstable:",
             "Bounce:", "WritebackTmp:")]
-        rows += [("CommitLimit:", vm_commit_limit(totalram) * kb), ("Committed_AS:", 0),
+        rows += [("CommitLimit:", vm_commit_limit(totalram, k.vm.overcommit_ratio) * kb), ("Committed_AS:", 0),
                  ("VmallocTotal:", _VMALLOC_TOTAL_KB[paging_levels])]
         rows += [(label, 0) for label in (
             "VmallocUsed:", "VmallocChunk:", "Percpu:", "AnonHugePages:", "ShmemHugePages:", "ShmemPmdMapped:",
@@ -274,9 +278,87 @@ def proc_cmdline(k: Kernel) -> str:
     return " ".join(words) + "\n"
 
 
+# -- /proc/sys/vm -----------------------------------------------------------------------------------
+INT_MAX = (1 << 31) - 1
+
+
+def proc_dointvec_parse(text: str, slots: int, lo: int = -INT_MAX - 1, hi: int = INT_MAX) -> list[int]:
+    """The integers of a write to a proc_dointvec(_minmax) file (kernel/sysctl.c
+    __do_proc_dointvec, proc_get_long): whitespace-separated, each with an optional sign and
+    the base its prefix says (0x, 0); EINVAL for anything else, for more values than the
+    file holds and for a value outside [lo, hi]."""
+    words = text.split()
+    if not words or len(words) > slots:
+        raise KernelError(errno.EINVAL)
+    values = []
+    for word in words:
+        negative = word.startswith("-")
+        digits = word[1:] if negative or word.startswith("+") else word
+        try:
+            value = int(digits, 0) if digits[:1].isdigit() else None
+        except ValueError:
+            value = None
+        if value is None:
+            raise KernelError(errno.EINVAL)
+        value = -value if negative else value
+        if not lo <= value <= hi:
+            raise KernelError(errno.EINVAL)
+        values.append(value)
+    return values
+
+
+def _sysctl_int(read: Callable[[], int], write: Callable[[int], None], lo: int = -INT_MAX - 1,
+                hi: int = INT_MAX) -> ProcAttr:
+    """A 0644 ``int`` sysctl: ``%d\n`` on read, one proc_dointvec_minmax value on write."""
+    def store(text: str, _count: int) -> int | None:
+        write(proc_dointvec_parse(text, 1, lo, hi)[0])
+        return None
+
+    return ProcAttr(0o644, lambda: f"{read()}\n", store=store)
+
+
+def sysctl_vm(k: Kernel) -> StaticDir:
+    """The /proc/sys/vm files the page allocator's numbers depend on (mm/page_alloc.c
+    page_alloc_sysctl_table, mm/page-writeback.c vm_page_writeback_sysctls, mm/util.c,
+    mm/compaction.c, fs/drop_caches.c); writes change the simulated machine only."""
+    vm = k.vm
+
+    def set_attr(name: str) -> Callable[[int], None]:
+        return lambda value: setattr(vm, name, value)
+
+    def lowmem_store(text: str, _count: int) -> int | None:
+        vm.lowmem_reserve_ratio_sysctl_handler(k, proc_dointvec_parse(text, len(vm.lowmem_reserve_ratio)))
+        return None
+
+    def ignore(text: str, _count: int, lo: int = -INT_MAX - 1, hi: int = INT_MAX) -> int | None:
+        proc_dointvec_parse(text, 1, lo, hi)
+        return None
+
+    return StaticDir({
+        # compact_memory: sysctl_compaction_handler(); 0200. The simulator has nothing to compact.
+        "compact_memory": ProcAttr(0o200, None, store=ignore),
+        "dirty_background_ratio": _sysctl_int(lambda: vm.dirty_background_ratio,
+                                              set_attr("dirty_background_ratio"), 0, 100),
+        "dirty_ratio": _sysctl_int(lambda: vm.dirty_ratio, set_attr("dirty_ratio"), 0, 100),
+        # drop_caches: 1..4, 0200; there is no page cache to drop.
+        "drop_caches": ProcAttr(0o200, None, store=lambda text, count: ignore(text, count, 1, 4)),
+        "lowmem_reserve_ratio": ProcAttr(0o644, lambda: "\t".join(map(str, vm.lowmem_reserve_ratio)) + "\n",
+                                         store=lowmem_store),
+        "min_free_kbytes": _sysctl_int(lambda: vm.min_free_kbytes,
+                                       lambda value: vm.min_free_kbytes_sysctl_handler(k, value), 0),
+        "overcommit_ratio": _sysctl_int(lambda: vm.overcommit_ratio, set_attr("overcommit_ratio")),
+        "watermark_scale_factor": _sysctl_int(lambda: vm.watermark_scale_factor,
+                                              lambda value: vm.watermark_scale_factor_sysctl_handler(k, value),
+                                              1, 3000),
+    })
+
+
 # -- the tree ------------------------------------------------------------------------------------
 #: The files ``fakesysfs run`` binds over /proc, in the order they are bound.
-PROC_FILES = ("meminfo", "zoneinfo", "vmstat", "buddyinfo", "pagetypeinfo", "iomem", "cmdline")
+PROC_FILES = ("meminfo", "zoneinfo", "vmstat", "buddyinfo", "pagetypeinfo", "iomem", "cmdline",
+              *(f"sys/vm/{name}" for name in (
+                  "compact_memory", "dirty_background_ratio", "dirty_ratio", "drop_caches", "lowmem_reserve_ratio",
+                  "min_free_kbytes", "overcommit_ratio", "watermark_scale_factor")))
 
 
 def build_proc_tree(k: Kernel) -> Tree:
@@ -292,6 +374,7 @@ def build_proc_tree(k: Kernel) -> Tree:
         "iomem": IomemAttr(k),
         # fs/proc/cmdline.c: pde->size = saved_command_line_len + 1.
         "cmdline": ProcAttr(0o444, lambda: cmdline, size=len(cmdline)),
+        "sys": StaticDir({"vm": sysctl_vm(k)}),
     })
     return Tree(root, k.lock)
 

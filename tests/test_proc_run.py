@@ -130,6 +130,29 @@ if command -v numastat >/dev/null; then numastat -m 2>/dev/null | grep '^MemTota
         assert row[:3] == ["MemTotal", f"{8388216 / 1024:.2f}", "0.00"]
 
 
+def test_vm_sysctls_are_the_simulated_machines() -> None:
+    host = Path("/proc/sys/vm/min_free_kbytes").read_text()
+    script = r"""
+cat /proc/sys/vm/min_free_kbytes
+grep -m1 -A3 'Node 0, zone   Normal' /proc/zoneinfo | tail -1
+echo 200000 > /proc/sys/vm/min_free_kbytes || exit 3
+cat /proc/sys/vm/min_free_kbytes
+grep -m1 -A3 'Node 0, zone   Normal' /proc/zoneinfo | tail -1
+echo 2 > /proc/sys/vm/compact_memory && echo compacted
+echo 9 > /proc/sys/vm/drop_caches 2>/dev/null || echo drop-refused
+stat -c '%a' /proc/sys/vm/min_free_kbytes /proc/sys/vm/drop_caches
+cat /proc/sys/vm/swappiness >/dev/null && echo other-sysctls-are-the-kernels
+"""
+    done = fakesysfs_run("--", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "67584"  # the simulated machine's 8 GiB, whatever this host has
+    before, after = int(lines[1].split()[1]), int(lines[3].split()[1])
+    assert lines[2] == "200000" and after > 2 * before  # min grows with min_free_kbytes
+    assert lines[4:] == ["compacted", "drop-refused", "644", "200", "other-sysctls-are-the-kernels"]
+    assert Path("/proc/sys/vm/min_free_kbytes").read_text() == host  # never the host's
+
+
 def _mounted_here(path: Path) -> bool:
     return any(line.split()[4] == str(path) for line in Path("/proc/self/mountinfo").read_text().splitlines())
 
@@ -146,7 +169,7 @@ def test_mount_proc_beside_sys_serves_the_files_for_root_directory_tools() -> No
         meminfo = (root / "proc" / "meminfo").read_text()
         assert meminfo.startswith("MemTotal:        8388216 kB\n")
         assert sorted(p.name for p in (root / "proc").iterdir()) == [
-            "buddyinfo", "cmdline", "iomem", "meminfo", "pagetypeinfo", "vmstat", "zoneinfo"]
+            "buddyinfo", "cmdline", "iomem", "meminfo", "pagetypeinfo", "sys", "vmstat", "zoneinfo"]
         (root / "sys/devices/system/memory/memory522/state").write_text("online_movable")
         assert (root / "proc/meminfo").read_text().startswith(f"MemTotal:       {8388216 + 32256 * 4:>8} kB\n")
         if shutil.which("lstopo"):

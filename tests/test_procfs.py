@@ -154,9 +154,15 @@ def test_boot_numbers_agree_and_match_the_nodes() -> None:
         # ZONE_DMA spans pfn 1 (RAM starts at 0x1000) to 16 MiB; ZONE_NORMAL starts at 4 GiB.
         assert (zones[(0, "DMA")]["start_pfn"], zones[(0, "DMA")]["spanned"]) == (1, 4095)
         assert zones[(0, "Normal")]["start_pfn"] == (4 * GiB) >> 12
-        # Node 1 is online (dax0.0's memory added at boot, blocks offline): five empty zones.
+        # Node 1 is online (dax0.0's memory added at boot, blocks offline): five empty zones,
+        # whose watermarks no recomputation has set yet (the pgdat came after the initcall).
         assert all(zones[(1, z)]["present"] == 0 for z in ("DMA", "DMA32", "Normal", "Movable", "Device"))
-        assert zones[(1, "Movable")]["min"] == 32
+        assert zones[(1, "Movable")]["min"] == 0
+        s.echo(f"{MEM}/memory{DAX0_BLOCKS[0]}/state", "online_movable")  # init_per_zone_wmark_min()
+        zones = _zones(s.proc("zoneinfo"))
+        assert zones[(2, "Movable")]["present"] == 0
+        assert [zones[(2, "Movable")][w] for w in ("min", "low", "high", "promo")] == [32] * 4  # empty Movable
+        assert [zones[(2, "Normal")][w] for w in ("min", "low", "high", "promo")] == [0] * 4
 
 
 def test_online_movable_with_memmap_on_memory_counts_vmemmap_as_present_not_managed() -> None:
@@ -294,7 +300,7 @@ def test_cmdline_is_the_topologys_and_its_size_is_its_length() -> None:
         assert tree.getattr("/cmdline").size == len(line)
         assert tree.getattr("/meminfo").size == 0
         assert all(tree.getattr(f"/{name}").mode & 0o777 == 0o444 for name in tree.readdir("/")
-                   if name != "pagetypeinfo")
+                   if name not in ("pagetypeinfo", "sys"))
 
 
 def test_reads_regenerate_at_offset_zero_and_continue_a_snapshot_elsewhere() -> None:
@@ -358,3 +364,62 @@ def test_layouts_match_this_6_18_machine() -> None:
             assert mine[:5] == host[:5]  # headers and the first free-list row
             table = host.index(next(line for line in host if line.startswith("Number of blocks")))
             assert mine[mine.index(host[table]) + 1] == host[table + 1]  # node 0's DMA block counts
+
+
+# -- /proc/sys/vm ------------------------------------------------------------------------------------
+def _sysctl(tree: object, name: str) -> str:
+    return proc_read(tree, f"sys/vm/{name}")  # type: ignore[arg-type]
+
+
+def test_min_free_kbytes_write_moves_the_watermarks_until_a_recomputation_prefers_its_own() -> None:
+    with _sim() as s:
+        tree = build_proc_tree(s.kernel)
+        assert _sysctl(tree, "min_free_kbytes") == "67584\n"  # khugepaged: 3 zones * 11 pageblocks
+        before = _zones(s.proc("zoneinfo"))[(0, "Normal")]["min"]
+        tree.echo("/sys/vm/min_free_kbytes", "135168")
+        assert _zones(s.proc("zoneinfo"))[(0, "Normal")]["min"] == 2 * before
+        s.echo(f"{MEM}/memory{DAX0_BLOCKS[0]}/state", "online_movable")
+        assert _sysctl(tree, "min_free_kbytes") == "135168\n"  # larger than what the kernel computes
+        tree.echo("/sys/vm/min_free_kbytes", "1000")
+        assert _sysctl(tree, "min_free_kbytes") == "1000\n"
+        s.echo(f"{MEM}/memory{DAX0_BLOCKS[1]}/state", "online_movable")
+        # calculate_min_free_kbytes() wins over a smaller user value, then khugepaged raises it.
+        assert _sysctl(tree, "min_free_kbytes") == "67584\n"
+        assert s.kmsg()[-1].startswith("raising min_free_kbytes from ") and \
+            s.kmsg()[-1].endswith(" to 67584 to help transparent hugepage allocations")
+        for bad in ("-1", "abc", "1 2", ""):
+            with pytest.raises(KernelError) as info:
+                tree.echo("/sys/vm/min_free_kbytes", bad)
+            assert info.value.errno == 22
+
+
+def test_watermark_scale_factor_lowmem_reserve_ratio_dirty_and_overcommit_ratios() -> None:
+    with _sim() as s:
+        tree = build_proc_tree(s.kernel)
+        zone = _zones(s.proc("zoneinfo"))[(0, "Normal")]
+        tree.echo("/sys/vm/watermark_scale_factor", "1000")  # 10 % of managed between marks
+        after = _zones(s.proc("zoneinfo"))[(0, "Normal")]
+        assert after["min"] == zone["min"] and after["low"] - after["min"] == 1310720 // 10
+        for bad in ("0", "3001"):
+            with pytest.raises(KernelError):
+                tree.echo("/sys/vm/watermark_scale_factor", bad)
+        text = s.proc("zoneinfo")
+        dma32 = text[text.index("Node 0, zone    DMA32"):]
+        assert "protection: (0, 0, 5120, 5120, 5120)" in dma32  # Normal's 1310720 / DMA32's 256
+        tree.echo("/sys/vm/lowmem_reserve_ratio", "128 64")  # the first two ratios only
+        assert _sysctl(tree, "lowmem_reserve_ratio") == "128\t64\t32\t0\t0\n"
+        text = s.proc("zoneinfo")
+        assert "protection: (0, 0, 20480, 20480, 20480)" in text[text.index("Node 0, zone    DMA32"):]
+        vmstat = _kv(s.proc("vmstat"))
+        tree.echo("/sys/vm/dirty_ratio", "40")
+        assert _kv(s.proc("vmstat"))["nr_dirty_threshold"] in (2 * vmstat["nr_dirty_threshold"],
+                                                               2 * vmstat["nr_dirty_threshold"] + 1)
+        limit = _kv(s.proc("meminfo"))["CommitLimit"]
+        tree.echo("/sys/vm/overcommit_ratio", "100")
+        assert _kv(s.proc("meminfo"))["CommitLimit"] == 2 * limit
+        with pytest.raises(KernelError):
+            tree.echo("/sys/vm/drop_caches", "0")
+        tree.echo("/sys/vm/drop_caches", "3")
+        with pytest.raises(KernelError) as info:
+            tree.open("/sys/vm/compact_memory", os.O_RDONLY)  # 0200
+        assert info.value.errno == 13

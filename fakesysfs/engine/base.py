@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .kernel import Faults
     from .memory import MemoryBlock, MemoryGroup, OnlineType
     from .node import Node
+    from .page_alloc import VmTunables
     from .resource import ResourceTree
 
 
@@ -57,6 +58,8 @@ class KernelBase:
     faults: Faults
     nr_memmap_pages: int
     nr_memmap_boot_pages: int
+    #: The vm sysctls and the watermarks last set from them (page_alloc.py).
+    vm: VmTunables
 
     def lockdep_assert_held(self) -> None:
         """lockdep_assert_held(&device_hotplug_lock): an engine step that changes state runs

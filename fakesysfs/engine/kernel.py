@@ -38,6 +38,7 @@ from .node import (
     Node,
     memtier_id,
 )
+from .page_alloc import VmTunables
 from .resource import ResourceTree
 
 #: Physical address ranges of the x86_64 zones.
@@ -103,8 +104,10 @@ class Kernel(FirmwareMixin):
             self.printk(f"Memory hotplug will waste {waste} pages in each memory block")
         #: power/control values other than "auto", by devpath (R-SYS-07).
         self.power_control: dict[str, str] = {}
+        self.vm = VmTunables()
         with gc_paused():
             self._boot()
+            self.vm.init_per_zone_wmark_min(self)  # the postcore initcall, then khugepaged's start
             self.dax_boot()
         cpus = self.all_cpus()
         self.nr_cpu_ids = (max(cpus) + 1) if cpus else 1

@@ -304,6 +304,7 @@ class MemoryBlocksMixin(KernelBase):
             # node_states_set_node, then the memory-tier hotplug callback (R-TIER-01).
             self.n_memory.add(node.id)
             self.memtier_node_online(node)
+        self.vm.init_per_zone_wmark_min(self)  # online_pages() recomputes the watermarks
 
     def hotplug_maintains_n_normal_memory(self) -> bool:
         """R-NODE-05 as the kernel has it: 6.17 dropped the N_NORMAL_MEMORY updates of
@@ -354,6 +355,7 @@ class MemoryBlocksMixin(KernelBase):
         if node.present_pages == 0:
             self.n_memory.discard(node.id)
             self.memtier_node_offline(node)
+        self.vm.init_per_zone_wmark_min(self)  # offline_pages() recomputes the watermarks
 
     def _offline_failed(self, block: MemoryBlock, reason: str) -> None:
         """offline_pages()'s pr_debug; its range starts after the block's vmemmap pages."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from .node import DMA32_LIMIT, DMA_LIMIT, ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL
 
 if TYPE_CHECKING:
+    from .base import KernelBase
     from .kernel import Kernel
     from .node import Node
 
@@ -122,14 +123,15 @@ def setup_per_zone_wmarks(zones: list[ZoneCounts], min_free_kbytes: int, scale_f
     return out
 
 
-def setup_per_zone_lowmem_reserve(zones: list[ZoneCounts]) -> dict[tuple[int, str], tuple[int, ...]]:
+def setup_per_zone_lowmem_reserve(zones: list[ZoneCounts], ratios: tuple[int, ...] = LOWMEM_RESERVE_RATIO,
+                                  ) -> dict[tuple[int, str], tuple[int, ...]]:
     """setup_per_zone_lowmem_reserve(): per node, zone i keeps (managed of zones i+1..j) /
     ratio[i] for every j > i; 0 with a zero ratio or an empty zone."""
     managed = {(z.nid, z.zone): z.managed for z in zones}
     out: dict[tuple[int, str], tuple[int, ...]] = {}
     for z in zones:
         i = ALL_ZONES.index(z.zone)
-        ratio = LOWMEM_RESERVE_RATIO[i]
+        ratio = ratios[i]
         reserve = [0] * len(ALL_ZONES)
         if ratio and z.managed:
             upper = 0
@@ -165,7 +167,108 @@ def vm_state_of(zones: list[ZoneCounts], thp: bool = True) -> VmState:
     return VmState(min_free, watermarks, totalreserve, sum(m.low for m in watermarks.values()))
 
 
-def zone_counts(k: Kernel) -> list[ZoneCounts]:
+def recommended_min_free_kbytes(zones: list[ZoneCounts], high: dict[tuple[int, str], int]) -> int:
+    """khugepaged's set_recommended_min_free_kbytes() value (mm/khugepaged.c): two
+    pageblocks per populated zone up to ZONE_NORMAL, plus MIGRATE_PCPTYPES squared more,
+    at most 5 % of nr_free_buffer_pages()."""
+    nr_zones = sum(1 for z in zones if z.zone in _LOWMEM_ZONES and z.present > 0)
+    pageblock = 1 << PAGEBLOCK_ORDER
+    recommended = pageblock * nr_zones * 2 + pageblock * nr_zones * 3 * 3
+    return min(recommended, nr_free_buffer_pages(zones, high) // 20) * 4
+
+
+class VmTunables:
+    """The vm sysctls (/proc/sys/vm) and what the page allocator last set from them: the
+    kernel keeps min_free_kbytes, every zone's watermarks and lowmem reserves and
+    totalreserve_pages as state, recomputed by init_per_zone_wmark_min() at boot and at
+    every online_pages()/offline_pages(), and by the sysctl handlers. A zone the last
+    recomputation did not see (a node onlined by a memory add since) keeps 0, as a new
+    pgdat's zones do until the next one."""
+
+    def __init__(self) -> None:
+        self.min_free_kbytes = 0
+        #: What a write to min_free_kbytes asked for (-1: never written).
+        self.user_min_free_kbytes = -1
+        self.watermark_scale_factor = WATERMARK_SCALE_FACTOR
+        self.lowmem_reserve_ratio = list(LOWMEM_RESERVE_RATIO)
+        self.dirty_ratio = DIRTY_RATIO
+        self.dirty_background_ratio = DIRTY_BACKGROUND_RATIO
+        self.overcommit_ratio = OVERCOMMIT_RATIO
+        #: zone->_watermark[] and ->lowmem_reserve[] as last set, by (node, zone).
+        self.marks: dict[tuple[int, str], tuple[int, int, int, int]] = {}
+        self.reserves: dict[tuple[int, str], tuple[int, ...]] = {}
+        self.totalreserve_pages = 0
+        #: Transparent huge pages enabled (always/madvise): khugepaged raises min_free_kbytes.
+        self.thp = True
+
+    # -- mm/page_alloc.c ---------------------------------------------------------------------
+    def calculate_min_free_kbytes(self, zones: list[ZoneCounts]) -> None:
+        """A user value larger than the new one is kept ("min_free_kbytes is not updated")."""
+        high = {key: m[2] for key, m in self.marks.items()}
+        new = isqrt(nr_free_buffer_pages(zones, high) * 4 * 16)
+        if new > self.user_min_free_kbytes:
+            self.min_free_kbytes = min(max(new, 128), 262144)
+
+    def setup_per_zone_wmarks(self, zones: list[ZoneCounts]) -> None:
+        self.marks.update(setup_per_zone_wmarks(zones, self.min_free_kbytes, self.watermark_scale_factor))
+        self.calculate_totalreserve_pages(zones)
+
+    def setup_per_zone_lowmem_reserve(self, zones: list[ZoneCounts]) -> None:
+        self.reserves.update(setup_per_zone_lowmem_reserve(zones, tuple(self.lowmem_reserve_ratio)))
+        self.calculate_totalreserve_pages(zones)
+
+    def calculate_totalreserve_pages(self, zones: list[ZoneCounts]) -> None:
+        total = 0
+        for z in zones:
+            key = (z.nid, z.zone)
+            protection = self.reserves.get(key, ())
+            high = self.marks.get(key, (0, 0, 0, 0))[2]
+            total += min(max(protection[ALL_ZONES.index(z.zone):], default=0) + high, z.managed)
+        self.totalreserve_pages = total
+
+    def init_per_zone_wmark_min(self, k: KernelBase) -> None:
+        """init_per_zone_wmark_min(), then khugepaged_min_free_kbytes_update()."""
+        zones = zone_counts(k)
+        self.calculate_min_free_kbytes(zones)
+        self.setup_per_zone_wmarks(zones)
+        self.setup_per_zone_lowmem_reserve(zones)
+        if self.thp:
+            recommended = recommended_min_free_kbytes(zones, {key: m[2] for key, m in self.marks.items()})
+            if recommended > self.min_free_kbytes:
+                if self.user_min_free_kbytes >= 0:
+                    k.printk(f"raising min_free_kbytes from {self.min_free_kbytes} to {recommended} "
+                             "to help transparent hugepage allocations")
+                self.min_free_kbytes = recommended
+            self.setup_per_zone_wmarks(zones)
+
+    # -- the sysctl handlers -----------------------------------------------------------------
+    def min_free_kbytes_sysctl_handler(self, k: KernelBase, value: int) -> None:
+        """min_free_kbytes_sysctl_handler(): kept as the user's, watermarks follow now."""
+        self.min_free_kbytes = self.user_min_free_kbytes = value
+        self.setup_per_zone_wmarks(zone_counts(k))
+
+    def watermark_scale_factor_sysctl_handler(self, k: KernelBase, value: int) -> None:
+        self.watermark_scale_factor = value
+        self.setup_per_zone_wmarks(zone_counts(k))
+
+    def lowmem_reserve_ratio_sysctl_handler(self, k: KernelBase, values: list[int]) -> None:
+        """Ratios below 1 become 0 (no reserve); the zones' reserves follow now."""
+        for i, value in enumerate(values[: len(self.lowmem_reserve_ratio)]):
+            self.lowmem_reserve_ratio[i] = value if value >= 1 else 0
+        self.setup_per_zone_lowmem_reserve(zone_counts(k))
+
+    def state(self, k: KernelBase) -> VmState:
+        """What the readers see: the stored values of every zone of the online nodes."""
+        watermarks: dict[tuple[int, str], Watermarks] = {}
+        for z in zone_counts(k):
+            key = (z.nid, z.zone)
+            wmin, low, high, promo = self.marks.get(key, (0, 0, 0, 0))
+            watermarks[key] = Watermarks(wmin, low, high, promo, self.reserves.get(key, (0,) * len(ALL_ZONES)))
+        return VmState(self.min_free_kbytes, watermarks, self.totalreserve_pages,
+                       sum(m.low for m in watermarks.values()))
+
+
+def zone_counts(k: KernelBase) -> list[ZoneCounts]:
     """Every zone of every online node (for_each_zone walks the online pgdats), in order."""
     out: list[ZoneCounts] = []
     for nid in k.online_nodes():
@@ -176,9 +279,9 @@ def zone_counts(k: Kernel) -> list[ZoneCounts]:
     return out
 
 
-def vm_state(k: Kernel) -> VmState:
-    """The derived numbers of the engine's current state (call under ``k.lock``)."""
-    return vm_state_of(zone_counts(k))
+def vm_state(k: KernelBase) -> VmState:
+    """The page allocator's numbers as the engine last set them (call under ``k.lock``)."""
+    return k.vm.state(k)
 
 
 def si_mem_available(free: int, state: VmState, pagecache: int = 0, reclaimable: int = 0) -> int:
@@ -189,12 +292,13 @@ def si_mem_available(free: int, state: VmState, pagecache: int = 0, reclaimable:
     return max(available, 0)
 
 
-def dirty_limits(free: int, state: VmState, file_lru: int = 0) -> tuple[int, int]:
-    """global_dirty_limits() -> (nr_dirty_threshold, nr_dirty_background_threshold) with the
-    default ratios (mm/page-writeback.c global_dirtyable_memory, domain_dirty_limits)."""
+def dirty_limits(free: int, state: VmState, file_lru: int = 0, dirty_ratio: int = DIRTY_RATIO,
+                 background_ratio: int = DIRTY_BACKGROUND_RATIO) -> tuple[int, int]:
+    """global_dirty_limits() -> (nr_dirty_threshold, nr_dirty_background_threshold)
+    (mm/page-writeback.c global_dirtyable_memory, domain_dirty_limits)."""
     available = free - min(free, state.totalreserve_pages) + file_lru + 1
-    ratio = DIRTY_RATIO * 4096 // 100
-    bg_ratio = DIRTY_BACKGROUND_RATIO * 4096 // 100
+    ratio = dirty_ratio * 4096 // 100
+    bg_ratio = background_ratio * 4096 // 100
     thresh = ratio * available // 4096
     bg = bg_ratio * available // 4096
     if bg >= thresh:
@@ -202,9 +306,9 @@ def dirty_limits(free: int, state: VmState, file_lru: int = 0) -> tuple[int, int
     return thresh, bg
 
 
-def vm_commit_limit(totalram: int) -> int:
+def vm_commit_limit(totalram: int, overcommit_ratio: int = OVERCOMMIT_RATIO) -> int:
     """vm_commit_limit() in pages (mm/util.c): no hugetlb pages, no swap."""
-    return totalram * OVERCOMMIT_RATIO // 100
+    return totalram * overcommit_ratio // 100
 
 
 # -- zone spans in pfns ---------------------------------------------------------------------
@@ -391,6 +495,7 @@ def direct_map(k: Kernel) -> dict[int, int]:
 __all__ = [
     "ALL_ZONES",
     "VmState",
+    "VmTunables",
     "Watermarks",
     "ZONE_DEVICE",
     "ZoneCounts",

@@ -110,7 +110,7 @@ def global_vmstat(k: Kernel) -> list[tuple[str, int]]:
         for name, value in node_vmstat(k, nid):
             sums[name] = sums.get(name, 0) + value
     free = sums["nr_free_pages"]
-    thresh, bg = dirty_limits(free, vm_state(k))
+    thresh, bg = dirty_limits(free, vm_state(k), 0, k.vm.dirty_ratio, k.vm.dirty_background_ratio)
     extra = {"nr_dirty_threshold": thresh, "nr_dirty_background_threshold": bg,
              "nr_memmap_pages": k.nr_memmap_pages, "nr_memmap_boot_pages": k.nr_memmap_boot_pages}
     out = [(name, sums.get(name, 0)) for name in (*ZONE_ITEMS, *NUMA_ITEMS, *NODE_ITEMS)]
