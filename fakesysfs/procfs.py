@@ -8,6 +8,7 @@
     pagetypeinfo 0400  mm/vmstat.c pagetypeinfo_show (root only)
     iomem      0444  kernel/resource.c r_show (addresses zeroed for an opener without root)
     cmdline    0444  fs/proc/cmdline.c cmdline_proc_show (stat size = length + 1)
+    swaps      0444  mm/swapfile.c swap_show (no swap: the header only)
     sys/vm/*   0644  min_free_kbytes, watermark_scale_factor, lowmem_reserve_ratio, dirty_ratio,
                      dirty_background_ratio, overcommit_ratio (writes change the simulated
                      machine: the watermarks follow); compact_memory, drop_caches 0200
@@ -278,6 +279,12 @@ def proc_cmdline(k: Kernel) -> str:
     return " ".join(words) + "\n"
 
 
+def proc_swaps(_k: Kernel) -> str:
+    """swap_show() (mm/swapfile.c): the header, then one line per swap area; the simulated
+    machine has none (SwapTotal 0), whatever this host has."""
+    return "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+
+
 # -- /proc/sys/vm -----------------------------------------------------------------------------------
 INT_MAX = (1 << 31) - 1
 
@@ -355,7 +362,7 @@ def sysctl_vm(k: Kernel) -> StaticDir:
 
 # -- the tree ------------------------------------------------------------------------------------
 #: The files ``fakesysfs run`` binds over /proc, in the order they are bound.
-PROC_FILES = ("meminfo", "zoneinfo", "vmstat", "buddyinfo", "pagetypeinfo", "iomem", "cmdline",
+PROC_FILES = ("meminfo", "zoneinfo", "vmstat", "buddyinfo", "pagetypeinfo", "iomem", "cmdline", "swaps",
               *(f"sys/vm/{name}" for name in (
                   "compact_memory", "dirty_background_ratio", "dirty_ratio", "drop_caches", "lowmem_reserve_ratio",
                   "min_free_kbytes", "overcommit_ratio", "watermark_scale_factor")))
@@ -374,6 +381,7 @@ def build_proc_tree(k: Kernel) -> Tree:
         "iomem": IomemAttr(k),
         # fs/proc/cmdline.c: pde->size = saved_command_line_len + 1.
         "cmdline": ProcAttr(0o444, lambda: cmdline, size=len(cmdline)),
+        "swaps": ProcAttr(0o444, lambda: proc_swaps(k)),
         "sys": StaticDir({"vm": sysctl_vm(k)}),
     })
     return Tree(root, k.lock)

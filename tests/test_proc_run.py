@@ -169,7 +169,7 @@ def test_mount_proc_beside_sys_serves_the_files_for_root_directory_tools() -> No
         meminfo = (root / "proc" / "meminfo").read_text()
         assert meminfo.startswith("MemTotal:        8388216 kB\n")
         assert sorted(p.name for p in (root / "proc").iterdir()) == [
-            "buddyinfo", "cmdline", "iomem", "meminfo", "pagetypeinfo", "sys", "vmstat", "zoneinfo"]
+            "buddyinfo", "cmdline", "iomem", "meminfo", "pagetypeinfo", "swaps", "sys", "vmstat", "zoneinfo"]
         (root / "sys/devices/system/memory/memory522/state").write_text("online_movable")
         assert (root / "proc/meminfo").read_text().startswith(f"MemTotal:       {8388216 + 32256 * 4:>8} kB\n")
         if shutil.which("lstopo"):

@@ -268,6 +268,12 @@ def test_pagetypeinfo_counts_vmemmap_pageblocks_unmovable_and_is_root_only() -> 
         assert build_proc_tree(s.kernel).getattr("/pagetypeinfo").mode & 0o777 == 0o400
 
 
+def test_swaps_is_the_header_of_a_machine_without_swap() -> None:
+    with _sim() as s:
+        assert s.proc("swaps") == "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+        assert "SwapTotal:             0 kB\n" in s.proc("meminfo")
+
+
 def test_meminfo_lines_are_show_val_kb() -> None:
     with _sim() as s:
         for line in s.proc("meminfo").splitlines():
