@@ -199,3 +199,11 @@ def test_mount_proc_refuses_the_hosts_proc(tmp_path: Path) -> None:
         assert done.stderr.strip() == (f"fakesysfs: error: refusing to mount over the host's /proc at {where}: "
                                        "use DIR/proc beside DIR/sys for tools that take a root directory")
     assert not _mounted_here(tmp_path / "sys")
+
+
+def test_the_user_namespace_path_binds_the_same_files() -> None:
+    """--userns (what runs without root): the daemon in a user namespace serves /proc too."""
+    done = fakesysfs_run("--userns", "--", "sh", "-c",
+                         "grep MemTotal /proc/meminfo; head -1 /proc/iomem; cat /proc/sys/vm/min_free_kbytes")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["MemTotal:        8388216 kB", "00001000-0009efff : System RAM", "67584"]
