@@ -241,6 +241,30 @@ def test_online_kernel_on_a_cpuless_node_raises_every_watermark() -> None:
         assert node1.index("Node 1, zone   Normal") < stats < node1.index("Node 1, zone  Movable")
 
 
+def test_a_hot_added_region_appears_everywhere_at_once() -> None:
+    with _sim() as s:
+        before = check_agreement(s)
+        producer = s.add_cxl_region("4G", node=3)  # kmem binds it (autoprobe); blocks offline
+        region = producer.name
+        after = check_agreement(s)
+        assert after["MemTotal"] == before["MemTotal"]  # added, not online
+        assert after["DirectMap1G"] + after["DirectMap2M"] + after["DirectMap4k"] == \
+            before["DirectMap1G"] + before["DirectMap2M"] + before["DirectMap4k"] + 4 * (GiB >> 10)
+        iomem = s.proc("iomem")
+        end = producer.start + producer.size - 1
+        assert f"  {producer.start:08x}-{end:08x} : {region}\n" in iomem
+        assert _zones(s.proc("zoneinfo"))[(3, "Movable")]["present"] == 0
+        for block in s.blocks_of(producer):
+            s.echo(f"{MEM}/memory{block.id}/state", "online_movable")
+        grown = check_agreement(s)
+        assert grown["MemTotal"] - before["MemTotal"] == 32 * (32768 - 512) * 4
+        for block in s.blocks_of(producer):
+            s.echo(f"{MEM}/memory{block.id}/state", "offline")
+        s.remove(region)
+        check_agreement(s)
+        assert region not in s.proc("iomem") and "Node 3," not in s.proc("zoneinfo")
+
+
 def test_remove_takes_the_node_out_of_zoneinfo() -> None:
     with _sim() as s:
         s.echo("/bus/dax/drivers/kmem/unbind", "dax0.0")
