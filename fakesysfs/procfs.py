@@ -51,7 +51,8 @@ from .sysfs.tree import Attr, OpenFile, ShowFn, StaticDir, StoreFn, Tree
 if TYPE_CHECKING:
     from .engine import Kernel
 
-__all__ = ["PROC_FILES", "ProcAttr", "build_proc_tree", "proc_cmdline", "proc_iomem", "proc_meminfo",
+__all__ = ["PROC_FILES", "KmsgAttr", "ProcAttr", "build_proc_tree", "build_staging_tree", "proc_cmdline",
+           "proc_iomem", "proc_meminfo", "proc_root",
            "proc_pagetypeinfo", "proc_read", "proc_vmstat", "proc_zoneinfo"]
 
 #: VMALLOC_TOTAL >> 10 on x86-64: 32 TiB - 1 with 4-level paging, 12800 TiB - 1 with 5-level
@@ -360,6 +361,36 @@ def sysctl_vm(k: Kernel) -> StaticDir:
     })
 
 
+# -- /dev/kmsg -------------------------------------------------------------------------------------
+class KmsgAttr(ProcAttr):
+    r"""/dev/kmsg (kernel/printk/printk.c devkmsg_read): every read returns one record of the
+    simulated kernel's log, oldest first, as ``<level>,<seq>,<usec>,-;<text>\n`` with
+    control characters and backslashes escaped as ``\xNN``; EINVAL if it does not fit the
+    read; at the end a read returns 0 (the kernel answers EAGAIN to a non-blocking reader
+    and waits for a blocking one; dmesg stops on either)."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k: Kernel) -> None:
+        super().__init__(0o444, lambda: "")
+        self.k = k
+
+    def read_next(self, fh: OpenFile, size: int) -> bytes | None:
+        records = self.k.kmsg_records
+        if not records:
+            return b""
+        index = max(fh.cursor - records[0].seq, 0)
+        if index >= len(records):
+            return b""
+        record = records[index]
+        text = "".join(c if " " <= c < "\x7f" and c != "\\" else f"\\x{ord(c):02x}" for c in record.text)
+        line = f"{record.level},{record.seq},{record.ts_usec},-;{text}\n".encode("latin-1", "replace")
+        if len(line) > size:
+            raise KernelError(errno.EINVAL)
+        fh.cursor = record.seq + 1
+        return line
+
+
 # -- the tree ------------------------------------------------------------------------------------
 #: The files ``fakesysfs run`` binds over /proc, in the order they are bound.
 PROC_FILES = ("meminfo", "zoneinfo", "vmstat", "buddyinfo", "pagetypeinfo", "iomem", "cmdline", "swaps",
@@ -370,8 +401,19 @@ PROC_FILES = ("meminfo", "zoneinfo", "vmstat", "buddyinfo", "pagetypeinfo", "iom
 
 def build_proc_tree(k: Kernel) -> Tree:
     """The memory /proc files of ``k`` as a tree (root: the files), locked by the hotplug lock."""
+    return Tree(proc_root(k), k.lock)
+
+
+def build_staging_tree(k: Kernel) -> Tree:
+    """What ``fakesysfs run`` binds into COMMAND's namespace: ``proc/`` (``proc_root``) and
+    ``dev/kmsg``."""
+    return Tree(StaticDir({"proc": proc_root(k), "dev": StaticDir({"kmsg": KmsgAttr(k)})}), k.lock)
+
+
+def proc_root(k: Kernel) -> StaticDir:
+    """The simulated /proc files (``PROC_FILES``) as a directory."""
     cmdline = proc_cmdline(k)
-    root = StaticDir({
+    return StaticDir({
         "meminfo": ProcAttr(0o444, lambda: proc_meminfo(k)),
         "zoneinfo": ProcAttr(0o444, lambda: proc_zoneinfo(k)),
         "vmstat": ProcAttr(0o444, lambda: proc_vmstat(k)),
@@ -384,7 +426,6 @@ def build_proc_tree(k: Kernel) -> Tree:
         "swaps": ProcAttr(0o444, lambda: proc_swaps(k)),
         "sys": StaticDir({"vm": sysctl_vm(k)}),
     })
-    return Tree(root, k.lock)
 
 
 def proc_read(tree: Tree, name: str, uid: int = 0) -> str:

@@ -81,7 +81,7 @@ from .nsops import (
     umount,
     unshare,
 )
-from .procfs import PROC_FILES, build_proc_tree
+from .procfs import PROC_FILES, build_staging_tree
 from .safefile import in_initial_userns
 from .udevd import start_event_services
 
@@ -97,9 +97,9 @@ log = logging.getLogger(__name__)
 #: siginfo si_code of a signal the kernel generated (a terminal's ^C or hangup).
 SI_KERNEL = 0x80
 
-#: Where the daemon serves the simulated /proc files (procfs.py) until COMMAND's init binds
-#: them over its /proc; in the namespace's private /run.
-PROC_STAGING = "/run/fakesysfs/proc"
+#: Where the daemon serves the simulated /proc files and /dev/kmsg (procfs.py
+#: build_staging_tree) until COMMAND's init binds them; in the namespace's private /run.
+STAGING = "/run/fakesysfs/staging"
 
 #: How long the caller waits for the namespace, the mount and COMMAND to be set up.
 SETUP_TIMEOUT = 30.0
@@ -199,6 +199,8 @@ def setup_dev(devices: Sequence[DevNode]) -> None:
             os.chmod(f"/dev/{name}", mode)  # mknod honours the umask
         for name, target in DEV_LINKS:
             os.symlink(target, f"/dev/{name}")
+        # What the simulated kernel log is bound onto (bind_proc_files); never the host's node.
+        os.close(os.open("/dev/kmsg", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
         os.mkdir("/dev/pts", 0o755)
         os.mkdir("/dev/shm")
         _mount_pts_and_shm(host)
@@ -233,19 +235,22 @@ def setup_run() -> None:
     os.close(os.open("/run/udev/control", os.O_WRONLY | os.O_CREAT, 0o644))
     os.mkdir("/run/lock")
     os.chmod("/run/lock", 0o1777)
-    os.makedirs(PROC_STAGING, 0o755)
+    os.makedirs(STAGING, 0o755)
 
 
 def bind_proc_files() -> None:
     """In COMMAND's mount namespace, once its /proc is mounted: each simulated /proc file of
     the daemon's staging mount is bound over its /proc entry, as LXCFS's mount hook does (an
-    entry this kernel lacks is skipped); the staging mount then leaves this namespace. The
-    rest of /proc stays the kernel's (docs/proc.md)."""
+    entry this kernel lacks is skipped), and the simulated log over /dev/kmsg where /dev has
+    an entry for it; the staging mount then leaves this namespace. The rest of /proc stays
+    the kernel's (docs/proc.md)."""
     for name in PROC_FILES:
         target = f"/proc/{name}"
         if os.path.exists(target):
-            mount(f"{PROC_STAGING}/{name}", target, None, MS_BIND)
-    umount(PROC_STAGING, MNT_DETACH)
+            mount(f"{STAGING}/proc/{name}", target, None, MS_BIND)
+    if os.path.lexists("/dev/kmsg"):
+        mount(f"{STAGING}/dev/kmsg", "/dev/kmsg", None, MS_BIND)
+    umount(STAGING, MNT_DETACH)
 
 
 # -- store log ---------------------------------------------------------------------------------
@@ -435,7 +440,7 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
         from ._fuse import claim_signal_handlers
 
         try:
-            start_devfs(build_proc_tree(kernel), PROC_STAGING)
+            start_devfs(build_staging_tree(kernel), STAGING)
             if devfs is not None:
                 start_devfs(devfs)
         except NamespaceError as exc:

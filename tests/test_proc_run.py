@@ -207,3 +207,27 @@ def test_the_user_namespace_path_binds_the_same_files() -> None:
                          "grep MemTotal /proc/meminfo; head -1 /proc/iomem; cat /proc/sys/vm/min_free_kbytes")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["MemTotal:        8388216 kB", "00001000-0009efff : System RAM", "67584"]
+
+
+@pytest.mark.skipif(shutil.which("dmesg") is None, reason="dmesg is not installed")
+def test_dmesg_shows_the_simulated_kernels_log_with_levels(tmp_path: Path) -> None:
+    topology = tmp_path / "force.toml"
+    topology.write_text('[kernel]\nmemmap_on_memory = "force"\nstruct_page_size = 72\npossible_nodes = "0-1"\n'
+                        '[[node]]\nid = 0\ncpus = "0"\nmemory = ["0x100000000-0x1ffffffff"]\n'
+                        '[[hmem]]\nstart = 0x400000000\nsize = "1G"\ntarget_node = 1\n')
+    script = r"""
+dmesg -r
+echo online_movable > /sys/devices/system/memory/memory128/state
+echo dax0.0 > /sys/bus/dax/drivers/kmem/unbind
+echo ---
+dmesg --level=err
+"""
+    done = fakesysfs_run("-c", str(topology), "--", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    before, after = done.stdout.split("---\n")
+    # set_memmap_mode()'s pr_info at boot: 576 memmap pages rounded up to 1024.
+    assert [line.split("] ", 1)[1] for line in before.splitlines()] == [
+        "Memory hotplug will waste 448 pages in each memory block"]
+    assert before.startswith("<6>[")
+    assert [line.split("] ", 1)[1] for line in after.splitlines()] == [
+        "kmem dax0.0: mapping0: 0x400000000-0x43fffffff cannot be hotremoved until the next reboot"]

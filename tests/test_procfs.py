@@ -453,3 +453,34 @@ def test_watermark_scale_factor_lowmem_reserve_ratio_dirty_and_overcommit_ratios
         with pytest.raises(KernelError) as info:
             tree.open("/sys/vm/compact_memory", os.O_RDONLY)  # 0200
         assert info.value.errno == 13
+
+
+# -- /dev/kmsg ---------------------------------------------------------------------------------------
+def test_dev_kmsg_reads_one_record_each_with_level_sequence_and_device_prefix() -> None:
+    from fakesysfs.procfs import build_staging_tree
+
+    with _sim() as s:
+        tree = build_staging_tree(s.kernel)
+        s.kernel.printk("back\\slash and\ttab")  # an unannotated printk: the default loglevel 4
+        s.echo(f"{MEM}/memory{DAX0_BLOCKS[0]}/state", "online_movable")
+        s.echo("/bus/dax/drivers/kmem/unbind", "dax0.0")  # a block online: kmem leaks the range
+        fh = tree.open("/dev/kmsg", os.O_RDONLY)
+        records = []
+        while chunk := tree.read(fh, 8192, 0):
+            assert chunk.endswith(b"\n") and chunk.count(b"\n") == 1  # one record per read
+            records.append(chunk.decode())
+        assert records[0].split(";", 1)[1] == "back\\x5cslash and\\x09tab\n"
+        assert records[0].startswith("4,0,")
+        last = records[-1]
+        head, text = last.split(";", 1)
+        level, seq, usec, flags = head.split(",")
+        assert (level, flags) == ("3", "-") and int(seq) == len(records) - 1 and int(usec) >= 0
+        assert text == "kmem dax0.0: mapping0: 0x1050000000-0x144fffffff cannot be hotremoved until the next reboot\n"
+        assert s.kmsg()[-1] == "mapping0: 0x1050000000-0x144fffffff cannot be hotremoved until the next reboot"
+        assert tree.read(fh, 8192, 0) == b""  # the end
+        s.kernel.printk("later")
+        assert tree.read(fh, 8192, 0).endswith(b";later\n")  # the reader follows the log
+        fresh = tree.open("/dev/kmsg", os.O_RDONLY)
+        with pytest.raises(KernelError) as info:
+            tree.read(fresh, 10, 0)  # a record does not fit
+        assert info.value.errno == 22

@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from .resource import ResourceTree
 
 
+#: include/linux/kern_levels.h; a printk without a level gets MESSAGE_LOGLEVEL_DEFAULT (4).
+LOGLEVEL_ERR = 3
+LOGLEVEL_WARNING = 4
+LOGLEVEL_INFO = 6
+LOGLEVEL_DEBUG = 7
+
+
 def _is_owned(lock: threading.RLock) -> bool:
     owned: bool = lock._is_owned()  # type: ignore[attr-defined]  # CPython's RLock knows its holder
     return owned
@@ -72,7 +79,7 @@ class KernelBase:
         # Defined by Kernel (kernel.py); a type checker checks Kernel's definitions against these.
         def uevent(self, action: str, devpath: str, subsystem: str,
                    env: tuple[tuple[str, str], ...] = ()) -> Uevent: ...
-        def printk(self, message: str) -> None: ...
+        def printk(self, message: str, level: int = 4, prefix: str = "") -> None: ...
         @staticmethod
         def memory_devpath(block_id: int) -> str: ...
         @staticmethod
@@ -89,4 +96,4 @@ class KernelBase:
         def memtier_node_offline(self, node: Node) -> None: ...
 
 
-__all__ = ["KernelBase"]
+__all__ = ["LOGLEVEL_DEBUG", "LOGLEVEL_ERR", "LOGLEVEL_INFO", "LOGLEVEL_WARNING", "KernelBase"]

@@ -9,6 +9,7 @@ takes the same lock for every read and store, so nothing half-done is ever visib
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 from ..config import (
@@ -18,6 +19,7 @@ from ..config import (
     PmemConfig,
     profile_version,
 )
+from .base import LOGLEVEL_DEBUG, LOGLEVEL_ERR, LOGLEVEL_INFO, LOGLEVEL_WARNING
 from .events import EventLog, Uevent
 from .firmware import FirmwareMixin
 from .hotplug import SECTION_SIZE, gc_paused
@@ -47,6 +49,18 @@ KMSG_BYTES = 1 << 17
 _ZONE_RANGES = ((ZONE_DMA, 0, DMA_LIMIT), (ZONE_DMA32, DMA_LIMIT, DMA32_LIMIT), (ZONE_NORMAL, DMA32_LIMIT, 1 << 64))
 
 
+@dataclass(frozen=True, slots=True)
+class KmsgRecord:
+    """One message of the kernel log as /dev/kmsg has it (kernel/printk/printk.c)."""
+
+    seq: int
+    level: int
+    #: Microseconds since the simulated kernel booted.
+    ts_usec: int
+    #: The full line: the device prefix of dev_printk() and the message.
+    text: str
+
+
 @dataclass(slots=True)
 class Faults:
     """Simulator fault hooks for failures the kernel has no debugfs knob for (docs/abi.md,
@@ -68,6 +82,10 @@ class Kernel(FirmwareMixin):
         self.events = EventLog()
         #: The kernel log, oldest first: the latest ``KMSG_BYTES`` of text (see ``printk``).
         self.kmsg: list[str] = []
+        #: The same messages with their level, sequence number and time (see ``printk``).
+        self.kmsg_records: list[KmsgRecord] = []
+        self._kmsg_seq = 0
+        self._boot_ns = time.monotonic_ns()
         self._kmsg_bytes = 0
         self.profile = profile_version(config.kernel_profile)
         self.block_size = config.block_size
@@ -101,7 +119,7 @@ class Kernel(FirmwareMixin):
         if self.memmap_mode == "force":
             # set_memmap_mode() (mm/memory_hotplug.c), parsing memory_hotplug.memmap_on_memory=force.
             waste = self.memory_block_memmap_on_memory_pages() - -(-self.memory_block_memmap_size() // self.page_size)
-            self.printk(f"Memory hotplug will waste {waste} pages in each memory block")
+            self.printk(f"Memory hotplug will waste {waste} pages in each memory block", LOGLEVEL_INFO)
         #: power/control values other than "auto", by devpath (R-SYS-07).
         self.power_control: dict[str, str] = {}
         self.vm = VmTunables()
@@ -214,10 +232,18 @@ class Kernel(FirmwareMixin):
     def uevent(self, action: str, devpath: str, subsystem: str, env: tuple[tuple[str, str], ...] = ()) -> Uevent:
         return self.events.emit(action, devpath, subsystem, env)
 
-    def printk(self, message: str) -> None:
+    def printk(self, message: str, level: int = LOGLEVEL_WARNING, prefix: str = "") -> None:
         """The kernel log (dmesg), message texts as the kernel prints them. A ring, as
-        the kernel's log_buf is: the oldest messages go once the text passes ``KMSG_BYTES``."""
+        the kernel's log_buf is: the oldest messages go once the text passes ``KMSG_BYTES``.
+
+        ``level``: the KERN_* level of the call (pr_err 3, pr_warn/dev_warn/WARN 4, pr_info
+        6, pr_debug 7; 4 is the default message loglevel); ``prefix``: what dev_printk()
+        puts before the text ("kmem dax0.0: "). Both, the sequence number and the time
+        since boot go to ``kmsg_records`` (what /dev/kmsg prints); ``kmsg`` keeps the text."""
         self.kmsg.append(message)
+        self.kmsg_records.append(KmsgRecord(self._kmsg_seq, level, (time.monotonic_ns() - self._boot_ns) // 1000,
+                                            prefix + message))
+        self._kmsg_seq += 1
         self._kmsg_bytes += len(message) + 1
         if self._kmsg_bytes > KMSG_BYTES:
             drop = 0
@@ -225,6 +251,7 @@ class Kernel(FirmwareMixin):
                 self._kmsg_bytes -= len(self.kmsg[drop]) + 1
                 drop += 1
             del self.kmsg[:drop]
+            del self.kmsg_records[:drop]
 
     @staticmethod
     def memory_devpath(block_id: int) -> str:
@@ -345,4 +372,5 @@ class Kernel(FirmwareMixin):
         return tuple(z for z in KERNEL_ZONES if node.zones[z].populated)
 
 
-__all__ = ["BlockState", "Faults", "Kernel", "OnlineType"]
+__all__ = ["LOGLEVEL_DEBUG", "LOGLEVEL_ERR", "LOGLEVEL_INFO", "LOGLEVEL_WARNING", "BlockState", "Faults", "Kernel",
+           "KmsgRecord", "OnlineType"]

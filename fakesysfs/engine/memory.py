@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
 from ..errors import EHWPOISON, KernelError
-from .base import KernelBase
+from .base import LOGLEVEL_DEBUG, KernelBase
 from .node import (
     KERNEL_ZONES,
     ZONE_DMA,
@@ -361,7 +361,7 @@ class MemoryBlocksMixin(KernelBase):
         """offline_pages()'s pr_debug; its range starts after the block's vmemmap pages."""
         start = self.block_start(block) + block.altmap * self.page_size
         end = self.block_start(block) + self.block_size - 1
-        self.printk(f"memory offlining [mem {start:#010x}-{end:#010x}] failed due to {reason}")
+        self.printk(f"memory offlining [mem {start:#010x}-{end:#010x}] failed due to {reason}", LOGLEVEL_DEBUG)
 
     def migrate_away(self, block: MemoryBlock) -> None:
         """do_migrate_range() as counters: move the block's movable pages to free memory of

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from math import isqrt
 from typing import TYPE_CHECKING
 
+from .base import LOGLEVEL_INFO
 from .node import DMA32_LIMIT, DMA_LIMIT, ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL
 
 if TYPE_CHECKING:
@@ -237,7 +238,7 @@ class VmTunables:
             if recommended > self.min_free_kbytes:
                 if self.user_min_free_kbytes >= 0:
                     k.printk(f"raising min_free_kbytes from {self.min_free_kbytes} to {recommended} "
-                             "to help transparent hugepage allocations")
+                             "to help transparent hugepage allocations", LOGLEVEL_INFO)
                 self.min_free_kbytes = recommended
             self.setup_per_zone_wmarks(zones)
 

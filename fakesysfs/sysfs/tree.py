@@ -80,6 +80,11 @@ class Attr(Node):
         assert self.show is not None
         return self.show()
 
+    def read_next(self, _fh: OpenFile, _size: int) -> bytes | None:
+        """None: reads come from the rendered text (R-SYS-03). A stream file (/dev/kmsg:
+        one record per read, offsets ignored) answers each read itself instead."""
+        return None
+
 
 class Link(Node):
     """A symlink; ``target`` is the relative path the kernel would print (R-SYS-06)."""
@@ -282,6 +287,8 @@ class OpenFile:
     guards: tuple[Dir, ...] = ()
     #: The opener's uid as the mount sees it (the FUSE adapter sets it; 0 in process).
     uid: int = 0
+    #: Where a stream file's reader is (``Attr.read_next``: the next record's number).
+    cursor: int = 0
 
     def check_alive(self) -> None:
         """kernfs_get_active(): ENODEV once the file's directory was removed."""
@@ -510,6 +517,9 @@ class Tree:
     def read(self, fh: OpenFile, size: int, offset: int) -> bytes:
         """R-SYS-03: the first read renders the value; later reads continue in that snapshot."""
         with self.lock:
+            chunk = fh.attr.read_next(fh, size)
+            if chunk is not None:
+                return chunk
             if fh.snapshot is None or offset == 0:
                 fh.check_alive()
                 text = fh.attr.render(fh).encode("latin-1")
