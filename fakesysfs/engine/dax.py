@@ -40,7 +40,7 @@ from ..klib import (
     string_get_size,
     sysfs_streq,
 )
-from .base import LOGLEVEL_ERR
+from .base import LOGLEVEL_ERR, LOGLEVEL_INFO
 from .hotplug import MHP_MEMMAP_ON_MEMORY, MHP_NID_IS_MGID, PMD_SIZE, HotplugMixin
 from .node import KMEM_DEFAULT_ADISTANCE
 from .resource import Resource
@@ -987,7 +987,7 @@ class DaxMixin(HotplugMixin):
             aligned = self.dax_kmem_range(dev, i)
             if aligned is None:
                 self.printk(f"mapping{i}: {_hex(rng.start)}-{_hex(rng.end)} too small after alignment",
-                            prefix=f"kmem {dev.name}: ")
+                            LOGLEVEL_INFO, f"kmem {dev.name}: ")  # dev_info()
                 continue
             total_len += aligned[1] - aligned[0] + 1
         if not total_len:
