@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import isqrt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .base import LOGLEVEL_INFO
 from .node import DMA32_LIMIT, DMA_LIMIT, ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL
@@ -35,6 +35,8 @@ ZONE_DEVICE = "Device"
 ALL_ZONES = (ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE)
 #: Zones at or below gfp_zone(GFP_USER) (ZONE_NORMAL): nr_free_buffer_pages(), khugepaged.
 _LOWMEM_ZONES = (ZONE_DMA, ZONE_DMA32, ZONE_NORMAL)
+_ZONE_INDEX = {name: i for i, name in enumerate(ALL_ZONES)}
+_NO_MARKS = (0, 0, 0, 0)
 
 #: vm sysctl defaults (mm/page_alloc.c, mm/page-writeback.c, mm/util.c).
 WATERMARK_SCALE_FACTOR = 10
@@ -48,9 +50,9 @@ MAX_PAGE_ORDER = 10
 SWAP_CLUSTER_MAX = 32
 
 
-@dataclass(frozen=True, slots=True)
-class ZoneCounts:
-    """One zone of one online node, as the watermark code reads it."""
+class ZoneCounts(NamedTuple):
+    """One zone of one online node, as the watermark code reads it (a tuple: made for every
+    zone at every online and offline)."""
 
     nid: int
     zone: str
@@ -131,7 +133,7 @@ def setup_per_zone_lowmem_reserve(zones: list[ZoneCounts], ratios: tuple[int, ..
     managed = {(z.nid, z.zone): z.managed for z in zones}
     out: dict[tuple[int, str], tuple[int, ...]] = {}
     for z in zones:
-        i = ALL_ZONES.index(z.zone)
+        i = _ZONE_INDEX[z.zone]
         ratio = ratios[i]
         reserve = [0] * len(ALL_ZONES)
         if ratio and z.managed:
@@ -163,19 +165,24 @@ def vm_state_of(zones: list[ZoneCounts], thp: bool = True) -> VmState:
         watermarks[key] = Watermarks(wmin, low, hi, promo, protection)
         # calculate_totalreserve_pages(): the largest reserve above the zone plus high, at
         # most the zone's managed pages.
-        i = ALL_ZONES.index(z.zone)
-        totalreserve += min(max(protection[i:], default=0) + hi, z.managed)
+        totalreserve += min(max(protection[_ZONE_INDEX[z.zone]:], default=0) + hi, z.managed)
     return VmState(min_free, watermarks, totalreserve, sum(m.low for m in watermarks.values()))
 
 
-def recommended_min_free_kbytes(zones: list[ZoneCounts], high: dict[tuple[int, str], int]) -> int:
+def recommended_min_free_kbytes(zones: list[ZoneCounts], high: dict[tuple[int, str], int] | None = None,
+                                marks: dict[tuple[int, str], tuple[int, int, int, int]] | None = None) -> int:
     """khugepaged's set_recommended_min_free_kbytes() value (mm/khugepaged.c): two
     pageblocks per populated zone up to ZONE_NORMAL, plus MIGRATE_PCPTYPES squared more,
     at most 5 % of nr_free_buffer_pages()."""
     nr_zones = sum(1 for z in zones if z.zone in _LOWMEM_ZONES and z.present > 0)
     pageblock = 1 << PAGEBLOCK_ORDER
     recommended = pageblock * nr_zones * 2 + pageblock * nr_zones * 3 * 3
-    return min(recommended, nr_free_buffer_pages(zones, high) // 20) * 4
+    if marks is not None:
+        free_buffer = sum(max(z.managed - marks.get((z.nid, z.zone), _NO_MARKS)[2], 0)
+                          for z in zones if z.zone in _LOWMEM_ZONES)
+    else:
+        free_buffer = nr_free_buffer_pages(zones, high or {})
+    return min(recommended, free_buffer // 20) * 4
 
 
 class VmTunables:
@@ -203,28 +210,31 @@ class VmTunables:
         self.thp = True
 
     # -- mm/page_alloc.c ---------------------------------------------------------------------
+    # Each step below updates what it sets in the kernel; totalreserve_pages, which the
+    # kernel recomputes after each, is computed once when the whole operation is done (no
+    # reader runs in between: the hotplug lock is held).
     def calculate_min_free_kbytes(self, zones: list[ZoneCounts]) -> None:
         """A user value larger than the new one is kept ("min_free_kbytes is not updated")."""
-        high = {key: m[2] for key, m in self.marks.items()}
-        new = isqrt(nr_free_buffer_pages(zones, high) * 4 * 16)
+        marks = self.marks
+        free_buffer = sum(max(z.managed - marks.get((z.nid, z.zone), _NO_MARKS)[2], 0)
+                          for z in zones if z.zone in _LOWMEM_ZONES)
+        new = isqrt(free_buffer * 4 * 16)
         if new > self.user_min_free_kbytes:
             self.min_free_kbytes = min(max(new, 128), 262144)
 
     def setup_per_zone_wmarks(self, zones: list[ZoneCounts]) -> None:
         self.marks.update(setup_per_zone_wmarks(zones, self.min_free_kbytes, self.watermark_scale_factor))
-        self.calculate_totalreserve_pages(zones)
 
     def setup_per_zone_lowmem_reserve(self, zones: list[ZoneCounts]) -> None:
         self.reserves.update(setup_per_zone_lowmem_reserve(zones, tuple(self.lowmem_reserve_ratio)))
-        self.calculate_totalreserve_pages(zones)
 
     def calculate_totalreserve_pages(self, zones: list[ZoneCounts]) -> None:
         total = 0
         for z in zones:
             key = (z.nid, z.zone)
             protection = self.reserves.get(key, ())
-            high = self.marks.get(key, (0, 0, 0, 0))[2]
-            total += min(max(protection[ALL_ZONES.index(z.zone):], default=0) + high, z.managed)
+            high = self.marks.get(key, _NO_MARKS)[2]
+            total += min(max(protection[_ZONE_INDEX[z.zone]:], default=0) + high, z.managed)
         self.totalreserve_pages = total
 
     def init_per_zone_wmark_min(self, k: KernelBase) -> None:
@@ -234,29 +244,36 @@ class VmTunables:
         self.setup_per_zone_wmarks(zones)
         self.setup_per_zone_lowmem_reserve(zones)
         if self.thp:
-            recommended = recommended_min_free_kbytes(zones, {key: m[2] for key, m in self.marks.items()})
+            recommended = recommended_min_free_kbytes(zones, marks=self.marks)
             if recommended > self.min_free_kbytes:
                 if self.user_min_free_kbytes >= 0:
                     k.printk(f"raising min_free_kbytes from {self.min_free_kbytes} to {recommended} "
                              "to help transparent hugepage allocations", LOGLEVEL_INFO)
                 self.min_free_kbytes = recommended
-            self.setup_per_zone_wmarks(zones)
+                self.setup_per_zone_wmarks(zones)  # (unchanged min_free_kbytes: the same marks)
+        self.calculate_totalreserve_pages(zones)
 
     # -- the sysctl handlers -----------------------------------------------------------------
     def min_free_kbytes_sysctl_handler(self, k: KernelBase, value: int) -> None:
         """min_free_kbytes_sysctl_handler(): kept as the user's, watermarks follow now."""
         self.min_free_kbytes = self.user_min_free_kbytes = value
-        self.setup_per_zone_wmarks(zone_counts(k))
+        zones = zone_counts(k)
+        self.setup_per_zone_wmarks(zones)
+        self.calculate_totalreserve_pages(zones)
 
     def watermark_scale_factor_sysctl_handler(self, k: KernelBase, value: int) -> None:
         self.watermark_scale_factor = value
-        self.setup_per_zone_wmarks(zone_counts(k))
+        zones = zone_counts(k)
+        self.setup_per_zone_wmarks(zones)
+        self.calculate_totalreserve_pages(zones)
 
     def lowmem_reserve_ratio_sysctl_handler(self, k: KernelBase, values: list[int]) -> None:
         """Ratios below 1 become 0 (no reserve); the zones' reserves follow now."""
         for i, value in enumerate(values[: len(self.lowmem_reserve_ratio)]):
             self.lowmem_reserve_ratio[i] = value if value >= 1 else 0
-        self.setup_per_zone_lowmem_reserve(zone_counts(k))
+        zones = zone_counts(k)
+        self.setup_per_zone_lowmem_reserve(zones)
+        self.calculate_totalreserve_pages(zones)
 
     def state(self, k: KernelBase) -> VmState:
         """What the readers see: the stored values of every zone of the online nodes."""
