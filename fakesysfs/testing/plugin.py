@@ -94,9 +94,9 @@ def fakesysfs_sim(request: pytest.FixtureRequest, fakesysfs_topology: TopologySo
 def fakesysfs_mount(fakesysfs_sim: Simulation) -> Simulation:
     """``fakesysfs_sim``, mounted at a fresh directory (``.mountpoint``) with its control
     socket; skipped with the reason when FUSE is unavailable."""
-    from ..simulation import _fuse_unavailable
+    from ..mountpoint import fuse_unavailable
 
-    reason = _fuse_unavailable()
+    reason = fuse_unavailable()
     if reason is not None:
         pytest.skip(f"fakesysfs_mount: {reason}")
     fakesysfs_sim.mount()
