@@ -103,6 +103,9 @@ def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[
 def cmd_mount(args: argparse.Namespace) -> int:
     from .. import mountpoint as rules
 
+    if args.verbose and not args.foreground and args.log_file is None:
+        print("fakesysfs: note: -v without -f or --log-file: the daemon's log is discarded once mounted",
+              file=sys.stderr)
     mountpoint = os.path.abspath(args.mountpoint)
     with _mountpoint_rules():
         rules.check_not_host_sysfs(mountpoint)
@@ -110,9 +113,6 @@ def cmd_mount(args: argparse.Namespace) -> int:
     _check_mountpoint(mountpoint)
     if args.import_snapshot is not None and args.state is None:
         raise CliError("--import needs --state FILE: the snapshot is copied there and resumed")
-    if args.verbose and not args.foreground and args.log_file is None:
-        print("fakesysfs: note: -v without -f or --log-file: the daemon's log is discarded once mounted",
-              file=sys.stderr)
     log_fd = common.open_log("log", args.log_file) if args.log_file is not None and not args.foreground else None
     try:
         with _mountpoint_rules():
