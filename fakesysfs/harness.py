@@ -426,9 +426,12 @@ class Harness:
             try:
                 result = self.execute(canonical)
             except HarnessError as exc:
-                trace_log.info("op %s: refused: %s", _op_text(canonical), str(exc).removeprefix(f"{canonical['op']}: "))
+                if trace_log.isEnabledFor(logging.INFO):
+                    trace_log.info("op %s: refused: %s", _op_text(canonical),
+                                   str(exc).removeprefix(f"{canonical['op']}: "))
                 raise
-            trace_log.info("op %s: %s", _op_text(canonical), _op_text(result) or "done")
+            if trace_log.isEnabledFor(logging.INFO):
+                trace_log.info("op %s: %s", _op_text(canonical), _op_text(result) or "done")
             if canonical["op"] in HISTORY_OPS:
                 self._commit({"t": "op", "op": canonical})
             return result

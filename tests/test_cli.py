@@ -149,3 +149,16 @@ def test_verbose_without_a_place_for_the_log_says_so(tmp_path: Path) -> None:
     done = fakesysfs("mount", "-v", str(tmp_path / "missing"))
     assert done.stderr.splitlines()[0] == (
         "fakesysfs: note: -v without -f or --log-file: the daemon's log is discarded once mounted")
+
+
+@pytest.mark.fuse
+def test_run_logs_to_its_log_file(tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    done = fakesysfs("run", "--log-file", str(log), "--", "sh", "-c",
+                     f"echo online_movable > /sys/{MEM}/memory522/state", timeout=120)
+    assert done.returncode == 0, done.stderr
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "
+    _has_lines(log.read_text(), [
+        r"fakesysfs\.trace: INFO: uevent \d+ online /devices/system/memory/memory522 \(memory\)",
+        r"fakesysfs\.trace: INFO: store /devices/system/memory/memory522/state 'online_movable\\n': ok",
+    ], prefix=stamp)

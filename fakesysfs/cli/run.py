@@ -40,7 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     kernel, tree, harness = common.boot(args.config)
     assert kernel is not None and harness is not None
     options = RunOptions(share_net=args.share_net, userns=True if args.userns else None,
-                         control_ops=harness.register_control)
+                         control_ops=harness.register_control, on_log_file=common.log_to_file)
     if args.rules:
         from ..udev_rules import RulesError, UdevRules
 
