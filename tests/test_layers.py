@@ -25,6 +25,7 @@ SYSFS_MUST_NOT_IMPORT = {
     "fakesysfs.fuse_adapter",
     "fakesysfs._fuse",
     "fakesysfs.cli",
+    "fakesysfs.daemon",
     "fakesysfs.run",
     "fakesysfs.nsops",
     "fakesysfs.debugfs",
