@@ -15,7 +15,15 @@ import gc
 from collections.abc import Iterator
 
 from ..errors import KernelError
-from .memory import BlockState, MemoryBlock, MemoryBlocksMixin, MemoryGroup, OnlineType
+from ..klib import kstrtoull
+from .memory import (
+    BlockState,
+    MemoryBlock,
+    MemoryBlocksMixin,
+    MemoryGroup,
+    OnlineType,
+    mhp_online_type_from_str,
+)
 from .node import KERNEL_ZONES, ZONE_MOVABLE
 from .resource import Resource
 
@@ -109,6 +117,22 @@ class HotplugMixin(MemoryBlocksMixin):
         if group.blocks:
             raise KernelError(errno.EBUSY)
         del self.memory_groups[mgid]
+
+    # -- the memory root's stores (drivers/base/memory.c) -------------------------------------
+    def auto_online_blocks_store(self, buf: str) -> None:
+        """drivers/base/memory.c auto_online_blocks_store(): mhp_online_type_from_str() (EINVAL),
+        then the type add_memory_resource() onlines new blocks with (R-AUTO-01)."""
+        self.auto_online_blocks = mhp_online_type_from_str(buf)
+
+    def probe_store(self, buf: str) -> None:
+        """drivers/base/memory.c probe_store() (R-ADD-09): a kstrtoull(0) address aligned to
+        the block size (EINVAL), then one block through __add_memory() without flags, on the
+        node memory_add_physaddr_to_nid() gives, under lock_device_hotplug_sysfs()."""
+        phys_addr = kstrtoull(buf, 0)
+        if phys_addr % self.block_size:
+            raise KernelError(errno.EINVAL)
+        with self.lock:
+            self.add_memory(self.memory_add_physaddr_to_nid(phys_addr), phys_addr, self.block_size, 0)
 
     # -- entry points -------------------------------------------------------------------------
     def register_memory_resource(self, start: int, size: int, name: str) -> Resource:

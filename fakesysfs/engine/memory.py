@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
 from ..errors import EHWPOISON, KernelError
+from ..klib import kstrtobool, kstrtouint, sysfs_match_string
 from .base import KernelBase
 from .node import (
     KERNEL_ZONES,
@@ -51,6 +52,15 @@ ONLINE_TYPE_WORDS = {
     "online_movable": OnlineType.ONLINE_MOVABLE,
 }
 ONLINE_TYPE_NAMES = {v: k for k, v in ONLINE_TYPE_WORDS.items()}
+_ONLINE_WORDS = list(ONLINE_TYPE_WORDS)
+#: mm/memory_hotplug.c online_policy_to_str, in enum order.
+ONLINE_POLICIES = ["contig-zones", "auto-movable"]
+
+
+def mhp_online_type_from_str(buf: str) -> OnlineType:
+    """mm/memory_hotplug.c mhp_online_type_from_str(): one of offline, online, online_kernel,
+    online_movable (sysfs_streq: one trailing newline allowed), else EINVAL."""
+    return ONLINE_TYPE_WORDS[_ONLINE_WORDS[sysfs_match_string(_ONLINE_WORDS, buf)]]
 
 
 @dataclass(slots=True, eq=False)
@@ -222,6 +232,20 @@ class MemoryBlocksMixin(KernelBase):
             words.append(ZONE_MOVABLE)
         return " ".join(words)
 
+    # -- the zone policy's module parameters (mm/memory_hotplug.c) -----------------------------
+    def set_online_policy(self, buf: str) -> None:
+        """mm/memory_hotplug.c set_online_policy(): sysfs_match_string over
+        online_policy_to_str, else EINVAL."""
+        self.online_policy = ONLINE_POLICIES[sysfs_match_string(ONLINE_POLICIES, buf)]
+
+    def param_set_auto_movable_ratio(self, buf: str) -> None:
+        """module_param(auto_movable_ratio, uint, 0644): kernel/params.c param_set_uint()."""
+        self.auto_movable_ratio = kstrtouint(buf, 0)
+
+    def param_set_auto_movable_numa_aware(self, buf: str) -> None:
+        """module_param(auto_movable_numa_aware, bool, 0644): kernel/params.c param_set_bool()."""
+        self.auto_movable_numa_aware = kstrtobool(buf, enable_disable=self.profile >= (6, 16))
+
     # -- device_online / device_offline (drivers/base/core.c) --------------------------------
     def device_online(self, block: MemoryBlock) -> int:
         """1 if already online (callers turn that into EINVAL or success), else 0; raises.
@@ -240,6 +264,34 @@ class MemoryBlocksMixin(KernelBase):
         self.memory_subsys_offline(block)
         self.uevent("offline", self.memory_devpath(block.id), "memory")
         return 0
+
+    # -- the block's stores (drivers/base/memory.c, drivers/base/core.c) --------------------
+    def state_store(self, mem: MemoryBlock, buf: str) -> None:
+        """drivers/base/memory.c state_store() (R-STATE-02): the word first (EINVAL), then
+        under lock_device_hotplug_sysfs() device_online()/device_offline(); a block already
+        in the asked state is EINVAL, a failing operation its own errno."""
+        online_type = mhp_online_type_from_str(buf)
+        with self.lock:
+            if online_type == OnlineType.OFFLINE:
+                ret = self.device_offline(mem)
+            else:
+                # "mem->online_type is protected by device_hotplug_lock": stored even if
+                # the request then fails (R-STATE-05).
+                mem.online_type = online_type
+                ret = self.device_online(mem)
+        if ret:
+            raise KernelError(errno.EINVAL)
+
+    def online_store(self, mem: MemoryBlock, buf: str) -> None:
+        """drivers/base/core.c online_store() (R-STATE-03): a kstrtobool, then
+        device_online()/device_offline() under the lock; asking for the current state is a
+        successful no-op (``ret < 0 ? ret : count``)."""
+        value = kstrtobool(buf, enable_disable=self.profile >= (6, 16))
+        with self.lock:
+            if value:
+                self.device_online(mem)
+            else:
+                self.device_offline(mem)
 
     def memory_subsys_online(self, block: MemoryBlock) -> None:
         # R-STATE-05: a stored type is used once, then reset, whether onlining worked or not.

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ..engine.events import UEVENT_ACTIONS
 from ..errors import KernelError
 from ..klib import sysfs_streq
-from .tree import Attr, Link, StaticDir, relative_link
+from .tree import Attr, Dir, Link, Node, StaticDir, relative_link
 
 if TYPE_CHECKING:
     from ..engine import Kernel
@@ -26,6 +26,12 @@ def rw(show: Callable[[], str], store: Callable[[str, int], int | None], mode: i
 
 def wo(store: Callable[[str, int], int | None], mode: int = 0o200) -> Attr:
     return Attr(mode, None, store)
+
+
+def engine_store(fn: Callable[[str], int | None]) -> Callable[[str, int], int | None]:
+    """Adapt an engine store ``fn(buf)`` (engine/, named after the kernel's store) to the
+    tree's ``store(text, count)``: the tree parses nothing itself."""
+    return lambda text, _count: fn(text)
 
 
 def const(text: str, mode: int = 0o444) -> Attr:
@@ -167,5 +173,57 @@ def power_dir(k: Kernel, devpath: str) -> StaticDir:
             "runtime_active_time": const("0\n"),
             "runtime_status": const("unsupported\n"),
             "runtime_suspended_time": const("0\n"),
+        }
+    )
+
+
+class BusDevicesDir(Dir):
+    """``/sys/bus/<bus>/devices``: one link per device."""
+
+    __slots__ = ("here", "names_fn", "target_fn")
+
+    def __init__(self, here: str, names_fn: Callable[[], Iterable[str]],
+                 target_fn: Callable[[str], str | None]) -> None:
+        self.here = here
+        self.names_fn = names_fn
+        self.target_fn = target_fn
+
+    def names(self) -> Iterable[str]:
+        return self.names_fn()
+
+    def child(self, name: str) -> Node | None:
+        target = self.target_fn(name)
+        return None if target is None else link(self.here, target)
+
+
+def simple_bus(k: Kernel, bus: str, devices: Dir, drivers: Dir | None = None) -> StaticDir:
+    """A bus directory without drivers of its own (memory, node, cpu, memory_tiering).
+
+    Its two stores stay here, unlike every store that reaches the kernel model (engine/):
+    on a bus without drivers, drivers/base/bus.c drivers_probe_store() is only
+    bus_find_device_by_name() over the bus's devices (bus_rescan_devices_helper() finds no
+    driver to attach), and drivers_autoprobe is a flag no probe reads.
+    """
+
+    def drivers_probe_store(text: str, _count: int) -> int | None:
+        # bus_rescan_devices_helper on a named device; no drivers exist: only the name matters.
+        name = text.removesuffix("\n")
+        if devices.child(name) is None:
+            raise KernelError(errno.ENODEV)
+        return None
+
+    autoprobe = {"value": True}
+
+    def autoprobe_store(text: str, _count: int) -> int | None:
+        autoprobe["value"] = text[:1] != "0"  # R-BUS-03
+        return None
+
+    return StaticDir(
+        {
+            "devices": devices,
+            "drivers": drivers if drivers is not None else StaticDir(),
+            "drivers_autoprobe": rw(lambda: "1\n" if autoprobe["value"] else "0\n", autoprobe_store),
+            "drivers_probe": wo(drivers_probe_store),
+            "uevent": uevent_attr(k, f"/bus/{bus}", "bus", mode=0o200),
         }
     )
