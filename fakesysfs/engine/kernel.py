@@ -8,6 +8,7 @@ takes the same lock for every read and store, so nothing half-done is ever visib
 
 from __future__ import annotations
 
+import errno
 import threading
 from dataclasses import dataclass, field
 
@@ -18,7 +19,9 @@ from ..config import (
     PmemConfig,
     profile_version,
 )
-from .events import EventLog, Uevent
+from ..errors import KernelError
+from ..klib import sysfs_streq
+from .events import EventLog, Uevent, kobject_synth_uevent
 from .firmware import FirmwareMixin
 from .hotplug import SECTION_SIZE, gc_paused
 from .memory import (
@@ -215,6 +218,25 @@ class Kernel(FirmwareMixin):
                 self._kmsg_bytes -= len(self.kmsg[drop]) + 1
                 drop += 1
             del self.kmsg[:drop]
+
+    def uevent_store(self, devpath: str, subsystem: str | None, env: list[tuple[str, str]], buf: str,
+                     count: int) -> None:
+        """drivers/base/core.c uevent_store() -> kobject_synth_uevent() (R-SYS-08): a synthetic
+        event with the written action and the device's variables; EINVAL for a bad write. A
+        device without a subsystem (kset without uevent ops) sends nothing."""
+        action, extra = kobject_synth_uevent(buf, count)
+        if subsystem is not None:
+            self.uevent(action, devpath, subsystem, extra + tuple(env))
+
+    def control_store(self, devpath: str, buf: str) -> None:
+        """drivers/base/power/sysfs.c control_store() (R-SYS-07): ``on`` or ``auto``, else
+        EINVAL; only the value is kept (no runtime PM is simulated)."""
+        if sysfs_streq(buf, "on"):
+            self.power_control[devpath] = "on"
+        elif sysfs_streq(buf, "auto"):
+            self.power_control.pop(devpath, None)
+        else:
+            raise KernelError(errno.EINVAL)
 
     @staticmethod
     def memory_devpath(block_id: int) -> str:

@@ -357,6 +357,13 @@ class MemoryBlocksMixin(KernelBase):
             self.n_memory.add(node.id)
             self.memtier_node_online(node)
 
+    def debugfs_errno_set(self, action: str, value: int) -> None:
+        """lib/notifier-error-inject.c debugfs_errno_set(): the errno the memory notifier
+        returns for ``action`` (R-FI-01/02), clamp_t(int, val, -MAX_ERRNO, 0); clamp_t casts
+        to int first. fs/libfs.c simple_attr_write() parsed the value."""
+        value = (value + (1 << 31)) % (1 << 32) - (1 << 31)
+        self.notifier_error[action] = min(max(value, -4095), 0)
+
     def hotplug_maintains_n_normal_memory(self) -> bool:
         """R-NODE-05 as the kernel has it: 6.17 dropped the N_NORMAL_MEMORY updates of
         online_pages()/offline_pages() (8d2882a8edb8); "mm/memory_hotplug: maintain

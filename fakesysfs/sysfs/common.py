@@ -7,13 +7,15 @@ import errno
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from ..engine.events import UEVENT_ACTIONS
+from ..engine.events import kobject_synth_uevent
 from ..errors import KernelError
-from ..klib import sysfs_streq
 from .tree import Attr, Dir, Link, Node, StaticDir, relative_link
 
 if TYPE_CHECKING:
     from ..engine import Kernel
+
+__all__ = ["BusDevicesDir", "const", "engine_store", "kobject_synth_uevent", "link", "power_dir", "ro", "rw",
+           "simple_bus", "uevent_attr", "wo"]
 
 
 def ro(show: Callable[[], str], mode: int = 0o444) -> Attr:
@@ -43,91 +45,6 @@ def link(from_dir: str, target: str) -> Link:
     return Link(relative_link(from_dir, target))
 
 
-_UUID_LEN = 36  # UUID_STRING_LEN
-_HEX = frozenset("0123456789abcdefABCDEF")
-
-
-def _isalnum(ch: str) -> bool:
-    """The kernel's isalnum() on one byte (lib/ctype.c): ASCII letters and digits plus the
-    Latin-1 letters 0xc0-0xff except 0xd7 and 0xf7."""
-    o = ord(ch)
-    return ch.isascii() and ch.isalnum() or (0xC0 <= o <= 0xFF and o not in (0xD7, 0xF7))
-
-
-def uuid_is_valid(text: str) -> bool:
-    """lib/uuid.c uuid_is_valid(): 36 characters, dashes at 8, 13, 18, 23, hex elsewhere."""
-    if len(text) < _UUID_LEN:
-        return False
-    for i, ch in enumerate(text[:_UUID_LEN]):
-        if i in (8, 13, 18, 23):
-            if ch != "-":
-                return False
-        elif ch not in _HEX:
-            return False
-    return True
-
-
-def _strip_one_terminator(buf: str) -> str:
-    # "if (count && (buf[count-1] == '\n' || buf[count-1] == '\0')) count--;"
-    return buf[:-1] if buf and buf[-1] in "\n\0" else buf
-
-
-def kobject_action_args(buf: str) -> tuple[tuple[str, str], ...]:
-    """lib/kobject_uevent.c kobject_action_args(): ``UUID[ KEY=VALUE]...``, exactly one space
-    before each pair, KEY and VALUE non-empty and alphanumeric; else EINVAL."""
-    buf = _strip_one_terminator(buf)
-    if not buf or not uuid_is_valid(buf):
-        raise KernelError(errno.EINVAL)
-    env = [("SYNTH_UUID", buf[:_UUID_LEN])]
-    pos, end = _UUID_LEN, len(buf)
-    while pos < end:
-        if buf[pos] != " ":
-            raise KernelError(errno.EINVAL)
-        pos += 1
-        key_start = pos
-        while pos < end and buf[pos] != "=":
-            if not _isalnum(buf[pos]):
-                raise KernelError(errno.EINVAL)
-            pos += 1
-        if pos == key_start or pos >= end:  # empty key, or no '='
-            raise KernelError(errno.EINVAL)
-        key = buf[key_start:pos]
-        pos += 1  # the '='; a value must follow
-        value_start = pos
-        while pos < end and buf[pos] != " ":
-            if not _isalnum(buf[pos]):
-                raise KernelError(errno.EINVAL)
-            pos += 1
-        if pos == value_start:
-            raise KernelError(errno.EINVAL)
-        env.append((f"SYNTH_ARG_{key}", buf[value_start:pos]))
-    return tuple(env)
-
-
-def kobject_synth_uevent(text: str, count: int) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """Parse a write to a ``uevent`` file (lib/kobject_uevent.c kobject_synth_uevent):
-    ``ACTION[ UUID[ KEY=VALUE]...]``; returns (action, SYNTH_* variables) or raises EINVAL.
-
-    ``text`` is the write up to its first NUL and ``count`` the bytes written; the kernel
-    sees all ``count`` bytes, so an embedded NUL is put back (it never matches an action
-    or argument character; only a single trailing NUL or newline is dropped).
-    """
-    buf = text + "\0" * max(0, count - len(text))
-    stripped = _strip_one_terminator(buf)  # kobject_action_type()
-    if not stripped:
-        raise KernelError(errno.EINVAL)
-    # strnchr(buf, count, ' ') and strncmp() stop at a NUL.
-    visible = stripped.split("\0", 1)[0]
-    space = visible.find(" ")
-    word = stripped[:space] if space >= 0 else stripped
-    if word not in UEVENT_ACTIONS:
-        raise KernelError(errno.EINVAL)
-    if space < 0:
-        return word, (("SYNTH_UUID", "0"),)
-    # kobject_action_args() gets the rest of the original count (newline included).
-    return word, kobject_action_args(buf[space + 1 :])
-
-
 def uevent_attr(k: Kernel, devpath: str, subsystem: str | None,
                 env: Callable[[], list[tuple[str, str]]] | None = None, mode: int = 0o644) -> Attr:
     """A device's ``uevent`` file: reads the device variables, a write emits a synthetic
@@ -137,9 +54,7 @@ def uevent_attr(k: Kernel, devpath: str, subsystem: str | None,
         return "".join(f"{key}={value}\n" for key, value in (env() if env else []))
 
     def store(text: str, count: int) -> int | None:
-        action, extra = kobject_synth_uevent(text, count)
-        if subsystem is not None:
-            k.uevent(action, devpath, subsystem, extra + tuple(env() if env else ()))
+        k.uevent_store(devpath, subsystem, env() if env else [], text, count)
         return None
 
     return Attr(mode, show if mode & 0o444 else None, store)
@@ -151,15 +66,6 @@ def power_dir(k: Kernel, devpath: str) -> StaticDir:
     def control_show() -> str:
         return k.power_control.get(devpath, "auto") + "\n"
 
-    def control_store(text: str, _count: int) -> int | None:
-        if sysfs_streq(text, "on"):
-            k.power_control[devpath] = "on"
-        elif sysfs_streq(text, "auto"):
-            k.power_control.pop(devpath, None)
-        else:
-            raise KernelError(errno.EINVAL)
-        return None
-
     def autosuspend_show() -> str:
         raise KernelError(errno.EIO)
 
@@ -169,7 +75,7 @@ def power_dir(k: Kernel, devpath: str) -> StaticDir:
     return StaticDir(
         {
             "autosuspend_delay_ms": rw(autosuspend_show, autosuspend_store),
-            "control": rw(control_show, control_store),
+            "control": rw(control_show, lambda text, _count: k.control_store(devpath, text)),
             "runtime_active_time": const("0\n"),
             "runtime_status": const("unsupported\n"),
             "runtime_suspended_time": const("0\n"),

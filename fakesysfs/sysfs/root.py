@@ -42,9 +42,8 @@ def notifier_error_inject(k: Kernel) -> StaticDir:
     # (sizeof(set_buf) - 1) and parses those, so a longer write is judged by its start.
     def action(name: str) -> StaticDir:
         def store(text: str, _count: int) -> int | None:
-            value = kstrtoll(text[:SIMPLE_ATTR_MAX], 0)  # DEFINE_SIMPLE_ATTRIBUTE_SIGNED
-            value = (value + (1 << 31)) % (1 << 32) - (1 << 31)  # clamp_t(int, ...) casts first
-            k.notifier_error[name] = min(max(value, -4095), 0)
+            # simple_attr_write() parses (DEFINE_SIMPLE_ATTRIBUTE_SIGNED: kstrtoll), then the set op.
+            k.debugfs_errno_set(name, kstrtoll(text[:SIMPLE_ATTR_MAX], 0))
             return None
 
         return StaticDir({"error": rw(lambda: f"{k.notifier_error[name]}\n", store, mode=0o600)})
