@@ -13,6 +13,7 @@ import contextlib
 import errno
 import gc
 from collections.abc import Iterator
+from enum import StrEnum
 
 from ..errors import KernelError
 from ..klib import kstrtoull
@@ -26,6 +27,16 @@ from .memory import (
 )
 from .node import KERNEL_ZONES, ZONE_MOVABLE
 from .resource import Resource
+
+
+class MemmapOnMemory(StrEnum):
+    """memory_hotplug.memmap_on_memory (mm/memory_hotplug.c MEMMAP_ON_MEMORY_DISABLE,
+    _ENABLE, _FORCE), valued as get_memmap_mode() prints them."""
+
+    DISABLE = "N"
+    ENABLE = "Y"
+    FORCE = "force"
+
 
 MHP_MERGE_RESOURCE = 1 << 0
 MHP_MEMMAP_ON_MEMORY = 1 << 1
@@ -70,13 +81,13 @@ class HotplugMixin(MemoryBlocksMixin):
     def memory_block_memmap_on_memory_pages(self) -> int:
         """V: the memmap pages each altmap block reserves (R-MOM-01)."""
         pages = -(-self.memory_block_memmap_size() // self.page_size)
-        if self.memmap_mode == "force":
+        if self.memmap_mode == MemmapOnMemory.FORCE:
             pages = -(-pages // PAGEBLOCK_NR_PAGES) * PAGEBLOCK_NR_PAGES
         return pages
 
     def mhp_supports_memmap_on_memory(self) -> bool:
         """All conditions of 3.3; false means the request silently takes the ordinary path."""
-        if self.memmap_mode == "N":
+        if self.memmap_mode == MemmapOnMemory.DISABLE:
             return False
         memmap_size = self.memory_block_memmap_size()
         vmemmap_pages = self.memory_block_memmap_on_memory_pages()
@@ -355,7 +366,7 @@ class HotplugMixin(MemoryBlocksMixin):
             nid = block.nid
         # memory_blocks_have_altmaps()
         have_altmaps = 0
-        if self.memmap_mode != "N":
+        if self.memmap_mode != MemmapOnMemory.DISABLE:
             num_altmaps = sum(1 for b in blocks if b.altmap)
             if num_altmaps:
                 if num_altmaps != size // self.block_size:

@@ -26,6 +26,7 @@ from .node import (
     ZONE_NORMAL,
     Node,
     Zone,
+    ZoneType,
 )
 
 
@@ -53,8 +54,18 @@ ONLINE_TYPE_WORDS = {
 }
 ONLINE_TYPE_NAMES = {v: k for k, v in ONLINE_TYPE_WORDS.items()}
 _ONLINE_WORDS = list(ONLINE_TYPE_WORDS)
-#: mm/memory_hotplug.c online_policy_to_str, in enum order.
-ONLINE_POLICIES = ["contig-zones", "auto-movable"]
+
+
+class OnlinePolicy(StrEnum):
+    """memory_hotplug.online_policy (mm/memory_hotplug.c enum with online_policy_to_str[]):
+    how zone_for_pfn_range() places a plain ``online``."""
+
+    CONTIG_ZONES = "contig-zones"
+    AUTO_MOVABLE = "auto-movable"
+
+
+#: online_policy_to_str, in enum order (what set_online_policy() matches against).
+ONLINE_POLICIES = list(OnlinePolicy)
 
 
 def mhp_online_type_from_str(buf: str) -> OnlineType:
@@ -88,9 +99,9 @@ class MemoryBlock:
     boot: bool = False
     online_type: OnlineType = OnlineType.OFFLINE
     #: Zone managing the block while online; None when offline or spanning zones.
-    zone: str | None = None
+    zone: ZoneType | None = None
     #: Boot blocks spanning several zones: pages per zone (valid_zones "none", never offlined).
-    zone_pages: dict[str, int] | None = None
+    zone_pages: dict[ZoneType, int] | None = None
     #: Self-hosted memmap pages (V) if created on the altmap path, else 0 (R-MOM-02).
     altmap: int = 0
     group: MemoryGroup | None = None
@@ -123,13 +134,13 @@ class MemoryBlocksMixin(KernelBase):
     """The memory-block half of the engine; mixed into ``Kernel``."""
 
     # -- helpers ---------------------------------------------------------------------------
-    def _zone(self, block: MemoryBlock, name: str | None = None) -> Zone:
+    def _zone(self, block: MemoryBlock, name: ZoneType | None = None) -> Zone:
         return self.nodes[block.nid].zones[name or block.zone or ZONE_NORMAL]
 
     def block_start(self, block: MemoryBlock) -> int:
         return block.id * self.block_size
 
-    def kernel_zone_for(self, node: Node, block_id: int) -> str:
+    def kernel_zone_for(self, node: Node, block_id: int) -> ZoneType:
         """default_kernel_zone_for_pfn(): first of DMA, DMA32 intersecting the block, else Normal."""
         for name in (ZONE_DMA, ZONE_DMA32):
             if node.zones[name].intersects(block_id):
@@ -137,7 +148,7 @@ class MemoryBlocksMixin(KernelBase):
         return ZONE_NORMAL
 
     # -- zone selection (mm/memory_hotplug.c zone_for_pfn_range) -------------------------------
-    def default_zone_for_pfn(self, node: Node, block_id: int) -> str:
+    def default_zone_for_pfn(self, node: Node, block_id: int) -> ZoneType:
         """The contig-zones default (contig_default(B))."""
         kernel_zone = self.kernel_zone_for(node, block_id)
         in_kernel = node.zones[kernel_zone].intersects(block_id)
@@ -180,7 +191,7 @@ class MemoryBlocksMixin(KernelBase):
             kernel_early += group.present_kernel_pages
         return movable + nr_pages <= self.auto_movable_ratio * kernel_early // 100
 
-    def auto_movable_zone_for_pfn(self, node: Node, group: MemoryGroup | None, block_id: int) -> str:
+    def auto_movable_zone_for_pfn(self, node: Node, group: MemoryGroup | None, block_id: int) -> ZoneType:
         kernel_zone = self.kernel_zone_for(node, block_id)
         if not self.auto_movable_ratio:
             return kernel_zone
@@ -208,14 +219,14 @@ class MemoryBlocksMixin(KernelBase):
             return kernel_zone
         return ZONE_MOVABLE
 
-    def zone_for_pfn_range(self, online_type: OnlineType, block: MemoryBlock) -> str:
+    def zone_for_pfn_range(self, online_type: OnlineType, block: MemoryBlock) -> ZoneType:
         """Zone for an online request (R-STATE-01, policy_default)."""
         node = self.nodes[block.nid]
         if online_type == OnlineType.ONLINE_KERNEL:
             return self.kernel_zone_for(node, block.id)
         if online_type == OnlineType.ONLINE_MOVABLE:
             return ZONE_MOVABLE
-        if self.online_policy == "auto-movable":
+        if self.online_policy == OnlinePolicy.AUTO_MOVABLE:
             return self.auto_movable_zone_for_pfn(node, block.group, block.id)
         return self.default_zone_for_pfn(node, block.id)
 
@@ -329,7 +340,7 @@ class MemoryBlocksMixin(KernelBase):
         # after onlining succeeded, and never as managed or free.
         self.online_pages(block, zone_name)
 
-    def online_pages(self, block: MemoryBlock, zone_name: str) -> None:
+    def online_pages(self, block: MemoryBlock, zone_name: ZoneType) -> None:
         self.lockdep_assert_held()
         node = self.nodes[block.nid]
         err = self.notifier_error["MEM_GOING_ONLINE"]
@@ -476,7 +487,7 @@ class MemoryBlocksMixin(KernelBase):
             if poisoned is not None:
                 block.poisoned = poisoned
 
-    def zone_blocks(self, node: Node, zone_name: str, descending: bool = False) -> Iterator[MemoryBlock]:
+    def zone_blocks(self, node: Node, zone_name: ZoneType, descending: bool = False) -> Iterator[MemoryBlock]:
         """The online blocks of ``node`` that ``zone_name`` manages, by block id, found in
         the zone's span (which holds all of them): a caller that stops early has touched
         only the blocks it looked at."""
@@ -490,7 +501,7 @@ class MemoryBlocksMixin(KernelBase):
             if block is not None and block.nid == nid and block.zone == zone_name and block.state is online:
                 yield block
 
-    def shrink_zone_span(self, node: Node, zone_name: str, block_id: int) -> None:
+    def shrink_zone_span(self, node: Node, zone_name: ZoneType, block_id: int) -> None:
         """shrink_zone_span(): an edge block leaving moves the edge to the next online block."""
         zone = node.zones[zone_name]
         if zone.empty_span():

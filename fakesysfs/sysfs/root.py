@@ -30,8 +30,8 @@ def memory_hotplug_parameters(k: Kernel) -> StaticDir:
                                       engine_store(k.param_set_auto_movable_numa_aware)),
         "auto_movable_ratio": rw(lambda: f"{k.auto_movable_ratio}\n", engine_store(k.param_set_auto_movable_ratio)),
         # R-MOM-01: boot-only, 0444 whatever the admin guide says.
-        "memmap_on_memory": ro(lambda: {"N": "N", "Y": "Y", "force": "force"}[k.memmap_mode] + "\n"),
-        "online_policy": rw(lambda: k.online_policy + "\n", engine_store(k.set_online_policy)),
+        "memmap_on_memory": ro(lambda: f"{k.memmap_mode}\n"),
+        "online_policy": rw(lambda: f"{k.online_policy}\n", engine_store(k.set_online_policy)),
     })
 
 
