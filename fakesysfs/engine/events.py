@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
-from ..errors import KernelError
+from ..errors import EventsLost, KernelError
 
 #: Actions a uevent file accepts (kobject_action_type, lib/kobject_uevent.c).
 UEVENT_ACTIONS = ("add", "remove", "change", "move", "online", "offline", "bind", "unbind")
@@ -177,10 +177,6 @@ _UEVENT_SLOTS = tuple(Uevent.__dict__[name].__set__ for name in (*_FIELDS, "env"
 #: 1 TiB kmem bind emits 8 Ki). Consumers that fall further behind are told (``EventsLost``,
 #: the control socket's ``missed``), as a netlink listener gets ENOBUFS.
 EVENTS_KEPT = 1 << 15
-
-
-class EventsLost(LookupError):
-    """A wait asked about events the ring no longer keeps; the answer would be a guess."""
 
 
 Listener = Callable[[Uevent], None]
