@@ -70,7 +70,6 @@ def _check_libfuse() -> None:
 @contextlib.contextmanager
 def _mountpoint_rules() -> Iterator[None]:
     """fakesysfs/mountpoint.py's refusals, as this command's one-line errors."""
-
     try:
         yield
     except MountpointError as exc:
@@ -142,7 +141,6 @@ def _boot_machine(topology: str | None) -> tuple[Kernel, Tree, Harness]:
     """Topology file (or the embedded default) -> booted kernel and its attribute tree, with
     the harness attached (the file is read once: the harness records what was booted); user
     mistakes as CliError."""
-
     where = topology if topology is not None else "the default topology"
     if topology is not None and not os.path.isfile(topology):
         raise CliError(f"topology {topology} does not exist or is not a file")
