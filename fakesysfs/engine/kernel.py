@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..config import (
@@ -222,14 +223,15 @@ class Kernel(FirmwareMixin):
                 drop += 1
             del self.kmsg[:drop]
 
-    def uevent_store(self, devpath: str, subsystem: str | None, env: list[tuple[str, str]], buf: str,
-                     count: int) -> None:
+    def uevent_store(self, devpath: str, subsystem: str | None, env: Callable[[], list[tuple[str, str]]] | None,
+                     buf: str, count: int) -> None:
         """drivers/base/core.c uevent_store() -> kobject_synth_uevent() (R-SYS-08): a synthetic
-        event with the written action and the device's variables; EINVAL for a bad write. A
-        device without a subsystem (kset without uevent ops) sends nothing."""
+        event with the written action and the device's variables (``env()``, asked only once
+        the write parsed: the dev_uevent() callback); EINVAL for a bad write. A device without
+        a subsystem (kset without uevent ops) sends nothing."""
         action, extra = kobject_synth_uevent(buf, count)
         if subsystem is not None:
-            self.uevent(action, devpath, subsystem, extra + tuple(env))
+            self.uevent(action, devpath, subsystem, extra + tuple(env() if env else ()))
 
     def control_store(self, devpath: str, buf: str) -> None:
         """drivers/base/power/sysfs.c control_store() (R-SYS-07): ``on`` or ``auto``, else

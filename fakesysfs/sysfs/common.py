@@ -54,7 +54,7 @@ def uevent_attr(k: Kernel, devpath: str, subsystem: str | None,
         return "".join(f"{key}={value}\n" for key, value in (env() if env else []))
 
     def store(text: str, count: int) -> int | None:
-        k.uevent_store(devpath, subsystem, env() if env else [], text, count)
+        k.uevent_store(devpath, subsystem, env, text, count)
         return None
 
     return Attr(mode, show if mode & 0o444 else None, store)
