@@ -1,4 +1,9 @@
-"""``/sys/devices/system/memory`` and ``/sys/bus/memory`` (drivers/base/memory.c handlers)."""
+"""``/sys/devices/system/memory`` and ``/sys/bus/memory`` (drivers/base/memory.c attributes).
+
+The files are declared here; their stores are the engine's, named as in the kernel
+(``Kernel.state_store``, ``online_store`` in engine/memory.py; ``auto_online_blocks_store``,
+``probe_store`` in engine/hotplug.py), beside the steps they call.
+"""
 
 from __future__ import annotations
 
