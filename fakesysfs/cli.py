@@ -26,7 +26,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .errors import CliError
+from .errors import (
+    CliError,
+    ConfigError,
+    MountError,
+    MountpointError,
+    NamespaceError,
+    RulesError,
+    StateError,
+    UnsafeFileError,
+)
 
 if TYPE_CHECKING:
     from .control import ServerOps
@@ -61,8 +70,6 @@ def _check_libfuse() -> None:
 @contextlib.contextmanager
 def _mountpoint_rules() -> Iterator[None]:
     """fakesysfs/mountpoint.py's refusals, as this command's one-line errors."""
-    from .mountpoint import MountpointError
-
     try:
         yield
     except MountpointError as exc:
@@ -134,8 +141,6 @@ def _boot_machine(topology: str | None) -> tuple[Kernel, Tree, Harness]:
     """Topology file (or the embedded default) -> booted kernel and its attribute tree, with
     the harness attached (the file is read once: the harness records what was booted); user
     mistakes as CliError."""
-    from .errors import ConfigError
-
     where = topology if topology is not None else "the default topology"
     if topology is not None and not os.path.isfile(topology):
         raise CliError(f"topology {topology} does not exist or is not a file")
@@ -160,10 +165,9 @@ def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[
     """``mount --state FILE [--import SNAPSHOT]``: resume (or start) a journaled state. A
     state file this call creates is removed again if the boot fails (by identity: a file
     swapped in meanwhile stays), so a bad topology or snapshot leaves nothing behind."""
-    from .errors import ConfigError
-    from .journal import MAX_SNAPSHOT_BYTES, StateError, parse_state
+    from .journal import MAX_SNAPSHOT_BYTES, parse_state
     from .machine import boot_state
-    from .safefile import UnsafeFileError, open_append_created, read_regular
+    from .safefile import open_append_created, read_regular
     from .safefile import remove_created as remove_if_created
 
     path = os.path.abspath(path)
@@ -264,7 +268,7 @@ def _mount_on(dir_fd: int, mountpoint: str, allow_other: bool) -> Iterator[str]:
 def _serve_foreground(tree: Tree, mountpoint: str, allow_other: bool, kernel: Kernel | None,
                       harness: Harness | None, dir_fd: int) -> int:
     from .control import serving_or_warn
-    from .fuse_adapter import MountError, serve
+    from .fuse_adapter import serve
 
     def ready() -> None:
         print(f"fakesysfs: serving {mountpoint}; stop with Ctrl-C or 'fakesysfs umount {mountpoint}'",
@@ -331,7 +335,7 @@ def _daemon_main(
     kernel: Kernel | None, harness: Harness | None, dir_fd: int,
 ) -> int:
     from .control import serving_or_warn
-    from .fuse_adapter import MountError, serve
+    from .fuse_adapter import serve
 
     os.setsid()  # no SIGINT/SIGHUP from the parent's terminal
     os.chdir("/")  # do not keep the caller's directory busy
@@ -428,7 +432,6 @@ def _cmd_umount(args: argparse.Namespace) -> int:
 # -- topology -----------------------------------------------------------------------------
 def _cmd_topology(args: argparse.Namespace) -> int:
     if args.from_sysfs is not None:
-        from .errors import ConfigError
         from .fromsysfs import topology_from_sysfs
 
         try:
@@ -605,7 +608,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 # -- run --------------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .run import NamespaceError, RunOptions, run
+    from .run import RunOptions, run
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -616,7 +619,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(share_net=args.share_net, userns=True if args.userns else None,
                          control_ops=harness.register_control)
     if args.rules:
-        from .udev_rules import RulesError, UdevRules
+        from .udev_rules import UdevRules
 
         try:
             UdevRules.load(args.rules)  # unreadable files and unsupported keys: reported here, once

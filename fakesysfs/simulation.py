@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from . import state as _state
 from .config import BootConfig
+from .errors import MountError
 from .harness import Harness, StoreRecord, parse_errno
 
 if TYPE_CHECKING:
@@ -374,8 +375,6 @@ class Simulation:
         ``allow_other`` lets other users in. Raises MountError, also where ``fakesysfs mount``
         refuses to mount (fakesysfs/mountpoint.py: the host's sysfs, a busy directory); the
         mount goes on the very directory that was checked."""
-        from .fuse_adapter import MountError
-
         if self._mount is not None:
             raise MountError(f"this simulation is already mounted at {self._mount.path}")
         self._mount = _Mount.start(self, mountpoint, allow_other)
@@ -431,7 +430,6 @@ class _Mount:
         """Mount where ``fakesysfs mount`` would (fakesysfs/mountpoint.py: never over the
         host's sysfs, on the very directory that was checked) and serve from a thread."""
         from . import mountpoint as rules
-        from .fuse_adapter import MountError
 
         reason = _fuse_unavailable()
         if reason is not None:
@@ -465,7 +463,7 @@ class _Mount:
                placement: Placement, placed: contextlib.ExitStack) -> _Mount:
         from . import mountpoint as rules
         from .control import ControlServer
-        from .fuse_adapter import MountError, serve
+        from .fuse_adapter import serve
 
         server: ControlServer | None = None
         try:

@@ -61,6 +61,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from .engine.events import Uevent
+from .errors import CliError, ControlError, RulesError
 from .fdops import FUSE_SUPER_MAGIC, fs_type, open_beneath
 from .netlink import UdevDatabase, sd_device_properties, udev_properties
 
@@ -74,10 +75,6 @@ UDEV_LIBEXEC_DIR = "/lib/udev"
 PROGRAM_TIMEOUT = 180.0
 #: The largest rules file read (a distribution's whole rules.d is well under 1 MiB).
 MAX_RULES_BYTES = 16 << 20
-
-
-class RulesError(Exception):
-    """The rules cannot be loaded or applied at all (one line for a person)."""
 
 
 # -- tokens -------------------------------------------------------------------------------------
@@ -1315,9 +1312,6 @@ def run_rules(mountpoint: str, rules: UdevRules, *, consts: dict[str, str] | Non
 
 
 def _cmd_udev(args: argparse.Namespace) -> int:
-    from .control import ControlError
-    from .errors import CliError
-
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
