@@ -1,5 +1,7 @@
-"""Shared fixtures: a small hand-built attribute tree and a real FUSE mount of it, and the
-subprocess helpers that run the CLI from this checkout (``fakesysfs(...)``, ``fakesysfs_run(...)``).
+"""Shared fixtures: a small hand-built attribute tree and a real FUSE mount of it, the
+subprocess helpers that run the CLI from this checkout (``fakesysfs(...)``, ``fakesysfs_run(...)``),
+and helpers for tests of the engine through ``fakesysfs.Simulation`` (the one in-process
+harness: ``example_config``, ``add_kmem``, ``raises_errno``...).
 
 ``fuse_mount(tree)`` serves a ``Tree`` from a thread of the test process, so tests can
 look at what the store handlers received; tests marked ``fuse`` are skipped with the
@@ -25,7 +27,11 @@ from pathlib import Path
 
 import pytest
 
+from fakesysfs import Simulation
+from fakesysfs.config import BootConfig, GiB, MemRange, NodeConfig
+from fakesysfs.engine.hotplug import MHP_MEMMAP_ON_MEMORY, MHP_NID_IS_MGID
 from fakesysfs.errors import KernelError
+from fakesysfs.simulation import Mark
 from fakesysfs.sysfs.tree import Attr, Dir, Link, Node, StaticDir, Tree
 
 MOUNT_TIMEOUT = 10.0
@@ -94,6 +100,104 @@ def run_private(script: str, *args: str, timeout: float = 120) -> dict:
 def fakesysfs_run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """``fakesysfs run ARGS...`` (see ``fakesysfs``)."""
     return fakesysfs("run", *args, timeout=timeout)
+
+
+# -- the engine through Simulation ----------------------------------------------------------
+MEM = "/devices/system/memory"
+NODE = "/devices/system/node"
+#: docs/abi.md example 1: the CXL region of node 1, 16 GiB at 0x1050000000 (memory522..649).
+CXL_START = 0x1050000000
+CXL_SIZE = 16 * GiB
+
+
+def example_config(**fields: object) -> BootConfig:
+    """The setup of docs/abi.md "Worked examples": node 0 with 16 GiB of boot RAM and CPUs
+    0-1, node 1 possible and memory-only, memmap_on_memory=Y, no CXL region; ``fields`` set
+    other BootConfig fields (``cxl_regions=[...]``, ``kernel_profile="6.9-6.16"``...)."""
+    config: dict[str, object] = {
+        "nodes": [NodeConfig(0, cpus=[0, 1], memory=[MemRange(0, 16 * GiB)])],
+        "possible_nodes": [0, 1],
+        "memmap_on_memory": "Y",
+    }
+    config.update(fields)
+    return BootConfig(**config)  # type: ignore[arg-type]
+
+
+def add_kmem(sim: Simulation, start: int = CXL_START, size: int = CXL_SIZE, nid: int = 1,
+             memmap_on_memory: bool = True) -> int:
+    """What dev_dax_kmem_probe (drivers/dax/kmem.c) does for one aligned range, straight on
+    the engine: a static memory group for ``nid``, then add_memory_driver_managed; returns
+    the group id (unregistered again if the add fails)."""
+    k = sim.kernel
+    with k.lock:
+        mgid = k.memory_group_register_static(nid, size // k.page_size)
+        flags = MHP_NID_IS_MGID | (MHP_MEMMAP_ON_MEMORY if memmap_on_memory else 0)
+        try:
+            k.add_memory_driver_managed(mgid, start, size, "System RAM (kmem)", flags)
+        except KernelError:
+            k.memory_group_unregister(mgid)
+            raise
+    return mgid
+
+
+def block_range(sim: Simulation, start: int = CXL_START, size: int = CXL_SIZE) -> range:
+    """The ids of the memory blocks of ``[start, start + size)``."""
+    bs = sim.kernel.block_size
+    return range(start // bs, (start + size) // bs)
+
+
+def block_state(sim: Simulation, bid: int) -> str:
+    """``memoryN/state`` without its newline."""
+    return sim.cat(f"{MEM}/memory{bid}/state").strip()
+
+
+def valid_zones(sim: Simulation, bid: int) -> str:
+    """``memoryN/valid_zones`` without its newline."""
+    return sim.cat(f"{MEM}/memory{bid}/valid_zones").strip()
+
+
+def meminfo(sim: Simulation, nid: int) -> dict[str, int]:
+    """``nodeN/meminfo`` as {"MemTotal": kB, ...}."""
+    out = {}
+    for line in sim.cat(f"{NODE}/node{nid}/meminfo").splitlines():
+        words = line.split()
+        out[words[2].rstrip(":")] = int(words[3])
+    return out
+
+
+def uevents(sim: Simulation, after: Mark | int = 0) -> list[tuple[str, str]]:
+    """(action, devpath) of every uevent after ``after`` (default: all, boot included)."""
+    return [(e.action, e.devpath) for e in sim.events(after)]
+
+
+def write_errno(sim: Simulation, path: str, data: str | bytes, newline: bool = True) -> int:
+    """The errno a store fails with (the store must fail)."""
+    with pytest.raises(KernelError) as exc:
+        sim.echo(path, data, newline)
+    return exc.value.errno
+
+
+def read_errno(sim: Simulation, path: str) -> int:
+    """The errno a read fails with (the read must fail)."""
+    with pytest.raises(KernelError) as exc:
+        sim.cat(path)
+    return exc.value.errno
+
+
+def file_mode(sim: Simulation, path: str) -> int:
+    """The permission bits of ``path`` (a symlink's own, as lstat)."""
+    import stat
+
+    return stat.S_IMODE(sim.tree.getattr(sim.realpath(path, follow_last=False)).mode)
+
+
+@contextlib.contextmanager
+def raises_errno(err: int) -> Iterator[pytest.ExceptionInfo[KernelError]]:
+    """The block must raise KernelError with exactly ``err``."""
+    with pytest.raises(KernelError) as info:
+        yield info
+    got = info.value.errno
+    assert got == err, f"expected {errno.errorcode[err]}, got {errno.errorcode.get(got, got)}"
 
 
 # -- availability -------------------------------------------------------------------------
