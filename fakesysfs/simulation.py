@@ -88,11 +88,17 @@ class Simulation:
     #: The harness: ops, store trace, history, journal (``fakesysfs/harness.py``).
     harness: Harness
 
-    def __init__(self, topology: TopologySource = None, *, state: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, topology: TopologySource = None, *, state: str | os.PathLike[str] | None = None,
+                 validate: bool = True) -> None:
         """Boot ``topology`` (a TOML file path, TOML text, a ``BootConfig`` (copied), or None for
         the embedded default). With ``state``, changes are journaled durably to that file;
         an existing state file is resumed (its recorded topology is booted and its changes
-        replayed; a ``topology`` given as well must be the recorded one)."""
+        replayed; a ``topology`` given as well must be the recorded one).
+
+        ``validate=False`` boots a ``BootConfig`` as the engine takes it, without the checks
+        a topology file gets: for firmware the TOML format refuses but a kernel meets (an
+        hmem range with no NUMA node, a range off the dax region alignment); the kernel's own
+        boot checks still apply (ConfigError), and such a machine has no topology text to export."""
         from .machine import boot, boot_state
         from .topology import (
             default_topology_text,
@@ -104,10 +110,13 @@ class Simulation:
 
         text: str | None = None
         config: BootConfig | None = None
+        if not validate and state is not None:
+            raise ValueError("a state file records a topology file's text: validate=False cannot have one")
         if isinstance(topology, BootConfig):
             config = copy.deepcopy(topology)  # hot-plug adds producers to the kernel's config
-            validate_config(config)
-            text = dump_topology(config)
+            if validate:
+                validate_config(config)
+                text = dump_topology(config)
         elif isinstance(topology, str) and _is_toml_text(topology):
             text = topology
         elif topology is not None:
