@@ -26,9 +26,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ENV, FAKESYSFS, fakesysfs, fuse_unavailable_reason, make_mountpoint, topology_text, unmount
+from conftest import (
+    ENV,
+    FAKESYSFS,
+    example_config,
+    fakesysfs,
+    fuse_unavailable_reason,
+    make_mountpoint,
+    topology_text,
+    unmount,
+)
 
-from fakesysfs.config import BootConfig, CxlRegionConfig, GiB, MemRange, NodeConfig
+from fakesysfs import Simulation
+from fakesysfs.config import CxlRegionConfig, GiB
 from fakesysfs.engine import Kernel
 from fakesysfs.engine.events import Uevent
 from fakesysfs.monitor import HEADER, format_event
@@ -38,7 +48,6 @@ from fakesysfs.netlink import (
     udev_message,
     udev_properties,
 )
-from fakesysfs.sysfs import build_tree
 from fakesysfs.udev_rules import RulesRunner, UdevRules, fnmatch_udev
 
 MEM = "devices/system/memory"
@@ -258,15 +267,10 @@ class Mounted:
 
 
 @pytest.fixture
-def mounted(fuse_mount) -> Mounted:
-    config = BootConfig(
-        nodes=[NodeConfig(0, cpus=[0, 1], memory=[MemRange(0, 16 * GiB)])],
-        possible_nodes=[0, 1],
-        memmap_on_memory="Y",
-        cxl_regions=[CxlRegionConfig(0x1050000000, 16 * GiB, target_node=1)],
-    )
-    kernel = Kernel(config)
-    return Mounted(fuse_mount(build_tree(kernel)), kernel)
+def mounted() -> Iterator[Mounted]:
+    config = example_config(cxl_regions=[CxlRegionConfig(0x1050000000, 16 * GiB, target_node=1)])
+    with Simulation(config) as sim:
+        yield Mounted(sim.mount(), sim.kernel)
 
 
 def rebind(m: Mounted) -> Callable[[], None]:
