@@ -10,7 +10,14 @@ SIGTERM and SIGHUP for the whole test process (it installs its exit handler on a
 still at SIG_DFL); it restores them when the mount ends.
 """
 
+# ruff: noqa: E402 (_UNDER_PYTEST must be known before this module imports pytest)
 from __future__ import annotations
+
+import sys
+
+#: False in a helper process of the suite that imports this module (``python -c "from
+#: conftest import ..."``): it shares the session's directories instead of making its own.
+_UNDER_PYTEST = "_pytest" in sys.modules
 
 import contextlib
 import errno
@@ -18,7 +25,6 @@ import functools
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -37,16 +43,85 @@ from fakesysfs.sysfs.tree import Attr, Dir, Link, Node, StaticDir, Tree
 MOUNT_TIMEOUT = 10.0
 
 
+# -- temporary directories: the session's own, and none left behind --------------------------
+#: Every temporary file or directory the suite's processes make by default goes below this
+#: directory of the session ($TMPDIR for this process and every child; sticky and
+#: world-writable like /tmp, as unprivileged children write there too). Other fakesysfs
+#: runs on the machine use /tmp at the same time, so the check below looks only here and at
+#: what this process made elsewhere. Set at import, before any test module copies
+#: os.environ for its subprocesses.
+_INHERITED_TMP = os.environ.get("FAKESYSFS_TESTS_TMPDIR", "")
+if not _UNDER_PYTEST and os.path.isdir(_INHERITED_TMP):
+    SESSION_TMP, _OWN_SESSION_TMP = _INHERITED_TMP, False
+else:
+    # pytest's own tmp_path directories stay where pytest keeps them (the last three runs).
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
+    SESSION_TMP, _OWN_SESSION_TMP = tempfile.mkdtemp(prefix="fakesysfs-tests-"), True
+    os.chmod(SESSION_TMP, 0o1777)
+os.environ["FAKESYSFS_TESTS_TMPDIR"] = os.environ["TMPDIR"] = tempfile.tempdir = SESSION_TMP
+
 # -- no test may write the host's /run ----------------------------------------------------
 #: Mount daemons started by tests (and their children) put their control sockets below this
-#: private $XDG_RUNTIME_DIR, never in the host's /run/fakesysfs (fakesysfs/control.py). Set
-#: at import, before any test module copies os.environ for its subprocesses.
-PRIVATE_RUNTIME_DIR = tempfile.mkdtemp(prefix="fakesysfs-xdg-")
+#: private $XDG_RUNTIME_DIR, never in the host's /run/fakesysfs (fakesysfs/control.py).
+PRIVATE_RUNTIME_DIR = os.path.join(SESSION_TMP, "xdg")
+if _OWN_SESSION_TMP:
+    os.mkdir(PRIVATE_RUNTIME_DIR, 0o700)
 os.environ["XDG_RUNTIME_DIR"] = PRIVATE_RUNTIME_DIR
+
+#: Directories named fakesysfs-* this process made outside SESSION_TMP (a mountpoint under
+#: /tmp that other users must reach, ``Simulation.mount``'s own): each must be gone again.
+_MADE_ELSEWHERE: list[str] = []
+
+
+def _record_mkdir(event: str, args: tuple[object, ...]) -> None:
+    if event == "os.mkdir" and isinstance(args[0], str) and os.path.basename(args[0]).startswith("fakesysfs-"):
+        path = os.path.abspath(args[0])
+        if not path.startswith(SESSION_TMP + os.sep):
+            _MADE_ELSEWHERE.append(path)
+
+
+if _OWN_SESSION_TMP and _UNDER_PYTEST:
+    sys.addaudithook(_record_mkdir)
+
+
+def temp_leftovers() -> list[str]:
+    """What the session made in a temporary directory and did not remove."""
+    left = [os.path.join(SESSION_TMP, name) for name in sorted(os.listdir(SESSION_TMP))
+            if name != os.path.basename(PRIVATE_RUNTIME_DIR)]
+    return left + [path for path in _MADE_ELSEWHERE if os.path.lexists(path)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_temporary_directory_left() -> Iterator[None]:
+    """Fails the run if any test left a temporary file or directory (all are removed anyway)."""
+    yield
+    left = temp_leftovers()
+    assert not left, f"the suite left temporary files or directories behind: {left}"
+
+
+def _remove_tree(path: str) -> None:
+    """Remove ``path`` without ever descending into a mount (a leaked FUSE mount stays)."""
+    if os.path.ismount(path):
+        return
+    if os.path.isdir(path) and not os.path.islink(path):
+        for name in os.listdir(path):
+            _remove_tree(os.path.join(path, name))
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
+    else:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def pytest_unconfigure() -> None:
-    shutil.rmtree(PRIVATE_RUNTIME_DIR, ignore_errors=True)
+    if _OWN_SESSION_TMP:
+        _remove_tree(SESSION_TMP)
+
+
+if _OWN_SESSION_TMP and not _UNDER_PYTEST:  # imported by a script of its own: no pytest_unconfigure
+    import atexit
+
+    atexit.register(_remove_tree, SESSION_TMP)
 
 
 # -- the CLI in a subprocess --------------------------------------------------------------
@@ -339,11 +414,29 @@ def unmount(path: Path, lazy: bool = False) -> bool:
     return False
 
 
+_MOUNTPOINTS: list[Path] = []
+
+
 def make_mountpoint() -> Path:
-    """A directory under /tmp that other users can reach (pytest's tmp_path is 0700)."""
+    """A directory under /tmp that other users can reach (pytest's tmp_path is 0700); removed
+    when the test that made it ends, once nothing is mounted on it."""
     path = Path(tempfile.mkdtemp(prefix="fakesysfs-test-", dir="/tmp"))
     path.chmod(0o755)
+    _MOUNTPOINTS.append(path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _remove_mountpoints() -> Iterator[None]:
+    """The finalizer of ``make_mountpoint``: torn down after the test's own fixtures (which
+    unmount), it removes each directory the test made; one still mounted stays, and the
+    session's check reports it."""
+    yield
+    while _MOUNTPOINTS:
+        path = _MOUNTPOINTS.pop()
+        if path.is_dir() and not os.path.ismount(path):
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
 
 @dataclass

@@ -371,6 +371,7 @@ def test_mount_reports_the_key_of_an_invalid_topology(
         raise ConfigError("memory.block_size", "must be a power of two")
 
     import fakesysfs.engine
+    import fakesysfs.machine  # imported now, so that it binds the real Kernel/build_tree, not the stand-ins
     import fakesysfs.sysfs
     from fakesysfs.topology import read_topology_file
 
