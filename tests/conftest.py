@@ -104,7 +104,10 @@ def _remove_tree(path: str) -> None:
     if os.path.ismount(path):
         return
     if os.path.isdir(path) and not os.path.islink(path):
-        for name in os.listdir(path):
+        names: list[str] = []
+        with contextlib.suppress(OSError):
+            names = os.listdir(path)
+        for name in names:
             _remove_tree(os.path.join(path, name))
         with contextlib.suppress(OSError):
             os.rmdir(path)
@@ -115,10 +118,12 @@ def _remove_tree(path: str) -> None:
 
 def pytest_unconfigure() -> None:
     if _OWN_SESSION_TMP:
+        for path in _MADE_ELSEWHERE:
+            _remove_tree(path)
         _remove_tree(SESSION_TMP)
 
 
-if _OWN_SESSION_TMP and not _UNDER_PYTEST:  # imported by a script of its own: no pytest_unconfigure
+if _OWN_SESSION_TMP:  # also when pytest stops before configuring (a usage error) or is not running
     import atexit
 
     atexit.register(_remove_tree, SESSION_TMP)
