@@ -24,6 +24,7 @@ import errno
 import functools
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -266,8 +267,6 @@ def read_errno(sim: Simulation, path: str) -> int:
 
 def file_mode(sim: Simulation, path: str) -> int:
     """The permission bits of ``path`` (a symlink's own, as lstat)."""
-    import stat
-
     return stat.S_IMODE(sim.tree.getattr(sim.realpath(path, follow_last=False)).mode)
 
 
