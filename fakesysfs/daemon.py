@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from .fuse_adapter import MountError
-from .mountpoint import DEV_FUSE, MountpointError
+from .errors import MountError, MountpointError
+from .mountpoint import DEV_FUSE
 
 if TYPE_CHECKING:
     from .engine import Kernel

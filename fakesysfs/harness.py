@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .config import CXL_GRANULE, CxlRegionConfig, HmemConfig
-from .errors import ConfigError, HarnessError, KernelError
+from .errors import ConfigError, ControlError, EventsLost, HarnessError, KernelError, TraceGap
 from .journal import History, Journal, StateError, encode_line
 from .topology import dump_topology, size_value
 
@@ -187,14 +187,6 @@ class StoreRecord:
         """The ``--trace`` record of ``fakesysfs run``, plus ``seq`` and ``time``."""
         return {"seq": self.seq, "time": self.time, "path": self.path, "data": self.data.decode("latin-1"),
                 "errno": self.errno, "error": self.error}
-
-
-class TraceGap(LookupError):
-    """Stores a waiter asked about are no longer kept (the trace is a ring): the answer
-    would be a guess, so the wait fails instead. ``errno`` is ENOBUFS, as for a netlink
-    listener that fell behind."""
-
-    errno = errno_mod.ENOBUFS
 
 
 #: Bytes a ``StoreTrace`` keeps by default: each record counts its data plus ``RECORD_COST``
@@ -618,7 +610,6 @@ class Harness:
         """Serve the ops, and ``state``, ``trace``, ``kmsg``, ``iomem``, ``export``,
         ``wait_event``, ``wait_store`` on a mount's control socket: ``ControlServer(kernel,
         ops=harness.register_control)``, done by whoever serves the mount."""
-        from .control import ControlError
 
         def op_handler(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
             def handle(request: dict[str, Any]) -> dict[str, Any]:
@@ -690,7 +681,6 @@ class Harness:
                     for k, v in criteria.items()}
         after = _int(request.get("after", 0), "after")
         timeout = _timeout(request)
-        from .engine.events import EventsLost
 
         try:
             event = self.kernel.events.wait_for(after=after, timeout=timeout, **criteria)
@@ -741,8 +731,6 @@ def _timeout(request: dict[str, Any]) -> float:
 
 def _wrap(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def handle(request: dict[str, Any]) -> dict[str, Any]:
-        from .control import ControlError
-
         try:
             return handler(request)
         except HarnessError as exc:

@@ -34,6 +34,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .errors import MountpointError
 from .fdops import FuseMount
 
 __all__ = ["DEAD_FUSE", "DEV_FUSE", "MountpointError", "Placement", "check_directory", "check_not_host_sysfs",
@@ -46,10 +47,6 @@ DEV_FUSE = "/dev/fuse"
 
 #: A FUSE mount whose daemon died: ENOTCONN, or ECONNABORTED while the kernel tears it down.
 DEAD_FUSE = (errno.ENOTCONN, errno.ECONNABORTED)
-
-
-class MountpointError(Exception):
-    """A place the fake may not be mounted, or a mount that did not happen; one line."""
 
 
 # -- the mount table --------------------------------------------------------------------------

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .devfs import DEV_LINKS, DEV_NODES, DevNode, Devtmpfs, DevTree, tree_devices
+from .errors import MountError, NamespaceError
 from .nsops import (
     CLONE_NEWNET,
     CLONE_NEWNS,
@@ -103,9 +104,6 @@ GRACE = 1.0
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _WAITED = {*FORWARDED, signal.SIGCHLD}
-
-class NamespaceError(RuntimeError):
-    """The private namespace or one of its mounts could not be set up (one line)."""
 
 
 @dataclass(slots=True)
@@ -389,7 +387,7 @@ def _close_fds(keep: set[int]) -> None:
 def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
                  devfs: DevTree | None) -> int:
     """Serve the tree at /sys; devtmpfs on the side. Reports "ok" or "error: ..." on ready_fd."""
-    from .fuse_adapter import MountError, serve
+    from .fuse_adapter import serve
 
     os.setsid()  # the terminal's ^C is for COMMAND
     _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -36,13 +36,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from errno import ELOOP
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from . import state as _state
 from .config import BootConfig
+from .errors import KernelError, MountError
 from .harness import Harness, StoreRecord, parse_errno
+from .sysfs.tree import Link
 
 if TYPE_CHECKING:
     from .control import ControlServer
@@ -83,11 +86,17 @@ class Simulation:
     #: The harness: ops, store trace, history, journal (``fakesysfs/harness.py``).
     harness: Harness
 
-    def __init__(self, topology: TopologySource = None, *, state: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, topology: TopologySource = None, *, state: str | os.PathLike[str] | None = None,
+                 validate: bool = True) -> None:
         """Boot ``topology`` (a TOML file path, TOML text, a ``BootConfig`` (copied), or None for
         the embedded default). With ``state``, changes are journaled durably to that file;
         an existing state file is resumed (its recorded topology is booted and its changes
-        replayed; a ``topology`` given as well must be the recorded one)."""
+        replayed; a ``topology`` given as well must be the recorded one).
+
+        ``validate=False`` boots a ``BootConfig`` as the engine takes it, without the checks
+        a topology file gets: for firmware the TOML format refuses but a kernel meets (an
+        hmem range with no NUMA node, a range off the dax region alignment); the kernel's own
+        boot checks still apply (ConfigError), and such a machine has no topology text to export."""
         from .machine import boot, boot_state
         from .topology import (
             default_topology_text,
@@ -99,10 +108,13 @@ class Simulation:
 
         text: str | None = None
         config: BootConfig | None = None
+        if not validate and state is not None:
+            raise ValueError("a state file records a topology file's text: validate=False cannot have one")
         if isinstance(topology, BootConfig):
             config = copy.deepcopy(topology)  # hot-plug adds producers to the kernel's config
-            validate_config(config)
-            text = dump_topology(config)
+            if validate:
+                validate_config(config)
+                text = dump_topology(config)
         elif isinstance(topology, str) and _is_toml_text(topology):
             text = topology
         elif topology is not None:
@@ -133,18 +145,73 @@ class Simulation:
         self.harness.close()
 
     # -- the tree ---------------------------------------------------------------------------------
+    # Paths are below the mount (``/devices/...``, ``/bus/dax/devices/dax0.0/size``) and are
+    # resolved as the VFS resolves them on the mount: symlinks anywhere (``/bus/dax/devices/``,
+    # ``driver``, ``subsystem``) are followed, and a ``..`` after a link goes up from its target.
+    def realpath(self, path: str, *, follow_last: bool = True) -> str:
+        """``path`` with every symlink resolved (the last one only if ``follow_last``), as
+        ``realpath`` on the mount gives it; KernelError ENOENT/ENOTDIR for a missing
+        component, ELOOP after 40 links (the VFS's MAXSYMLINKS)."""
+        with self.tree.lock:
+            if "/." not in path:  # most paths name no link to follow: one lookup says so
+                try:
+                    node = self.tree.lookup(path)
+                    if not (follow_last and isinstance(node, Link)):
+                        return "/" + "/".join(p for p in path.split("/") if p)
+                except KernelError:
+                    pass
+            todo = [p for p in path.split("/") if p]
+            done: list[str] = []
+            hops = 0
+            while todo:
+                part = todo.pop(0)
+                if part == ".":
+                    continue
+                if part == "..":
+                    if done:
+                        done.pop()
+                    continue
+                node = self.tree.lookup("/" + "/".join([*done, part]))
+                if isinstance(node, Link) and (todo or follow_last):
+                    hops += 1
+                    if hops > 40:
+                        raise KernelError(ELOOP)
+                    todo = [p for p in node.target.split("/") if p] + todo
+                    if node.target.startswith("/"):
+                        done = []
+                    continue
+                done.append(part)
+            return "/" + "/".join(done)
+
     def cat(self, path: str) -> str:
-        """Read a file of the tree (path below the mount, ``/devices/...``) to its end, as
-        ``cat`` would; KernelError with the errno of the open or read."""
-        fh = self.tree.open(path, os.O_RDONLY)
+        """Read a file of the tree to its end, as ``cat`` would; KernelError with the errno of
+        the open or read."""
+        fh = self.tree.open(self.realpath(path), os.O_RDONLY)
         data = b""
         while chunk := self.tree.read(fh, 65536, len(data)):
             data += chunk
         return data.decode("latin-1")
 
     def echo(self, path: str, data: str | bytes, newline: bool = True) -> int:
-        """One store, as ``echo data > path``; KernelError with the kernel's errno on failure."""
-        return self.tree.echo(path, data, newline)
+        """One store, as ``echo data > path`` (``newline``: a str gets a newline appended, as
+        echo does); returns the count; KernelError with the kernel's errno on failure."""
+        return self.tree.echo(self.realpath(path), data, newline)
+
+    def ls(self, path: str) -> list[str]:
+        """The names in a directory, in the order ``readdir`` gives them."""
+        return self.tree.readdir(self.realpath(path))
+
+    def readlink(self, path: str) -> str:
+        """The target of a symlink, as the kernel reports it (relative for sysfs)."""
+        return self.tree.readlink(self.realpath(path, follow_last=False))
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` is there (a symlink counts itself, like ``os.path.lexists``)."""
+        try:
+            self.realpath(path, follow_last=False)
+        except KernelError:
+            return False
+        return True
 
     # -- state ------------------------------------------------------------------------------------
     def blocks(self) -> list[_state.BlockInfo]:
@@ -372,8 +439,6 @@ class Simulation:
         ``allow_other`` lets other users in. Raises MountError, also where ``fakesysfs mount``
         refuses to mount (fakesysfs/mountpoint.py: the host's sysfs, a busy directory); the
         mount goes on the very directory that was checked."""
-        from .fuse_adapter import MountError
-
         if self._mount is not None:
             raise MountError(f"this simulation is already mounted at {self._mount.path}")
         self._mount = _Mount.start(self, mountpoint, allow_other)
@@ -403,7 +468,6 @@ class _Mount:
         """Mount where ``fakesysfs mount`` would (fakesysfs/mountpoint.py: never over the
         host's sysfs, on the very directory that was checked) and serve from a thread."""
         from . import mountpoint as rules
-        from .fuse_adapter import MountError
 
         reason = rules.fuse_unavailable()
         if reason is not None:
@@ -437,7 +501,7 @@ class _Mount:
                placement: Placement, placed: contextlib.ExitStack) -> _Mount:
         from . import mountpoint as rules
         from .control import ControlServer
-        from .fuse_adapter import MountError, serve
+        from .fuse_adapter import serve
 
         server: ControlServer | None = None
         try:

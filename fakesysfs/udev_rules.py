@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from .engine.events import Uevent
+from .errors import RulesError
 from .fdops import FUSE_SUPER_MAGIC, fs_type, open_beneath
 from .netlink import UdevDatabase, sd_device_properties, udev_properties
 
@@ -71,10 +72,6 @@ UDEV_LIBEXEC_DIR = "/lib/udev"
 PROGRAM_TIMEOUT = 180.0
 #: The largest rules file read (a distribution's whole rules.d is well under 1 MiB).
 MAX_RULES_BYTES = 16 << 20
-
-
-class RulesError(Exception):
-    """The rules cannot be loaded or applied at all (one line for a person)."""
 
 
 # -- tokens -------------------------------------------------------------------------------------

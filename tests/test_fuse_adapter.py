@@ -371,14 +371,16 @@ def test_mount_reports_the_key_of_an_invalid_topology(
     def load_topology(_path: str | None = None, **_text: object) -> object:
         raise ConfigError("memory.block_size", "must be a power of two")
 
-    import fakesysfs.engine
-    import fakesysfs.sysfs
+    # Patched where the CLI's boot looks them up (fakesysfs/machine.py), imported first: an
+    # import of machine.py while fakesysfs.engine.Kernel was patched would keep the stand-in
+    # after the test, for every later Simulation of the session.
+    import fakesysfs.machine
     from fakesysfs.topology import read_topology_file
 
     stand_in = types.SimpleNamespace(load_topology=load_topology, read_topology_file=read_topology_file)
     monkeypatch.setitem(sys.modules, "fakesysfs.topology", stand_in)
-    monkeypatch.setattr(fakesysfs.engine, "Kernel", lambda config: config, raising=False)
-    monkeypatch.setattr(fakesysfs.sysfs, "build_tree", lambda kernel: kernel, raising=False)
+    monkeypatch.setattr(fakesysfs.machine, "Kernel", lambda config: config)
+    monkeypatch.setattr(fakesysfs.machine, "build_tree", lambda kernel: kernel)
     topology = tmp_path / "bad.toml"
     topology.write_text("[memory]\nblock_size = 3\n")
     mountpoint = tmp_path / "mnt"

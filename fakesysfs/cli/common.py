@@ -7,7 +7,7 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from ..errors import CliError
+from ..errors import CliError, ConfigError
 
 if TYPE_CHECKING:
     from ..engine import Kernel
@@ -57,8 +57,6 @@ def boot(topology: str | None) -> tuple[Kernel | None, Tree, Harness | None]:
     """What ``mount`` and ``run`` serve: the topology file (or the embedded default) booted,
     with the harness attached; mistakes as CliError. (Tests stand in a tree of their own,
     with no kernel, by replacing this function.)"""
-    from ..errors import ConfigError
-
     where = topology if topology is not None else "the default topology"
     if topology is not None and not os.path.isfile(topology):
         raise CliError(f"topology {topology} does not exist or is not a file")

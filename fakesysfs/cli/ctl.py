@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from ..errors import CliError
+from ..errors import CliError, ControlError
 
 __all__ = ["add_parser", "ctl"]
 
@@ -121,7 +121,7 @@ def _print(cmd: str, reply: dict[str, Any]) -> None:
 
 def ctl(args: argparse.Namespace) -> int:
     """Run one ``fakesysfs ctl`` command; returns the exit status."""
-    from ..control import ControlClient, ControlError
+    from ..control import ControlClient
 
     op, members = _request(args)
     members = {k: v for k, v in members.items() if v is not None}

@@ -7,7 +7,7 @@ import argparse
 import signal
 import sys
 
-from ..errors import CliError
+from ..errors import CliError, ControlError
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,7 +32,6 @@ def _stop_on_signals() -> None:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from ..control import ControlError
     from ..monitor import monitor
 
     _stop_on_signals()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from ..errors import CliError
+from ..errors import CliError, ConfigError, MountError, MountpointError, StateError, UnsafeFileError
 from . import common
 
 if TYPE_CHECKING:
@@ -44,9 +44,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 @contextmanager
 def _mountpoint_rules() -> Iterator[None]:
     """fakesysfs/mountpoint.py's refusals, and the daemon's, as this command's one-line errors."""
-    from ..fuse_adapter import MountError
-    from ..mountpoint import MountpointError
-
     try:
         yield
     except (MountpointError, MountError) as exc:
@@ -70,10 +67,8 @@ def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[
     """``--state FILE [--import SNAPSHOT]``: resume (or start) a journaled state. A state file
     this call creates is removed again if the boot fails (by identity: a file swapped in
     meanwhile stays), so a bad topology or snapshot leaves nothing behind."""
-    from ..errors import ConfigError
-    from ..journal import StateError
     from ..machine import boot_state, import_snapshot
-    from ..safefile import UnsafeFileError, remove_created
+    from ..safefile import remove_created
 
     path = os.path.abspath(path)
     created_fd = -1

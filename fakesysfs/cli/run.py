@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..errors import CliError
+from ..errors import CliError, NamespaceError, RulesError
 from . import common
 
 
@@ -31,7 +31,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..run import NamespaceError, RunOptions, run
+    from ..run import RunOptions, run
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -42,7 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(share_net=args.share_net, userns=True if args.userns else None,
                          control_ops=harness.register_control, on_log_file=common.log_to_file)
     if args.rules:
-        from ..udev_rules import RulesError, UdevRules
+        from ..udev_rules import UdevRules
 
         try:
             UdevRules.load(args.rules)  # unreadable files and unsupported keys: reported here, once

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import CliError
+from ..errors import CliError, ConfigError
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -17,7 +17,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def cmd_topology(args: argparse.Namespace) -> int:
     if args.from_sysfs is not None:
-        from ..errors import ConfigError
         from ..fromsysfs import topology_from_sysfs
 
         try:

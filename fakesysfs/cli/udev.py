@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import CliError
+from ..errors import CliError, ControlError, RulesError
 from .monitor import _stop_on_signals
 
 
@@ -25,8 +25,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def cmd_udev(args: argparse.Namespace) -> int:
-    from ..control import ControlError
-    from ..udev_rules import RulesError, UdevRules, run_rules
+    from ..udev_rules import UdevRules, run_rules
 
     _stop_on_signals()
     consts = {}
