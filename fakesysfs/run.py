@@ -131,6 +131,8 @@ class RunOptions:
     rules: list[str] = field(default_factory=list)
     #: More ops for the daemon's control socket (the harness's: ``Harness.register_control``).
     control_ops: ServerOps | None = None
+    #: Called in the daemon once its stderr is the ``log_fd`` (the log file's line format).
+    on_log_file: Callable[[], None] | None = None
 
 
 # -- the namespace --------------------------------------------------------------------------
@@ -431,6 +433,8 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
         os.write(ready_fd, b"ok\n")
         os.close(ready_fd)
         os.dup2(log_fd, 2)
+        if options.log_fd is not None and options.on_log_file is not None:
+            options.on_log_file()
 
     try:
         if serve(tree, "/sys", foreground=True, allow_other=True, ready_callback=ready) == "signal":

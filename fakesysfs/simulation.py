@@ -31,8 +31,6 @@ import contextlib
 import copy
 import os
 import re
-import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -454,32 +452,6 @@ class Simulation:
 
 
 # -- the mount thread ---------------------------------------------------------------------------------
-def _fuse_unavailable() -> str | None:
-    if not os.path.exists("/dev/fuse"):
-        return ("/dev/fuse is missing: load the fuse module (modprobe fuse) or, in a container, pass the device "
-                "through (docker run --device /dev/fuse --cap-add SYS_ADMIN)")
-    try:
-        from . import _fuse  # noqa: F401
-    except ImportError as exc:
-        return str(exc)
-    return None
-
-
-def _unmount(path: Path, lazy: bool = False) -> str | None:
-    """None on success, else the reason."""
-    reasons = []
-    for tool, flags in (("fusermount3", ["-u"]), ("fusermount", ["-u"]), ("umount", [])):
-        if shutil.which(tool) is None:
-            continue
-        if lazy:
-            flags = [*flags, "-z" if tool.startswith("fusermount") else "-l"]
-        done = subprocess.run([tool, *flags, str(path)], capture_output=True, text=True, timeout=30, check=False)
-        if done.returncode == 0:
-            return None
-        reasons.append(done.stderr.strip() or f"{tool} exited {done.returncode}")
-    return reasons[-1] if reasons else "none of fusermount3, fusermount, umount is installed"
-
-
 @dataclass
 class _Mount:
     path: Path
@@ -497,7 +469,7 @@ class _Mount:
         host's sysfs, on the very directory that was checked) and serve from a thread."""
         from . import mountpoint as rules
 
-        reason = _fuse_unavailable()
+        reason = rules.fuse_unavailable()
         if reason is not None:
             raise MountError(f"cannot mount: {reason}")
         owns_dir = mountpoint is None
@@ -566,12 +538,14 @@ class _Mount:
         return mount
 
     def stop(self, sim: Simulation) -> None:
+        from . import mountpoint as rules
+
         if self.thread.is_alive():
             if self.placement is not None and self.placement.fuse_mount is not None:
                 with contextlib.suppress(OSError):
                     self.placement.unmount()
-            elif os.path.ismount(self.path) and _unmount(self.path) is not None:
-                _unmount(self.path, lazy=True)
+            elif os.path.ismount(self.path) and rules.unmount(str(self.path)):
+                rules.unmount(str(self.path), lazy=True)
         self.thread.join(MOUNT_TIMEOUT)
         self.placed.close()
         if self.server is not None:

@@ -23,6 +23,7 @@ import pytest
 from conftest import ENV, DemoTree, build_demo_tree, make_mountpoint, unmount
 
 from fakesysfs import cli
+from fakesysfs import mountpoint as mountpoint_rules
 from fakesysfs.errors import ConfigError
 from fakesysfs.fuse_adapter import TreeOperations, fuse_options
 from fakesysfs.sysfs.tree import Attr, Link, StaticDir, Tree
@@ -352,7 +353,7 @@ def test_mount_refuses_a_busy_mountpoint(
 def test_mount_without_dev_fuse_says_what_to_do(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(cli, "DEV_FUSE", str(tmp_path / "fuse"))
+    monkeypatch.setattr(mountpoint_rules, "DEV_FUSE", str(tmp_path / "fuse"))
     status, _, err = run_cli(capsys, "mount", str(tmp_path))
     assert_one_line_error(status, err, "is missing", "modprobe fuse")
 
@@ -410,7 +411,7 @@ import sys
 sys.path.insert(0, {str(TESTS)!r})
 from conftest import build_demo_tree
 from fakesysfs import cli, fuse_adapter
-cli._boot = lambda topology: (None, build_demo_tree().tree, None)
+cli.common.boot = lambda topology: (None, build_demo_tree().tree, None)
 if sys.argv[1] == "--serve-fails":
     def serve(*args, **kwargs):
         raise fuse_adapter.MountError("libfuse said no")

@@ -9,6 +9,7 @@ takes the same lock for every read and store, so nothing half-done is ever visib
 from __future__ import annotations
 
 import errno
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ from .resource import ResourceTree
 #: Physical address ranges of the x86_64 zones.
 #: The kernel log kept, in bytes of text: 1 << CONFIG_LOG_BUF_SHIFT (17, x86_64 defconfig).
 KMSG_BYTES = 1 << 17
+#: printk's lines as they are printed (``fakesysfs mount -v``): the log a user tails.
+_kmsg_log = logging.getLogger("fakesysfs.trace.kmsg")
 _ZONE_RANGES = ((ZONE_DMA, 0, DMA_LIMIT), (ZONE_DMA32, DMA_LIMIT, DMA32_LIMIT), (ZONE_NORMAL, DMA32_LIMIT, 1 << 64))
 
 
@@ -73,6 +76,8 @@ class Kernel(FirmwareMixin):
         self.events = EventLog()
         #: The kernel log, oldest first: the latest ``KMSG_BYTES`` of text (see ``printk``).
         self.kmsg: list[str] = []
+        #: Lines printed since boot (``kmsg`` keeps the latest of them): a position in the log.
+        self.kmsg_count = 0
         self._kmsg_bytes = 0
         self.profile = profile_version(config.kernel_profile)
         self.block_size = config.block_size
@@ -215,6 +220,8 @@ class Kernel(FirmwareMixin):
         """The kernel log (dmesg), message texts as the kernel prints them. A ring, as
         the kernel's log_buf is: the oldest messages go once the text passes ``KMSG_BYTES``."""
         self.kmsg.append(message)
+        self.kmsg_count += 1
+        _kmsg_log.info("%s", message)
         self._kmsg_bytes += len(message) + 1
         if self._kmsg_bytes > KMSG_BYTES:
             drop = 0
