@@ -9,7 +9,8 @@ The public API for tests (the rest of the package is the implementation)::
 
 Errors, all importable from here: ``KernelError`` (an errno from a store), ``ConfigError`` (a
 topology that cannot boot), ``HarnessError`` (a harness request refused), ``StateError`` (a
-state file that cannot be resumed), ``MountError`` (FUSE could not mount). Waits raise the
+state file that cannot be resumed), ``MountError`` (FUSE could not mount); these and the
+others live in ``fakesysfs.errors``, whose docstring says which means what. Waits raise the
 builtin ``TimeoutError``. ``fakesysfs.testing`` has the pytest plugin and a hypothesis state
 machine.
 """
@@ -44,14 +45,14 @@ _EXPORTS = {
     "BootConfig": "config",
     "ConfigError": "errors",
     "DaxDeviceInfo": "state",
-    "HarnessError": "harness",
+    "HarnessError": "errors",
     "KernelError": "errors",
     "Mark": "simulation",
-    "MountError": "fuse_adapter",
+    "MountError": "errors",
     "NodeInfo": "state",
     "ProducerInfo": "state",
     "Simulation": "simulation",
-    "StateError": "journal",
+    "StateError": "errors",
     "StoreRecord": "harness",
     "Uevent": "engine.events",
 }
@@ -59,10 +60,8 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from .config import BootConfig
     from .engine.events import Uevent
-    from .errors import ConfigError, KernelError
-    from .fuse_adapter import MountError
-    from .harness import HarnessError, StoreRecord
-    from .journal import StateError
+    from .errors import ConfigError, HarnessError, KernelError, MountError, StateError
+    from .harness import StoreRecord
     from .simulation import Mark, Simulation
     from .state import BlockInfo, DaxDeviceInfo, NodeInfo, ProducerInfo
 

@@ -78,7 +78,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Self
 
 from .engine.events import EVENTS_KEPT, Uevent
-from .errors import KernelError
+from .errors import ControlError, KernelError
 
 if TYPE_CHECKING:
     from .engine import Kernel
@@ -118,15 +118,6 @@ _BATCH = 1024
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 #: Registers more ops on a new ControlServer (the harness's: ``Harness.register_control``).
 ServerOps = Callable[["ControlServer"], None]
-
-
-class ControlError(Exception):
-    """A control request failed, or the channel broke; the message is for a person."""
-
-    def __init__(self, message: str, errno: str | None = None, reply: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.errno = errno
-        self.reply = reply or {}
 
 
 # -- event encoding -------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from .errors import KernelError
+from .errors import KernelError, MountError
 from .sysfs.tree import PAGE_SIZE, OpenFile, Tree
 
 __all__ = ["CACHE_TIMEOUT", "MountError", "TreeOperations", "fuse_options", "negotiate", "serve"]
@@ -91,10 +91,6 @@ LOOKUP_LANDING_S = 1.0
 #: Answered lookups remembered per generation (two generations: at most twice this many,
 #: about 5 MiB of paths).
 ANSWERS_KEPT = 16384
-
-
-class MountError(RuntimeError):
-    """libfuse could not mount or serve (it prints its own reason on stderr)."""
 
 
 #: The FUSE kernel module rejects a reply whose error is -512 or below (fs/fuse/dev.c

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .config import CXL_GRANULE, CxlRegionConfig, HmemConfig
-from .errors import ConfigError, HarnessError, KernelError
+from .errors import ConfigError, ControlError, EventsLost, HarnessError, KernelError, TraceGap
 from .journal import History, Journal, StateError, encode_line
 from .topology import dump_topology, size_value
 
@@ -58,6 +58,9 @@ __all__ = ["HISTORY_OPS", "TRACE_BYTES", "Harness", "HarnessError", "StoreRecord
            "errno_name", "parse_errno"]
 
 log = logging.getLogger(__name__)
+#: What the machine does, one line each: stores with their result, uevents, ops, kernel
+#: messages (``fakesysfs mount -v``/``--log-file``). INFO; off unless a handler wants INFO.
+trace_log = logging.getLogger("fakesysfs.trace")
 
 #: Ops that change state (recorded in the history); the others are timing or read-only.
 HISTORY_OPS = ("notifier_error", "memmap_fail_at_chunk", "probe_fail", "block_usage", "clear_faults",
@@ -115,6 +118,22 @@ def _int(value: object, key: str, *, minimum: int | None = 0) -> int:
     return value
 
 
+def _result(err: int) -> str:
+    return "ok" if err == 0 else f"{errno_name(err)} ({os.strerror(err)})"
+
+
+#: The properties an activity line shows of a uevent besides action, devpath and subsystem.
+_LOGGED_KEYS = ("DRIVER",)
+
+
+def _op_text(members: Mapping[str, Any]) -> str:
+    """``{"op": "remove", "device": "region3"}`` -> ``remove device=region3``."""
+    words = [str(members["op"])] if "op" in members else []
+    words += [f"{k}={v:#x}" if k in ("start", "size") and isinstance(v, int) else f"{k}={v}"
+              for k, v in members.items() if k != "op" and v is not None]
+    return " ".join(words)
+
+
 # -- the store trace --------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class StoreRecord:
@@ -168,14 +187,6 @@ class StoreRecord:
         """The ``--trace`` record of ``fakesysfs run``, plus ``seq`` and ``time``."""
         return {"seq": self.seq, "time": self.time, "path": self.path, "data": self.data.decode("latin-1"),
                 "errno": self.errno, "error": self.error}
-
-
-class TraceGap(LookupError):
-    """Stores a waiter asked about are no longer kept (the trace is a ring): the answer
-    would be a guess, so the wait fails instead. ``errno`` is ENOBUFS, as for a netlink
-    listener that fell behind."""
-
-    errno = errno_mod.ENOBUFS
 
 
 #: Bytes a ``StoreTrace`` keeps by default: each record counts its data plus ``RECORD_COST``
@@ -337,10 +348,15 @@ class Harness:
         """Tree store tracer (runs under the hotplug lock, after the store)."""
         if self.replaying:
             return
+        if trace_log.isEnabledFor(logging.INFO):
+            trace_log.info("store %s %r: %s", path, data.decode("latin-1"), _result(err))
         self.trace.append(path, data, err)
         self._commit({"t": "store", "path": path, "data": data.decode("latin-1"), "errno": err})
 
     def _on_event(self, event: Uevent) -> None:
+        if trace_log.isEnabledFor(logging.INFO) and not self.replaying:
+            trace_log.info("uevent %d %s %s (%s)%s", event.seqnum, event.action, event.devpath, event.subsystem,
+                           "".join(f" {k}={v}" for k, v in event.env if k in _LOGGED_KEYS))
         if self.add_block_delay and not self.replaying and event.action == "add" and event.subsystem == "memory":
             time.sleep(self.add_block_delay)  # the knob: each memory block added takes this long
         self._bump()
@@ -399,7 +415,15 @@ class Harness:
                     self._reserve(len(encode_line({"n": self.journal.next_n, "t": "op", "op": canonical})))
                 except KernelError as exc:
                     raise HarnessError(f"{canonical['op']}: {exc.strerror}", exc.errno or errno_mod.EIO) from None
-            result = self.execute(canonical)
+            try:
+                result = self.execute(canonical)
+            except HarnessError as exc:
+                if trace_log.isEnabledFor(logging.INFO):
+                    trace_log.info("op %s: refused: %s", _op_text(canonical),
+                                   str(exc).removeprefix(f"{canonical['op']}: "))
+                raise
+            if trace_log.isEnabledFor(logging.INFO):
+                trace_log.info("op %s: %s", _op_text(canonical), _op_text(result) or "done")
             if canonical["op"] in HISTORY_OPS:
                 self._commit({"t": "op", "op": canonical})
             return result
@@ -586,7 +610,6 @@ class Harness:
         """Serve the ops, and ``state``, ``trace``, ``kmsg``, ``iomem``, ``export``,
         ``wait_event``, ``wait_store`` on a mount's control socket: ``ControlServer(kernel,
         ops=harness.register_control)``, done by whoever serves the mount."""
-        from .control import ControlError
 
         def op_handler(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
             def handle(request: dict[str, Any]) -> dict[str, Any]:
@@ -655,6 +678,7 @@ class Harness:
         from .control import event_to_json
 
         criteria = request.get("match", {})
+        wanted = _words(criteria) if isinstance(criteria, dict) else ""
         if not isinstance(criteria, dict) or not all(isinstance(v, (str, int)) for v in criteria.values()):
             raise HarnessError("wait_event: 'match' must be an object of KEY: value (ACTION, DEVPATH, SUBSYSTEM, "
                                "DRIVER, ... or action, devpath, subsystem, seqnum)")
@@ -662,14 +686,14 @@ class Harness:
                     for k, v in criteria.items()}
         after = _int(request.get("after", 0), "after")
         timeout = _timeout(request)
-        from .engine.events import EventsLost
 
         try:
             event = self.kernel.events.wait_for(after=after, timeout=timeout, **criteria)
         except EventsLost as exc:
             raise HarnessError(f"wait_event: {exc}", errno_mod.ENOBUFS) from None
         if event is None:
-            raise HarnessError(f"wait_event: no event matching {criteria} after SEQNUM {after} within {timeout} s",
+            raise HarnessError(f"wait_event: no event {'matching ' + wanted if wanted else 'at all'} after SEQNUM "
+                               f"{after} within {timeout:g} s",
                                errno_mod.ETIMEDOUT)
         return {"event": event_to_json(event)}
 
@@ -691,9 +715,16 @@ class Harness:
         except TraceGap as exc:
             raise HarnessError(f"wait_store: {exc}", TraceGap.errno) from None
         if record is None:
-            raise HarnessError(f"wait_store: no store matching {request} after #{after} within {timeout} s",
+            wanted = _words({k: request.get(k) for k in ("path", "data", "errno")})
+            raise HarnessError(f"wait_store: no store {'matching ' + wanted if wanted else 'at all'} after #{after} "
+                               f"within {timeout:g} s",
                                errno_mod.ETIMEDOUT)
         return {"store": record.to_json()}
+
+
+def _words(criteria: Mapping[str, Any]) -> str:
+    """``{"ACTION": "online", "data": None}`` -> ``ACTION=online``: criteria as they are typed."""
+    return " ".join(f"{k}={v}" for k, v in criteria.items() if v is not None)
 
 
 def _timeout(request: dict[str, Any]) -> float:
@@ -705,8 +736,6 @@ def _timeout(request: dict[str, Any]) -> float:
 
 def _wrap(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def handle(request: dict[str, Any]) -> dict[str, Any]:
-        from .control import ControlError
-
         try:
             return handler(request)
         except HarnessError as exc:

@@ -62,6 +62,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
+from .errors import StateError
 
 __all__ = ["FORMAT", "HISTORY_MEMORY_BYTES", "MAX_SNAPSHOT_BYTES", "RESERVE_BYTES", "History", "Journal",
            "StateError", "StateFile", "read_state", "write_snapshot"]
@@ -78,10 +79,6 @@ HISTORY_MEMORY_BYTES = 1 << 20
 _FALLOC_FL_KEEP_SIZE = 0x01
 #: The largest snapshot read (``mount --import``, ``read_state``): a regular file only.
 MAX_SNAPSHOT_BYTES = 64 << 20
-
-
-class StateError(Exception):
-    """A state file that cannot be used; the message names the file and the problem."""
 
 
 def encode_line(obj: dict[str, Any]) -> bytes:

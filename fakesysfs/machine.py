@@ -1,7 +1,7 @@
 """One simulated machine, booted and wired in one place.
 
 topology -> ``Kernel`` -> ``build_tree`` -> ``Harness`` (-> ``Journal`` for a state file);
-``fakesysfs mount``/``run`` (fakesysfs/cli.py), ``Simulation`` and state files boot here.
+``fakesysfs mount``/``run`` (fakesysfs/cli/), ``Simulation`` and state files boot here.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .config import BootConfig
     from .sysfs.tree import Tree
 
-__all__ = ["boot", "boot_state"]
+__all__ = ["boot", "boot_file", "boot_state", "import_snapshot"]
 
 
 def boot(config: BootConfig, topology_text: str | None = None) -> tuple[Kernel, Tree, Harness]:
@@ -73,3 +73,44 @@ def boot_state(path: str | os.PathLike[str], topology: str | os.PathLike[str] | 
         os.close(fd)
         raise
     return kernel, tree, harness
+
+
+def boot_file(topology: str | None) -> tuple[Kernel, Tree, Harness]:
+    """Boot a topology file (a regular file of bounded size: never a FIFO or device), or the
+    embedded default for None; the harness records the text booted. Raises ConfigError,
+    OSError."""
+    from .topology import load_topology, read_topology_file
+
+    text = read_topology_file(topology) if topology is not None else None
+    config = load_topology(text=text, name=topology) if text is not None else load_topology()
+    return boot(config, text)
+
+
+def import_snapshot(path: str, snapshot: str) -> int:
+    """Copy ``snapshot`` (written by ``fakesysfs ctl MNT export``) into the new state file
+    ``path``, for ``boot_state`` to resume. Returns the descriptor of ``path`` when this call
+    created it (the caller removes the file by it if the boot fails, ``safefile.remove_created``,
+    and closes it), else -1. Raises StateError, OSError."""
+    from .journal import MAX_SNAPSHOT_BYTES
+    from .safefile import open_append_created, read_regular, remove_created
+
+    try:  # a regular file of bounded size only: never a FIFO or device
+        data = read_regular(snapshot, MAX_SNAPSHOT_BYTES, "a snapshot")
+    except OSError as exc:
+        raise StateError(f"cannot read snapshot {snapshot}: {exc.strerror or exc}") from None
+    parse_state(snapshot, data)  # refuse anything that is not a snapshot before copying it
+    fd, created = open_append_created(path)
+    try:
+        if os.fstat(fd).st_size > 0:
+            raise StateError(f"--import wants a new state file, but {path} already holds a state")
+        os.write(fd, data)
+        os.fsync(fd)
+    except BaseException:
+        if created:
+            remove_created(path, fd)
+        os.close(fd)
+        raise
+    if created:
+        return fd
+    os.close(fd)
+    return -1

@@ -18,20 +18,17 @@ SIGINT/SIGTERM and when the mount goes away.
 
 from __future__ import annotations
 
-import argparse
 import json
-import signal
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from .control import ControlClient, ControlError, event_to_json, find_control_socket
+from .control import ControlClient, event_to_json, find_control_socket
 from .engine.events import Uevent
-from .errors import CliError
 from .netlink import sd_device_properties
 
-__all__ = ["HEADER", "add_parser", "format_event", "monitor"]
+__all__ = ["HEADER", "format_event", "monitor"]
 
 HEADER = "monitor will print the received events for:\nKERNEL - the kernel uevent\n\n"
 
@@ -87,34 +84,3 @@ def monitor(mountpoint: str, *, properties: bool = False, subsystem_match: Seque
     finally:
         client.close()
     return 0
-
-
-def _cmd_monitor(args: argparse.Namespace) -> int:
-    def stop(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    # Also when started with SIGINT ignored (a background job of a non-interactive shell),
-    # as udevadm's sd_event signal handling does.
-    signal.signal(signal.SIGINT, stop)
-    try:
-        return monitor(args.mountpoint, properties=args.property, subsystem_match=args.subsystem_match or (),
-                       as_json=args.json)
-    except ControlError as exc:
-        raise CliError(str(exc)) from None
-    except KeyboardInterrupt:  # udevadm exits 0 on SIGINT/SIGTERM too
-        return 0
-    except BrokenPipeError:  # `fakesysfs monitor ... | head`
-        sys.stderr.close()
-        return 0
-
-
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``monitor`` with the ``fakesysfs`` command's subparsers."""
-    p = commands.add_parser("monitor", help="print a mount's uevents as they happen (like udevadm monitor --kernel)")
-    p.add_argument("mountpoint", metavar="MOUNTPOINT")
-    p.add_argument("-p", "--property", action="store_true", help="print the event properties")
-    p.add_argument("-s", "--subsystem-match", action="append", metavar="SUBSYSTEM[/DEVTYPE]",
-                   help="only events of this subsystem (repeatable)")
-    p.add_argument("--json", action="store_true", help="one JSON object per event (properties in kernel order)")
-    p.set_defaults(func=_cmd_monitor)

@@ -1,6 +1,6 @@
 """Where a fake may be mounted, and how it is put there.
 
-``fakesysfs mount`` (fakesysfs/cli.py) and ``Simulation.mount`` (fakesysfs/simulation.py)
+``fakesysfs mount`` (fakesysfs/cli/mount.py) and ``Simulation.mount`` (fakesysfs/simulation.py)
 share these rules, so the Python API refuses exactly what the command refuses:
 
 - **Never over the host's sysfs** (``check_not_host_sysfs``): not ``/sys``, nothing below
@@ -27,24 +27,26 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import stat
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .errors import MountpointError
 from .fdops import FuseMount
 
-__all__ = ["DEAD_FUSE", "MountpointError", "Placement", "check_directory", "check_not_host_proc",
-           "check_not_host_sysfs",
-           "containing_mount", "fakesysfs_mounted_on", "is_dead_fuse_mount", "mount_on", "mounts",
-           "open_mountpoint", "open_proc_mountpoint", "wait_until_mounted"]
+__all__ = ["DEAD_FUSE", "DEV_FUSE", "MountpointError", "Placement", "check_directory", "check_not_host_proc",
+           "check_not_host_sysfs", "clear_stale_mount", "containing_mount", "fakesysfs_mounted_on",
+           "fuse_unavailable", "is_dead_fuse_mount", "is_mounted", "mount_on", "mounts", "open_mountpoint",
+           "open_proc_mountpoint", "unmount", "wait_until_mounted"]
+
+#: The FUSE device.
+DEV_FUSE = "/dev/fuse"
 
 #: A FUSE mount whose daemon died: ENOTCONN, or ECONNABORTED while the kernel tears it down.
 DEAD_FUSE = (errno.ENOTCONN, errno.ECONNABORTED)
-
-
-class MountpointError(Exception):
-    """A place the fake may not be mounted, or a mount that did not happen; one line."""
 
 
 # -- the mount table --------------------------------------------------------------------------
@@ -262,3 +264,63 @@ def wait_until_mounted(mountpoint: str, dir_fd: int, timeout: float = 5.0, *,
         if time.monotonic() > deadline:
             raise MountpointError(f"{what} but {mountpoint} is not mounted")
         time.sleep(0.01)
+
+
+# -- FUSE at hand, unmounting -----------------------------------------------------------------
+def fuse_unavailable(dev_fuse: str = DEV_FUSE) -> str | None:
+    """Why nothing can be mounted here (no FUSE device, no libfuse or binding), or None."""
+    if not os.path.exists(dev_fuse):
+        return (f"{dev_fuse} is missing: load the fuse module (modprobe fuse) or, in a container, pass the "
+                "device through (docker run --device /dev/fuse --cap-add SYS_ADMIN)")
+    try:
+        from . import _fuse  # noqa: F401  (loads libfuse)
+    except ImportError as exc:
+        return str(exc)
+    return None
+
+
+def is_mounted(mountpoint: str) -> bool:
+    try:
+        return os.path.ismount(mountpoint) or False
+    except OSError:
+        return False
+
+
+def unmount(mountpoint: str, lazy: bool = False) -> list[str]:
+    """Unmount with the first of fusermount3, fusermount, umount that manages: [] on
+    success, else every tool's reason (the last is the most telling)."""
+    reasons = []
+    for tool, flags in (("fusermount3", ["-u"]), ("fusermount", ["-u"]), ("umount", [])):
+        if shutil.which(tool) is None:
+            continue
+        if lazy:
+            flags = [*flags, "-z" if tool.startswith("fusermount") else "-l"]
+        try:
+            done = subprocess.run([tool, *flags, mountpoint], capture_output=True, text=True, timeout=30,
+                                  check=False)
+        except subprocess.TimeoutExpired:
+            reasons.append(f"{tool} did not finish within 30 s")
+            continue
+        if done.returncode == 0:
+            return []
+        reasons.append(done.stderr.strip() or f"{tool} exited {done.returncode}")
+    return reasons or ["none of fusermount3, fusermount, umount is installed (apt-get install fuse3)"]
+
+
+def clear_stale_mount(mountpoint: str) -> None:
+    """Unmount a fakesysfs mount whose daemon died ("Transport endpoint is not connected"),
+    lazily if something still holds it; any other dead FUSE mount is left alone
+    (MountpointError)."""
+    # The mount table has real paths (the dead mount itself cannot be resolved: its parent can).
+    real = os.path.join(os.path.realpath(os.path.dirname(mountpoint)), os.path.basename(mountpoint))
+    mine = containing_mount(real, mounts())
+    if mine is None or mine[0] != real or mine[1] != "fuse.fakesysfs":
+        what = f"a {mine[1]} mount" if mine is not None and mine[0] == real else "a mount"
+        raise MountpointError(f"{mountpoint} is {what} whose daemon is gone (Transport endpoint is not "
+                              f"connected), not a fakesysfs one: unmount it yourself (fusermount -u {mountpoint})")
+    reasons = unmount(mountpoint, lazy=False)
+    if reasons:
+        reasons = unmount(mountpoint, lazy=True)
+    if reasons:
+        raise MountpointError(f"{mountpoint} is a fakesysfs mount whose daemon is gone (Transport endpoint is "
+                              f"not connected) and it cannot be unmounted: {reasons[-1]}")

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from .engine.events import EVENTS_KEPT
+from .errors import NotPrivateNetns
 
 if TYPE_CHECKING:
     from .engine.events import EventLog, Uevent
@@ -66,10 +67,6 @@ GROUP_UDEV = 2
 UDEV_MONITOR_MAGIC = 0xFEEDCAFE
 #: struct monitor_netlink_header: prefix, magic (BE), 3 sizes (host order), 4 filters (BE).
 _HEADER_SIZE = 40
-
-
-class NotPrivateNetns(RuntimeError):
-    """Refusing to broadcast uevents into the host's network namespace."""
 
 
 # -- hashing (systemd src/basic/MurmurHash2.c, bloom from sd-device/device-monitor.c) ---------

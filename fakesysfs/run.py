@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .devfs import DEV_LINKS, DEV_NODES, DevNode, Devtmpfs, DevTree, tree_devices
+from .errors import MountError, NamespaceError
 from .nsops import (
     CLONE_NEWNET,
     CLONE_NEWNS,
@@ -109,9 +110,6 @@ GRACE = 1.0
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _WAITED = {*FORWARDED, signal.SIGCHLD}
 
-class NamespaceError(RuntimeError):
-    """The private namespace or one of its mounts could not be set up (one line)."""
-
 
 @dataclass(slots=True)
 class RunOptions:
@@ -138,6 +136,8 @@ class RunOptions:
     rules: list[str] = field(default_factory=list)
     #: More ops for the daemon's control socket (the harness's: ``Harness.register_control``).
     control_ops: ServerOps | None = None
+    #: Called in the daemon once its stderr is the ``log_fd`` (the log file's line format).
+    on_log_file: Callable[[], None] | None = None
 
 
 # -- the namespace --------------------------------------------------------------------------
@@ -410,7 +410,7 @@ def _close_fds(keep: set[int]) -> None:
 def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
                  devfs: DevTree | None) -> int:
     """Serve the tree at /sys; devtmpfs on the side. Reports "ok" or "error: ..." on ready_fd."""
-    from .fuse_adapter import MountError, serve
+    from .fuse_adapter import serve
 
     os.setsid()  # the terminal's ^C is for COMMAND
     _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -458,6 +458,8 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
         os.write(ready_fd, b"ok\n")
         os.close(ready_fd)
         os.dup2(log_fd, 2)
+        if options.log_fd is not None and options.on_log_file is not None:
+            options.on_log_file()
 
     try:
         if serve(tree, "/sys", foreground=True, allow_other=True, ready_callback=ready) == "signal":

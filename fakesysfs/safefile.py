@@ -58,6 +58,8 @@ import secrets
 import stat
 from collections.abc import Iterable
 
+from .errors import UnsafeFileError
+
 __all__ = ["UnsafeFileError", "fresh_private_dir", "open_append", "open_append_created", "open_checked_dir",
            "private_dir",
            "read_regular", "remove_created", "replace"]
@@ -69,18 +71,6 @@ PROC_USER_INIT_INO = 0xEFFFFFFD
 MAXSYMLINKS = 40
 #: Attempts at a free random name for a temporary file or a private directory.
 _TRIES = 100
-
-
-class UnsafeFileError(OSError):
-    """A file or directory fakesysfs refuses to use; ``filename`` names it, ``strerror`` says why."""
-
-    def __init__(self, path: str, reason: str, err: int = errno.EPERM, *, names_path: bool = False) -> None:
-        super().__init__(err, reason, path)
-        #: The reason already names the path (a directory or link on the way to the file).
-        self.names_path = names_path
-
-    def __str__(self) -> str:
-        return str(self.strerror) if self.names_path else f"{self.filename}: {self.strerror}"
 
 
 def in_initial_userns() -> bool:

@@ -31,20 +31,21 @@ import contextlib
 import copy
 import os
 import re
-import shutil
-import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from errno import ELOOP
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from . import state as _state
 from .config import BootConfig
+from .errors import KernelError, MountError
 from .harness import Harness, StoreRecord, parse_errno
+from .sysfs.tree import Link
 
 if TYPE_CHECKING:
     from .control import ControlServer
@@ -85,11 +86,17 @@ class Simulation:
     #: The harness: ops, store trace, history, journal (``fakesysfs/harness.py``).
     harness: Harness
 
-    def __init__(self, topology: TopologySource = None, *, state: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, topology: TopologySource = None, *, state: str | os.PathLike[str] | None = None,
+                 validate: bool = True) -> None:
         """Boot ``topology`` (a TOML file path, TOML text, a ``BootConfig`` (copied), or None for
         the embedded default). With ``state``, changes are journaled durably to that file;
         an existing state file is resumed (its recorded topology is booted and its changes
-        replayed; a ``topology`` given as well must be the recorded one)."""
+        replayed; a ``topology`` given as well must be the recorded one).
+
+        ``validate=False`` boots a ``BootConfig`` as the engine takes it, without the checks
+        a topology file gets: for firmware the TOML format refuses but a kernel meets (an
+        hmem range with no NUMA node, a range off the dax region alignment); the kernel's own
+        boot checks still apply (ConfigError), and such a machine has no topology text to export."""
         from .machine import boot, boot_state
         from .topology import (
             default_topology_text,
@@ -101,10 +108,13 @@ class Simulation:
 
         text: str | None = None
         config: BootConfig | None = None
+        if not validate and state is not None:
+            raise ValueError("a state file records a topology file's text: validate=False cannot have one")
         if isinstance(topology, BootConfig):
             config = copy.deepcopy(topology)  # hot-plug adds producers to the kernel's config
-            validate_config(config)
-            text = dump_topology(config)
+            if validate:
+                validate_config(config)
+                text = dump_topology(config)
         elif isinstance(topology, str) and _is_toml_text(topology):
             text = topology
         elif topology is not None:
@@ -136,18 +146,73 @@ class Simulation:
         self.harness.close()
 
     # -- the tree ---------------------------------------------------------------------------------
+    # Paths are below the mount (``/devices/...``, ``/bus/dax/devices/dax0.0/size``) and are
+    # resolved as the VFS resolves them on the mount: symlinks anywhere (``/bus/dax/devices/``,
+    # ``driver``, ``subsystem``) are followed, and a ``..`` after a link goes up from its target.
+    def realpath(self, path: str, *, follow_last: bool = True) -> str:
+        """``path`` with every symlink resolved (the last one only if ``follow_last``), as
+        ``realpath`` on the mount gives it; KernelError ENOENT/ENOTDIR for a missing
+        component, ELOOP after 40 links (the VFS's MAXSYMLINKS)."""
+        with self.tree.lock:
+            if "/." not in path:  # most paths name no link to follow: one lookup says so
+                try:
+                    node = self.tree.lookup(path)
+                    if not (follow_last and isinstance(node, Link)):
+                        return "/" + "/".join(p for p in path.split("/") if p)
+                except KernelError:
+                    pass
+            todo = [p for p in path.split("/") if p]
+            done: list[str] = []
+            hops = 0
+            while todo:
+                part = todo.pop(0)
+                if part == ".":
+                    continue
+                if part == "..":
+                    if done:
+                        done.pop()
+                    continue
+                node = self.tree.lookup("/" + "/".join([*done, part]))
+                if isinstance(node, Link) and (todo or follow_last):
+                    hops += 1
+                    if hops > 40:
+                        raise KernelError(ELOOP)
+                    todo = [p for p in node.target.split("/") if p] + todo
+                    if node.target.startswith("/"):
+                        done = []
+                    continue
+                done.append(part)
+            return "/" + "/".join(done)
+
     def cat(self, path: str) -> str:
-        """Read a file of the tree (path below the mount, ``/devices/...``) to its end, as
-        ``cat`` would; KernelError with the errno of the open or read."""
-        fh = self.tree.open(path, os.O_RDONLY)
+        """Read a file of the tree to its end, as ``cat`` would; KernelError with the errno of
+        the open or read."""
+        fh = self.tree.open(self.realpath(path), os.O_RDONLY)
         data = b""
         while chunk := self.tree.read(fh, 65536, len(data)):
             data += chunk
         return data.decode("latin-1")
 
     def echo(self, path: str, data: str | bytes, newline: bool = True) -> int:
-        """One store, as ``echo data > path``; KernelError with the kernel's errno on failure."""
-        return self.tree.echo(path, data, newline)
+        """One store, as ``echo data > path`` (``newline``: a str gets a newline appended, as
+        echo does); returns the count; KernelError with the kernel's errno on failure."""
+        return self.tree.echo(self.realpath(path), data, newline)
+
+    def ls(self, path: str) -> list[str]:
+        """The names in a directory, in the order ``readdir`` gives them."""
+        return self.tree.readdir(self.realpath(path))
+
+    def readlink(self, path: str) -> str:
+        """The target of a symlink, as the kernel reports it (relative for sysfs)."""
+        return self.tree.readlink(self.realpath(path, follow_last=False))
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` is there (a symlink counts itself, like ``os.path.lexists``)."""
+        try:
+            self.realpath(path, follow_last=False)
+        except KernelError:
+            return False
+        return True
 
     # -- state ------------------------------------------------------------------------------------
     def blocks(self) -> list[_state.BlockInfo]:
@@ -388,8 +453,6 @@ class Simulation:
         ``allow_other`` lets other users in. Raises MountError, also where ``fakesysfs mount``
         refuses to mount (fakesysfs/mountpoint.py: the host's sysfs, a busy directory); the
         mount goes on the very directory that was checked."""
-        from .fuse_adapter import MountError
-
         if self._mount is not None:
             raise MountError(f"this simulation is already mounted at {self._mount.path}")
         self._mount = _Mount.start(self, mountpoint, allow_other)
@@ -403,32 +466,6 @@ class Simulation:
 
 
 # -- the mount thread ---------------------------------------------------------------------------------
-def _fuse_unavailable() -> str | None:
-    if not os.path.exists("/dev/fuse"):
-        return ("/dev/fuse is missing: load the fuse module (modprobe fuse) or, in a container, pass the device "
-                "through (docker run --device /dev/fuse --cap-add SYS_ADMIN)")
-    try:
-        from . import _fuse  # noqa: F401
-    except ImportError as exc:
-        return str(exc)
-    return None
-
-
-def _unmount(path: Path, lazy: bool = False) -> str | None:
-    """None on success, else the reason."""
-    reasons = []
-    for tool, flags in (("fusermount3", ["-u"]), ("fusermount", ["-u"]), ("umount", [])):
-        if shutil.which(tool) is None:
-            continue
-        if lazy:
-            flags = [*flags, "-z" if tool.startswith("fusermount") else "-l"]
-        done = subprocess.run([tool, *flags, str(path)], capture_output=True, text=True, timeout=30, check=False)
-        if done.returncode == 0:
-            return None
-        reasons.append(done.stderr.strip() or f"{tool} exited {done.returncode}")
-    return reasons[-1] if reasons else "none of fusermount3, fusermount, umount is installed"
-
-
 @dataclass
 class _Mount:
     path: Path
@@ -445,9 +482,8 @@ class _Mount:
         """Mount where ``fakesysfs mount`` would (fakesysfs/mountpoint.py: never over the
         host's sysfs, on the very directory that was checked) and serve from a thread."""
         from . import mountpoint as rules
-        from .fuse_adapter import MountError
 
-        reason = _fuse_unavailable()
+        reason = rules.fuse_unavailable()
         if reason is not None:
             raise MountError(f"cannot mount: {reason}")
         owns_dir = mountpoint is None
@@ -479,7 +515,7 @@ class _Mount:
                placement: Placement, placed: contextlib.ExitStack) -> _Mount:
         from . import mountpoint as rules
         from .control import ControlServer
-        from .fuse_adapter import MountError, serve
+        from .fuse_adapter import serve
 
         server: ControlServer | None = None
         try:
@@ -516,12 +552,14 @@ class _Mount:
         return mount
 
     def stop(self, sim: Simulation) -> None:
+        from . import mountpoint as rules
+
         if self.thread.is_alive():
             if self.placement is not None and self.placement.fuse_mount is not None:
                 with contextlib.suppress(OSError):
                     self.placement.unmount()
-            elif os.path.ismount(self.path) and _unmount(self.path) is not None:
-                _unmount(self.path, lazy=True)
+            elif os.path.ismount(self.path) and rules.unmount(str(self.path)):
+                rules.unmount(str(self.path), lazy=True)
         self.thread.join(MOUNT_TIMEOUT)
         self.placed.close()
         if self.server is not None:

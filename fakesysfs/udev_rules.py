@@ -1,6 +1,6 @@
 """A udev rules runner: rules files applied to a mount's uevents as systemd-udevd 252 would.
 
-``fakesysfs udev MOUNTPOINT --rules FILE...`` (and ``fakesysfs run --rules FILE``) reads
+``fakesysfs udev MOUNTPOINT --rules FILE [--rules FILE...]`` (and ``fakesysfs run --rules FILE``) reads
 the mount's events from its control socket and, for each event, walks the rules the way
 ``udev_rules_apply_to_event()`` does (systemd src/udev/udev-rules.c):
 
@@ -45,26 +45,24 @@ order (udevd would run unrelated devices in parallel).
 
 from __future__ import annotations
 
-import argparse
 import errno
 import logging
 import os
 import platform
 import re
 import shlex
-import signal
 import stat
 import subprocess
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
 from .engine.events import Uevent
+from .errors import RulesError
 from .fdops import FUSE_SUPER_MAGIC, fs_type, open_beneath
 from .netlink import UdevDatabase, sd_device_properties, udev_properties
 
-__all__ = ["RulesError", "RulesRunner", "UdevRules", "add_parser", "fnmatch_udev", "udev_replace_chars"]
+__all__ = ["RulesError", "RulesRunner", "UdevRules", "fnmatch_udev", "udev_replace_chars"]
 
 log = logging.getLogger("fakesysfs.udev")
 
@@ -74,10 +72,6 @@ UDEV_LIBEXEC_DIR = "/lib/udev"
 PROGRAM_TIMEOUT = 180.0
 #: The largest rules file read (a distribution's whole rules.d is well under 1 MiB).
 MAX_RULES_BYTES = 16 << 20
-
-
-class RulesError(Exception):
-    """The rules cannot be loaded or applied at all (one line for a person)."""
 
 
 # -- tokens -------------------------------------------------------------------------------------
@@ -1312,47 +1306,3 @@ def run_rules(mountpoint: str, rules: UdevRules, *, consts: dict[str, str] | Non
             if on_event is not None:
                 on_event(event)
     return 0
-
-
-def _cmd_udev(args: argparse.Namespace) -> int:
-    from .control import ControlError
-    from .errors import CliError
-
-    def stop(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    # Also when started with SIGINT ignored (a background job of a non-interactive shell),
-    # as udevadm's sd_event signal handling does.
-    signal.signal(signal.SIGINT, stop)
-    consts = {}
-    for item in args.const or ():
-        key, sep, value = item.partition("=")
-        if not sep or key not in ("arch", "virt"):
-            raise CliError(f"--const takes arch=VALUE or virt=VALUE, not {item!r}")
-        consts[key] = value
-    try:
-        rules = UdevRules.load(args.rules)
-
-        def ready() -> None:
-            print(f"fakesysfs udev: applying {len(args.rules)} rules file(s), {rules.line_count} rule lines, to the "
-                  f"events of {args.mountpoint}; stop with Ctrl-C", file=sys.stderr, flush=True)
-
-        return run_rules(args.mountpoint, rules, consts=consts, programs=args.programs, on_ready=ready)
-    except (RulesError, ControlError) as exc:
-        raise CliError(str(exc)) from None
-    except KeyboardInterrupt:
-        return 0
-
-
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``udev`` with the ``fakesysfs`` command's subparsers."""
-    p = commands.add_parser("udev", help="apply udev rules files to a mount's uevents, as systemd-udevd would")
-    p.add_argument("mountpoint", metavar="MOUNTPOINT")
-    p.add_argument("--rules", nargs="+", required=True, metavar="FILE", help="rules files, applied in this order")
-    p.add_argument("--const", action="append", metavar="KEY=VALUE",
-                   help="CONST{arch} / CONST{virt} value (default: this machine's arch, virt=none)")
-    p.add_argument("--programs", choices=("auto", "host", "skip"), default="auto",
-                   help="RUN/PROGRAM commands: auto = with the mount at /sys (private mount namespace, root); "
-                        "host = directly, seeing the host's /sys; skip = not at all")
-    p.set_defaults(func=_cmd_udev)

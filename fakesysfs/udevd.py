@@ -9,7 +9,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from .netlink import NetlinkForwarder, NetlinkSender, NotPrivateNetns, Processor
+from .errors import NotPrivateNetns, RulesError
+from .netlink import NetlinkForwarder, NetlinkSender, Processor
 
 if TYPE_CHECKING:
     from .control import ServerOps
@@ -62,7 +63,7 @@ def start_event_services(kernel: Kernel, *, rules: Sequence[str] = (), netlink: 
         log.warning("no control socket (fakesysfs monitor will not work): %s", exc)
     processor: Processor | None = None
     if rules:
-        from .udev_rules import RulesError, RulesRunner, UdevRules
+        from .udev_rules import RulesRunner, UdevRules
 
         try:
             processor = RulesRunner(UdevRules.load(rules, report=report_unsupported), sysfs_root).process

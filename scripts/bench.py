@@ -62,17 +62,20 @@ from fakesysfs.topology import default_topology_text, load_topology
 PY = sys.executable
 CLI = [PY, "-m", "fakesysfs.cli"]
 BARE = [PY, str(REPO / "scripts" / "bench_bare_fuse.py")]
-# Daemons and tools start as from an installed package: with compiled bytecode (kept in
-# PYCACHE, outside the repository), whatever PYTHONDONTWRITEBYTECODE says here.
-PYCACHE = Path(tempfile.gettempdir()) / "fakesysfs-bench-pycache"
+# Daemons and tools start as from an installed package: with compiled bytecode, whatever
+# PYTHONDONTWRITEBYTECODE says here. It is a cache kept between runs, outside the repository:
+# in the user's cache directory ($XDG_CACHE_HOME, else ~/.cache), not in /tmp.
+PYCACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fakesysfs" / "bench-pycache"
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV.update(PYTHONPATH=str(REPO), PYTHONPYCACHEPREFIX=str(PYCACHE))
 KI = 1024
 BLOCK = 128 << 20
 
 # -- bookkeeping ----------------------------------------------------------------------------------
-WORK = Path(tempfile.mkdtemp(prefix="fakesysfs-bench-", dir="/tmp"))
-SHM = Path(tempfile.mkdtemp(prefix="fakesysfs-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"))
+#: The run's scratch directories (mountpoints, topologies; the tmpfs floor), made by
+#: ``_make_scratch`` when a run starts and removed at exit: importing this module makes none.
+WORK = Path("/nonexistent/fakesysfs-bench")
+SHM = Path("/nonexistent/fakesysfs-bench")
 _MOUNTS: list[Path] = []
 _PROCS: list[subprocess.Popen] = []
 RESULTS: dict[str, Any] = {}
@@ -89,7 +92,11 @@ def _cleanup() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
 
 
-atexit.register(_cleanup)
+def _make_scratch() -> None:
+    global WORK, SHM
+    atexit.register(_cleanup)
+    WORK = Path(tempfile.mkdtemp(prefix="fakesysfs-bench-", dir="/tmp"))
+    SHM = Path(tempfile.mkdtemp(prefix="fakesysfs-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"))
 
 
 def unmount(path: Path) -> None:
@@ -768,6 +775,7 @@ def main() -> int:
     args.dax_runs = 1 if args.quick else 3
     skip = set(filter(None, args.skip.split(",")))
 
+    _make_scratch()
     started = time.perf_counter()
     load = os.getloadavg()
     emit("## fakesysfs benchmark\n")

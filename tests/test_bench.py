@@ -131,6 +131,7 @@ def test_benchmark_prints_every_figure_beside_its_floors(tmp_path: Path) -> None
         [sys.executable, str(REPO / "scripts" / "bench.py"), "--quick", "--skip", "jobs,scale", "--rounds", "2",
          "--batch", "4", "--json", str(out)],
         capture_output=True, text=True, timeout=300, check=False,
+        env=dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache")),  # its bytecode cache, not the user's
     )
     assert done.returncode == 0, done.stderr[-2000:]
     import bench

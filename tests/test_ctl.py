@@ -82,15 +82,35 @@ def test_hotplug_faults_and_inspection_from_the_shell(fakesysfs_mount: Simulatio
 def test_refusals_are_one_line_with_the_reason(fakesysfs_mount: Simulation, capsys) -> None:
     mnt = fakesysfs_mount.mountpoint
     assert ctl_fails(capsys, mnt, "add-cxl-region", "1G", "1", "start=0x1") == (
-        "fakesysfs: error: add-cxl-region: add_cxl_region: start 0x1 and size 0x40000000 must be multiples of "
+        "fakesysfs: error: add-cxl-region: start 0x1 and size 0x40000000 must be multiples of "
         "the 256 MiB CXL decoder granularity\n")
     assert "overlaps System RAM" in ctl_fails(capsys, mnt, "add-cxl-region", "1G", "1", "start=0")
-    assert "there is no hmem device hmem.9" in ctl_fails(capsys, mnt, "remove", "hmem.9")
+    assert ctl_fails(capsys, mnt, "remove", "hmem.9") == "fakesysfs: error: remove: there is no hmem device hmem.9\n"
     assert "expected KEY=VALUE" in ctl_fails(capsys, mnt, "block", "3", "pinned")
     assert "fault: use" in ctl_fails(capsys, mnt, "fault", "notifier", "sideways", "12")
     assert "pinned + 99999999 used do not fit" in ctl_fails(capsys, mnt, "block", "4", "used=99999999")
-    assert "no event matching" in ctl_fails(capsys, mnt, "wait-event", "--timeout", "0.05", "ACTION=bogus")
+    assert ctl_fails(capsys, mnt, "wait-event", "--timeout", "0.05", "ACTION=bogus", "SUBSYSTEM=memory") == (
+        "fakesysfs: error: wait-event: no event matching ACTION=bogus SUBSYSTEM=memory after SEQNUM 0 within 0.05 s\n")
+    assert ctl_fails(capsys, mnt, "wait-store", "--timeout", "0", "--data", "bogus") == (
+        "fakesysfs: error: wait-store: no store matching data=bogus after #0 within 0 s\n")
     assert "is not a fakesysfs mount" in ctl_fails(capsys, fakesysfs_mount.mountpoint / "devices", "state")
+
+
+def test_a_missing_argument_is_named_alone(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # argparse counts an empty "KEY=VALUE..." list among the missing arguments unless it has a default
+    with pytest.raises(SystemExit) as exc:
+        main(["ctl", str(tmp_path), "add-cxl-region", "16G"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].endswith("error: the following arguments are required: NODE"), err
+
+
+def test_ctl_help_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["ctl", "--help"])
+    out = capsys.readouterr().out
+    assert "fakesysfs ctl MNT add-cxl-region 16G 1" in out
+    assert "``" not in out and ":func:" not in out
 
 
 def test_wait_commands_block_until_it_happens(fakesysfs_mount: Simulation, capsys) -> None:

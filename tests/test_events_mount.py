@@ -26,9 +26,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ENV, FAKESYSFS, fakesysfs, fuse_unavailable_reason, make_mountpoint, topology_text, unmount
+from conftest import (
+    ENV,
+    FAKESYSFS,
+    example_config,
+    fakesysfs,
+    fuse_unavailable_reason,
+    make_mountpoint,
+    topology_text,
+    unmount,
+)
 
-from fakesysfs.config import BootConfig, CxlRegionConfig, GiB, MemRange, NodeConfig
+from fakesysfs import Simulation
+from fakesysfs.config import CxlRegionConfig, GiB
 from fakesysfs.engine import Kernel
 from fakesysfs.engine.events import Uevent
 from fakesysfs.monitor import HEADER, format_event
@@ -38,13 +48,14 @@ from fakesysfs.netlink import (
     udev_message,
     udev_properties,
 )
-from fakesysfs.sysfs import build_tree
 from fakesysfs.udev_rules import RulesRunner, UdevRules, fnmatch_udev
 
 MEM = "devices/system/memory"
 REGION = "devices/platform/ACPI0017:00/root0/decoder0.0/region0/dax_region0"
 KMEM = "bus/dax/drivers/kmem"
 BLOCKS = range(522, 650)
+#: The SYNTH_UUID of the synthetic events that tell a subscription is live.
+UUID = "0b5d6a0e-4c3f-4a7a-9c5e-1f2e3d4c5b6a"
 
 TOPOLOGY = topology_text("example1")
 
@@ -258,15 +269,10 @@ class Mounted:
 
 
 @pytest.fixture
-def mounted(fuse_mount) -> Mounted:
-    config = BootConfig(
-        nodes=[NodeConfig(0, cpus=[0, 1], memory=[MemRange(0, 16 * GiB)])],
-        possible_nodes=[0, 1],
-        memmap_on_memory="Y",
-        cxl_regions=[CxlRegionConfig(0x1050000000, 16 * GiB, target_node=1)],
-    )
-    kernel = Kernel(config)
-    return Mounted(fuse_mount(build_tree(kernel)), kernel)
+def mounted() -> Iterator[Mounted]:
+    config = example_config(cxl_regions=[CxlRegionConfig(0x1050000000, 16 * GiB, target_node=1)])
+    with Simulation(config) as sim:
+        yield Mounted(sim.mount(), sim.kernel)
 
 
 def rebind(m: Mounted) -> Callable[[], None]:
@@ -587,6 +593,17 @@ def wait_for(text: str, file: str) -> str:
     return f"i=0; until grep -q '{text}' {file} 2>/dev/null; do i=$((i+1)); [ $i -gt 500 ] && break; sleep 0.02; done"
 
 
+def wait_lines(pattern: str, count: int | str, file: str) -> str:
+    """Shell: until ``file`` has ``count`` complete lines matching ``pattern`` (grep -e)."""
+    return (f"i=0; until [ $(cat {file} 2>/dev/null | grep -c -e '{pattern}') -ge {count} ]; do i=$((i+1)); "
+            "[ $i -gt 1500 ] && break; sleep 0.02; done")
+
+
+#: ``udevadm monitor`` prints this line once its udev monitor socket is set up (the "monitor
+#: will print" line before it comes first: systemd src/udev/udevadm-monitor.c, monitor_main).
+UDEV_SUBSCRIBED = "UDEV - the event which udev sends out"
+
+
 def property_blocks(out: str) -> list[dict[str, str]]:
     events, current = [], {}
     for line in out.splitlines():
@@ -603,11 +620,11 @@ def property_blocks(out: str) -> list[dict[str, str]]:
 def test_udevadm_monitor_udev_receives_memory_add_and_online_with_working_filters() -> None:
     script = (
         "udevadm monitor --udev --property --subsystem-match=memory > /run/m.txt 2>&1 & M=$!; "
-        + wait_for("monitor will print", "/run/m.txt") + "; "
+        + wait_for(UDEV_SUBSCRIBED, "/run/m.txt") + "; "
         f"echo dax0.0 > /sys/{KMEM}/unbind; echo dax0.0 > /sys/{KMEM}/bind; "
         f"echo online_movable > /sys/{MEM}/memory522/state; echo online > /sys/{MEM}/memory523/state; "
-        + wait_for("DEVPATH=/devices/system/memory/memory523", "/run/m.txt") + "; "
-        + wait_for("ACTION=online", "/run/m.txt") + "; sleep 0.3; kill $M; wait; cat /run/m.txt"
+        # Each property block ends with an empty line, as the header does: 1 + 258 events.
+        + wait_lines("^$", 1 + 2 * len(BLOCKS) + 2, "/run/m.txt") + "; kill $M; wait; cat /run/m.txt"
     )
     done = run_in_namespace(script)
     assert done.returncode == 0, done.stderr
@@ -654,12 +671,17 @@ print('latency', max(lat))
 
 @needs_namespace
 def test_udevadm_trigger_change_on_memory_writes_every_block_and_emits_change_events() -> None:
+    # A monitor that prints no header (--json) has subscribed once it prints an event: a
+    # synthetic change with a UUID of our own is written until one shows (events before the
+    # subscription are never sent to it); those come before udevadm's, and are left out.
+    subscribed = (f"i=0; until [ -s /run/events.json ]; do echo 'change {UUID}' > /sys/{MEM}/memory522/uevent; "
+                  "i=$((i+1)); [ $i -gt 1500 ] && break; sleep 0.02; done")
     script = (
         "fakesysfs_monitor() { " + " ".join(FAKESYSFS) + " monitor --json -s memory /sys; }; "
-        "fakesysfs_monitor > /run/events.json 2>/run/err.txt & M=$!; sleep 1; "
+        "fakesysfs_monitor > /run/events.json 2>/run/err.txt & M=$!; " + subscribed + "; "
         "udevadm trigger --action=change --subsystem-match=memory; rc=$?; "
         "n=$(ls -d /sys/devices/system/memory/memory* | wc -l); "
-        + wait_for("memory649", "/run/events.json") + "; sleep 0.3; kill $M; wait; "
+        + wait_lines('"SYNTH_UUID": "0"', "$n", "/run/events.json") + "; kill $M; wait; "
         "echo \"rc=$rc blocks=$n\"; cat /run/events.json /run/err.txt"
     )
     done = run_in_namespace(script)
@@ -668,6 +690,11 @@ def test_udevadm_trigger_change_on_memory_writes_every_block_and_emits_change_ev
     rc, blocks = (int(part.split("=")[1]) for part in status.split())
     assert rc == 0
     events = [json.loads(line) for line in records]
+    synced = 0
+    while synced < len(events) and events[synced]["properties"].get("SYNTH_UUID") == UUID:
+        synced += 1
+    assert synced >= 1, "the monitor printed none of the synchronising events"
+    events = events[synced:]
     assert [e["action"] for e in events] == ["change"] * blocks
     assert len({e["devpath"] for e in events}) == blocks
     assert all(e["properties"]["SYNTH_UUID"] == "0" for e in events)
@@ -679,11 +706,10 @@ def test_run_rules_onlines_every_block_of_a_kmem_bind_and_broadcasts_after_the_r
     rules.write_text(RHEL8_RULES.replace('ATTR{state}=="offline"', 'ENV{.done}="1", ATTR{state}=="offline"'))
     script = (
         "udevadm monitor --udev --property --subsystem-match=memory > /run/m.txt 2>&1 & M=$!; "
-        + wait_for("monitor will print", "/run/m.txt") + "; "
+        + wait_for(UDEV_SUBSCRIBED, "/run/m.txt") + "; "
         f"echo dax0.0 > /sys/{KMEM}/unbind; echo dax0.0 > /sys/{KMEM}/bind; "
-        + wait_for("DEVPATH=/devices/system/memory/memory649", "/run/m.txt") + "; "
-        "i=0; until [ $(grep -c ACTION=online /run/m.txt) -ge 128 ]; do i=$((i+1)); [ $i -gt 500 ] && break; "
-        "sleep 0.02; done; kill $M; wait; "
+        # Every block removed, added and onlined by the rules, each block ending with an empty line.
+        + wait_lines("^$", 1 + 3 * len(BLOCKS), "/run/m.txt") + "; kill $M; wait; "
         f"cat /sys/{MEM}/memory*/state | sort | uniq -c; echo ---; cat /run/m.txt"
     )
     done = run_in_namespace(script, "--rules", str(rules))

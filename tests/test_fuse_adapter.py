@@ -23,6 +23,7 @@ import pytest
 from conftest import ENV, DemoTree, build_demo_tree, make_mountpoint, unmount
 
 from fakesysfs import cli
+from fakesysfs import mountpoint as mountpoint_rules
 from fakesysfs.errors import ConfigError
 from fakesysfs.fuse_adapter import TreeOperations, fuse_options
 from fakesysfs.sysfs.tree import Attr, Link, StaticDir, Tree
@@ -352,7 +353,7 @@ def test_mount_refuses_a_busy_mountpoint(
 def test_mount_without_dev_fuse_says_what_to_do(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(cli, "DEV_FUSE", str(tmp_path / "fuse"))
+    monkeypatch.setattr(mountpoint_rules, "DEV_FUSE", str(tmp_path / "fuse"))
     status, _, err = run_cli(capsys, "mount", str(tmp_path))
     assert_one_line_error(status, err, "is missing", "modprobe fuse")
 
@@ -370,14 +371,16 @@ def test_mount_reports_the_key_of_an_invalid_topology(
     def load_topology(_path: str | None = None, **_text: object) -> object:
         raise ConfigError("memory.block_size", "must be a power of two")
 
-    import fakesysfs.engine
-    import fakesysfs.sysfs
+    # Patched where the CLI's boot looks them up (fakesysfs/machine.py), imported first: an
+    # import of machine.py while fakesysfs.engine.Kernel was patched would keep the stand-in
+    # after the test, for every later Simulation of the session.
+    import fakesysfs.machine
     from fakesysfs.topology import read_topology_file
 
     stand_in = types.SimpleNamespace(load_topology=load_topology, read_topology_file=read_topology_file)
     monkeypatch.setitem(sys.modules, "fakesysfs.topology", stand_in)
-    monkeypatch.setattr(fakesysfs.engine, "Kernel", lambda config: config, raising=False)
-    monkeypatch.setattr(fakesysfs.sysfs, "build_tree", lambda kernel: kernel, raising=False)
+    monkeypatch.setattr(fakesysfs.machine, "Kernel", lambda config: config)
+    monkeypatch.setattr(fakesysfs.machine, "build_tree", lambda kernel: kernel)
     topology = tmp_path / "bad.toml"
     topology.write_text("[memory]\nblock_size = 3\n")
     mountpoint = tmp_path / "mnt"
@@ -408,7 +411,7 @@ import sys
 sys.path.insert(0, {str(TESTS)!r})
 from conftest import build_demo_tree
 from fakesysfs import cli, fuse_adapter
-cli._boot = lambda topology: (None, build_demo_tree().tree, None)
+cli.common.boot = lambda topology: (None, build_demo_tree().tree, None)
 if sys.argv[1] == "--serve-fails":
     def serve(*args, **kwargs):
         raise fuse_adapter.MountError("libfuse said no")

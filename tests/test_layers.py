@@ -25,7 +25,7 @@ SYSFS_MUST_NOT_IMPORT = {
     "fakesysfs.fuse_adapter",
     "fakesysfs._fuse",
     "fakesysfs.cli",
-    "fakesysfs.ctl",
+    "fakesysfs.daemon",
     "fakesysfs.run",
     "fakesysfs.nsops",
     "fakesysfs.debugfs",
@@ -215,3 +215,18 @@ def test_sysfs_tree_never_imports_fuse_cli_runner_or_harness() -> None:
         if dst in SYSFS_MUST_NOT_IMPORT
     ]
     assert not bad, "sysfs tree imports a layer above it:\n" + "\n".join(bad)
+
+
+def test_the_cli_is_the_top_layer() -> None:
+    # fakesysfs/cli/ turns arguments into calls of the modules below and their results
+    # into output: nothing below calls back up (``python -m fakesysfs`` runs it).
+    g = graph()
+    bad = [
+        edge(g, src, dst)
+        for src in sorted(g)
+        if not src.startswith("fakesysfs.cli") and src != "fakesysfs.__main__"
+        for dst in sorted(g[src])
+        if dst == "fakesysfs.cli" or dst.startswith("fakesysfs.cli.")
+    ]
+    assert not bad, "imports of the CLI from below it:\n" + "\n".join(bad)
+    assert {"fakesysfs.cli.mount", "fakesysfs.cli.ctl", "fakesysfs.cli.udev"} <= set(g)

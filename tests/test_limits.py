@@ -235,9 +235,9 @@ def test_a_hot_added_range_too_large_for_the_machine_is_refused(monkeypatch) -> 
     """The same budget holds at run time: ``hotplug/add_cxl_region`` (or ``fakesysfs ctl
     add-cxl-region``) of 16 TiB would make 128 Ki blocks, which this machine is told it
     cannot hold; the write fails with ENOSPC and nothing was added."""
-    from fakesysfs import cli
+    from fakesysfs.machine import boot_file
 
-    k, tree, _ = cli._boot(None)  # with the harness
+    k, tree, _ = boot_file(None)  # with the harness
     monkeypatch.setattr(config, "available_memory", lambda: 256 << 20)
     before = (set(k.blocks), set(k.dax_devices))
     with pytest.raises(KernelError) as exc:

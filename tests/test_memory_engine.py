@@ -8,8 +8,22 @@ import errno
 import os
 
 import pytest
-from memsim import CXL_SIZE, CXL_START, MEM, NODE, Sim, appendix_a_config, raises_errno
+from conftest import (
+    CXL_SIZE,
+    CXL_START,
+    MEM,
+    NODE,
+    add_kmem,
+    block_range,
+    block_state,
+    example_config,
+    meminfo,
+    raises_errno,
+    uevents,
+    valid_zones,
+)
 
+from fakesysfs import Simulation
 from fakesysfs.config import BootConfig, GiB, MemRange, MiB, NodeConfig
 from fakesysfs.engine import BlockState, Kernel
 from fakesysfs.engine.hotplug import MHP_MEMMAP_ON_MEMORY
@@ -19,35 +33,35 @@ PARAMS = "/module/memory_hotplug/parameters"
 FI = "/kernel/debug/notifier-error-inject/memory/actions"
 
 
-def online_all(sim: Sim, word: str = "online_movable", blocks=None) -> None:
-    for bid in blocks or sim.block_range():
+def online_all(sim: Simulation, word: str = "online_movable", blocks=None) -> None:
+    for bid in blocks or block_range(sim):
         assert sim.echo(f"{MEM}/memory{bid}/state", word) == len(word) + 1
 
 
 # -- 1.1 / 1.2: files and formats ------------------------------------------------------------------
 def test_block_size_bytes_is_lowercase_hex_without_prefix():
-    assert Sim().cat(f"{MEM}/block_size_bytes") == "8000000\n"
-    assert Sim(block_size=2 * GiB).cat(f"{MEM}/block_size_bytes") == "80000000\n"
+    assert Simulation(example_config()).cat(f"{MEM}/block_size_bytes") == "8000000\n"
+    assert Simulation(example_config(block_size=2 * GiB)).cat(f"{MEM}/block_size_bytes") == "80000000\n"
 
 
 def test_root_01_block_directories_only_where_memory_is_present():
     cfg = BootConfig(nodes=[NodeConfig(0, [0], [MemRange(0, 3 * GiB), MemRange(4 * GiB, 2 * GiB)])])
-    names = set(Sim(cfg).tree.readdir(MEM))
+    names = set(Simulation(cfg).tree.readdir(MEM))
     assert {"memory0", "memory23", "memory32", "memory47"} <= names
     assert not {f"memory{i}" for i in range(24, 32)} & names
     assert "memory48" not in names
 
 
 def test_phys_index_is_zero_padded_hex():
-    sim = Sim()
-    sim.add_kmem()
+    sim = Simulation(example_config())
+    add_kmem(sim)
     assert sim.cat(f"{MEM}/memory40/phys_index") == "00000028\n"
     assert sim.cat(f"{MEM}/memory522/phys_index") == "0000020a\n"
     assert sim.cat(f"{MEM}/memory649/phys_index") == "00000289\n"
 
 
 def test_block_directory_files_modes_and_links():
-    sim = Sim()
+    sim = Simulation(example_config())
     t = sim.tree
     names = set(t.readdir(f"{MEM}/memory40"))
     assert names == {"node0", "online", "phys_device", "phys_index", "power", "removable", "state",
@@ -65,7 +79,7 @@ def test_block_directory_files_modes_and_links():
 
 
 def test_sys_01_open_checks_mode_bits_even_for_root():
-    t = Sim().tree
+    t = Simulation(example_config()).tree
     with raises_errno(errno.EACCES):
         t.open(f"{MEM}/block_size_bytes", os.O_WRONLY)
     with raises_errno(errno.EACCES):
@@ -75,29 +89,29 @@ def test_sys_01_open_checks_mode_bits_even_for_root():
 
 
 def test_sys_02_zero_length_write_never_reaches_the_store():
-    t = Sim().tree
+    t = Simulation(example_config()).tree
     fh = t.open(f"{MEM}/auto_online_blocks", os.O_WRONLY)
     assert t.write(fh, b"") == 0
 
 
 def test_sys_02_text_ends_at_first_nul_and_count_is_the_full_write():
-    sim = Sim()
+    sim = Simulation(example_config())
     assert sim.echo(f"{MEM}/auto_online_blocks", b"online_movable\0garbage", newline=False) == 22
     assert sim.cat(f"{MEM}/auto_online_blocks") == "online_movable\n"
 
 
 def test_sys_02_writes_are_cut_to_one_page():
-    sim = Sim()
+    sim = Simulation(example_config())
     with raises_errno(errno.EINVAL):
         sim.echo(f"{MEM}/auto_online_blocks", "x" * 5000)
 
 
 def test_sys_03_read_continues_in_the_snapshot_of_the_first_read():
-    sim = Sim()
+    sim = Simulation(example_config())
     t = sim.tree
     fh = t.open(f"{MEM}/memory40/state", os.O_RDONLY)
     assert t.read(fh, 3, 0) == b"onl"
-    sim.k.blocks[40].unmovable = 0
+    sim.kernel.blocks[40].unmovable = 0
     sim.echo(f"{MEM}/memory40/state", "offline")
     assert t.read(fh, 100, 3) == b"ine\n"
     assert t.read(fh, 100, 7) == b""
@@ -105,7 +119,7 @@ def test_sys_03_read_continues_in_the_snapshot_of_the_first_read():
 
 # -- auto_online_blocks ----------------------------------------------------------------------------
 def test_auto_online_blocks_accepts_the_four_words_only():
-    sim = Sim()
+    sim = Simulation(example_config())
     for word in ("online", "online_kernel", "online_movable", "offline"):
         assert sim.echo(f"{MEM}/auto_online_blocks", word) == len(word) + 1
         assert sim.cat(f"{MEM}/auto_online_blocks") == word + "\n"
@@ -115,36 +129,37 @@ def test_auto_online_blocks_accepts_the_four_words_only():
 
 
 def test_auto_01_auto_online_onlines_new_blocks_in_ascending_order():
-    sim = Sim()
+    sim = Simulation(example_config())
     sim.echo(f"{MEM}/auto_online_blocks", "online_movable")
-    mark = sim.k.events.seqnum
-    sim.add_kmem()
-    onl = [d for a, d in sim.events(mark) if a == "online"]
-    assert onl == [f"{MEM}/memory{b}" for b in sim.block_range()]
-    assert all(sim.zones(b) == "Movable" for b in sim.block_range())
+    mark = sim.kernel.events.seqnum
+    add_kmem(sim)
+    onl = [d for a, d in uevents(sim, mark) if a == "online"]
+    assert onl == [f"{MEM}/memory{b}" for b in block_range(sim)]
+    assert all(valid_zones(sim, b) == "Movable" for b in block_range(sim))
 
 
 def test_auto_01_failed_auto_online_leaves_blocks_offline_but_add_succeeds():
-    sim = Sim()
+    sim = Simulation(example_config())
     sim.echo(f"{MEM}/auto_online_blocks", "online")
     sim.echo(f"{FI}/MEM_GOING_ONLINE/error", "-12")
-    sim.add_kmem()
-    assert all(sim.state(b) == "offline" for b in sim.block_range())
+    add_kmem(sim)
+    assert all(block_state(sim, b) == "offline" for b in block_range(sim))
 
 
 def test_auto_02_memhp_default_state_sets_the_boot_value():
-    assert Sim(auto_online_blocks="online_kernel").cat(f"{MEM}/auto_online_blocks") == "online_kernel\n"
+    kernel_policy = Simulation(example_config(auto_online_blocks="online_kernel"))
+    assert kernel_policy.cat(f"{MEM}/auto_online_blocks") == "online_kernel\n"
 
 
 # -- 2.1 state machine -----------------------------------------------------------------------------
 @pytest.fixture
-def added() -> Sim:
-    sim = Sim()
-    sim.add_kmem()
+def added() -> Simulation:
+    sim = Simulation(example_config())
+    add_kmem(sim)
     return sim
 
 
-def test_a8_state_versus_online_writes(added: Sim):
+def test_a8_state_versus_online_writes(added: Simulation):
     sim = added
     s, o = f"{MEM}/memory522/state", f"{MEM}/memory522/online"
     assert sim.echo(o, "0") == 2  # offline, 0 > online: success, nothing happens
@@ -155,112 +170,111 @@ def test_a8_state_versus_online_writes(added: Sim):
         sim.echo(s, "online")
     with raises_errno(errno.EINVAL):
         sim.echo(s, "online_movable")
-    mark = sim.k.events.seqnum
+    mark = sim.kernel.events.seqnum
     assert sim.echo(o, "1") == 2
-    assert sim.events(mark) == []
+    assert uevents(sim, mark) == []
     for bad in ("Online", "ONLINE", "online ", "offline\n\n"):
         with raises_errno(errno.EINVAL):
             sim.echo(s, bad)
     with raises_errno(errno.EINVAL):
         sim.echo(o, "x")
     assert sim.echo(o, "no") == 3
-    assert sim.state(522) == "offline"
+    assert block_state(sim, 522) == "offline"
     assert sim.echo(o, "yes") == 4
-    assert sim.state(522) == "online"
+    assert block_state(sim, 522) == "online"
 
 
-def test_state_02_online_movable_write_returns_15_and_emits_online(added: Sim):
-    mark = added.k.events.seqnum
+def test_state_02_online_movable_write_returns_15_and_emits_online(added: Simulation):
+    mark = added.kernel.events.seqnum
     assert added.echo(f"{MEM}/memory522/state", "online_movable") == 15
-    assert added.events(mark) == [("online", f"{MEM}/memory522")]
+    assert uevents(added, mark) == [("online", f"{MEM}/memory522")]
     assert added.cat(f"{MEM}/memory522/online") == "1\n"
 
 
 def test_state_03_bool_parser_depends_on_profile():
-    new = Sim()
-    new.add_kmem()
+    new = Simulation(example_config())
+    add_kmem(new)
     assert new.echo(f"{MEM}/memory522/online", "enable") == 7
-    old = Sim(kernel_profile="6.9-6.16")
-    old.add_kmem()
+    old = Simulation(example_config(kernel_profile="6.9-6.16"))
+    add_kmem(old)
     with raises_errno(errno.EINVAL):
         old.echo(f"{MEM}/memory522/online", "enable")
     assert old.echo(f"{MEM}/memory522/online", "on") == 3
 
 
-def test_state_05_stale_online_type_quirk(added: Sim):
+def test_state_05_stale_online_type_quirk(added: Simulation):
     sim = added
     sim.echo(f"{MEM}/memory522/state", "online_kernel")
-    assert sim.zones(522) == "Normal"
+    assert valid_zones(sim, 522) == "Normal"
     with raises_errno(errno.EINVAL):
         sim.echo(f"{MEM}/memory522/state", "online_movable")  # rejected, but the type stays stored
     sim.echo(f"{MEM}/memory522/state", "offline")
-    assert sim.zones(522) == "Normal Movable"  # policy default is Normal...
+    assert valid_zones(sim, 522) == "Normal Movable"  # policy default is Normal...
     sim.echo(f"{MEM}/memory522/online", "1")
-    assert sim.zones(522) == "Movable"  # ...yet the stale Movable request wins
+    assert valid_zones(sim, 522) == "Movable"  # ...yet the stale Movable request wins
 
 
-def test_state_05_type_is_reset_after_an_attempt(added: Sim):
+def test_state_05_type_is_reset_after_an_attempt(added: Simulation):
     sim = added
     sim.echo(f"{MEM}/memory522/state", "online_movable")
     sim.echo(f"{MEM}/memory522/state", "offline")
     sim.echo(f"{MEM}/memory522/online", "1")
-    assert sim.zones(522) == "Normal"  # the Movable request was used up by the first onlining
+    assert valid_zones(sim, 522) == "Normal"  # the Movable request was used up by the first onlining
 
 
-def test_state_06_memtotal_grows_by_p_minus_v_per_altmap_block(added: Sim):
+def test_state_06_memtotal_grows_by_p_minus_v_per_altmap_block(added: Simulation):
     added.echo(f"{MEM}/memory522/state", "online_movable")
-    assert added.meminfo(1)["MemTotal"] == 129024
-    assert added.meminfo(1)["MemFree"] == 129024
-    plain = Sim()
-    plain.add_kmem(memmap_on_memory=False)
+    assert meminfo(added, 1)["MemTotal"] == 129024
+    assert meminfo(added, 1)["MemFree"] == 129024
+    plain = Simulation(example_config())
+    add_kmem(plain, memmap_on_memory=False)
     plain.echo(f"{MEM}/memory522/state", "online_movable")
-    assert plain.meminfo(1)["MemTotal"] == 131072
+    assert meminfo(plain, 1)["MemTotal"] == 131072
 
 
-def test_state_07_poisoned_block_refuses_onlining_with_ehwpoison(added: Sim):
-    added.k.blocks[522].poisoned = 1
-    mark = added.k.events.seqnum
+def test_state_07_poisoned_block_refuses_onlining_with_ehwpoison(added: Simulation):
+    added.kernel.blocks[522].poisoned = 1
+    mark = added.kernel.events.seqnum
     with raises_errno(EHWPOISON):
         added.echo(f"{MEM}/memory522/state", "online")
-    assert added.state(522) == "offline" and added.events(mark) == []
+    assert block_state(added, 522) == "offline" and uevents(added, mark) == []
 
 
 def test_state_08_boot_kernel_memory_refuses_offline_with_ebusy():
-    sim = Sim()
-    mark = sim.k.events.seqnum
+    sim = Simulation(example_config())
+    mark = sim.kernel.events.seqnum
     with raises_errno(errno.EBUSY):
         sim.echo(f"{MEM}/memory40/state", "offline")
-    assert sim.state(40) == "online" and sim.events(mark) == []
+    assert block_state(sim, 40) == "online" and uevents(sim, mark) == []
 
 
-def test_state_08_movable_blocks_offline_and_migrate_used_pages(added: Sim):
+def test_state_08_movable_blocks_offline_and_migrate_used_pages(added: Simulation):
     sim = added
     online_all(sim, blocks=[522, 523])
-    sim.k.blocks[522].movable_used = 1000
-    free_before = sim.meminfo(1)["MemFree"]
-    node0_free = sim.meminfo(0)["MemFree"]
+    sim.kernel.blocks[522].movable_used = 1000
+    free_before = meminfo(sim, 1)["MemFree"]
+    node0_free = meminfo(sim, 0)["MemFree"]
     sim.echo(f"{MEM}/memory522/state", "offline")
     # do_migrate_range(): another memory node (node 0) takes them, not memory523 of node 1.
-    assert sim.k.blocks[523].movable_used == 0
-    assert sim.meminfo(0)["MemFree"] == node0_free - 4000
-    assert sim.meminfo(1)["MemFree"] == free_before - (129024 - 4000)
-    assert sim.meminfo(1)["MemTotal"] == 129024
+    assert sim.kernel.blocks[523].movable_used == 0
+    assert meminfo(sim, 0)["MemFree"] == node0_free - 4000
+    assert meminfo(sim, 1)["MemFree"] == free_before - (129024 - 4000)
+    assert meminfo(sim, 1)["MemTotal"] == 129024
 
 
 def test_state_08_offline_migrates_to_the_source_node_only_when_it_is_the_only_memory_node():
     cfg = BootConfig(nodes=[NodeConfig(0, [0], [MemRange(0x100000000, 4 * GiB)])], boot_unmovable=False)
-    sim = Sim(cfg)
-    first, second = sorted(sim.k.blocks)[1:3]
+    sim = Simulation(cfg)
+    first, second = sorted(sim.kernel.blocks)[1:3]
     for bid in (first, second):
         sim.echo(f"{MEM}/memory{bid}/state", "offline")
         sim.echo(f"{MEM}/memory{bid}/state", "online_movable")
-    sim.k.set_block_usage(sim.k.blocks[first], movable_used=100)
+    sim.kernel.set_block_usage(sim.kernel.blocks[first], movable_used=100)
     sim.echo(f"{MEM}/memory{first}/state", "offline")
-    assert sim.k.blocks[second].movable_used == 100  # the same node, its highest zone first
+    assert sim.kernel.blocks[second].movable_used == 100  # the same node, its highest zone first
 
 
 def test_state_08_offline_migrates_to_the_nearest_memory_node():
-    from fakesysfs import Simulation
     from fakesysfs.testing import check_invariants
 
     # The default topology: node 0 DRAM; dax0.0 (node 1, CXL) and dax1.0 (node 2, hmem) are
@@ -276,7 +290,7 @@ def test_state_08_offline_migrates_to_the_nearest_memory_node():
         check_invariants(sim)
 
 
-def test_state_09_already_online_is_einval_before_operation_errors(added: Sim):
+def test_state_09_already_online_is_einval_before_operation_errors(added: Simulation):
     sim = added
     sim.echo(f"{MEM}/memory522/state", "online")
     sim.echo(f"{FI}/MEM_GOING_ONLINE/error", "-12")
@@ -286,10 +300,10 @@ def test_state_09_already_online_is_einval_before_operation_errors(added: Sim):
 
 
 def test_memory0_spans_two_zones_and_cannot_be_offlined():
-    sim = Sim()
-    assert sim.zones(0) == "none"
-    assert sim.zones(1) == "DMA32"
-    assert sim.zones(40) == "Normal"
+    sim = Simulation(example_config())
+    assert valid_zones(sim, 0) == "none"
+    assert valid_zones(sim, 1) == "DMA32"
+    assert valid_zones(sim, 40) == "Normal"
     with raises_errno(errno.EINVAL):
         sim.echo(f"{MEM}/memory0/state", "offline")
 
@@ -297,50 +311,50 @@ def test_memory0_spans_two_zones_and_cannot_be_offlined():
 def test_block_with_holes_cannot_be_offlined():
     cfg = BootConfig(nodes=[NodeConfig(0, [0], [MemRange(0x100000000, 0x4000000), MemRange(0x106000000, 0x2000000)])],
                      boot_unmovable=False)
-    sim = Sim(cfg)
+    sim = Simulation(cfg)
     with raises_errno(errno.EINVAL):
         sim.echo(f"{MEM}/memory32/state", "offline")
 
 
 # -- 2.2 zones -------------------------------------------------------------------------------------
-def test_zone_02_and_a7_contig_zones_walk_through(added: Sim):
+def test_zone_02_and_a7_contig_zones_walk_through(added: Simulation):
     sim = added
-    assert sim.zones(530) == "Normal Movable"
+    assert valid_zones(sim, 530) == "Normal Movable"
     sim.echo(f"{MEM}/memory530/state", "online_movable")
     sim.echo(f"{MEM}/memory540/state", "online_movable")
-    assert sim.zones(535) == "Movable Normal"
-    assert sim.zones(545) == "Normal Movable"
+    assert valid_zones(sim, 535) == "Movable Normal"
+    assert valid_zones(sim, 545) == "Normal Movable"
     sim.echo(f"{MEM}/memory535/online", "1")
-    assert sim.zones(535) == "Movable"
+    assert valid_zones(sim, 535) == "Movable"
     sim.echo(f"{MEM}/memory545/state", "online_kernel")
-    assert sim.zones(545) == "Normal"
+    assert valid_zones(sim, 545) == "Normal"
     sim.echo(f"{MEM}/memory540/state", "offline")
-    assert sim.zones(538) == "Normal Movable"
-    assert sim.zones(533) == "Movable Normal"
-    assert sim.zones(541) == "Normal Movable"
+    assert valid_zones(sim, 538) == "Normal Movable"
+    assert valid_zones(sim, 533) == "Movable Normal"
+    assert valid_zones(sim, 541) == "Normal Movable"
 
 
-def test_zone_02_both_spans_overlapping_gives_kernel_first(added: Sim):
+def test_zone_02_both_spans_overlapping_gives_kernel_first(added: Simulation):
     sim = added
     sim.echo(f"{MEM}/memory530/state", "online_movable")
     sim.echo(f"{MEM}/memory540/state", "online_movable")
     sim.echo(f"{MEM}/memory532/state", "online_kernel")
     sim.echo(f"{MEM}/memory538/state", "online_kernel")
-    assert sim.zones(535) == "Normal Movable"
+    assert valid_zones(sim, 535) == "Normal Movable"
 
 
 def test_movable_node_flag_makes_movable_the_default():
-    sim = Sim(movable_node=True)
-    sim.add_kmem()
-    assert sim.zones(530) == "Movable Normal"
+    sim = Simulation(example_config(movable_node=True))
+    add_kmem(sim)
+    assert valid_zones(sim, 530) == "Movable Normal"
 
 
-def test_zone_03_auto_movable_numa_aware_gives_normal_on_memory_only_nodes(added: Sim):
+def test_zone_03_auto_movable_numa_aware_gives_normal_on_memory_only_nodes(added: Simulation):
     sim = added
     sim.echo(f"{PARAMS}/online_policy", "auto-movable")
-    assert all(sim.zones(b) == "Normal Movable" for b in (522, 600, 649))
+    assert all(valid_zones(sim, b) == "Normal Movable" for b in (522, 600, 649))
     sim.echo(f"{PARAMS}/auto_movable_numa_aware", "N")
-    assert sim.zones(522) == "Movable Normal"
+    assert valid_zones(sim, 522) == "Movable Normal"
 
 
 def test_zone_03_global_ratio_decides_when_not_numa_aware():
@@ -348,34 +362,34 @@ def test_zone_03_global_ratio_decides_when_not_numa_aware():
         return BootConfig(nodes=[NodeConfig(0, [0, 1], [MemRange(4 * GiB, 8 * GiB)])], possible_nodes=[0, 1],
                           online_policy="auto-movable", auto_movable_numa_aware=False, memmap_on_memory="Y")
 
-    sim = Sim(small())
-    sim.add_kmem(size=16 * GiB)
-    assert sim.zones(522) == "Movable Normal"  # 16 GiB <= 3.01 * 8 GiB
-    sim = Sim(small())
-    sim.add_kmem(size=32 * GiB)
-    assert sim.zones(522) == "Normal Movable"  # 32 GiB > 24.08 GiB
+    sim = Simulation(small())
+    add_kmem(sim, size=16 * GiB)
+    assert valid_zones(sim, 522) == "Movable Normal"  # 16 GiB <= 3.01 * 8 GiB
+    sim = Simulation(small())
+    add_kmem(sim, size=32 * GiB)
+    assert valid_zones(sim, 522) == "Normal Movable"  # 32 GiB > 24.08 GiB
 
 
-def test_zone_auto_movable_ratio_zero_always_kernel(added: Sim):
+def test_zone_auto_movable_ratio_zero_always_kernel(added: Simulation):
     added.echo(f"{PARAMS}/online_policy", "auto-movable")
     added.echo(f"{PARAMS}/auto_movable_numa_aware", "0")
     added.echo(f"{PARAMS}/auto_movable_ratio", "0")
-    assert added.zones(522) == "Normal Movable"
+    assert valid_zones(added, 522) == "Normal Movable"
 
 
-def test_param_01_policy_changes_take_effect_at_next_decision_only(added: Sim):
+def test_param_01_policy_changes_take_effect_at_next_decision_only(added: Simulation):
     sim = added
     sim.echo(f"{MEM}/memory522/state", "online_movable")
     sim.echo(f"{PARAMS}/online_policy", "auto-movable")
-    assert sim.zones(522) == "Movable"
+    assert valid_zones(sim, 522) == "Movable"
 
 
 # -- 1.4 module parameters -------------------------------------------------------------------------
 def test_module_parameters_formats_and_errors():
-    sim = Sim()
+    sim = Simulation(example_config())
     assert sim.cat(f"{PARAMS}/memmap_on_memory") == "Y\n"
-    assert Sim(memmap_on_memory="force").cat(f"{PARAMS}/memmap_on_memory") == "force\n"
-    assert Sim(memmap_on_memory="N").cat(f"{PARAMS}/memmap_on_memory") == "N\n"
+    assert Simulation(example_config(memmap_on_memory="force")).cat(f"{PARAMS}/memmap_on_memory") == "force\n"
+    assert Simulation(example_config(memmap_on_memory="N")).cat(f"{PARAMS}/memmap_on_memory") == "N\n"
     assert sim.tree.getattr(f"{PARAMS}/memmap_on_memory").mode & 0o777 == 0o444
     assert sim.cat(f"{PARAMS}/online_policy") == "contig-zones\n"
     with raises_errno(errno.EINVAL):
@@ -397,83 +411,83 @@ def test_module_parameters_formats_and_errors():
 # -- 3 memmap_on_memory ----------------------------------------------------------------------------
 @pytest.mark.parametrize(("block_size", "vmemmap"), [(128 * MiB, 512), (2 * GiB, 8192), (1 << 30, 4096)])
 def test_a1_vmemmap_pages_per_block(block_size: int, vmemmap: int):
-    k = Kernel(appendix_a_config(block_size=block_size))
+    k = Kernel(example_config(block_size=block_size))
     assert k.memory_block_memmap_on_memory_pages() == vmemmap
     assert k.mhp_supports_memmap_on_memory()
 
 
 def test_mom_force_rounds_v_to_a_pageblock_and_support_needs_a_pmd_sized_memmap():
-    k = Kernel(appendix_a_config(struct_page_size=56, memmap_on_memory="force"))
+    k = Kernel(example_config(struct_page_size=56, memmap_on_memory="force"))
     assert k.memory_block_memmap_on_memory_pages() == 512  # 448 rounded up to 512
     assert not k.mhp_supports_memmap_on_memory()  # 1.75 MiB memmap is not PMD sized on x86
-    assert not Kernel(appendix_a_config(memmap_on_memory="N")).mhp_supports_memmap_on_memory()
+    assert not Kernel(example_config(memmap_on_memory="N")).mhp_supports_memmap_on_memory()
 
 
 def test_mom_unsupported_request_silently_takes_the_ordinary_path():
-    sim = Sim(memmap_on_memory="N")
-    sim.add_kmem(memmap_on_memory=True)
-    assert all(sim.k.blocks[b].altmap == 0 for b in sim.block_range())
+    sim = Simulation(example_config(memmap_on_memory="N"))
+    add_kmem(sim, memmap_on_memory=True)
+    assert all(sim.kernel.blocks[b].altmap == 0 for b in block_range(sim))
 
 
-def test_mom_03_08_vmemmap_pages_are_present_but_never_managed(added: Sim):
+def test_mom_03_08_vmemmap_pages_are_present_but_never_managed(added: Simulation):
     online_all(added)
-    z = added.k.nodes[1].zones["Movable"]
+    z = added.kernel.nodes[1].zones["Movable"]
     assert z.present == 128 * 32768 == 4194304
     assert z.managed == 128 * 32256 == 4128768
-    assert added.meminfo(1) == {**added.meminfo(1), "MemTotal": 16515072, "MemFree": 16515072, "MemUsed": 0}
+    assert meminfo(added, 1) == {**meminfo(added, 1), "MemTotal": 16515072, "MemFree": 16515072, "MemUsed": 0}
 
 
-def test_mom_04_offline_gives_back_present_and_managed(added: Sim):
+def test_mom_04_offline_gives_back_present_and_managed(added: Simulation):
     online_all(added, blocks=[522])
     added.echo(f"{MEM}/memory522/state", "offline")
-    z = added.k.nodes[1].zones["Movable"]
+    z = added.kernel.nodes[1].zones["Movable"]
     assert (z.present, z.managed, z.free) == (0, 0, 0)
 
 
-def test_mom_07_blocks_of_one_chunked_add_are_independent(added: Sim):
-    k = added.k
+def test_mom_07_blocks_of_one_chunked_add_are_independent(added: Simulation):
+    k = added.kernel
     k.remove_memory(CXL_START + 5 * k.block_size, k.block_size)
     assert 527 not in k.blocks and 526 in k.blocks and 528 in k.blocks
     online_all(added, blocks=[528])
-    assert added.state(528) == "online"
+    assert block_state(added, 528) == "online"
 
 
 # -- 4.2 add ---------------------------------------------------------------------------------------
 def test_a2_chunked_add_creates_node_then_blocks_with_events_in_order():
-    sim = Sim()
-    mark = sim.k.events.seqnum
-    sim.add_kmem()
-    ev = sim.events(mark)
+    sim = Simulation(example_config())
+    mark = sim.kernel.events.seqnum
+    add_kmem(sim)
+    ev = uevents(sim, mark)
     assert ev[:1] == [("add", f"{NODE}/node1")]  # 6.18: the node first (R-ADD-03 predates it)
     assert ev[1:] == [("add", f"{MEM}/memory{b}") for b in range(522, 650)]
     assert sim.cat(f"{NODE}/online") == "0-1\n"
     assert sim.cat(f"{NODE}/has_memory") == "0\n"
     assert sim.cat(f"{NODE}/node0/distance") == "10 20\n"
     assert sim.cat(f"{NODE}/node1/distance") == "20 10\n"
-    assert sim.meminfo(1)["MemTotal"] == 0
+    assert meminfo(sim, 1)["MemTotal"] == 0
     assert {f"memory{b}" for b in range(522, 650)} <= set(sim.tree.readdir(f"{NODE}/node1"))
-    assert all(sim.k.blocks[b].altmap == 512 for b in range(522, 650))
-    assert all(sim.zones(b) == "Normal Movable" for b in (522, 649))
+    assert all(sim.kernel.blocks[b].altmap == 512 for b in range(522, 650))
+    assert all(valid_zones(sim, b) == "Normal Movable" for b in (522, 649))
 
 
 def test_a2_node0_is_not_charged_with_memmap_on_memory():
-    sim = Sim()
-    before = sim.meminfo(0)
-    sim.add_kmem()
-    assert sim.meminfo(0) == before
+    sim = Simulation(example_config())
+    before = meminfo(sim, 0)
+    add_kmem(sim)
+    assert meminfo(sim, 0) == before
 
 
 def test_add_02_one_resource_per_add_nested_in_the_claim():
-    sim = Sim()
-    sim.k.resources.request_region(CXL_START, CXL_SIZE, "dax0.0", busy=False)
-    sim.add_kmem()
-    iomem = sim.k.resources.format_iomem()
+    sim = Simulation(example_config())
+    sim.kernel.resources.request_region(CXL_START, CXL_SIZE, "dax0.0", busy=False)
+    add_kmem(sim)
+    iomem = sim.kernel.resources.format_iomem()
     assert "1050000000-144fffffff : dax0.0\n  1050000000-144fffffff : System RAM (kmem)\n" in iomem
     assert iomem.count("System RAM (kmem)") == 1
 
 
 def test_add_name_must_be_system_ram_parenthesized():
-    k = Sim().k
+    k = Simulation(example_config()).kernel
     with raises_errno(errno.EINVAL):
         k.add_memory_driver_managed(1, CXL_START, CXL_SIZE, "kmem", 0)
     with raises_errno(errno.EINVAL):
@@ -481,8 +495,8 @@ def test_add_name_must_be_system_ram_parenthesized():
 
 
 def test_add_errors_alignment_range_conflict_group_and_node():
-    sim = Sim()
-    k = sim.k
+    sim = Simulation(example_config())
+    k = sim.kernel
     with raises_errno(errno.EINVAL):
         k.add_memory(1, CXL_START + 4096, k.block_size)
     assert "unaligned hotplug range" in k.kmsg[-1]
@@ -498,22 +512,22 @@ def test_add_errors_alignment_range_conflict_group_and_node():
 
 
 def test_add_01_failed_add_leaves_no_trace():
-    sim = Sim()
-    before = (set(sim.k.blocks), sim.cat(f"{NODE}/online"), sim.k.resources.format_iomem())
-    sim.k.faults.memmap_fail_at_chunk = 5
+    sim = Simulation(example_config())
+    before = (set(sim.kernel.blocks), sim.cat(f"{NODE}/online"), sim.kernel.resources.format_iomem())
+    sim.kernel.faults.memmap_fail_at_chunk = 5
     with raises_errno(errno.ENOMEM):
-        sim.add_kmem()
-    assert (set(sim.k.blocks), sim.cat(f"{NODE}/online"), sim.k.resources.format_iomem()) == before
-    assert not sim.k.memory_groups
+        add_kmem(sim)
+    assert (set(sim.kernel.blocks), sim.cat(f"{NODE}/online"), sim.kernel.resources.format_iomem()) == before
+    assert not sim.kernel.memory_groups
 
 
 def test_a5_chunk_failure_unwinds_blocks_with_remove_events_in_ascending_order():
-    sim = Sim()
-    mark = sim.k.events.seqnum
-    sim.k.faults.memmap_fail_at_chunk = 5
+    sim = Simulation(example_config())
+    mark = sim.kernel.events.seqnum
+    sim.kernel.faults.memmap_fail_at_chunk = 5
     with raises_errno(errno.ENOMEM):
-        sim.add_kmem()
-    assert sim.events(mark) == ([("add", f"{NODE}/node1")]
+        add_kmem(sim)
+    assert uevents(sim, mark) == ([("add", f"{NODE}/node1")]
                                 + [("add", f"{MEM}/memory{b}") for b in range(522, 527)]
                                 + [("remove", f"{MEM}/memory{b}") for b in range(522, 527)]
                                 + [("remove", f"{NODE}/node1")])
@@ -521,138 +535,140 @@ def test_a5_chunk_failure_unwinds_blocks_with_remove_events_in_ascending_order()
 
 
 def test_add_04_blocks_belong_to_the_group():
-    sim = Sim()
-    mgid = sim.add_kmem()
-    assert sim.k.memory_groups[mgid].blocks == set(sim.block_range())
-    assert all(sim.k.blocks[b].group.id == mgid for b in sim.block_range())
+    sim = Simulation(example_config())
+    mgid = add_kmem(sim)
+    assert sim.kernel.memory_groups[mgid].blocks == set(block_range(sim))
+    assert all(sim.kernel.blocks[b].group.id == mgid for b in block_range(sim))
 
 
 def test_a3_ordinary_path_charges_the_memmap_to_node0_and_gives_it_back():
-    sim = Sim(memmap_on_memory="N")
-    before = sim.meminfo(0)
-    sim.add_kmem()
-    after = sim.meminfo(0)
+    sim = Simulation(example_config(memmap_on_memory="N"))
+    before = meminfo(sim, 0)
+    add_kmem(sim)
+    after = meminfo(sim, 0)
     assert before["MemFree"] - after["MemFree"] == 262144
     assert after["MemUsed"] - before["MemUsed"] == 262144
     assert after["MemTotal"] == before["MemTotal"]
     online_all(sim)
-    assert sim.meminfo(1)["MemTotal"] == 16777216
+    assert meminfo(sim, 1)["MemTotal"] == 16777216
     online_all(sim, "offline")
-    sim.k.remove_memory(CXL_START, CXL_SIZE)
-    assert sim.meminfo(0) == before
+    sim.kernel.remove_memory(CXL_START, CXL_SIZE)
+    assert meminfo(sim, 0) == before
 
 
 def test_a4_2gib_blocks_with_and_without_memmap_on_memory():
-    sim = Sim(block_size=2 * GiB)
-    sim.add_kmem(start=0x1080000000, size=14 * GiB)
-    assert sorted(sim.k.blocks)[-7:] == list(range(33, 40))
+    sim = Simulation(example_config(block_size=2 * GiB))
+    add_kmem(sim, start=0x1080000000, size=14 * GiB)
+    assert sorted(sim.kernel.blocks)[-7:] == list(range(33, 40))
     assert sim.cat(f"{MEM}/memory33/phys_index") == "00000021\n"
     online_all(sim, blocks=range(33, 40))
-    assert sim.meminfo(1)["MemTotal"] == 14450688
-    assert sim.k.nodes[1].present_pages == 3670016
-    plain = Sim(block_size=2 * GiB, memmap_on_memory="N")
-    free0 = plain.meminfo(0)["MemFree"]
-    plain.add_kmem(start=0x1080000000, size=14 * GiB)
-    assert free0 - plain.meminfo(0)["MemFree"] == 229376
+    assert meminfo(sim, 1)["MemTotal"] == 14450688
+    assert sim.kernel.nodes[1].present_pages == 3670016
+    plain = Simulation(example_config(block_size=2 * GiB, memmap_on_memory="N"))
+    free0 = meminfo(plain, 0)["MemFree"]
+    add_kmem(plain, start=0x1080000000, size=14 * GiB)
+    assert free0 - meminfo(plain, 0)["MemFree"] == 229376
     online_all(plain, blocks=range(33, 40))
-    assert plain.meminfo(1)["MemTotal"] == 14680064
+    assert meminfo(plain, 1)["MemTotal"] == 14680064
 
 
 def test_add_06_node_with_free_normal_memory_pays_for_its_own_memmap():
-    sim = Sim(memmap_on_memory="N")
-    sim.add_kmem(size=1 * GiB)
-    online_all(sim, "online_kernel", blocks=sim.block_range(size=1 * GiB))
-    free0, free1 = sim.meminfo(0)["MemFree"], sim.meminfo(1)["MemFree"]
-    sim.add_kmem(start=CXL_START + 1 * GiB, size=1 * GiB)
-    assert sim.meminfo(0)["MemFree"] == free0
-    assert free1 - sim.meminfo(1)["MemFree"] == 8 * 2048
+    sim = Simulation(example_config(memmap_on_memory="N"))
+    add_kmem(sim, size=1 * GiB)
+    online_all(sim, "online_kernel", blocks=block_range(sim, size=1 * GiB))
+    free0, free1 = meminfo(sim, 0)["MemFree"], meminfo(sim, 1)["MemFree"]
+    add_kmem(sim, start=CXL_START + 1 * GiB, size=1 * GiB)
+    assert meminfo(sim, 0)["MemFree"] == free0
+    assert free1 - meminfo(sim, 1)["MemFree"] == 8 * 2048
 
 
 def test_add_06_movable_only_node_does_not_pay_for_its_memmap():
-    sim = Sim(memmap_on_memory="N")
-    sim.add_kmem(size=1 * GiB)
-    online_all(sim, blocks=sim.block_range(size=1 * GiB))
-    free0 = sim.meminfo(0)["MemFree"]
-    sim.add_kmem(start=CXL_START + 1 * GiB, size=1 * GiB)
-    assert free0 - sim.meminfo(0)["MemFree"] == 8 * 2048
+    sim = Simulation(example_config(memmap_on_memory="N"))
+    add_kmem(sim, size=1 * GiB)
+    online_all(sim, blocks=block_range(sim, size=1 * GiB))
+    free0 = meminfo(sim, 0)["MemFree"]
+    add_kmem(sim, start=CXL_START + 1 * GiB, size=1 * GiB)
+    assert free0 - meminfo(sim, 0)["MemFree"] == 8 * 2048
 
 
 def test_seed_series_motivation_small_dram_host_needs_memmap_on_memory_for_a_huge_add():
     small = {"nodes": [NodeConfig(0, [0, 1], [MemRange(4 * GiB, 2 * GiB)])], "possible_nodes": [0, 1]}
-    without = Sim(BootConfig(**small, memmap_on_memory="N"))
+    without = Simulation(BootConfig(**small, memmap_on_memory="N"))
     with raises_errno(errno.ENOMEM):
-        without.add_kmem(size=1 << 40)  # 16 GiB of memmap on a 2 GiB host
-    assert without.meminfo(0)["MemFree"] == Sim(BootConfig(**small)).meminfo(0)["MemFree"]
-    assert set(without.k.blocks) == set(range(32, 48))
-    with_mom = Sim(BootConfig(**small, memmap_on_memory="Y"))
-    with_mom.add_kmem(size=1 << 40)
-    assert len(with_mom.k.blocks) == 16 + 8192
+        add_kmem(without, size=1 << 40)  # 16 GiB of memmap on a 2 GiB host
+    assert meminfo(without, 0)["MemFree"] == meminfo(Simulation(BootConfig(**small)), 0)["MemFree"]
+    assert set(without.kernel.blocks) == set(range(32, 48))
+    with_mom = Simulation(BootConfig(**small, memmap_on_memory="Y"))
+    add_kmem(with_mom, size=1 << 40)
+    assert len(with_mom.kernel.blocks) == 16 + 8192
 
 
 # -- 4.4 remove ------------------------------------------------------------------------------------
 def test_a2_removal_after_offlining_removes_blocks_then_node():
-    sim = Sim()
-    mgid = sim.add_kmem()
+    sim = Simulation(example_config())
+    mgid = add_kmem(sim)
     online_all(sim)
     assert sim.cat("/devices/virtual/memory_tiering/memory_tier4/nodelist") == "0-1\n"
     online_all(sim, "offline")
-    assert sim.meminfo(1)["MemTotal"] == 0 and sim.cat(f"{NODE}/has_memory") == "0\n"
-    mark = sim.k.events.seqnum
-    sim.k.remove_memory(CXL_START, CXL_SIZE)
-    sim.k.memory_group_unregister(mgid)
-    assert sim.events(mark) == [("remove", f"{MEM}/memory{b}") for b in range(522, 650)] + [("remove", f"{NODE}/node1")]
+    assert meminfo(sim, 1)["MemTotal"] == 0 and sim.cat(f"{NODE}/has_memory") == "0\n"
+    mark = sim.kernel.events.seqnum
+    sim.kernel.remove_memory(CXL_START, CXL_SIZE)
+    sim.kernel.memory_group_unregister(mgid)
+    assert uevents(sim, mark) == ([("remove", f"{MEM}/memory{b}") for b in range(522, 650)]
+                                  + [("remove", f"{NODE}/node1")])
     assert sim.cat(f"{NODE}/online") == "0\n"
     assert sim.cat(f"{NODE}/node0/distance") == "10\n"
-    assert "System RAM (kmem)" not in sim.k.resources.format_iomem()
+    assert "System RAM (kmem)" not in sim.kernel.resources.format_iomem()
 
 
-def test_remove_refuses_with_ebusy_when_a_block_is_online_and_changes_nothing(added: Sim):
+def test_remove_refuses_with_ebusy_when_a_block_is_online_and_changes_nothing(added: Simulation):
     sim = added
     sim.echo(f"{MEM}/memory600/state", "online_movable")
-    mark = sim.k.events.seqnum
+    mark = sim.kernel.events.seqnum
     with raises_errno(errno.EBUSY):
-        sim.k.remove_memory(CXL_START, CXL_SIZE)
-    assert sim.k.kmsg[-1] == "removing memory fails, because memory [0x00000012c0000000-0x00000012c7ffffff] is onlined"
-    assert sim.events(mark) == [] and len([b for b in sim.k.blocks if b >= 522]) == 128
+        sim.kernel.remove_memory(CXL_START, CXL_SIZE)
+    assert sim.kernel.kmsg[-1] == ("removing memory fails, because memory [0x00000012c0000000-0x00000012c7ffffff] "
+                                   "is onlined")
+    assert uevents(sim, mark) == [] and len([b for b in sim.kernel.blocks if b >= 522]) == 128
 
 
 def test_remove_of_a_mixed_altmap_range_is_einval():
-    sim = Sim()
-    bs = sim.k.block_size
-    sim.k.add_memory_driver_managed(1, CXL_START, bs, "System RAM (kmem)", MHP_MEMMAP_ON_MEMORY)
-    sim.k.add_memory_driver_managed(1, CXL_START + bs, bs, "System RAM (kmem)", 0)
+    sim = Simulation(example_config())
+    bs = sim.kernel.block_size
+    sim.kernel.add_memory_driver_managed(1, CXL_START, bs, "System RAM (kmem)", MHP_MEMMAP_ON_MEMORY)
+    sim.kernel.add_memory_driver_managed(1, CXL_START + bs, bs, "System RAM (kmem)", 0)
     with raises_errno(errno.EINVAL):
-        sim.k.remove_memory(CXL_START, 2 * bs)
-    assert {522, 523} <= set(sim.k.blocks)
-    sim.k.remove_memory(CXL_START, bs)
-    sim.k.remove_memory(CXL_START + bs, bs)
+        sim.kernel.remove_memory(CXL_START, 2 * bs)
+    assert {522, 523} <= set(sim.kernel.blocks)
+    sim.kernel.remove_memory(CXL_START, bs)
+    sim.kernel.remove_memory(CXL_START + bs, bs)
     assert "node1" not in sim.tree.readdir(NODE)
 
 
-def test_rem_02_offline_and_remove_memory_reonlines_with_remembered_zones_on_failure(added: Sim):
+def test_rem_02_offline_and_remove_memory_reonlines_with_remembered_zones_on_failure(added: Simulation):
     sim = added
-    bs = sim.k.block_size
+    bs = sim.kernel.block_size
     sim.echo(f"{MEM}/memory522/state", "online_movable")
     sim.echo(f"{MEM}/memory523/state", "online_kernel")
-    assert sim.k.blocks[524].state is BlockState.OFFLINE
+    assert sim.kernel.blocks[524].state is BlockState.OFFLINE
     sim.echo(f"{MEM}/memory525/state", "online_movable")
-    sim.k.blocks[525].unmovable = 1
+    sim.kernel.blocks[525].unmovable = 1
     with raises_errno(errno.EBUSY):
-        sim.k.offline_and_remove_memory(CXL_START, 4 * bs)
-    assert [sim.zones(b) for b in (522, 523, 525)] == ["Movable", "Normal", "Movable"]
-    sim.k.blocks[525].unmovable = 0
-    sim.k.offline_and_remove_memory(CXL_START, 4 * bs)
-    assert not {522, 523, 524, 525} & set(sim.k.blocks)
+        sim.kernel.offline_and_remove_memory(CXL_START, 4 * bs)
+    assert [valid_zones(sim, b) for b in (522, 523, 525)] == ["Movable", "Normal", "Movable"]
+    sim.kernel.blocks[525].unmovable = 0
+    sim.kernel.offline_and_remove_memory(CXL_START, 4 * bs)
+    assert not {522, 523, 524, 525} & set(sim.kernel.blocks)
     with raises_errno(errno.EINVAL):
-        sim.k.offline_and_remove_memory(CXL_START + 1, bs)
+        sim.kernel.offline_and_remove_memory(CXL_START + 1, bs)
 
 
 # -- 4.5 probe -------------------------------------------------------------------------------------
 def test_add_09_probe_file_adds_one_block():
-    sim = Sim(probe=True)
+    sim = Simulation(example_config(probe=True))
     assert sim.tree.getattr(f"{MEM}/probe").mode & 0o777 == 0o200
     assert sim.echo(f"{MEM}/probe", "0x1050000000") == 13
-    assert sim.state(522) == "offline" and sim.k.blocks[522].altmap == 0
+    assert block_state(sim, 522) == "offline" and sim.kernel.blocks[522].altmap == 0
     with raises_errno(errno.EEXIST):
         sim.echo(f"{MEM}/probe", "0x1050000000")
     with raises_errno(errno.EINVAL):
@@ -661,12 +677,12 @@ def test_add_09_probe_file_adds_one_block():
         sim.echo(f"{MEM}/probe", "banana")
     with raises_errno(errno.ERANGE):
         sim.echo(f"{MEM}/probe", "0x10000000000000000")
-    assert "probe" not in Sim().tree.readdir(MEM)
+    assert "probe" not in Simulation(example_config()).tree.readdir(MEM)
 
 
 # -- 4.6 groups ------------------------------------------------------------------------------------
 def test_grp_01_group_ids_lowest_free_and_unregister_rules():
-    k = Sim().k
+    k = Simulation(example_config()).kernel
     a = k.memory_group_register_static(1, 100)
     b = k.memory_group_register_dynamic(1, 32768)
     assert (a, b) == (0, 1)
@@ -684,14 +700,14 @@ def test_grp_01_group_ids_lowest_free_and_unregister_rules():
         k.memory_group_register_dynamic(1, 1024)
 
 
-def test_grp_01_group_with_blocks_cannot_be_unregistered(added: Sim):
+def test_grp_01_group_with_blocks_cannot_be_unregistered(added: Simulation):
     with raises_errno(errno.EBUSY):
-        added.k.memory_group_unregister(0)
+        added.kernel.memory_group_unregister(0)
 
 
 # -- 4.7 nodes -------------------------------------------------------------------------------------
 def test_node_root_files_and_node_directory():
-    sim = Sim()
+    sim = Simulation(example_config())
     assert sim.cat(f"{NODE}/possible") == "0-1\n"
     assert sim.cat(f"{NODE}/online") == "0\n"
     assert sim.cat(f"{NODE}/has_cpu") == "0\n"
@@ -705,7 +721,7 @@ def test_node_root_files_and_node_directory():
 
 
 def test_node_06_meminfo_format_matches_the_kernel():
-    sim = Sim()
+    sim = Simulation(example_config())
     lines = sim.cat(f"{NODE}/node0/meminfo").splitlines()
     assert lines[0].startswith("Node 0 MemTotal:       ") and lines[0].endswith(" kB")
     assert len(lines[0]) == len("Node 0 MemTotal:       16515072 kB")
@@ -715,7 +731,7 @@ def test_node_06_meminfo_format_matches_the_kernel():
     assert total - free == used
 
 
-def test_node_03_has_memory_changes_on_first_online_and_last_offline(added: Sim):
+def test_node_03_has_memory_changes_on_first_online_and_last_offline(added: Simulation):
     sim = added
     assert sim.cat(f"{NODE}/has_memory") == "0\n"
     sim.echo(f"{MEM}/memory522/state", "online_movable")
@@ -734,8 +750,8 @@ def test_node_03_has_memory_changes_on_first_online_and_last_offline(added: Sim)
 @pytest.mark.parametrize(("profile", "expected"),
                          [("6.8", "0-1\n"), ("6.9-6.16", "0-1\n"), ("6.17", "0\n"), ("6.18", "0-1\n")])
 def test_node_05_has_normal_memory_by_profile(profile: str, expected: str):
-    sim = Sim(kernel_profile=profile)
-    sim.add_kmem()
+    sim = Simulation(example_config(kernel_profile=profile))
+    add_kmem(sim)
     sim.echo(f"{MEM}/memory522/state", "online_movable")
     assert sim.cat(f"{NODE}/has_normal_memory") == "0\n"
     sim.echo(f"{MEM}/memory523/state", "online_kernel")
@@ -753,38 +769,39 @@ def test_node_fallback_order_prefers_cpuless_and_higher_nodes_at_equal_distance(
 
 
 # -- 1.6 memory tiers ------------------------------------------------------------------------------
-def test_tier_01_node_joins_and_leaves_its_tier_with_events(added: Sim):
+def test_tier_01_node_joins_and_leaves_its_tier_with_events(added: Simulation):
     sim = added
-    sim.k.nodes[1].adistance = 2880
-    mark = sim.k.events.seqnum
+    sim.kernel.nodes[1].adistance = 2880
+    mark = sim.kernel.events.seqnum
     sim.echo(f"{MEM}/memory522/state", "online_movable")
     tier = "/devices/virtual/memory_tiering/memory_tier22"
-    assert sim.events(mark) == [("add", tier), ("online", f"{MEM}/memory522")]
+    assert uevents(sim, mark) == [("add", tier), ("online", f"{MEM}/memory522")]
     assert sim.cat("/devices/virtual/memory_tiering/memory_tier22/nodelist") == "1\n"
     assert sim.tree.readlink("/bus/memory_tiering/devices/memory_tier22") == f"../../..{tier}"
-    mark = sim.k.events.seqnum
+    mark = sim.kernel.events.seqnum
     sim.echo(f"{MEM}/memory522/state", "offline")
-    assert sim.events(mark) == [("remove", tier), ("offline", f"{MEM}/memory522")]
+    assert uevents(sim, mark) == [("remove", tier), ("offline", f"{MEM}/memory522")]
 
 
 # -- 0.3 uevent files ------------------------------------------------------------------------------
 def test_sys_08_uevent_write_emits_synthetic_event():
-    sim = Sim()
-    mark = sim.k.events.seqnum
+    sim = Simulation(example_config())
+    mark = sim.kernel.events.seqnum
     assert sim.echo(f"{MEM}/memory40/uevent", "change") == 7
-    (event,) = sim.k.events.since(mark)
+    (event,) = sim.kernel.events.since(mark)
     assert (event.action, event.devpath, event.subsystem) == ("change", f"{MEM}/memory40", "memory")
     assert dict(event.env) == {"SYNTH_UUID": "0"}
     uuid = "0b5d6a0e-4c3f-4a7a-9c5e-1f2e3d4c5b6a"
     sim.echo(f"{MEM}/memory40/uevent", f"add {uuid} A=1 B=x")
-    assert dict(sim.k.events.since(mark + 1)[0].env) == {"SYNTH_UUID": uuid, "SYNTH_ARG_A": "1", "SYNTH_ARG_B": "x"}
+    assert dict(sim.kernel.events.since(mark + 1)[0].env) == {"SYNTH_UUID": uuid, "SYNTH_ARG_A": "1",
+                                                              "SYNTH_ARG_B": "x"}
     for bad in ("frobnicate", "changed", f"add {uuid} A-B=1", "add not-a-uuid"):
         with raises_errno(errno.EINVAL):
             sim.echo(f"{MEM}/memory40/uevent", bad)
 
 
 def test_sys_07_power_directory():
-    sim = Sim()
+    sim = Simulation(example_config())
     p = f"{MEM}/memory40/power"
     assert sim.cat(f"{p}/control") == "auto\n"
     sim.echo(f"{p}/control", "on")
@@ -797,30 +814,30 @@ def test_sys_07_power_directory():
 
 
 # -- 8 notifier-error-inject -----------------------------------------------------------------------
-def test_fi_01_going_online_error_fails_every_online_without_trace(added: Sim):
+def test_fi_01_going_online_error_fails_every_online_without_trace(added: Simulation):
     sim = added
     assert sim.cat(f"{FI}/MEM_GOING_ONLINE/error") == "0\n"
     sim.echo(f"{FI}/MEM_GOING_ONLINE/error", "-12")
     assert sim.cat(f"{FI}/MEM_GOING_ONLINE/error") == "-12\n"
-    mark = sim.k.events.seqnum
+    mark = sim.kernel.events.seqnum
     with raises_errno(errno.ENOMEM):
         sim.echo(f"{MEM}/memory522/state", "online")
     with raises_errno(errno.ENOMEM):
         sim.echo(f"{MEM}/memory522/online", "1")
-    assert sim.state(522) == "offline" and sim.events(mark) == [] and sim.meminfo(1)["MemTotal"] == 0
+    assert block_state(sim, 522) == "offline" and uevents(sim, mark) == [] and meminfo(sim, 1)["MemTotal"] == 0
 
 
-def test_fi_02_going_offline_error_fails_every_offline(added: Sim):
+def test_fi_02_going_offline_error_fails_every_offline(added: Simulation):
     sim = added
     sim.echo(f"{MEM}/memory522/state", "online_movable")
     sim.echo(f"{FI}/MEM_GOING_OFFLINE/error", "-16")
     with raises_errno(errno.EBUSY):
         sim.echo(f"{MEM}/memory522/state", "offline")
-    assert sim.state(522) == "online" and sim.meminfo(1)["MemTotal"] == 129024
+    assert block_state(sim, 522) == "online" and meminfo(sim, 1)["MemTotal"] == 129024
 
 
 def test_fi_03_values_are_clamped_and_zero_disables():
-    sim = Sim()
+    sim = Simulation(example_config())
     f = f"{FI}/MEM_GOING_ONLINE/error"
     sim.echo(f, "5")
     assert sim.cat(f) == "0\n"
@@ -830,10 +847,11 @@ def test_fi_03_values_are_clamped_and_zero_disables():
     assert sim.cat(f) == "0\n"
     with raises_errno(errno.EINVAL):
         sim.echo(f, "abc")
-    assert "notifier-error-inject" not in Sim(notifier_error_inject=False).tree.readdir("/kernel/debug")
+    without = Simulation(example_config(notifier_error_inject=False))
+    assert "notifier-error-inject" not in without.tree.readdir("/kernel/debug")
 
 
-def test_engine_never_raises_anything_but_kernel_errors_on_bad_writes(added: Sim):
+def test_engine_never_raises_anything_but_kernel_errors_on_bad_writes(added: Simulation):
     sim = added
     for path in (f"{MEM}/memory522/state", f"{MEM}/memory522/online", f"{MEM}/auto_online_blocks",
                  f"{PARAMS}/online_policy", f"{PARAMS}/auto_movable_ratio", f"{FI}/MEM_GOING_ONLINE/error"):

@@ -7,10 +7,13 @@ import os
 import shutil
 import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from memsim import Sim
+from conftest import add_kmem, example_config
+
+from fakesysfs import Simulation
 
 pytestmark = pytest.mark.fuse
 
@@ -41,10 +44,10 @@ def write_errno(path: Path, data: bytes) -> int:
 
 
 @pytest.fixture
-def mounted(fuse_mount) -> tuple[Sim, Path]:
-    sim = Sim()
-    sim.add_kmem()
-    return sim, fuse_mount(sim.tree, allow_other=True)
+def mounted() -> Iterator[tuple[Simulation, Path]]:
+    with Simulation(example_config()) as sim:
+        add_kmem(sim)
+        yield sim, sim.mount(allow_other=True)
 
 
 def test_echo_online_movable_onlines_the_block(mounted):
@@ -53,7 +56,7 @@ def test_echo_online_movable_onlines_the_block(mounted):
               f"cat {MEM}/memory522/state {MEM}/memory522/valid_zones", mnt)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "online\nMovable\n"
-    assert sim.k.blocks[522].zone == "Movable"
+    assert sim.kernel.blocks[522].zone == "Movable"
     assert sh("cat devices/system/node/node1/meminfo", mnt).stdout.startswith("Node 1 MemTotal:         129024 kB\n")
 
 
@@ -102,7 +105,7 @@ def test_non_root_reads_0444_but_not_0600_or_0400_and_cannot_write(mounted):
     assert denied.returncode != 0 and "Permission denied" in denied.stderr
     denied = sh(f"echo online > {MEM}/memory522/state", mnt, user="nobody")
     assert denied.returncode != 0 and "Permission denied" in denied.stderr
-    assert sim.k.blocks[522].zone is None
+    assert sim.kernel.blocks[522].zone is None
 
 
 @pytest.mark.skipif(not HOST_BLOCK.is_dir(), reason="this machine has no memory0 in /sys")
@@ -132,6 +135,6 @@ def test_reads_are_never_stale_after_a_change(mounted):
         assert (mnt / MEM / "memory523" / "valid_zones").read_text() == "Movable\n"
         assert write_errno(state, b"offline\n") == 0
         assert state.read_text() == "offline\n"
-    sim.k.remove_memory(0x1050000000, 16 << 30)
+    sim.kernel.remove_memory(0x1050000000, 16 << 30)
     assert not (mnt / MEM / "memory523").exists()
     assert not (mnt / "devices/system/node/node1").exists()

@@ -37,14 +37,14 @@ plain = os.path.join(base, "plain")
 os.mkdir(plain)
 link = os.path.join(base, "link")
 os.symlink(plain, link)
-boot = cli._boot
+boot = cli.common.boot
 
 def swapping_boot(topology):
     os.unlink(link)
     os.symlink(target, link)
     return boot(topology)
 
-cli._boot = swapping_boot
+cli.common.boot = swapping_boot
 status = cli.main(["mount", link])
 found = [m for m in fdops.mounts() if m.fstype == "fuse.fakesysfs" and m.point.startswith(base + "/")]
 parents = {m.point: fdops.mount_entry(m.parent) for m in found}

@@ -62,6 +62,45 @@ def test_topology_from_a_file_text_config_or_the_default(tmp_path) -> None:
     assert [p.name for p in Simulation().producers()] == ["region0", "hmem.1", "namespace2.0"]
 
 
+def test_paths_resolve_symlinks_as_the_vfs_does() -> None:
+    """cat/echo/ls/readlink/exists/realpath take paths below the mount and follow links
+    (``/bus/dax/devices/``, ``driver``) as a shell on the mount would, ``..`` from the target."""
+    with Simulation() as s:  # the default topology: dax0.0 of region0 bound to kmem
+        dev = "/bus/dax/devices/dax0.0"
+        assert s.readlink(dev).startswith("../../../devices/platform/")
+        real = s.realpath(dev)
+        assert real.startswith("/devices/platform/") and real.endswith("/dax0.0")
+        assert s.realpath(f"{dev}/driver") == "/bus/dax/drivers/kmem"
+        assert s.realpath(f"{dev}/driver/../device_dax") == "/bus/dax/drivers/device_dax"
+        assert s.realpath(f"{dev}/driver", follow_last=False) == f"{real}/driver"
+        assert s.cat(f"{dev}/size") == s.cat(f"{real}/size")
+        assert "dax0.0" in s.ls(f"{dev}/driver")
+        assert s.exists(f"{dev}/driver") and not s.exists(f"{dev}/nothing")
+        assert s.echo(f"{dev}/driver/unbind", "dax0.0") == 7
+        assert not s.exists(f"{dev}/driver")
+        assert s.stores()[-1].path == "/bus/dax/drivers/kmem/unbind"
+        for call in (lambda: s.cat(f"{dev}/nothing"), lambda: s.ls(f"{dev}/driver")):
+            with pytest.raises(KernelError) as exc:
+                call()
+            assert exc.value.errno == errno.ENOENT
+
+
+def test_validate_false_boots_firmware_a_topology_file_refuses() -> None:
+    """An hmem range without a NUMA node: the topology checks refuse it, the kernel boots it
+    (kmem refuses to bind it later); such a machine has no topology text for a state file."""
+    from fakesysfs.config import HmemConfig
+
+    config = BootConfig(nodes=[NodeConfig(0, [0], [MemRange(0, 4 * GiB)])], possible_nodes=[0],
+                        hmem=[HmemConfig(0x2000000000, 1 * GiB, target_node=-1)])
+    with pytest.raises(fakesysfs.ConfigError):
+        Simulation(config)
+    with Simulation(config, validate=False) as s:
+        assert s.ls("/bus/dax/devices") == ["dax0.0"]
+        assert not s.exists("/bus/dax/devices/dax0.0/target_node")
+    with pytest.raises(ValueError, match="validate=False"):
+        Simulation(config, validate=False, state="/nonexistent/never-created.state")
+
+
 def test_hot_added_cxl_region_sends_the_kernel_events_in_order(sim: Simulation) -> None:
     mark = sim.mark()
     region = sim.add_cxl_region("1G", node=1)

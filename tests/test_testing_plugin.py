@@ -61,7 +61,7 @@ def test_topology_by_marker_file_text_or_indirect_parameter(pytester: pytest.Pyt
     result.assert_outcomes(passed=5)
 
 
-def test_a_failing_test_reports_uevents_stores_and_kmsg(pytester: pytest.Pytester) -> None:
+def test_a_failing_test_reports_what_happened_since_it_started(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(f'''
         import pytest
 
@@ -77,13 +77,44 @@ def test_a_failing_test_reports_uevents_stores_and_kmsg(pytester: pytest.Pyteste
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
+        "*- fakesysfs changes -*",
+        "memory32-33: absent -> offline, node 1, dax0.0",
+        "producer region0: added (cxl, node 1, 0x100000000+0x10000000)",
+        "dax device dax0.0: added, driver kmem",
+        "*- fakesysfs stores -*",
+        "#1     /devices/system/memory/memory3/state 'offline' -> EBUSY",
         "*- fakesysfs uevents -*",
         "*add     /devices/platform/ACPI0017:00/root0/decoder0.0/region0 (cxl) DEVTYPE=cxl_region MODALIAS=cxl:t6",
         "*bind    /devices/platform/ACPI0017:00/root0/decoder0.0/region0 (cxl) *DRIVER=cxl_region*",
-        "*- fakesysfs stores -*",
-        "#1     /devices/system/memory/memory3/state 'offline' -> EBUSY",
         "*- fakesysfs kmsg -*",
         "memory offlining [[]mem 0x18000000-0x1fffffff] failed due to failure to isolate range",
+    ])  # fmt: skip
+    result.stdout.no_fnmatch_line("*add     /devices/system/memory/memory0 (memory)")  # the boot's own
+
+
+def test_the_failure_report_stays_short_on_a_big_machine(pytester: pytest.Pytester) -> None:
+    # The default topology boots with ~200 uevents; a hot-add brings ~150 more.
+    pytester.makepyfile('''
+        def test_hot_add(fakesysfs_sim):
+            fakesysfs_sim.add_cxl_region("16G", node=1)
+            fakesysfs_sim.echo("/devices/system/memory/memory1184/state", "online_movable")
+            fakesysfs_sim.echo("/bus/dax/drivers/kmem/unbind", "dax1.0")
+            assert False
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    report = text[text.index("- fakesysfs changes -"):text.index("short test summary")]
+    assert len(report.splitlines()) < 50, report
+    result.stdout.fnmatch_lines([
+        "memory1024-1087: offline, node 2, dax1.0 -> absent",
+        "memory1184: absent -> online Movable, node 1, dax3.0",
+        "memory1185-1311: absent -> offline, node 1, dax3.0",
+        "dax device dax1.0: driver kmem -> no driver",
+        "#2     /bus/dax/drivers/kmem/unbind 'dax1.0' -> ok",
+        "... * earlier uevents since the test started left out",
+        "*unbind  /devices/platform/hmem.1/dax1.0 (dax)*",
+        "(no kernel messages since the test started)",
     ])  # fmt: skip
 
 

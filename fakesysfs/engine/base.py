@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..config import BootConfig
     from .events import Uevent
+    from .hotplug import MemmapOnMemory
     from .kernel import Faults
-    from .memory import MemoryBlock, MemoryGroup, OnlineType
+    from .memory import MemoryBlock, MemoryGroup, OnlinePolicy, OnlineType
     from .node import Node
     from .page_alloc import VmTunables
     from .resource import ResourceTree
@@ -47,8 +48,8 @@ class KernelBase:
     struct_page_size: int
     pages_per_block: int
     memmap_pages_per_section: int
-    memmap_mode: str
-    online_policy: str
+    memmap_mode: MemmapOnMemory
+    online_policy: OnlinePolicy
     auto_movable_ratio: int
     auto_movable_numa_aware: bool
     auto_online_blocks: OnlineType
@@ -94,6 +95,7 @@ class KernelBase:
         def try_offline_node(self, nid: int) -> None: ...
         def memtier_node_online(self, node: Node) -> None: ...
         def memtier_node_offline(self, node: Node) -> None: ...
+        def memory_add_physaddr_to_nid(self, addr: int) -> int: ...
 
 
 __all__ = ["LOGLEVEL_DEBUG", "LOGLEVEL_ERR", "LOGLEVEL_INFO", "LOGLEVEL_WARNING", "KernelBase"]

@@ -899,6 +899,11 @@ class DaxMixin(HotplugMixin):
         with self.lock:
             self.dax_drivers_autoprobe = buf[:1] != "0"
 
+    def param_set_region_idle(self, buf: str) -> None:
+        """drivers/dax/hmem/hmem.c module_param_named(region_idle, ..., bool, 0644):
+        kernel/params.c param_set_bool(); read when an hmem region is created (R-DAXC-02)."""
+        self.dax_hmem_region_idle = kstrtobool(buf, enable_disable=self.profile >= (6, 16))
+
     # -- driver registration (module load/unload) ---------------------------------------------
     def dax_driver_register(self, name: str) -> None:
         """modprobe: bus_add_driver() (autoprobe attach, driver ``add`` uevent), then the

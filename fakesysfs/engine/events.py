@@ -20,6 +20,7 @@ string or a predicate. ``EventLog.wait_for`` takes a plain predicate over ``Ueve
 
 from __future__ import annotations
 
+import errno
 import itertools
 import threading
 import time
@@ -29,8 +30,96 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
+from ..errors import EventsLost, KernelError
+
 #: Actions a uevent file accepts (kobject_action_type, lib/kobject_uevent.c).
 UEVENT_ACTIONS = ("add", "remove", "change", "move", "online", "offline", "bind", "unbind")
+
+# -- uevent writes (lib/kobject_uevent.c kobject_synth_uevent) -------------------------------
+_UUID_LEN = 36  # UUID_STRING_LEN
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _isalnum(ch: str) -> bool:
+    """The kernel's isalnum() on one byte (lib/ctype.c): ASCII letters and digits plus the
+    Latin-1 letters 0xc0-0xff except 0xd7 and 0xf7."""
+    o = ord(ch)
+    return ch.isascii() and ch.isalnum() or (0xC0 <= o <= 0xFF and o not in (0xD7, 0xF7))
+
+
+def uuid_is_valid(text: str) -> bool:
+    """lib/uuid.c uuid_is_valid(): 36 characters, dashes at 8, 13, 18, 23, hex elsewhere."""
+    if len(text) < _UUID_LEN:
+        return False
+    for i, ch in enumerate(text[:_UUID_LEN]):
+        if i in (8, 13, 18, 23):
+            if ch != "-":
+                return False
+        elif ch not in _HEX:
+            return False
+    return True
+
+
+def _strip_one_terminator(buf: str) -> str:
+    # "if (count && (buf[count-1] == '\n' || buf[count-1] == '\0')) count--;"
+    return buf[:-1] if buf and buf[-1] in "\n\0" else buf
+
+
+def kobject_action_args(buf: str) -> tuple[tuple[str, str], ...]:
+    """lib/kobject_uevent.c kobject_action_args(): ``UUID[ KEY=VALUE]...``, exactly one space
+    before each pair, KEY and VALUE non-empty and alphanumeric; else EINVAL."""
+    buf = _strip_one_terminator(buf)
+    if not buf or not uuid_is_valid(buf):
+        raise KernelError(errno.EINVAL)
+    env = [("SYNTH_UUID", buf[:_UUID_LEN])]
+    pos, end = _UUID_LEN, len(buf)
+    while pos < end:
+        if buf[pos] != " ":
+            raise KernelError(errno.EINVAL)
+        pos += 1
+        key_start = pos
+        while pos < end and buf[pos] != "=":
+            if not _isalnum(buf[pos]):
+                raise KernelError(errno.EINVAL)
+            pos += 1
+        if pos == key_start or pos >= end:  # empty key, or no '='
+            raise KernelError(errno.EINVAL)
+        key = buf[key_start:pos]
+        pos += 1  # the '='; a value must follow
+        value_start = pos
+        while pos < end and buf[pos] != " ":
+            if not _isalnum(buf[pos]):
+                raise KernelError(errno.EINVAL)
+            pos += 1
+        if pos == value_start:
+            raise KernelError(errno.EINVAL)
+        env.append((f"SYNTH_ARG_{key}", buf[value_start:pos]))
+    return tuple(env)
+
+
+def kobject_synth_uevent(text: str, count: int) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """Parse a write to a ``uevent`` file (lib/kobject_uevent.c kobject_synth_uevent):
+    ``ACTION[ UUID[ KEY=VALUE]...]``; returns (action, SYNTH_* variables) or raises EINVAL.
+
+    ``text`` is the write up to its first NUL and ``count`` the bytes written; the kernel
+    sees all ``count`` bytes, so an embedded NUL is put back (it never matches an action
+    or argument character; only a single trailing NUL or newline is dropped).
+    """
+    buf = text + "\0" * max(0, count - len(text))
+    stripped = _strip_one_terminator(buf)  # kobject_action_type()
+    if not stripped:
+        raise KernelError(errno.EINVAL)
+    # strnchr(buf, count, ' ') and strncmp() stop at a NUL.
+    visible = stripped.split("\0", 1)[0]
+    space = visible.find(" ")
+    word = stripped[:space] if space >= 0 else stripped
+    if word not in UEVENT_ACTIONS:
+        raise KernelError(errno.EINVAL)
+    if space < 0:
+        return word, (("SYNTH_UUID", "0"),)
+    # kobject_action_args() gets the rest of the original count (newline included).
+    return word, kobject_action_args(buf[space + 1 :])
+
 
 _FIELDS = ("seqnum", "action", "devpath", "subsystem")
 
@@ -88,10 +177,6 @@ _UEVENT_SLOTS = tuple(Uevent.__dict__[name].__set__ for name in (*_FIELDS, "env"
 #: 1 TiB kmem bind emits 8 Ki). Consumers that fall further behind are told (``EventsLost``,
 #: the control socket's ``missed``), as a netlink listener gets ENOBUFS.
 EVENTS_KEPT = 1 << 15
-
-
-class EventsLost(LookupError):
-    """A wait asked about events the ring no longer keeps; the answer would be a guess."""
 
 
 Listener = Callable[[Uevent], None]
@@ -284,4 +369,4 @@ class EventWatch:
                 cond.wait(remaining)
 
 __all__ = ["EVENTS_KEPT", "UEVENT_ACTIONS", "EventLog", "EventWatch", "EventsLost", "Listener", "Predicate", "Uevent",
-           "match"]
+           "kobject_synth_uevent", "match"]

@@ -13,12 +13,31 @@ import contextlib
 import errno
 import gc
 from collections.abc import Iterator
+from enum import StrEnum
 
 from ..errors import KernelError
+from ..klib import kstrtoull
 from .base import LOGLEVEL_ERR
-from .memory import BlockState, MemoryBlock, MemoryBlocksMixin, MemoryGroup, OnlineType
+from .memory import (
+    BlockState,
+    MemoryBlock,
+    MemoryBlocksMixin,
+    MemoryGroup,
+    OnlineType,
+    mhp_online_type_from_str,
+)
 from .node import KERNEL_ZONES, ZONE_MOVABLE
 from .resource import Resource
+
+
+class MemmapOnMemory(StrEnum):
+    """memory_hotplug.memmap_on_memory (mm/memory_hotplug.c MEMMAP_ON_MEMORY_DISABLE,
+    _ENABLE, _FORCE), valued as get_memmap_mode() prints them."""
+
+    DISABLE = "N"
+    ENABLE = "Y"
+    FORCE = "force"
+
 
 MHP_MERGE_RESOURCE = 1 << 0
 MHP_MEMMAP_ON_MEMORY = 1 << 1
@@ -63,13 +82,13 @@ class HotplugMixin(MemoryBlocksMixin):
     def memory_block_memmap_on_memory_pages(self) -> int:
         """V: the memmap pages each altmap block reserves (R-MOM-01)."""
         pages = -(-self.memory_block_memmap_size() // self.page_size)
-        if self.memmap_mode == "force":
+        if self.memmap_mode == MemmapOnMemory.FORCE:
             pages = -(-pages // PAGEBLOCK_NR_PAGES) * PAGEBLOCK_NR_PAGES
         return pages
 
     def mhp_supports_memmap_on_memory(self) -> bool:
         """All conditions of 3.3; false means the request silently takes the ordinary path."""
-        if self.memmap_mode == "N":
+        if self.memmap_mode == MemmapOnMemory.DISABLE:
             return False
         memmap_size = self.memory_block_memmap_size()
         vmemmap_pages = self.memory_block_memmap_on_memory_pages()
@@ -110,6 +129,22 @@ class HotplugMixin(MemoryBlocksMixin):
         if group.blocks:
             raise KernelError(errno.EBUSY)
         del self.memory_groups[mgid]
+
+    # -- the memory root's stores (drivers/base/memory.c) -------------------------------------
+    def auto_online_blocks_store(self, buf: str) -> None:
+        """drivers/base/memory.c auto_online_blocks_store(): mhp_online_type_from_str() (EINVAL),
+        then the type add_memory_resource() onlines new blocks with (R-AUTO-01)."""
+        self.auto_online_blocks = mhp_online_type_from_str(buf)
+
+    def probe_store(self, buf: str) -> None:
+        """drivers/base/memory.c probe_store() (R-ADD-09): a kstrtoull(0) address aligned to
+        the block size (EINVAL), then one block through __add_memory() without flags, on the
+        node memory_add_physaddr_to_nid() gives, under lock_device_hotplug_sysfs()."""
+        phys_addr = kstrtoull(buf, 0)
+        if phys_addr % self.block_size:
+            raise KernelError(errno.EINVAL)
+        with self.lock:
+            self.add_memory(self.memory_add_physaddr_to_nid(phys_addr), phys_addr, self.block_size, 0)
 
     # -- entry points -------------------------------------------------------------------------
     def register_memory_resource(self, start: int, size: int, name: str) -> Resource:
@@ -333,7 +368,7 @@ class HotplugMixin(MemoryBlocksMixin):
             nid = block.nid
         # memory_blocks_have_altmaps()
         have_altmaps = 0
-        if self.memmap_mode != "N":
+        if self.memmap_mode != MemmapOnMemory.DISABLE:
             num_altmaps = sum(1 for b in blocks if b.altmap)
             if num_altmaps:
                 if num_altmaps != size // self.block_size:

@@ -8,8 +8,11 @@ takes the same lock for every read and store, so nothing half-done is ever visib
 
 from __future__ import annotations
 
+import errno
+import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..config import (
@@ -19,15 +22,18 @@ from ..config import (
     PmemConfig,
     profile_version,
 )
+from ..errors import KernelError
+from ..klib import sysfs_streq
 from .base import LOGLEVEL_DEBUG, LOGLEVEL_ERR, LOGLEVEL_INFO, LOGLEVEL_WARNING
-from .events import EventLog, Uevent
+from .events import EventLog, Uevent, kobject_synth_uevent
 from .firmware import FirmwareMixin
-from .hotplug import SECTION_SIZE, gc_paused
+from .hotplug import SECTION_SIZE, MemmapOnMemory, gc_paused
 from .memory import (
     ONLINE_TYPE_WORDS,
     BlockState,
     MemoryBlock,
     MemoryGroup,
+    OnlinePolicy,
     OnlineType,
 )
 from .node import (
@@ -38,6 +44,7 @@ from .node import (
     ZONE_DMA32,
     ZONE_NORMAL,
     Node,
+    ZoneType,
     memtier_id,
 )
 from .page_alloc import VmTunables
@@ -46,6 +53,8 @@ from .resource import ResourceTree
 #: Physical address ranges of the x86_64 zones.
 #: The kernel log kept, in bytes of text: 1 << CONFIG_LOG_BUF_SHIFT (17, x86_64 defconfig).
 KMSG_BYTES = 1 << 17
+#: printk's lines as they are printed (``fakesysfs mount -v``): the log a user tails.
+_kmsg_log = logging.getLogger("fakesysfs.trace.kmsg")
 _ZONE_RANGES = ((ZONE_DMA, 0, DMA_LIMIT), (ZONE_DMA32, DMA_LIMIT, DMA32_LIMIT), (ZONE_NORMAL, DMA32_LIMIT, 1 << 64))
 
 
@@ -84,8 +93,9 @@ class Kernel(FirmwareMixin):
         self.kmsg: list[str] = []
         #: The same messages with their level, sequence number and time (see ``printk``).
         self.kmsg_records: list[KmsgRecord] = []
-        self._kmsg_seq = 0
         self._boot_ns = time.monotonic_ns()
+        #: Lines printed since boot (``kmsg`` keeps the latest of them): a position in the log.
+        self.kmsg_count = 0
         self._kmsg_bytes = 0
         self.profile = profile_version(config.kernel_profile)
         self.block_size = config.block_size
@@ -94,8 +104,8 @@ class Kernel(FirmwareMixin):
         self.pages_per_block = config.block_size // config.page_size
         self.memmap_pages_per_section = -(-(SECTION_SIZE // config.page_size) * config.struct_page_size
                                           // config.page_size)
-        self.memmap_mode = config.memmap_on_memory
-        self.online_policy = config.online_policy
+        self.memmap_mode = MemmapOnMemory(config.memmap_on_memory)
+        self.online_policy = OnlinePolicy(config.online_policy)
         self.auto_movable_ratio = config.auto_movable_ratio
         self.auto_movable_numa_aware = config.auto_movable_numa_aware
         self.auto_online_blocks = ONLINE_TYPE_WORDS[config.auto_online_blocks]
@@ -141,8 +151,8 @@ class Kernel(FirmwareMixin):
             # Blocks that one zone of one range covers entirely are identical: they boot as
             # runs (64 TiB of boot RAM is 512 Ki blocks). The others (range edges, zone
             # boundaries, holes) collect their pages per zone first.
-            per_block: dict[int, dict[str, int]] = {}
-            runs: list[tuple[int, int, str]] = []
+            per_block: dict[int, dict[ZoneType, int]] = {}
+            runs: list[tuple[int, int, ZoneType]] = []
             for rng in sorted(ncfg.memory, key=lambda r: r.start):
                 self.resources.insert_boot(rng.start, rng.size, "System RAM", busy=True)
                 for zone_name, zlo, zhi in _ZONE_RANGES:
@@ -154,9 +164,10 @@ class Kernel(FirmwareMixin):
                         self._boot_pages(per_block, zone_name, last * bs, hi)
                     else:
                         self._boot_pages(per_block, zone_name, lo, hi)
-            # In block order, as the kernel registers them (and k.blocks iterates).
+            # In block order, as the kernel registers them (and k.blocks iterates); a single
+            # block (last -1) takes its zones from per_block, not from the tuple.
             pieces = sorted([*((first, last, zone) for first, last, zone in runs),
-                             *((bid, -1, "") for bid in per_block)])
+                             *((bid, -1, ZONE_NORMAL) for bid in per_block)])
             for first, last, zone_name in pieces:
                 if last < 0:
                     self._boot_block(node, first, per_block[first])
@@ -173,7 +184,7 @@ class Kernel(FirmwareMixin):
             if node.kernel_present():
                 self.n_normal_memory.add(node.id)
 
-    def _boot_pages(self, per_block: dict[int, dict[str, int]], zone_name: str, lo: int, hi: int) -> None:
+    def _boot_pages(self, per_block: dict[int, dict[ZoneType, int]], zone_name: ZoneType, lo: int, hi: int) -> None:
         """Pages of [lo, hi) (in one zone) per block, for blocks not wholly in that zone."""
         bs = self.block_size
         addr = lo
@@ -184,7 +195,7 @@ class Kernel(FirmwareMixin):
             zones[zone_name] = zones.get(zone_name, 0) + (nxt - addr) // self.page_size
             addr = nxt
 
-    def _boot_run(self, node: Node, first: int, last: int, zone_name: str) -> None:
+    def _boot_run(self, node: Node, first: int, last: int, zone_name: ZoneType) -> None:
         """``_boot_block`` for blocks [first, last), each wholly in ``zone_name``."""
         pages = self.pages_per_block
         used = pages * self.config.boot_used_percent // 100
@@ -205,7 +216,7 @@ class Kernel(FirmwareMixin):
         })
         node.blocks.update(range(first, last))
 
-    def _boot_block(self, node: Node, bid: int, zones: dict[str, int]) -> None:
+    def _boot_block(self, node: Node, bid: int, zones: dict[ZoneType, int]) -> None:
         present = sum(zones.values())
         used = present * self.config.boot_used_percent // 100
         block = MemoryBlock(bid, node.id, BlockState.ONLINE, present, boot=True)
@@ -241,9 +252,10 @@ class Kernel(FirmwareMixin):
         puts before the text ("kmem dax0.0: "). Both, the sequence number and the time
         since boot go to ``kmsg_records`` (what /dev/kmsg prints); ``kmsg`` keeps the text."""
         self.kmsg.append(message)
-        self.kmsg_records.append(KmsgRecord(self._kmsg_seq, level, (time.monotonic_ns() - self._boot_ns) // 1000,
+        self.kmsg_records.append(KmsgRecord(self.kmsg_count, level, (time.monotonic_ns() - self._boot_ns) // 1000,
                                             prefix + message))
-        self._kmsg_seq += 1
+        self.kmsg_count += 1
+        _kmsg_log.info("%s", message)
         self._kmsg_bytes += len(message) + 1
         if self._kmsg_bytes > KMSG_BYTES:
             drop = 0
@@ -252,6 +264,26 @@ class Kernel(FirmwareMixin):
                 drop += 1
             del self.kmsg[:drop]
             del self.kmsg_records[:drop]
+
+    def uevent_store(self, devpath: str, subsystem: str | None, env: Callable[[], list[tuple[str, str]]] | None,
+                     buf: str, count: int) -> None:
+        """drivers/base/core.c uevent_store() -> kobject_synth_uevent() (R-SYS-08): a synthetic
+        event with the written action and the device's variables (``env()``, asked only once
+        the write parsed: the dev_uevent() callback); EINVAL for a bad write. A device without
+        a subsystem (kset without uevent ops) sends nothing."""
+        action, extra = kobject_synth_uevent(buf, count)
+        if subsystem is not None:
+            self.uevent(action, devpath, subsystem, extra + tuple(env() if env else ()))
+
+    def control_store(self, devpath: str, buf: str) -> None:
+        """drivers/base/power/sysfs.c control_store() (R-SYS-07): ``on`` or ``auto``, else
+        EINVAL; only the value is kept (no runtime PM is simulated)."""
+        if sysfs_streq(buf, "on"):
+            self.power_control[devpath] = "on"
+        elif sysfs_streq(buf, "auto"):
+            self.power_control.pop(devpath, None)
+        else:
+            raise KernelError(errno.EINVAL)
 
     @staticmethod
     def memory_devpath(block_id: int) -> str:
@@ -368,7 +400,7 @@ class Kernel(FirmwareMixin):
     def has_normal_memory(self) -> set[int]:
         return set(self.n_normal_memory)
 
-    def kernel_zones_of(self, node: Node) -> tuple[str, ...]:
+    def kernel_zones_of(self, node: Node) -> tuple[ZoneType, ...]:
         return tuple(z for z in KERNEL_ZONES if node.zones[z].populated)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
 from ..errors import EHWPOISON, KernelError
+from ..klib import kstrtobool, kstrtouint, sysfs_match_string
 from .base import LOGLEVEL_DEBUG, KernelBase
 from .node import (
     KERNEL_ZONES,
@@ -25,6 +26,7 @@ from .node import (
     ZONES,
     Node,
     Zone,
+    ZoneType,
 )
 
 
@@ -51,6 +53,25 @@ ONLINE_TYPE_WORDS = {
     "online_movable": OnlineType.ONLINE_MOVABLE,
 }
 ONLINE_TYPE_NAMES = {v: k for k, v in ONLINE_TYPE_WORDS.items()}
+_ONLINE_WORDS = list(ONLINE_TYPE_WORDS)
+
+
+class OnlinePolicy(StrEnum):
+    """memory_hotplug.online_policy (mm/memory_hotplug.c enum with online_policy_to_str[]):
+    how zone_for_pfn_range() places a plain ``online``."""
+
+    CONTIG_ZONES = "contig-zones"
+    AUTO_MOVABLE = "auto-movable"
+
+
+#: online_policy_to_str, in enum order (what set_online_policy() matches against).
+ONLINE_POLICIES = list(OnlinePolicy)
+
+
+def mhp_online_type_from_str(buf: str) -> OnlineType:
+    """mm/memory_hotplug.c mhp_online_type_from_str(): one of offline, online, online_kernel,
+    online_movable (sysfs_streq: one trailing newline allowed), else EINVAL."""
+    return ONLINE_TYPE_WORDS[_ONLINE_WORDS[sysfs_match_string(_ONLINE_WORDS, buf)]]
 
 
 @dataclass(slots=True, eq=False)
@@ -78,9 +99,9 @@ class MemoryBlock:
     boot: bool = False
     online_type: OnlineType = OnlineType.OFFLINE
     #: Zone managing the block while online; None when offline or spanning zones.
-    zone: str | None = None
+    zone: ZoneType | None = None
     #: Boot blocks spanning several zones: pages per zone (valid_zones "none", never offlined).
-    zone_pages: dict[str, int] | None = None
+    zone_pages: dict[ZoneType, int] | None = None
     #: Self-hosted memmap pages (V) if created on the altmap path, else 0 (R-MOM-02).
     altmap: int = 0
     group: MemoryGroup | None = None
@@ -113,13 +134,13 @@ class MemoryBlocksMixin(KernelBase):
     """The memory-block half of the engine; mixed into ``Kernel``."""
 
     # -- helpers ---------------------------------------------------------------------------
-    def _zone(self, block: MemoryBlock, name: str | None = None) -> Zone:
+    def _zone(self, block: MemoryBlock, name: ZoneType | None = None) -> Zone:
         return self.nodes[block.nid].zones[name or block.zone or ZONE_NORMAL]
 
     def block_start(self, block: MemoryBlock) -> int:
         return block.id * self.block_size
 
-    def kernel_zone_for(self, node: Node, block_id: int) -> str:
+    def kernel_zone_for(self, node: Node, block_id: int) -> ZoneType:
         """default_kernel_zone_for_pfn(): first of DMA, DMA32 intersecting the block, else Normal."""
         for name in (ZONE_DMA, ZONE_DMA32):
             if node.zones[name].intersects(block_id):
@@ -127,7 +148,7 @@ class MemoryBlocksMixin(KernelBase):
         return ZONE_NORMAL
 
     # -- zone selection (mm/memory_hotplug.c zone_for_pfn_range) -------------------------------
-    def default_zone_for_pfn(self, node: Node, block_id: int) -> str:
+    def default_zone_for_pfn(self, node: Node, block_id: int) -> ZoneType:
         """The contig-zones default (contig_default(B))."""
         kernel_zone = self.kernel_zone_for(node, block_id)
         in_kernel = node.zones[kernel_zone].intersects(block_id)
@@ -170,7 +191,7 @@ class MemoryBlocksMixin(KernelBase):
             kernel_early += group.present_kernel_pages
         return movable + nr_pages <= self.auto_movable_ratio * kernel_early // 100
 
-    def auto_movable_zone_for_pfn(self, node: Node, group: MemoryGroup | None, block_id: int) -> str:
+    def auto_movable_zone_for_pfn(self, node: Node, group: MemoryGroup | None, block_id: int) -> ZoneType:
         kernel_zone = self.kernel_zone_for(node, block_id)
         if not self.auto_movable_ratio:
             return kernel_zone
@@ -198,14 +219,14 @@ class MemoryBlocksMixin(KernelBase):
             return kernel_zone
         return ZONE_MOVABLE
 
-    def zone_for_pfn_range(self, online_type: OnlineType, block: MemoryBlock) -> str:
+    def zone_for_pfn_range(self, online_type: OnlineType, block: MemoryBlock) -> ZoneType:
         """Zone for an online request (R-STATE-01, policy_default)."""
         node = self.nodes[block.nid]
         if online_type == OnlineType.ONLINE_KERNEL:
             return self.kernel_zone_for(node, block.id)
         if online_type == OnlineType.ONLINE_MOVABLE:
             return ZONE_MOVABLE
-        if self.online_policy == "auto-movable":
+        if self.online_policy == OnlinePolicy.AUTO_MOVABLE:
             return self.auto_movable_zone_for_pfn(node, block.group, block.id)
         return self.default_zone_for_pfn(node, block.id)
 
@@ -221,6 +242,20 @@ class MemoryBlocksMixin(KernelBase):
         if default != ZONE_MOVABLE:
             words.append(ZONE_MOVABLE)
         return " ".join(words)
+
+    # -- the zone policy's module parameters (mm/memory_hotplug.c) -----------------------------
+    def set_online_policy(self, buf: str) -> None:
+        """mm/memory_hotplug.c set_online_policy(): sysfs_match_string over
+        online_policy_to_str, else EINVAL."""
+        self.online_policy = ONLINE_POLICIES[sysfs_match_string(ONLINE_POLICIES, buf)]
+
+    def param_set_auto_movable_ratio(self, buf: str) -> None:
+        """module_param(auto_movable_ratio, uint, 0644): kernel/params.c param_set_uint()."""
+        self.auto_movable_ratio = kstrtouint(buf, 0)
+
+    def param_set_auto_movable_numa_aware(self, buf: str) -> None:
+        """module_param(auto_movable_numa_aware, bool, 0644): kernel/params.c param_set_bool()."""
+        self.auto_movable_numa_aware = kstrtobool(buf, enable_disable=self.profile >= (6, 16))
 
     # -- device_online / device_offline (drivers/base/core.c) --------------------------------
     def device_online(self, block: MemoryBlock) -> int:
@@ -240,6 +275,34 @@ class MemoryBlocksMixin(KernelBase):
         self.memory_subsys_offline(block)
         self.uevent("offline", self.memory_devpath(block.id), "memory")
         return 0
+
+    # -- the block's stores (drivers/base/memory.c, drivers/base/core.c) --------------------
+    def state_store(self, mem: MemoryBlock, buf: str) -> None:
+        """drivers/base/memory.c state_store() (R-STATE-02): the word first (EINVAL), then
+        under lock_device_hotplug_sysfs() device_online()/device_offline(); a block already
+        in the asked state is EINVAL, a failing operation its own errno."""
+        online_type = mhp_online_type_from_str(buf)
+        with self.lock:
+            if online_type == OnlineType.OFFLINE:
+                ret = self.device_offline(mem)
+            else:
+                # "mem->online_type is protected by device_hotplug_lock": stored even if
+                # the request then fails (R-STATE-05).
+                mem.online_type = online_type
+                ret = self.device_online(mem)
+        if ret:
+            raise KernelError(errno.EINVAL)
+
+    def online_store(self, mem: MemoryBlock, buf: str) -> None:
+        """drivers/base/core.c online_store() (R-STATE-03): a kstrtobool, then
+        device_online()/device_offline() under the lock; asking for the current state is a
+        successful no-op (``ret < 0 ? ret : count``)."""
+        value = kstrtobool(buf, enable_disable=self.profile >= (6, 16))
+        with self.lock:
+            if value:
+                self.device_online(mem)
+            else:
+                self.device_offline(mem)
 
     def memory_subsys_online(self, block: MemoryBlock) -> None:
         # R-STATE-05: a stored type is used once, then reset, whether onlining worked or not.
@@ -277,7 +340,7 @@ class MemoryBlocksMixin(KernelBase):
         # after onlining succeeded, and never as managed or free.
         self.online_pages(block, zone_name)
 
-    def online_pages(self, block: MemoryBlock, zone_name: str) -> None:
+    def online_pages(self, block: MemoryBlock, zone_name: ZoneType) -> None:
         self.lockdep_assert_held()
         node = self.nodes[block.nid]
         err = self.notifier_error["MEM_GOING_ONLINE"]
@@ -305,6 +368,13 @@ class MemoryBlocksMixin(KernelBase):
             self.n_memory.add(node.id)
             self.memtier_node_online(node)
         self.vm.init_per_zone_wmark_min(self)  # online_pages() recomputes the watermarks
+
+    def debugfs_errno_set(self, action: str, value: int) -> None:
+        """lib/notifier-error-inject.c debugfs_errno_set(): the errno the memory notifier
+        returns for ``action`` (R-FI-01/02), clamp_t(int, val, -MAX_ERRNO, 0); clamp_t casts
+        to int first. fs/libfs.c simple_attr_write() parsed the value."""
+        value = (value + (1 << 31)) % (1 << 32) - (1 << 31)
+        self.notifier_error[action] = min(max(value, -4095), 0)
 
     def hotplug_maintains_n_normal_memory(self) -> bool:
         """R-NODE-05 as the kernel has it: 6.17 dropped the N_NORMAL_MEMORY updates of
@@ -427,7 +497,7 @@ class MemoryBlocksMixin(KernelBase):
             if poisoned is not None:
                 block.poisoned = poisoned
 
-    def zone_blocks(self, node: Node, zone_name: str, descending: bool = False) -> Iterator[MemoryBlock]:
+    def zone_blocks(self, node: Node, zone_name: ZoneType, descending: bool = False) -> Iterator[MemoryBlock]:
         """The online blocks of ``node`` that ``zone_name`` manages, by block id, found in
         the zone's span (which holds all of them): a caller that stops early has touched
         only the blocks it looked at."""
@@ -441,7 +511,7 @@ class MemoryBlocksMixin(KernelBase):
             if block is not None and block.nid == nid and block.zone == zone_name and block.state is online:
                 yield block
 
-    def shrink_zone_span(self, node: Node, zone_name: str, block_id: int) -> None:
+    def shrink_zone_span(self, node: Node, zone_name: ZoneType, block_id: int) -> None:
         """shrink_zone_span(): an edge block leaving moves the edge to the next online block."""
         zone = node.zones[zone_name]
         if zone.empty_span():

@@ -9,11 +9,26 @@ boundary, so block granularity gives the kernel's answers for ``zone_intersects`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-ZONE_DMA = "DMA"
-ZONE_DMA32 = "DMA32"
-ZONE_NORMAL = "Normal"
-ZONE_MOVABLE = "Movable"
+
+class ZoneType(StrEnum):
+    """The zones of x86_64 hotplug (include/linux/mmzone.h enum zone_type), valued by the
+    names the kernel prints (mm/page_alloc.c zone_names[]: ``valid_zones``, zoneinfo).
+    ZONE_DEVICE is never onlined, so no block or zone here has it; it is listed because
+    distribution kernels compile it in and /proc/zoneinfo and vmstat print it."""
+
+    DMA = "DMA"
+    DMA32 = "DMA32"
+    NORMAL = "Normal"
+    MOVABLE = "Movable"
+    DEVICE = "Device"
+
+
+ZONE_DMA = ZoneType.DMA
+ZONE_DMA32 = ZoneType.DMA32
+ZONE_NORMAL = ZoneType.NORMAL
+ZONE_MOVABLE = ZoneType.MOVABLE
 ZONES = (ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE)
 KERNEL_ZONES = (ZONE_DMA, ZONE_DMA32, ZONE_NORMAL)
 
@@ -35,7 +50,7 @@ def memtier_id(adistance: int) -> int:
 class Zone:
     """One zone of one node."""
 
-    name: str
+    name: ZoneType
     present: int = 0
     present_early: int = 0
     managed: int = 0
@@ -69,7 +84,7 @@ class Node:
     id: int
     cpus: list[int] = field(default_factory=list)
     online: bool = False
-    zones: dict[str, Zone] = field(default_factory=lambda: {z: Zone(z) for z in ZONES})
+    zones: dict[ZoneType, Zone] = field(default_factory=lambda: {z: Zone(z) for z in ZONES})
     #: Ids of all memory blocks (online or not) linked under this node.
     blocks: set[int] = field(default_factory=set)
     #: Abstract distance of the node's memory type (None: DRAM default).

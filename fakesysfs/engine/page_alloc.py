@@ -22,7 +22,7 @@ from math import isqrt
 from typing import TYPE_CHECKING, NamedTuple
 
 from .base import LOGLEVEL_INFO
-from .node import DMA32_LIMIT, DMA_LIMIT, ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL
+from .node import DMA32_LIMIT, DMA_LIMIT, ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL, ZoneType
 
 if TYPE_CHECKING:
     from .base import KernelBase
@@ -31,11 +31,11 @@ if TYPE_CHECKING:
 
 #: x86-64's zones in enum order (include/linux/mmzone.h): ZONE_DEVICE is compiled in on
 #: distribution kernels; the simulator never populates it.
-ZONE_DEVICE = "Device"
+ZONE_DEVICE = ZoneType.DEVICE
 ALL_ZONES = (ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE)
 #: Zones at or below gfp_zone(GFP_USER) (ZONE_NORMAL): nr_free_buffer_pages(), khugepaged.
 _LOWMEM_ZONES = (ZONE_DMA, ZONE_DMA32, ZONE_NORMAL)
-_ZONE_INDEX = {name: i for i, name in enumerate(ALL_ZONES)}
+_ZONE_INDEX: dict[str, int] = {name: i for i, name in enumerate(ALL_ZONES)}
 _NO_MARKS = (0, 0, 0, 0)
 
 #: vm sysctl defaults (mm/page_alloc.c, mm/page-writeback.c, mm/util.c).
@@ -330,7 +330,7 @@ def vm_commit_limit(totalram: int, overcommit_ratio: int = OVERCOMMIT_RATIO) -> 
 
 
 # -- zone spans in pfns ---------------------------------------------------------------------
-def _zone_pfn_limits(k: Kernel, zone_name: str) -> tuple[int, int]:
+def _zone_pfn_limits(k: Kernel, zone_name: ZoneType) -> tuple[int, int]:
     """The physical pfn range a zone may cover on x86-64 (ZONE_MOVABLE: anywhere)."""
     ps = k.page_size
     limits = {ZONE_DMA: (0, DMA_LIMIT // ps), ZONE_DMA32: (DMA_LIMIT // ps, DMA32_LIMIT // ps),
@@ -338,7 +338,7 @@ def _zone_pfn_limits(k: Kernel, zone_name: str) -> tuple[int, int]:
     return limits.get(zone_name, (0, 1 << 52))
 
 
-def _edge_pfn(k: Kernel, node: Node, zone_name: str, bid: int, first: bool) -> int:
+def _edge_pfn(k: Kernel, node: Node, zone_name: ZoneType, bid: int, first: bool) -> int:
     """The first (last + 1) pfn of ``zone_name`` in block ``bid``, an edge of the zone's span:
     a whole block unless it is a boot block with holes or zone boundaries, whose pages are
     where firmware put the node's RAM."""
@@ -362,7 +362,7 @@ def _edge_pfn(k: Kernel, node: Node, zone_name: str, bid: int, first: bool) -> i
     return min(a for a, _ in pieces) if first else max(b for _, b in pieces)
 
 
-def zone_span(k: Kernel, node: Node, zone_name: str) -> tuple[int, int]:
+def zone_span(k: Kernel, node: Node, zone_name: ZoneType) -> tuple[int, int]:
     """(zone_start_pfn, spanned_pages); (0, 0) for a zone that spans nothing.
 
     move_pfn_range_to_zone() -> resize_zone_range() grows the span over whole blocks (the
@@ -391,7 +391,7 @@ def _buddy_chunks(start: int, end: int, counts: list[int]) -> None:
         pfn += 1 << order
 
 
-def free_area(k: Kernel, node: Node, zone_name: str) -> list[int]:
+def free_area(k: Kernel, node: Node, zone_name: ZoneType) -> list[int]:
     """zone->free_area[order].nr_free for orders 0..MAX_PAGE_ORDER, summing to the zone's free
     pages. A whole online block frees its pages after the vmemmap and the pages in use
     (onlining with memmap_on_memory gives one order-9 and 31 order-10 chunks per 128 MiB
@@ -423,7 +423,7 @@ def free_area(k: Kernel, node: Node, zone_name: str) -> list[int]:
     return counts
 
 
-def pageblock_types(k: Kernel, node: Node, zone_name: str) -> tuple[int, int]:
+def pageblock_types(k: Kernel, node: Node, zone_name: ZoneType) -> tuple[int, int]:
     """(Unmovable, Movable) pageblocks of a zone as pagetypeinfo_showblockcount() counts
     them: every pageblock that starts a walk step from zone_start_pfn in an online section
     of the zone (a hole inside an online boot block counts). The vmemmap pageblocks of a

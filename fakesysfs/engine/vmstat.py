@@ -13,6 +13,7 @@ from .page_alloc import ALL_ZONES, dirty_limits, free_area, free_pages_blocks, v
 
 if TYPE_CHECKING:
     from .kernel import Kernel
+    from .node import ZoneType
 
 #: enum zone_stat_item (NR_VM_ZONE_STAT_ITEMS), CONFIG_ZSMALLOC and CONFIG_CMA set.
 ZONE_ITEMS = (
@@ -73,7 +74,7 @@ EVENT_ITEMS = (
 )
 
 
-def zone_stats(k: Kernel, nid: int, zone_name: str) -> list[tuple[str, int]]:
+def zone_stats(k: Kernel, nid: int, zone_name: ZoneType) -> list[tuple[str, int]]:
     """The zone items of one zone (``zone_page_state``)."""
     node = k.nodes[nid]
     zone = node.zones.get(zone_name)

@@ -16,10 +16,8 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from ..errors import KernelError
-from ..klib import kstrtobool
-from .common import const, link, power_dir, rw, uevent_attr, wo
+from .common import BusDevicesDir, const, engine_store, link, power_dir, rw, simple_bus, uevent_attr, wo
 from .group import Children, Dynamic, Entry, Group, GroupDir, Layout, attr_ro, attr_rw, attr_wo
-from .memory import BusDevicesDir, simple_bus
 from .tree import Dir, MergedDir, Node, StaticDir
 
 if TYPE_CHECKING:
@@ -35,11 +33,6 @@ def _hex(value: int) -> str:
     """Kernel ``%#llx``: lib/vsprintf.c number() always prints ``0x`` in base 16, so zero is
     ``0x0`` (unlike glibc)."""
     return f"{value:#x}"
-
-
-def _store(fn: Callable[[str], int | None]) -> Callable[[str, int], int | None]:
-    """Adapt an engine store ``fn(buf)`` to the tree's ``store(text, count)``."""
-    return lambda text, _count: fn(text)
 
 
 # -- dax devices --------------------------------------------------------------------------------
@@ -394,8 +387,9 @@ def dax_bus(k: Kernel) -> StaticDir:
     return StaticDir({
         "devices": devices,
         "drivers": DaxDriversDir(k),
-        "drivers_autoprobe": rw(lambda: "1\n" if k.dax_drivers_autoprobe else "0\n", _store(k.drivers_autoprobe_store)),
-        "drivers_probe": wo(_store(k.drivers_probe_store)),
+        "drivers_autoprobe": rw(lambda: "1\n" if k.dax_drivers_autoprobe else "0\n",
+                                engine_store(k.drivers_autoprobe_store)),
+        "drivers_probe": wo(engine_store(k.drivers_probe_store)),
         "uevent": uevent_attr(k, DAX_BUS, "bus", mode=0o200),
     })
 
@@ -442,13 +436,10 @@ def dax_module(k: Kernel, name: str) -> Callable[[], Node | None]:
 def dax_hmem_module(k: Kernel) -> StaticDir:
     """``/sys/module/dax_hmem``: the ``region_idle`` parameter (0644 bool, R-DAXC-02)."""
 
-    def region_idle_store(text: str, _count: int) -> int | None:
-        k.dax_hmem_region_idle = kstrtobool(text, enable_disable=k.profile >= (6, 16))  # param_set_bool
-        return None
-
     return StaticDir({
         "parameters": StaticDir({
-            "region_idle": rw(lambda: "Y\n" if k.dax_hmem_region_idle else "N\n", region_idle_store),
+            "region_idle": rw(lambda: "Y\n" if k.dax_hmem_region_idle else "N\n",
+                              engine_store(k.param_set_region_idle)),
         }),
         "uevent": uevent_attr(k, "/module/dax_hmem", "module", mode=0o200),
     })

@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING
 
 from ..engine.vmstat import node_vmstat
 from ..klib import format_cpumap, format_node_list, kstrtoul
-from .common import const, link, power_dir, ro, rw, uevent_attr
+from .common import BusDevicesDir, const, link, power_dir, ro, rw, simple_bus, uevent_attr
 from .group import Children, Entry, Group, GroupDir, Layout, attr_ro, attr_wo, suffix_id
-from .memory import BusDevicesDir, simple_bus
 from .tree import Attr, Dir, DirEntry, MergedDir, Node, StaticDir
 
 if TYPE_CHECKING:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..engine.memory import ONLINE_TYPE_WORDS  # noqa: F401  (re-exported for callers)
-from ..klib import kstrtobool, kstrtoll, kstrtouint, kstrtoull, sysfs_match_string
+from ..klib import kstrtoll, kstrtoull
 from .changes import KernelChanges
-from .common import ro, rw
+from .common import engine_store, ro, rw
 from .dax import add_dax_entries
 from .memory import memory_bus, memory_root
 from .node import cpu_bus, cpu_root, node_bus, node_root, tier_bus, tier_root
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
     from ..engine import Kernel
 
-ONLINE_POLICIES = ["contig-zones", "auto-movable"]
 #: fs/libfs.c simple_attr_write(): ``size = min(sizeof(attr->set_buf) - 1, len)``, set_buf[24].
 SIMPLE_ATTR_MAX = 23
 
@@ -26,24 +25,13 @@ SIMPLE_ATTR_MAX = 23
 def memory_hotplug_parameters(k: Kernel) -> StaticDir:
     """``/sys/module/memory_hotplug/parameters`` (mm/memory_hotplug.c module parameters)."""
 
-    def online_policy_store(text: str, _count: int) -> int | None:
-        k.online_policy = ONLINE_POLICIES[sysfs_match_string(ONLINE_POLICIES, text)]
-        return None
-
-    def ratio_store(text: str, _count: int) -> int | None:
-        k.auto_movable_ratio = kstrtouint(text, 0)  # param_set_uint
-        return None
-
-    def numa_aware_store(text: str, _count: int) -> int | None:
-        k.auto_movable_numa_aware = kstrtobool(text, enable_disable=k.profile >= (6, 16))
-        return None
-
     return StaticDir({
-        "auto_movable_numa_aware": rw(lambda: "Y\n" if k.auto_movable_numa_aware else "N\n", numa_aware_store),
-        "auto_movable_ratio": rw(lambda: f"{k.auto_movable_ratio}\n", ratio_store),
+        "auto_movable_numa_aware": rw(lambda: "Y\n" if k.auto_movable_numa_aware else "N\n",
+                                      engine_store(k.param_set_auto_movable_numa_aware)),
+        "auto_movable_ratio": rw(lambda: f"{k.auto_movable_ratio}\n", engine_store(k.param_set_auto_movable_ratio)),
         # R-MOM-01: boot-only, 0444 whatever the admin guide says.
-        "memmap_on_memory": ro(lambda: {"N": "N", "Y": "Y", "force": "force"}[k.memmap_mode] + "\n"),
-        "online_policy": rw(lambda: k.online_policy + "\n", online_policy_store),
+        "memmap_on_memory": ro(lambda: f"{k.memmap_mode}\n"),
+        "online_policy": rw(lambda: f"{k.online_policy}\n", engine_store(k.set_online_policy)),
     })
 
 
@@ -54,9 +42,8 @@ def notifier_error_inject(k: Kernel) -> StaticDir:
     # (sizeof(set_buf) - 1) and parses those, so a longer write is judged by its start.
     def action(name: str) -> StaticDir:
         def store(text: str, _count: int) -> int | None:
-            value = kstrtoll(text[:SIMPLE_ATTR_MAX], 0)  # DEFINE_SIMPLE_ATTRIBUTE_SIGNED
-            value = (value + (1 << 31)) % (1 << 32) - (1 << 31)  # clamp_t(int, ...) casts first
-            k.notifier_error[name] = min(max(value, -4095), 0)
+            # simple_attr_write() parses (DEFINE_SIMPLE_ATTRIBUTE_SIGNED: kstrtoll), then the set op.
+            k.debugfs_errno_set(name, kstrtoll(text[:SIMPLE_ATTR_MAX], 0))
             return None
 
         return StaticDir({"error": rw(lambda: f"{k.notifier_error[name]}\n", store, mode=0o600)})

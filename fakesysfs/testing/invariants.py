@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from ..engine import BlockState, Kernel
+from ..engine.node import ZoneType
 from ..errors import KernelError
 from ..klib import parse_range_list
 from ..sysfs.tree import Link, Tree
@@ -216,7 +217,7 @@ def i8_proc_agrees_with_sys(k: Kernel, tree: Tree) -> None:
             name, *orders = counts.split()
             buddy[(int(head[5:]), name)] = sum(int(n) << order for order, n in enumerate(orders))
         for (nid, name), seen in zones.items():
-            zone = k.nodes[nid].zones.get(name)
+            zone = k.nodes[nid].zones.get(ZoneType(name))
             want = (zone.present, zone.managed, zone.free) if zone is not None else (0, 0, 0)
             assert (seen["present"], seen["managed"], seen["free"]) == want, f"I-8: node {nid} zone {name}"
             assert seen["spanned"] >= seen["present"] >= seen["managed"], f"I-8: node {nid} zone {name} span"

@@ -1,21 +1,5 @@
-"""``fakesysfs ctl MOUNTPOINT COMMAND``: the harness of a running mount, over its control socket.
-
-    fakesysfs ctl MNT add-cxl-region 16G 1 [start=ADDR] [decoder=..] [driver=..]  -> "region3 dax3.0"
-    fakesysfs ctl MNT add-hmem 8G 2 [start=ADDR] ...                             -> "hmem.4 dax4.0"
-    fakesysfs ctl MNT remove region3|hmem.4
-    fakesysfs ctl MNT fault notifier online|offline ERRNO      (ERRNO 0 clears; ENOMEM or 12)
-    fakesysfs ctl MNT fault memmap-fail-at-chunk K|off
-    fakesysfs ctl MNT fault probe-fail dax0.0 ERRNO
-    fakesysfs ctl MNT fault clear
-    fakesysfs ctl MNT block N [pinned=P] [used=U] [poisoned=X]
-    fakesysfs ctl MNT delay MICROSECONDS                       (each memory block added takes this long)
-    fakesysfs ctl MNT wait-event [--after SEQNUM] [--timeout S] KEY=VALUE...   (ACTION=online ...)
-    fakesysfs ctl MNT wait-store [--after N] [--timeout S] [--path REGEX] [--data TEXT] [--errno E]
-    fakesysfs ctl MNT seqnum | state | trace [--since N] | kmsg | dmesg | iomem | export FILE
-
-Results go to stdout (one line, or JSON for ``state``, ``trace``, ``wait-*``); a refused request
-prints the daemon's reason on stderr and exits 1.
-"""
+"""``fakesysfs ctl MOUNTPOINT COMMAND``: the harness of a running mount, over its control socket
+(fakesysfs/control.py; the ops are fakesysfs/harness.py's). ``DESCRIPTION`` is the help."""
 
 from __future__ import annotations
 
@@ -25,10 +9,29 @@ import os
 import sys
 from typing import Any
 
-from .control import ControlClient, ControlError
-from .errors import CliError
+from ..errors import CliError, ControlError
 
 __all__ = ["add_parser", "ctl"]
+
+DESCRIPTION = """\
+Inject faults, hot-plug hardware and inspect the running mount at MOUNTPOINT.
+
+  fakesysfs ctl MNT add-cxl-region 16G 1 [start=ADDR] [decoder=..] [driver=..]  -> "region3 dax3.0"
+  fakesysfs ctl MNT add-hmem 8G 2 [start=ADDR] ...                             -> "hmem.4 dax4.0"
+  fakesysfs ctl MNT remove region3|hmem.4
+  fakesysfs ctl MNT fault notifier online|offline ERRNO      (ERRNO 0 clears; ENOMEM or 12)
+  fakesysfs ctl MNT fault memmap-fail-at-chunk K|off
+  fakesysfs ctl MNT fault probe-fail dax0.0 ERRNO
+  fakesysfs ctl MNT fault clear
+  fakesysfs ctl MNT block N [pinned=P] [used=U] [poisoned=X]
+  fakesysfs ctl MNT delay MICROSECONDS                       (each memory block added takes this long)
+  fakesysfs ctl MNT wait-event [--after SEQNUM] [--timeout S] KEY=VALUE...   (ACTION=online ...)
+  fakesysfs ctl MNT wait-store [--after N] [--timeout S] [--path REGEX] [--data TEXT] [--errno E]
+  fakesysfs ctl MNT seqnum | state | trace [--since N] | kmsg | iomem | export FILE
+
+Results go to stdout (one line, or JSON for state, trace, wait-event and wait-store); a
+refused request prints the daemon's reason on stderr and exits 1.
+"""
 
 _NOTIFIER = {"online": "MEM_GOING_ONLINE", "offline": "MEM_GOING_OFFLINE",
              "MEM_GOING_ONLINE": "MEM_GOING_ONLINE", "MEM_GOING_OFFLINE": "MEM_GOING_OFFLINE"}
@@ -120,6 +123,8 @@ def _print(cmd: str, reply: dict[str, Any]) -> None:
 
 def ctl(args: argparse.Namespace) -> int:
     """Run one ``fakesysfs ctl`` command; returns the exit status."""
+    from ..control import ControlClient
+
     op, members = _request(args)
     members = {k: v for k, v in members.items() if v is not None}
     timeout = max(10.0, float(members.get("timeout", 0)) + 5.0)
@@ -134,7 +139,9 @@ def ctl(args: argparse.Namespace) -> int:
                     _print(args.ctl_command, reply)
                     reply = client.request(op, **{**members, "since": reply["stores"][-1]["seq"]})
     except ControlError as exc:
-        raise CliError(f"{args.ctl_command}: {exc}") from None
+        # The daemon names the op it refused ("remove: ..."); this command names it once.
+        reason = str(exc).removeprefix(f"{op}: ")
+        raise CliError(f"{args.ctl_command}: {reason}") from None
     except TimeoutError:
         raise CliError(f"{args.ctl_command}: the daemon of {args.mountpoint} "
                        f"did not answer within {timeout:.0f} s") from None
@@ -145,7 +152,7 @@ def ctl(args: argparse.Namespace) -> int:
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``ctl`` with the ``fakesysfs`` command's subparsers."""
     p = commands.add_parser("ctl", help="inject faults, hot-plug hardware and inspect a running mount",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     sub = p.add_subparsers(dest="ctl_command", required=True, metavar="COMMAND")
 
@@ -154,20 +161,21 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         c = sub.add_parser(name, help=what)
         c.add_argument("size", metavar="SIZE", help="bytes, hex or a size like 16G")
         c.add_argument("node", metavar="NODE", type=int, help="target NUMA node")
-        c.add_argument("options", nargs="*", metavar="KEY=VALUE")
+        # default=[]: argparse would otherwise name an empty "*" among the missing arguments
+        c.add_argument("options", nargs="*", default=[], metavar="KEY=VALUE")
     sub.add_parser("remove", help="a CXL region or hmem range goes away").add_argument("device", metavar="NAME")
     fault = sub.add_parser("fault", help="arm or clear a fault")
     fault.add_argument("kind", choices=["notifier", "memmap-fail-at-chunk", "probe-fail", "clear"])
-    fault.add_argument("values", nargs="*", metavar="VALUE")
+    fault.add_argument("values", nargs="*", default=[], metavar="VALUE")
     block = sub.add_parser("block", help="pinned, used and poisoned pages of memory block N")
     block.add_argument("block", type=int, metavar="N")
-    block.add_argument("options", nargs="*", metavar="KEY=VALUE")
+    block.add_argument("options", nargs="*", default=[], metavar="KEY=VALUE")
     delay = sub.add_parser("delay", help="each memory block added takes MICROSECONDS (long adds, for crash tests)")
     delay.add_argument("microseconds", type=int, metavar="MICROSECONDS")
     wait_event = sub.add_parser("wait-event", help="wait for a uevent (default: any since boot) matching KEY=VALUE")
     wait_event.add_argument("--after", type=int, metavar="SEQNUM")
     wait_event.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
-    wait_event.add_argument("match", nargs="*", metavar="KEY=VALUE")
+    wait_event.add_argument("match", nargs="*", default=[], metavar="KEY=VALUE")
     wait_store = sub.add_parser("wait-store", help="wait for a store (default: any so far) matching")
     wait_store.add_argument("--after", type=int, metavar="N")
     wait_store.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
