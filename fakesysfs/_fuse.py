@@ -30,6 +30,7 @@ __all__ = [
     "LIBFUSE_VERSION",
     "FuseOSError",
     "Operations",
+    "fuse_get_context",
 ]
 
 _INSTALL_HINT = (
@@ -112,6 +113,8 @@ BINDING, _module = _import_binding()
 FUSE = _module.FUSE
 FuseOSError = _module.FuseOSError
 Operations = _module.Operations
+#: (uid, gid, pid) of the request a callback serves (both bindings have it).
+fuse_get_context = _module.fuse_get_context
 
 #: (major, minor) of the loaded libfuse.
 LIBFUSE_VERSION: tuple[int, int] = _libfuse_version(_module)

@@ -129,6 +129,9 @@ class BootConfig:
     boot_used_percent: int = 3
     boot_unmovable: bool = True
     notifier_error_inject: bool = True
+    #: Boot-loader words of the kernel command line before the memory hotplug parameters
+    #: (/proc/cmdline), e.g. "BOOT_IMAGE=/boot/vmlinuz root=/dev/vda1 ro".
+    cmdline: str = ""
     # --- dax ---
     dax_major: int = 252
     dax_drivers_autoprobe: bool = True

@@ -53,28 +53,56 @@ def _named(message: str, mountpoint: str) -> str:
 
 
 @contextlib.contextmanager
+def _proc_served(kernel: Kernel | None, proc: tuple[str, int] | None, allow_other: bool,
+                 dev_fuse: str) -> Iterator[None]:
+    """``mount --proc DIR``: the simulated /proc files (fakesysfs/procfs.py) served at DIR
+    (the checked directory ``proc[1]``) from a thread of this process, through the same
+    adapter, while the /sys mount is; unmounted with it."""
+    if proc is None or kernel is None:
+        yield
+        return
+    from .mountpoint import mount_on, unmount
+    from .procfs import build_proc_tree
+    from .run import NamespaceError, start_devfs
+
+    mountpoint, dir_fd = proc
+    with mount_on(dir_fd, mountpoint, allow_other, dev_fuse=dev_fuse) as placed:
+        try:
+            start_devfs(build_proc_tree(kernel), placed.where, allow_other=allow_other)
+        except NamespaceError as exc:
+            raise MountError(_named(str(exc), mountpoint)) from None
+        try:
+            yield
+        finally:
+            if placed.fuse_mount is None:  # libfuse mounted it by path: unmount it the same way
+                unmount(mountpoint, lazy=True)
+
+
+@contextlib.contextmanager
 def _serving(tree: Tree, kernel: Kernel | None, harness: Harness | None, dir_fd: int, mountpoint: str,
-             allow_other: bool, dev_fuse: str) -> Iterator[str]:
-    """The control socket and the mount made on the checked directory ``dir_fd``
-    (fakesysfs/mountpoint.py ``mount_on``); yields what to hand ``serve``."""
+             allow_other: bool, dev_fuse: str, proc: tuple[str, int] | None = None) -> Iterator[str]:
+    """The control socket, the ``--proc`` files and the mount made on the checked directory
+    ``dir_fd`` (fakesysfs/mountpoint.py ``mount_on``); yields what to hand ``serve``."""
     from .control import serving_or_warn
     from .mountpoint import mount_on
 
     ops = harness.register_control if harness is not None else None
     control = serving_or_warn(kernel, ops=ops, tree=tree) if kernel is not None else contextlib.nullcontext()
-    with control, mount_on(dir_fd, mountpoint, allow_other, dev_fuse=dev_fuse) as placed:
+    with (control, _proc_served(kernel, proc, allow_other, dev_fuse),
+          mount_on(dir_fd, mountpoint, allow_other, dev_fuse=dev_fuse) as placed):
         yield placed.where
 
 
 def serve_foreground(tree: Tree, mountpoint: str, *, allow_other: bool, kernel: Kernel | None,
                      harness: Harness | None, dir_fd: int, ready: Callable[[], None],
-                     dev_fuse: str = DEV_FUSE, fuse_debug: bool = False) -> None:
+                     dev_fuse: str = DEV_FUSE, fuse_debug: bool = False,
+                     proc: tuple[str, int] | None = None) -> None:
     """Serve in this process until unmounted or signalled; ``ready`` runs once the mount is
     live. Raises MountError, MountpointError."""
     from .fuse_adapter import serve
 
     try:
-        with _serving(tree, kernel, harness, dir_fd, mountpoint, allow_other, dev_fuse) as where:
+        with _serving(tree, kernel, harness, dir_fd, mountpoint, allow_other, dev_fuse, proc) as where:
             serve(tree, where, foreground=True, allow_other=allow_other, ready_callback=ready, debug=fuse_debug)
     except MountError as exc:
         raise MountError(_named(str(exc), mountpoint)) from None
@@ -82,7 +110,7 @@ def serve_foreground(tree: Tree, mountpoint: str, *, allow_other: bool, kernel: 
 
 def serve_daemon(tree: Tree, mountpoint: str, *, allow_other: bool, log_fd: int | None, kernel: Kernel | None,
                  harness: Harness | None, dir_fd: int, on_detach: Callable[[], None] = lambda: None,
-                 dev_fuse: str = DEV_FUSE, fuse_debug: bool = False) -> int:
+                 dev_fuse: str = DEV_FUSE, fuse_debug: bool = False, proc: tuple[str, int] | None = None) -> int:
     """Fork the daemon and return its pid once the mount is live (as this process sees it);
     the daemon takes ``log_fd`` (the --log-file) over as its stderr and runs ``on_detach``
     then. Raises MountError (the daemon's reason), MountpointError."""
@@ -95,7 +123,7 @@ def serve_daemon(tree: Tree, mountpoint: str, *, allow_other: bool, log_fd: int 
         try:
             os.close(read_end)
             status = _daemon_main(tree, mountpoint, allow_other, log_fd, write_end, kernel, harness, dir_fd,
-                                  on_detach, dev_fuse, fuse_debug)
+                                  on_detach, dev_fuse, fuse_debug, proc)
         except BaseException:
             with contextlib.suppress(BaseException):
                 log.exception("daemon failed")
@@ -110,7 +138,7 @@ def serve_daemon(tree: Tree, mountpoint: str, *, allow_other: bool, log_fd: int 
 
 def _daemon_main(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | None, report_fd: int,
                  kernel: Kernel | None, harness: Harness | None, dir_fd: int, on_detach: Callable[[], None],
-                 dev_fuse: str, fuse_debug: bool) -> int:
+                 dev_fuse: str, fuse_debug: bool, proc: tuple[str, int] | None) -> int:
     from .fuse_adapter import serve
 
     os.setsid()  # no SIGINT/SIGHUP from the parent's terminal
@@ -127,7 +155,7 @@ def _daemon_main(tree: Tree, mountpoint: str, allow_other: bool, log_fd: int | N
         log.info("serving %s (pid %d)", mountpoint, os.getpid())
 
     try:
-        with _serving(tree, kernel, harness, dir_fd, mountpoint, allow_other, dev_fuse) as where:
+        with _serving(tree, kernel, harness, dir_fd, mountpoint, allow_other, dev_fuse, proc) as where:
             serve(tree, where, foreground=True, allow_other=allow_other, ready_callback=ready, debug=fuse_debug)
     except (MountError, MountpointError, OSError) as exc:
         if reported:  # stdio is detached by now: this goes to --log-file

@@ -144,10 +144,13 @@ class TreeOperations:
         os_error: Callable[[int], OSError] | None = None,
         *,
         cache: bool = False,
+        context: Callable[[], tuple[int, int, int]] | None = None,
     ) -> None:
         self.tree = tree
         self._ready_callback = ready_callback
         self._os_error = os_error if os_error is not None else _default_os_error()
+        #: fuse_get_context(): (uid, gid, pid) of the request being served (None: no libfuse).
+        self._context = context
         self.mounted = False  # set once libfuse has called init()
         self._files: dict[int, OpenFile] = {}
         self._next_fh = itertools.count(1)
@@ -296,6 +299,8 @@ class TreeOperations:
     @_translate
     def open(self, path: str, flags: int) -> int:
         handle = self.tree.open(path, flags)  # R-SYS-01: EACCES here, even for root
+        if self._context is not None:
+            handle.uid = self._context()[0]  # the opener, for credential-dependent text (/proc/iomem)
         with self._fh_lock:
             fh = next(self._next_fh)
             self._files[fh] = handle
@@ -619,7 +624,7 @@ def serve(
 
     ops_class = _DispatchingOperations if _fuse.CALLABLE_OPERATIONS else TreeOperations
     cache = _fuse.CAN_INVALIDATE and tree.changes is not None
-    operations = ops_class(tree, ready_callback, _fuse.FuseOSError, cache=cache)
+    operations = ops_class(tree, ready_callback, _fuse.FuseOSError, cache=cache, context=_fuse.fuse_get_context)
     options = fuse_options(
         foreground=foreground,
         allow_other=allow_other,

@@ -623,7 +623,7 @@ class Harness:
         for name in _OP_ARGS:
             server.register(name, op_handler(name))
         for name, handler in (("state", self._ctl_state), ("trace", self._ctl_trace), ("kmsg", self._ctl_kmsg),
-                              ("iomem", self._ctl_iomem), ("export", self._ctl_export),
+                              ("dmesg", self._ctl_dmesg), ("iomem", self._ctl_iomem), ("export", self._ctl_export),
                               ("wait_event", self._ctl_wait_event), ("wait_store", self._ctl_wait_store)):
             server.register(name, _wrap(handler))
 
@@ -651,6 +651,11 @@ class Harness:
     def _ctl_kmsg(self, _request: dict[str, Any]) -> dict[str, Any]:
         with self.kernel.lock:
             return {"lines": list(self.kernel.kmsg)}
+
+    def _ctl_dmesg(self, _request: dict[str, Any]) -> dict[str, Any]:
+        """The log as /dev/kmsg has it: [level, seq, usec, text with device prefix]."""
+        with self.kernel.lock:
+            return {"records": [[r.level, r.seq, r.ts_usec, r.text] for r in self.kernel.kmsg_records]}
 
     def _ctl_iomem(self, _request: dict[str, Any]) -> dict[str, Any]:
         with self.kernel.lock:

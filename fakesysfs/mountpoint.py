@@ -37,10 +37,10 @@ from dataclasses import dataclass
 from .errors import MountpointError
 from .fdops import FuseMount
 
-__all__ = ["DEAD_FUSE", "DEV_FUSE", "MountpointError", "Placement", "check_directory", "check_not_host_sysfs",
-           "clear_stale_mount", "containing_mount", "fakesysfs_mounted_on", "fuse_unavailable",
-           "is_dead_fuse_mount", "is_mounted", "mount_on", "mounts", "open_mountpoint", "unmount",
-           "wait_until_mounted"]
+__all__ = ["DEAD_FUSE", "DEV_FUSE", "MountpointError", "Placement", "check_directory", "check_not_host_proc",
+           "check_not_host_sysfs", "clear_stale_mount", "containing_mount", "fakesysfs_mounted_on",
+           "fuse_unavailable", "is_dead_fuse_mount", "is_mounted", "mount_on", "mounts", "open_mountpoint",
+           "open_proc_mountpoint", "unmount", "wait_until_mounted"]
 
 #: The FUSE device.
 DEV_FUSE = "/dev/fuse"
@@ -144,6 +144,37 @@ def open_mountpoint(mountpoint: str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+#: statfs f_type of procfs (include/uapi/linux/magic.h PROC_SUPER_MAGIC).
+PROC_SUPER_MAGIC = 0x9FA0
+
+
+def open_proc_mountpoint(mountpoint: str) -> int:
+    """``open_mountpoint`` for the simulated /proc files (``fakesysfs mount --proc DIR``):
+    also never on the host's procfs, nor below /proc (it would hide /proc's entries from
+    every process of the machine)."""
+    from .fdops import fs_type, mount_of
+
+    fd = open_mountpoint(mountpoint)
+    try:
+        entry = mount_of(fd)
+        on_proc = fs_type(fd) == PROC_SUPER_MAGIC or (entry is not None and entry.fstype == "proc")
+        check_not_host_proc(mountpoint, real=os.readlink(f"/proc/self/fd/{fd}"), on_proc=on_proc)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def check_not_host_proc(mountpoint: str, *, real: str | None = None, on_proc: bool = False) -> None:
+    """Refuse /proc, anything below it, and any directory of a procfs mount."""
+    if real is None:
+        real = os.path.realpath(mountpoint)
+    if real == "/proc" or real.startswith("/proc/") or on_proc:
+        shown = mountpoint if real == mountpoint else f"{mountpoint} (really {real})"
+        raise MountpointError(f"refusing to mount over the host's /proc at {shown}: use DIR/proc beside "
+                              "DIR/sys for tools that take a root directory")
 
 
 # -- putting it there -------------------------------------------------------------------------

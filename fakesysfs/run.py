@@ -82,6 +82,7 @@ from .nsops import (
     umount,
     unshare,
 )
+from .procfs import PROC_FILES, build_staging_tree
 from .safefile import in_initial_userns
 from .udevd import start_event_services
 
@@ -96,6 +97,10 @@ log = logging.getLogger(__name__)
 
 #: siginfo si_code of a signal the kernel generated (a terminal's ^C or hangup).
 SI_KERNEL = 0x80
+
+#: Where the daemon serves the simulated /proc files and /dev/kmsg (procfs.py
+#: build_staging_tree) until COMMAND's init binds them; in the namespace's private /run.
+STAGING = "/run/fakesysfs/staging"
 
 #: How long the caller waits for the namespace, the mount and COMMAND to be set up.
 SETUP_TIMEOUT = 30.0
@@ -194,6 +199,8 @@ def setup_dev(devices: Sequence[DevNode]) -> None:
             os.chmod(f"/dev/{name}", mode)  # mknod honours the umask
         for name, target in DEV_LINKS:
             os.symlink(target, f"/dev/{name}")
+        # What the simulated kernel log is bound onto (bind_proc_files); never the host's node.
+        os.close(os.open("/dev/kmsg", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
         os.mkdir("/dev/pts", 0o755)
         os.mkdir("/dev/shm")
         _mount_pts_and_shm(host)
@@ -228,6 +235,22 @@ def setup_run() -> None:
     os.close(os.open("/run/udev/control", os.O_WRONLY | os.O_CREAT, 0o644))
     os.mkdir("/run/lock")
     os.chmod("/run/lock", 0o1777)
+    os.makedirs(STAGING, 0o755)
+
+
+def bind_proc_files() -> None:
+    """In COMMAND's mount namespace, once its /proc is mounted: each simulated /proc file of
+    the daemon's staging mount is bound over its /proc entry, as LXCFS's mount hook does (an
+    entry this kernel lacks is skipped), and the simulated log over /dev/kmsg where /dev has
+    an entry for it; the staging mount then leaves this namespace. The rest of /proc stays
+    the kernel's (docs/proc.md)."""
+    for name in PROC_FILES:
+        target = f"/proc/{name}"
+        if os.path.exists(target):
+            mount(f"{STAGING}/proc/{name}", target, None, MS_BIND)
+    if os.path.lexists("/dev/kmsg"):
+        mount(f"{STAGING}/dev/kmsg", "/dev/kmsg", None, MS_BIND)
+    umount(STAGING, MNT_DETACH)
 
 
 # -- store log ---------------------------------------------------------------------------------
@@ -260,9 +283,9 @@ def read_trace(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 # -- a FUSE /dev for user namespaces -------------------------------------------------------------
-def start_devfs(devfs: DevTree, mountpoint: str = "/dev") -> None:
-    """Serve ``devfs`` at ``mountpoint`` through the FUSE adapter, from a thread; return
-    once it is mounted."""
+def start_devfs(devfs: Tree, mountpoint: str = "/dev", *, allow_other: bool = True) -> None:
+    """Serve ``devfs`` (or another tree: the /proc files) at ``mountpoint`` through the FUSE
+    adapter, from a thread; return once it is mounted."""
     from .fuse_adapter import serve
 
     ready = threading.Event()
@@ -270,7 +293,7 @@ def start_devfs(devfs: DevTree, mountpoint: str = "/dev") -> None:
 
     def serving() -> None:
         try:
-            serve(devfs, mountpoint, foreground=True, allow_other=True, ready_callback=ready.set)
+            serve(devfs, mountpoint, foreground=True, allow_other=allow_other, ready_callback=ready.set)
         except BaseException as exc:  # noqa: BLE001 (reported below)
             errors.append(exc)
             ready.set()
@@ -410,21 +433,23 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
     stop_events: list[Callable[[], None]] = []
 
     def ready() -> None:
-        # /sys is live. A FUSE /dev goes up now, not before: libfuse opened /dev/fuse for
-        # /sys through the host's /dev, which the FUSE /dev is about to cover.
+        # /sys is live. The /proc files go up next, at their staging mountpoint, then a FUSE
+        # /dev, not before: libfuse opened /dev/fuse for /sys through the host's /dev, which
+        # the FUSE /dev is about to cover.
         nonlocal reported
-        if devfs is not None:
-            from ._fuse import claim_signal_handlers
+        from ._fuse import claim_signal_handlers
 
-            try:
+        try:
+            start_devfs(build_staging_tree(kernel), STAGING)
+            if devfs is not None:
                 start_devfs(devfs)
-            except NamespaceError as exc:
-                os.write(ready_fd, f"error: {exc}\n".encode())
-                os.close(ready_fd)
-                os.kill(os.getpid(), signal.SIGTERM)  # libfuse's handler ends the loop
-                return
-            finally:
-                claim_signal_handlers()  # a signal ends /sys (and the process), not only /dev
+        except NamespaceError as exc:
+            os.write(ready_fd, f"error: {exc}\n".encode())
+            os.close(ready_fd)
+            os.kill(os.getpid(), signal.SIGTERM)  # libfuse's handler ends the loop
+            return
+        finally:
+            claim_signal_handlers()  # a signal ends /sys (and the process), not only /dev
         # Control socket, udev rules, libudev netlink messages (fakesysfs/udevd.py, netlink.py; imported
         # at the top, before unshare(), so it knows the network namespace we started in).
         stop_events.append(start_event_services(kernel, rules=options.rules, netlink=not options.share_net,
@@ -572,6 +597,7 @@ def _init_main(argv: Sequence[str], env: dict[str, str], report_fd: int, go_fd: 
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     except OSError as exc:  # a user namespace whose /proc has locked overmounts (containers)
         os.write(2, f"fakesysfs: warning: /proc shows the host's process IDs ({exc.strerror})\n".encode())
+    bind_proc_files()
     _hide_modules()
     try:
         unshare(CLONE_NEWUSER | CLONE_NEWNS)

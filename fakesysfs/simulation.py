@@ -130,6 +130,7 @@ class Simulation:
         #: looks only at later events unless told otherwise.
         self.boot_seqnum = self.kernel.events.seqnum
         self._mount: _Mount | None = None
+        self._proc_tree: Tree | None = None
 
     # -- life cycle -----------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -279,6 +280,19 @@ class Simulation:
         """``/proc/iomem`` as root sees it."""
         with self.kernel.lock:
             return self.kernel.resources.format_iomem()
+
+    def proc(self, name: str, *, uid: int = 0) -> str:
+        """A memory /proc file of the simulated machine (``meminfo``, ``zoneinfo``, ``vmstat``,
+        ``buddyinfo``, ``pagetypeinfo``, ``iomem``, ``cmdline``) as an opener with ``uid`` reads
+        it (docs/proc.md); KeyError for a file not simulated, KernelError(EACCES) for a
+        root-only file and another uid."""
+        from .procfs import PROC_FILES, build_proc_tree, proc_read
+
+        if name not in PROC_FILES:
+            raise KeyError(f"/proc/{name} is not simulated (simulated: {', '.join(PROC_FILES)})")
+        if self._proc_tree is None:
+            self._proc_tree = build_proc_tree(self.kernel)
+        return proc_read(self._proc_tree, name, uid)
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as JSON-ready data (what ``fakesysfs ctl MNT state`` prints)."""

@@ -991,6 +991,8 @@ KERNEL = Section("kernel", BootConfig, (
         "boolean: the debugfs `notifier-error-inject/memory` files exist"),
     Key("possible_nodes", "possible_nodes", NODE_IDS, "id list (`node/possible`), ids below 1024",
         _check_possible_nodes, "the `[[node]]` ids"),
+    Key("cmdline", "cmdline", STR, "boot-loader words `/proc/cmdline` starts with, before the memory "
+        "hotplug parameters (docs/proc.md)"),
 ), "The kernel build and command line (`memory_hotplug.*` parameters); all optional.")  # fmt: skip
 
 DAX = Section("dax", BootConfig, (

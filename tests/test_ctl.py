@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -70,6 +71,9 @@ def test_hotplug_faults_and_inspection_from_the_shell(fakesysfs_mount: Simulatio
     assert {p["name"] for p in state["producers"]} >= {"region3", "hmem.4"}
     assert ctl(capsys, mnt, "iomem") == sim.iomem()
     assert ctl(capsys, mnt, "kmsg").splitlines() == sim.kmsg()
+    dmesg = ctl(capsys, mnt, "dmesg").splitlines()
+    assert len(dmesg) == len(sim.kmsg()) and all(re.fullmatch(r"\[ *\d+\.\d{6}\] .*", line) for line in dmesg)
+    assert all(line.split("] ", 1)[1].endswith(text) for line, text in zip(dmesg, sim.kmsg(), strict=True))
     assert int(ctl(capsys, mnt, "seqnum")) == sim.kernel.events.seqnum
     ctl(capsys, mnt, "remove", "region3")
     assert "region3" not in [p.name for p in sim.producers()]

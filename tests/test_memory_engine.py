@@ -253,10 +253,41 @@ def test_state_08_movable_blocks_offline_and_migrate_used_pages(added: Simulatio
     online_all(sim, blocks=[522, 523])
     sim.kernel.blocks[522].movable_used = 1000
     free_before = meminfo(sim, 1)["MemFree"]
+    node0_free = meminfo(sim, 0)["MemFree"]
     sim.echo(f"{MEM}/memory522/state", "offline")
-    assert sim.kernel.blocks[523].movable_used == 1000
-    assert meminfo(sim, 1)["MemFree"] == free_before - 129024 + 4000 - 4000
+    # do_migrate_range(): another memory node (node 0) takes them, not memory523 of node 1.
+    assert sim.kernel.blocks[523].movable_used == 0
+    assert meminfo(sim, 0)["MemFree"] == node0_free - 4000
+    assert meminfo(sim, 1)["MemFree"] == free_before - (129024 - 4000)
     assert meminfo(sim, 1)["MemTotal"] == 129024
+
+
+def test_state_08_offline_migrates_to_the_source_node_only_when_it_is_the_only_memory_node():
+    cfg = BootConfig(nodes=[NodeConfig(0, [0], [MemRange(0x100000000, 4 * GiB)])], boot_unmovable=False)
+    sim = Simulation(cfg)
+    first, second = sorted(sim.kernel.blocks)[1:3]
+    for bid in (first, second):
+        sim.echo(f"{MEM}/memory{bid}/state", "offline")
+        sim.echo(f"{MEM}/memory{bid}/state", "online_movable")
+    sim.kernel.set_block_usage(sim.kernel.blocks[first], movable_used=100)
+    sim.echo(f"{MEM}/memory{first}/state", "offline")
+    assert sim.kernel.blocks[second].movable_used == 100  # the same node, its highest zone first
+
+
+def test_state_08_offline_migrates_to_the_nearest_memory_node():
+    from fakesysfs.testing import check_invariants
+
+    # The default topology: node 0 DRAM; dax0.0 (node 1, CXL) and dax1.0 (node 2, hmem) are
+    # kmem-bound at boot; node 2 is 22 from node 0 and 30 from node 1.
+    with Simulation() as sim:
+        for bid in (522, 1024):
+            sim.echo(f"{MEM}/memory{bid}/state", "online_movable")
+        node0_free = sim.node(0).mem_free
+        sim.set_block_usage(1024, used=500)
+        sim.echo(f"{MEM}/memory1024/state", "offline")
+        assert sim.kernel.blocks[522].movable_used == 0
+        assert sim.node(0).mem_free == node0_free - 500 * 4096
+        check_invariants(sim)
 
 
 def test_state_09_already_online_is_einval_before_operation_errors(added: Simulation):
@@ -829,3 +860,15 @@ def test_engine_never_raises_anything_but_kernel_errors_on_bad_writes(added: Sim
                 sim.echo(path, data)
             except KernelError:
                 pass
+
+
+def test_mom_force_logs_the_pages_each_block_wastes():
+    """set_memmap_mode(): ``force`` rounds the vmemmap up to a pageblock and says what that
+    costs, once, while the command line is parsed (before any memory exists)."""
+    mem = [MemRange(0x100000000, 4 * GiB)]
+    k = Kernel(BootConfig(nodes=[NodeConfig(0, [0], mem)], memmap_on_memory="force", struct_page_size=72))
+    assert k.kmsg[0] == "Memory hotplug will waste 448 pages in each memory block"  # 576 -> 1024
+    k = Kernel(BootConfig(nodes=[NodeConfig(0, [0], mem)], memmap_on_memory="force"))
+    assert k.kmsg[0] == "Memory hotplug will waste 0 pages in each memory block"
+    k = Kernel(BootConfig(nodes=[NodeConfig(0, [0], mem)], memmap_on_memory="Y", struct_page_size=72))
+    assert not any("will waste" in line for line in k.kmsg)

@@ -856,6 +856,7 @@ def test_round_trip_preserves_every_field() -> None:
         "auto_movable_numa_aware": False, "auto_online_blocks": "online_movable",
         "movable_node": True, "kernel_profile": "6.8", "probe": True, "max_physmem_bits": 46,
         "boot_used_percent": 0, "boot_unmovable": False, "notifier_error_inject": False,
+        "cmdline": "BOOT_IMAGE=/boot/vmlinuz root=/dev/vda1 ro",
         "dax_major": 251, "dax_drivers_autoprobe": False, "kmem_loaded": False,
         "device_dax_loaded": False, "dax_hmem_region_idle": True,
         "distances": {0: {5: 30}},

@@ -94,7 +94,7 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         return "trace", {"since": args.since}
     if cmd == "export":
         return "export", {"path": os.path.abspath(args.file)}
-    return cmd, {}  # state, kmsg, iomem
+    return cmd, {}  # state, kmsg, dmesg, iomem
 
 
 def _print(cmd: str, reply: dict[str, Any]) -> None:
@@ -109,6 +109,8 @@ def _print(cmd: str, reply: dict[str, Any]) -> None:
         out.writelines(json.dumps(r) + "\n" for r in reply["stores"])
     elif cmd == "kmsg":
         out.writelines(f"{line}\n" for line in reply["lines"])
+    elif cmd == "dmesg":  # dmesg's default format: [seconds.micros] text
+        out.writelines(f"[{usec // 1000000:5}.{usec % 1000000:06}] {text}\n" for _, _, usec, text in reply["records"])
     elif cmd == "iomem":
         out.write(reply["text"])
     elif cmd == "export":
@@ -184,6 +186,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     trace.add_argument("--since", type=int, default=0, metavar="N")
     sub.add_parser("export", help="write a state snapshot to FILE").add_argument("file", metavar="FILE")
     for name, what in (("seqnum", "the latest uevent SEQNUM"), ("state", "the whole state as JSON"),
-                       ("kmsg", "the kernel log"), ("iomem", "/proc/iomem")):
+                       ("kmsg", "the kernel log"), ("dmesg", "the kernel log as dmesg prints it (device prefixes)"),
+                       ("iomem", "/proc/iomem")):
         sub.add_parser(name, help=what)
     p.set_defaults(func=ctl)

@@ -34,6 +34,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         "messages (default: discarded once mounted)")
     p.add_argument("--state", metavar="FILE",
                    help="journal every change to FILE (fsync'd before the write returns); resume FILE if it exists")
+    p.add_argument("--proc", metavar="DIR",
+                   help="also serve the simulated /proc files (meminfo, zoneinfo, vmstat, buddyinfo, pagetypeinfo, "
+                        "iomem, cmdline) at DIR: DIR/proc beside DIR/sys for HWLOC_FSROOT=DIR and the like")
     p.add_argument("--import", dest="import_snapshot", metavar="SNAPSHOT",
                    help="with --state FILE (new): start from a snapshot written by 'fakesysfs ctl MNT export'")
     p.add_argument("-v", "--verbose", dest="sub_verbose", action="count", default=argparse.SUPPRESS,
@@ -108,6 +111,14 @@ def cmd_mount(args: argparse.Namespace) -> int:
     _check_mountpoint(mountpoint)
     if args.import_snapshot is not None and args.state is None:
         raise CliError("--import needs --state FILE: the snapshot is copied there and resumed")
+    proc: tuple[str, int] | None = None
+    if args.proc is not None:
+        proc_mountpoint = os.path.abspath(args.proc)
+        with _mountpoint_rules():
+            rules.check_not_host_proc(proc_mountpoint)
+        _check_mountpoint(proc_mountpoint)
+        with _mountpoint_rules():
+            proc = (proc_mountpoint, rules.open_proc_mountpoint(proc_mountpoint))
     log_fd = common.open_log("log", args.log_file) if args.log_file is not None and not args.foreground else None
     try:
         with _mountpoint_rules():
@@ -115,6 +126,8 @@ def cmd_mount(args: argparse.Namespace) -> int:
     except BaseException:
         if log_fd is not None:
             os.close(log_fd)
+        if proc is not None:
+            os.close(proc[1])
         raise
     kernel: Kernel | None
     harness: Harness | None
@@ -128,20 +141,22 @@ def cmd_mount(args: argparse.Namespace) -> int:
             kernel, tree, harness = common.boot(args.config)
         common.start_trace(bool(args.verbose) or log_fd is not None)
         if args.foreground:
-            _serve_foreground(args, mountpoint, tree, kernel, harness, dir_fd)
+            _serve_foreground(args, mountpoint, tree, kernel, harness, dir_fd, proc)
             return 0
         daemon_log, log_fd = log_fd, None
-        pid = _serve_daemon(args, mountpoint, tree, kernel, harness, dir_fd, daemon_log)
+        pid = _serve_daemon(args, mountpoint, tree, kernel, harness, dir_fd, daemon_log, proc)
         print(f"fakesysfs: serving {mountpoint} (pid {pid}); stop with 'fakesysfs umount {mountpoint}'")
         return 0
     finally:
         os.close(dir_fd)
         if log_fd is not None:
             os.close(log_fd)
+        if proc is not None:
+            os.close(proc[1])
 
 
 def _serve_foreground(args: argparse.Namespace, mountpoint: str, tree: Tree, kernel: Kernel | None,
-                      harness: Harness | None, dir_fd: int) -> None:
+                      harness: Harness | None, dir_fd: int, proc: tuple[str, int] | None) -> None:
     from .. import mountpoint as rules
     from ..daemon import serve_foreground
 
@@ -151,15 +166,17 @@ def _serve_foreground(args: argparse.Namespace, mountpoint: str, tree: Tree, ker
 
     with _mountpoint_rules():
         serve_foreground(tree, mountpoint, allow_other=args.allow_other, kernel=kernel, harness=harness,
-                         dir_fd=dir_fd, ready=ready, dev_fuse=rules.DEV_FUSE, fuse_debug=args.verbose >= 2)
+                         dir_fd=dir_fd, ready=ready, dev_fuse=rules.DEV_FUSE, fuse_debug=args.verbose >= 2,
+                         proc=proc)
 
 
 def _serve_daemon(args: argparse.Namespace, mountpoint: str, tree: Tree, kernel: Kernel | None,
-                  harness: Harness | None, dir_fd: int, log_fd: int | None) -> int:
+                  harness: Harness | None, dir_fd: int, log_fd: int | None,
+                  proc: tuple[str, int] | None) -> int:
     from .. import mountpoint as rules
     from ..daemon import serve_daemon
 
     with _mountpoint_rules():
         return serve_daemon(tree, mountpoint, allow_other=args.allow_other, log_fd=log_fd, kernel=kernel,
                             harness=harness, dir_fd=dir_fd, on_detach=common.log_to_file, dev_fuse=rules.DEV_FUSE,
-                            fuse_debug=args.verbose >= 2)
+                            fuse_debug=args.verbose >= 2, proc=proc)

@@ -20,7 +20,15 @@ if TYPE_CHECKING:
     from .kernel import Faults
     from .memory import MemoryBlock, MemoryGroup, OnlinePolicy, OnlineType
     from .node import Node
+    from .page_alloc import VmTunables
     from .resource import ResourceTree
+
+
+#: include/linux/kern_levels.h; a printk without a level gets MESSAGE_LOGLEVEL_DEFAULT (4).
+LOGLEVEL_ERR = 3
+LOGLEVEL_WARNING = 4
+LOGLEVEL_INFO = 6
+LOGLEVEL_DEBUG = 7
 
 
 def _is_owned(lock: threading.RLock) -> bool:
@@ -57,6 +65,9 @@ class KernelBase:
     notifier_error: dict[str, int]
     faults: Faults
     nr_memmap_pages: int
+    nr_memmap_boot_pages: int
+    #: The vm sysctls and the watermarks last set from them (page_alloc.py).
+    vm: VmTunables
 
     def lockdep_assert_held(self) -> None:
         """lockdep_assert_held(&device_hotplug_lock): an engine step that changes state runs
@@ -69,7 +80,7 @@ class KernelBase:
         # Defined by Kernel (kernel.py); a type checker checks Kernel's definitions against these.
         def uevent(self, action: str, devpath: str, subsystem: str,
                    env: tuple[tuple[str, str], ...] = ()) -> Uevent: ...
-        def printk(self, message: str) -> None: ...
+        def printk(self, message: str, level: int = 4, prefix: str = "") -> None: ...
         @staticmethod
         def memory_devpath(block_id: int) -> str: ...
         @staticmethod
@@ -87,4 +98,4 @@ class KernelBase:
         def memory_add_physaddr_to_nid(self, addr: int) -> int: ...
 
 
-__all__ = ["KernelBase"]
+__all__ = ["LOGLEVEL_DEBUG", "LOGLEVEL_ERR", "LOGLEVEL_INFO", "LOGLEVEL_WARNING", "KernelBase"]

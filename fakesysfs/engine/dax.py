@@ -40,6 +40,7 @@ from ..klib import (
     string_get_size,
     sysfs_streq,
 )
+from .base import LOGLEVEL_ERR, LOGLEVEL_INFO
 from .hotplug import MHP_MEMMAP_ON_MEMORY, MHP_NID_IS_MGID, PMD_SIZE, HotplugMixin
 from .node import KMEM_DEFAULT_ADISTANCE
 from .resource import Resource
@@ -440,7 +441,9 @@ class DaxMixin(HotplugMixin):
         """alloc_dax_region(): NULL (the producer's probe fails with ENOMEM, its device stays
         unbound) unless the range is aligned to the region alignment."""
         if start % align or (end - start + 1) % align:
-            self.printk(f"probe with driver {parent.driver} failed with error {-errno.ENOMEM}")
+            # call_driver_probe(): dev_err() of the producer device, its driver still set.
+            self.printk(f"probe with driver {parent.driver} failed with error {-errno.ENOMEM}", LOGLEVEL_ERR,
+                        f"{parent.driver} {parent.name}: ")
             parent.driver = None
             return None
         region = DaxRegion(region_id, parent.devpath, start, end, align, flags, target_node, numa_node,
@@ -781,7 +784,8 @@ class DaxMixin(HotplugMixin):
             dev.driver = None
             err = exc.errno
             if err not in (errno.ENODEV, errno.ENXIO):  # call_driver_probe()
-                self.printk(f"probe with driver {drv.name} failed with error {-err}")
+                self.printk(f"probe with driver {drv.name} failed with error {-err}", LOGLEVEL_ERR,
+                            f"{drv.name} {dev.name}: ")
             return err
         drv.bound.append(dev)
         self._dax_uevent("bind", dev)  # driver_bound()
@@ -979,7 +983,7 @@ class DaxMixin(HotplugMixin):
         """R-KMEM-01..08."""
         numa_node = dev.target_node
         if numa_node < 0:
-            self.printk(f"rejecting DAX region with invalid node: {numa_node}")
+            self.printk(f"rejecting DAX region with invalid node: {numa_node}", prefix=f"kmem {dev.name}: ")
             raise KernelError(errno.EINVAL)
         adist = self.mt_calc_adistance(dev)
         total_len = orig_len = 0
@@ -987,14 +991,16 @@ class DaxMixin(HotplugMixin):
             orig_len += rng.size
             aligned = self.dax_kmem_range(dev, i)
             if aligned is None:
-                self.printk(f"mapping{i}: {_hex(rng.start)}-{_hex(rng.end)} too small after alignment")
+                self.printk(f"mapping{i}: {_hex(rng.start)}-{_hex(rng.end)} too small after alignment",
+                            LOGLEVEL_INFO, f"kmem {dev.name}: ")  # dev_info()
                 continue
             total_len += aligned[1] - aligned[0] + 1
         if not total_len:
-            self.printk("rejecting DAX region without any memory after alignment")
+            self.printk("rejecting DAX region without any memory after alignment", prefix=f"kmem {dev.name}: ")
             raise KernelError(errno.EINVAL)
         if total_len != orig_len and self.profile >= (6, 16):
-            self.printk(f"DAX region truncated by {string_get_size(orig_len - total_len)} due to alignment")
+            self.printk(f"DAX region truncated by {string_get_size(orig_len - total_len)} due to alignment",
+                        prefix=f"kmem {dev.name}: ")
         self.init_node_memory_type(numa_node, adist)
         try:
             mgid = self.memory_group_register_static(numa_node, -(-total_len // self.page_size))
@@ -1013,7 +1019,8 @@ class DaxMixin(HotplugMixin):
             # busy, so that add_memory_driver_managed() nests under it (R-KMEM-08).
             res = self.request_mem_region(start, size, data.res_name, busy=False)
             if res is None:
-                self.printk(f"mapping{i}: {_hex(start)}-{_hex(end)} could not reserve region")
+                self.printk(f"mapping{i}: {_hex(start)}-{_hex(end)} could not reserve region",
+                            prefix=f"kmem {dev.name}: ")
                 if mapped:
                     continue
                 self._kmem_probe_unwind(data)
@@ -1025,7 +1032,7 @@ class DaxMixin(HotplugMixin):
             try:
                 self.add_memory_driver_managed(mgid, start, size, KMEM_RES_NAME, flags)
             except KernelError:
-                self.printk(f"mapping{i}: {_hex(start)}-{_hex(end)} memory add failed")
+                self.printk(f"mapping{i}: {_hex(start)}-{_hex(end)} memory add failed", prefix=f"kmem {dev.name}: ")
                 self.resources.release(res)
                 data.res[i] = None
                 if mapped:
@@ -1064,7 +1071,8 @@ class DaxMixin(HotplugMixin):
             except KernelError:
                 dev.hotremove_failed = True
                 self.kmem_any_hotremove_failed = True
-                self.printk(f"mapping{i}: {_hex(start)}-{_hex(end)} cannot be hotremoved until the next reboot")
+                self.printk(f"mapping{i}: {_hex(start)}-{_hex(end)} cannot be hotremoved until the next reboot",
+                            LOGLEVEL_ERR, f"kmem {dev.name}: ")
                 continue
             self.resources.release(res)
             data.res[i] = None
@@ -1086,7 +1094,8 @@ class DaxMixin(HotplugMixin):
             for i, rng in enumerate(dev.ranges):
                 res = self.request_mem_region(rng.start, rng.size, dev.name, busy=True)
                 if res is None:
-                    self.printk(f"mapping{i}: {_hex(rng.start)}-{_hex(rng.end)} could not reserve range")
+                    self.printk(f"mapping{i}: {_hex(rng.start)}-{_hex(rng.end)} could not reserve range",
+                                prefix=f"device_dax {dev.name}: ")
                     raise KernelError(errno.EBUSY)
                 claims.append(res)
             for rng in dev.ranges:  # devm_memremap_pages() -> pagemap_range()

@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from ..errors import KernelError
 from ..klib import kstrtoull
+from .base import LOGLEVEL_ERR
 from .memory import (
     BlockState,
     MemoryBlock,
@@ -181,7 +182,8 @@ class HotplugMixin(MemoryBlocksMixin):
 
     def check_hotplug_memory_range(self, start: int, size: int) -> None:
         if not size or start % self.block_size or size % self.block_size:
-            self.printk(f"Block size [{self.block_size:#x}] unaligned hotplug range: start {start:#x}, size {size:#x}")
+            self.printk(f"Block size [{self.block_size:#x}] unaligned hotplug range: start {start:#x}, size {size:#x}",
+                        LOGLEVEL_ERR)
             raise KernelError(errno.EINVAL)
 
     def add_memory_resource(self, nid: int, res: Resource, flags: int) -> None:
@@ -440,7 +442,7 @@ class HotplugMixin(MemoryBlocksMixin):
                 try:
                     self.try_remove_memory(start, size)
                 except KernelError as err:
-                    self.printk(f"offline_and_remove_memory: Failed to remove memory: {-err.errno}")
+                    self.printk(f"offline_and_remove_memory: Failed to remove memory: {-err.errno}", LOGLEVEL_ERR)
                     raise
             except KernelError:
                 for block, kind in offlined:  # try_reonline_memory_block

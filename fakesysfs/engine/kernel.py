@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from ..config import (
 )
 from ..errors import KernelError
 from ..klib import sysfs_streq
+from .base import LOGLEVEL_DEBUG, LOGLEVEL_ERR, LOGLEVEL_INFO, LOGLEVEL_WARNING
 from .events import EventLog, Uevent, kobject_synth_uevent
 from .firmware import FirmwareMixin
 from .hotplug import SECTION_SIZE, MemmapOnMemory, gc_paused
@@ -45,6 +47,7 @@ from .node import (
     ZoneType,
     memtier_id,
 )
+from .page_alloc import VmTunables
 from .resource import ResourceTree
 
 #: Physical address ranges of the x86_64 zones.
@@ -53,6 +56,18 @@ KMSG_BYTES = 1 << 17
 #: printk's lines as they are printed (``fakesysfs mount -v``): the log a user tails.
 _kmsg_log = logging.getLogger("fakesysfs.trace.kmsg")
 _ZONE_RANGES = ((ZONE_DMA, 0, DMA_LIMIT), (ZONE_DMA32, DMA_LIMIT, DMA32_LIMIT), (ZONE_NORMAL, DMA32_LIMIT, 1 << 64))
+
+
+@dataclass(frozen=True, slots=True)
+class KmsgRecord:
+    """One message of the kernel log as /dev/kmsg has it (kernel/printk/printk.c)."""
+
+    seq: int
+    level: int
+    #: Microseconds since the simulated kernel booted.
+    ts_usec: int
+    #: The full line: the device prefix of dev_printk() and the message.
+    text: str
 
 
 @dataclass(slots=True)
@@ -76,6 +91,9 @@ class Kernel(FirmwareMixin):
         self.events = EventLog()
         #: The kernel log, oldest first: the latest ``KMSG_BYTES`` of text (see ``printk``).
         self.kmsg: list[str] = []
+        #: The same messages with their level, sequence number and time (see ``printk``).
+        self.kmsg_records: list[KmsgRecord] = []
+        self._boot_ns = time.monotonic_ns()
         #: Lines printed since boot (``kmsg`` keeps the latest of them): a position in the log.
         self.kmsg_count = 0
         self._kmsg_bytes = 0
@@ -104,11 +122,20 @@ class Kernel(FirmwareMixin):
         self.tiers: dict[int, set[int]] = {}
         self.notifier_error = {"MEM_GOING_ONLINE": 0, "MEM_GOING_OFFLINE": 0}
         self.faults = Faults()
+        #: NR_MEMMAP (hot-added sections) and NR_MEMMAP_BOOT (boot sections), in pages
+        #: (mm/vmstat.c memmap_pages_add, memmap_boot_pages_add).
         self.nr_memmap_pages = 0
+        self.nr_memmap_boot_pages = 0
+        if self.memmap_mode == "force":
+            # set_memmap_mode() (mm/memory_hotplug.c), parsing memory_hotplug.memmap_on_memory=force.
+            waste = self.memory_block_memmap_on_memory_pages() - -(-self.memory_block_memmap_size() // self.page_size)
+            self.printk(f"Memory hotplug will waste {waste} pages in each memory block", LOGLEVEL_INFO)
         #: power/control values other than "auto", by devpath (R-SYS-07).
         self.power_control: dict[str, str] = {}
+        self.vm = VmTunables()
         with gc_paused():
             self._boot()
+            self.vm.init_per_zone_wmark_min(self)  # the postcore initcall, then khugepaged's start
             self.dax_boot()
         cpus = self.all_cpus()
         self.nr_cpu_ids = (max(cpus) + 1) if cpus else 1
@@ -149,7 +176,7 @@ class Kernel(FirmwareMixin):
             nr_blocks = len(per_block) + sum(last - first for first, last, _ in runs)
             if nr_blocks or node.cpus:
                 node.online = True
-            self.nr_memmap_pages += nr_blocks * (bs // SECTION_SIZE) * self.memmap_pages_per_section
+            self.nr_memmap_boot_pages += nr_blocks * (bs // SECTION_SIZE) * self.memmap_pages_per_section
         for node in self.nodes.values():
             if node.present_pages:
                 self.n_memory.add(node.id)
@@ -216,10 +243,17 @@ class Kernel(FirmwareMixin):
     def uevent(self, action: str, devpath: str, subsystem: str, env: tuple[tuple[str, str], ...] = ()) -> Uevent:
         return self.events.emit(action, devpath, subsystem, env)
 
-    def printk(self, message: str) -> None:
+    def printk(self, message: str, level: int = LOGLEVEL_WARNING, prefix: str = "") -> None:
         """The kernel log (dmesg), message texts as the kernel prints them. A ring, as
-        the kernel's log_buf is: the oldest messages go once the text passes ``KMSG_BYTES``."""
+        the kernel's log_buf is: the oldest messages go once the text passes ``KMSG_BYTES``.
+
+        ``level``: the KERN_* level of the call (pr_err 3, pr_warn/dev_warn/WARN 4, pr_info
+        6, pr_debug 7; 4 is the default message loglevel); ``prefix``: what dev_printk()
+        puts before the text ("kmem dax0.0: "). Both, the sequence number and the time
+        since boot go to ``kmsg_records`` (what /dev/kmsg prints); ``kmsg`` keeps the text."""
         self.kmsg.append(message)
+        self.kmsg_records.append(KmsgRecord(self.kmsg_count, level, (time.monotonic_ns() - self._boot_ns) // 1000,
+                                            prefix + message))
         self.kmsg_count += 1
         _kmsg_log.info("%s", message)
         self._kmsg_bytes += len(message) + 1
@@ -229,6 +263,7 @@ class Kernel(FirmwareMixin):
                 self._kmsg_bytes -= len(self.kmsg[drop]) + 1
                 drop += 1
             del self.kmsg[:drop]
+            del self.kmsg_records[:drop]
 
     def uevent_store(self, devpath: str, subsystem: str | None, env: Callable[[], list[tuple[str, str]]] | None,
                      buf: str, count: int) -> None:
@@ -369,4 +404,5 @@ class Kernel(FirmwareMixin):
         return tuple(z for z in KERNEL_ZONES if node.zones[z].populated)
 
 
-__all__ = ["BlockState", "Faults", "Kernel", "OnlineType"]
+__all__ = ["LOGLEVEL_DEBUG", "LOGLEVEL_ERR", "LOGLEVEL_INFO", "LOGLEVEL_WARNING", "BlockState", "Faults", "Kernel",
+           "KmsgRecord", "OnlineType"]

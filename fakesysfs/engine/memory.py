@@ -10,20 +10,20 @@ what the ``state`` and ``online`` stores call), ``memory_block_change_state``,
 from __future__ import annotations
 
 import errno
-import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
 from ..errors import EHWPOISON, KernelError
 from ..klib import kstrtobool, kstrtouint, sysfs_match_string
-from .base import KernelBase
+from .base import LOGLEVEL_DEBUG, KernelBase
 from .node import (
     KERNEL_ZONES,
     ZONE_DMA,
     ZONE_DMA32,
     ZONE_MOVABLE,
     ZONE_NORMAL,
+    ZONES,
     Node,
     Zone,
     ZoneType,
@@ -367,6 +367,7 @@ class MemoryBlocksMixin(KernelBase):
             # node_states_set_node, then the memory-tier hotplug callback (R-TIER-01).
             self.n_memory.add(node.id)
             self.memtier_node_online(node)
+        self.vm.init_per_zone_wmark_min(self)  # online_pages() recomputes the watermarks
 
     def debugfs_errno_set(self, action: str, value: int) -> None:
         """lib/notifier-error-inject.c debugfs_errno_set(): the errno the memory notifier
@@ -424,34 +425,43 @@ class MemoryBlocksMixin(KernelBase):
         if node.present_pages == 0:
             self.n_memory.discard(node.id)
             self.memtier_node_offline(node)
+        self.vm.init_per_zone_wmark_min(self)  # offline_pages() recomputes the watermarks
 
     def _offline_failed(self, block: MemoryBlock, reason: str) -> None:
         """offline_pages()'s pr_debug; its range starts after the block's vmemmap pages."""
         start = self.block_start(block) + block.altmap * self.page_size
         end = self.block_start(block) + self.block_size - 1
-        self.printk(f"memory offlining [mem {start:#010x}-{end:#010x}] failed due to {reason}")
+        self.printk(f"memory offlining [mem {start:#010x}-{end:#010x}] failed due to {reason}", LOGLEVEL_DEBUG)
 
     def migrate_away(self, block: MemoryBlock) -> None:
         """do_migrate_range() as counters: move the block's movable pages to free memory of
-        other online blocks, same node first (a simplification, docs/abi.md). No room anywhere:
-        EBUSY."""
+        other online blocks. The source node is cleared from the N_MEMORY target mask and used
+        only when no other memory node exists (mm/memory_hotplug.c do_migrate_range: "try to
+        allocate from a different node but reuse this node if there are no other online
+        nodes"); alloc_migration_target() allocates GFP_USER | __GFP_MOVABLE with the source
+        node preferred, so the others are taken in its zonelist order (nearest by distance)
+        and, within a node, zone by zone from the highest down. No room anywhere: EBUSY
+        (the kernel would retry until a signal, docs/abi.md)."""
         need = block.movable_used
-        order = [block.nid] + [n for n in sorted(self.n_memory) if n != block.nid]
+        others = [nid for nid in self.node_fallback_order(block.nid) if nid != block.nid]
+        order = others or [block.nid]
         plan: list[tuple[MemoryBlock, int]] = []
         for nid in order:
             node = self.nodes[nid]
             # The node's online blocks by ascending id, through the zone spans: the walk
             # stops with the last donor, whatever the size of the machine.
-            spans = [self.zone_blocks(node, zone_name) for zone_name in node.zones]
-            for other in heapq.merge(*spans, key=lambda b: b.id):
-                if other is block:
-                    continue
-                take = min(other.free, need)
-                if take > 0:
-                    plan.append((other, take))
-                    need -= take
-                    if not need:
-                        break
+            for zone_name in reversed(ZONES):
+                for other in self.zone_blocks(node, zone_name):
+                    if other is block:
+                        continue
+                    take = min(other.free, need)
+                    if take > 0:
+                        plan.append((other, take))
+                        need -= take
+                        if not need:
+                            break
+                if not need:
+                    break
             if not need:
                 break
         if need:

@@ -15,12 +15,14 @@ from enum import StrEnum
 class ZoneType(StrEnum):
     """The zones of x86_64 hotplug (include/linux/mmzone.h enum zone_type), valued by the
     names the kernel prints (mm/page_alloc.c zone_names[]: ``valid_zones``, zoneinfo).
-    ZONE_DEVICE is never onlined, so no block or zone here has it."""
+    ZONE_DEVICE is never onlined, so no block or zone here has it; it is listed because
+    distribution kernels compile it in and /proc/zoneinfo and vmstat print it."""
 
     DMA = "DMA"
     DMA32 = "DMA32"
     NORMAL = "Normal"
     MOVABLE = "Movable"
+    DEVICE = "Device"
 
 
 ZONE_DMA = ZoneType.DMA

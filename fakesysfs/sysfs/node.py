@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from ..engine.vmstat import node_vmstat
 from ..klib import format_cpumap, format_node_list, kstrtoul
 from .common import BusDevicesDir, const, link, power_dir, ro, rw, simple_bus, uevent_attr
 from .group import Children, Entry, Group, GroupDir, Layout, attr_ro, attr_wo, suffix_id
@@ -47,9 +48,9 @@ def node_read_distance(k: Kernel, nid: int) -> str:
 
 
 def node_read_vmstat(k: Kernel, nid: int) -> str:
-    node = k.nodes[nid]
-    return (f"nr_free_pages {node.free_pages}\nnr_managed_pages {node.managed_pages}\n"
-            f"nr_present_pages {node.present_pages}\n")
+    """node_read_vmstat(): the zone items summed over the node's zones, the NUMA items, then
+    the node items, ``name value`` each, in the kernel's order (engine/vmstat.py)."""
+    return "".join(f"{name} {value}\n" for name, value in node_vmstat(k, nid))
 
 
 def _hugepages_dir() -> StaticDir:

@@ -74,6 +74,17 @@ class Attr(Node):
         self.show = show
         self.store = store
 
+    def render(self, _fh: OpenFile) -> str:
+        """The text a read of ``_fh`` renders: ``show()``, the same for every opener (a file
+        whose text depends on the opener's credentials, as /proc/iomem's, overrides it)."""
+        assert self.show is not None
+        return self.show()
+
+    def read_next(self, _fh: OpenFile, _size: int) -> bytes | None:
+        """None: reads come from the rendered text (R-SYS-03). A stream file (/dev/kmsg:
+        one record per read, offsets ignored) answers each read itself instead."""
+        return None
+
 
 class Link(Node):
     """A symlink; ``target`` is the relative path the kernel would print (R-SYS-06)."""
@@ -274,6 +285,10 @@ class OpenFile:
     path: str = ""
     #: Directories above the file that can go away (``Dir.alive``), checked on every I/O.
     guards: tuple[Dir, ...] = ()
+    #: The opener's uid as the mount sees it (the FUSE adapter sets it; 0 in process).
+    uid: int = 0
+    #: Where a stream file's reader is (``Attr.read_next``: the next record's number).
+    cursor: int = 0
 
     def check_alive(self) -> None:
         """kernfs_get_active(): ENODEV once the file's directory was removed."""
@@ -502,10 +517,12 @@ class Tree:
     def read(self, fh: OpenFile, size: int, offset: int) -> bytes:
         """R-SYS-03: the first read renders the value; later reads continue in that snapshot."""
         with self.lock:
+            chunk = fh.attr.read_next(fh, size)
+            if chunk is not None:
+                return chunk
             if fh.snapshot is None or offset == 0:
                 fh.check_alive()
-                assert fh.attr.show is not None
-                text = fh.attr.show().encode("latin-1")
+                text = fh.attr.render(fh).encode("latin-1")
                 limit = fh.attr.max_size
                 fh.snapshot = text if limit is None else text[:limit]
             return fh.snapshot[offset : offset + size]

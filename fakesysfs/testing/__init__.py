@@ -6,7 +6,7 @@
   ``fakesysfs_topology`` (the topology they boot), the marker
   ``@pytest.mark.fakesysfs_topology(SOURCE)``, and the uevents, stores and kernel log of every
   simulation shown in the report of a failed test.
-- ``check_invariants(sim)``: the kernel's invariants (docs/abi.md I-1..I-7, dax bindings and
+- ``check_invariants(sim)``: the kernel's invariants (docs/abi.md I-1..I-8, dax bindings and
   regions) through the engine and the tree; the single checks live in
   ``fakesysfs.testing.invariants`` (no hypothesis needed). The project's own tests use them.
 - ``HotplugStateMachine``: a hypothesis ``RuleBasedStateMachine`` that hot-plugs and removes

@@ -1,4 +1,4 @@
-"""The kernel's invariants (docs/abi.md, I-1..I-7), checked through the engine and the attribute
+"""The kernel's invariants (docs/abi.md, I-1..I-8), checked through the engine and the attribute
 tree at a quiescent point; shared by the project's tests and users' tests.
 
 ``check_invariants(sim)`` (or ``check_all(kernel, tree)``) runs every check and raises an
@@ -9,7 +9,8 @@ kernel lock, so it also works while other threads keep using the tree.
 Memory (I-1..I-5): node MemTotal/MemFree/MemUsed and zone counters are sums over the online
 blocks; ``has_memory`` is the nodes with online pages; a node directory exists iff the node
 is online; every block has one ``nodeK`` link and is listed under that node; altmaps are all
-or nothing per add; ordinary-path memmap charges are held by their donors; SEQNUMs increase.
+or nothing per add; ordinary-path memmap charges are held by their donors; SEQNUMs increase;
+the simulated /proc files agree with /sys and the engine (I-8).
 
 DAX: ``driver`` links match the bindings both ways (device -> driver, driver -> device), bus
 and ``/dev/char`` entries match the devices, kmem-bound devices have every block of every
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from ..engine import BlockState, Kernel
+from ..engine.node import ZoneType
 from ..errors import KernelError
 from ..klib import parse_range_list
 from ..sysfs.tree import Link, Tree
@@ -176,6 +178,53 @@ def seqnums_increase(k: Kernel, tree: Tree) -> None:
         assert tree.cat("/kernel/uevent_seqnum") == f"{k.events.seqnum}\n"
 
 
+def i8_proc_agrees_with_sys(k: Kernel, tree: Tree) -> None:
+    """I-8: the simulated /proc files describe the machine /sys does (docs/proc.md):
+    /proc/meminfo MemTotal and MemFree are the sums of the online nodes' ``meminfo``,
+    /proc/vmstat's nr_free_pages is MemFree, /proc/zoneinfo lists exactly the online nodes
+    with every zone's present, managed and free pages as the engine has them (spanned >=
+    present >= managed), and each populated zone's buddyinfo line adds up to its free pages."""
+    from ..procfs import build_proc_tree, proc_read
+
+    with _locked(k):
+        proc = build_proc_tree(k)
+        total = free = 0
+        for nid in k.online_nodes():
+            info = meminfo(tree, nid)
+            total += info["MemTotal"]
+            free += info["MemFree"]
+        lines = dict(line.split(":", 1) for line in proc_read(proc, "meminfo").splitlines())
+        assert int(lines["MemTotal"].split()[0]) == total, "I-8: /proc/meminfo MemTotal != sum of nodeK MemTotal"
+        assert int(lines["MemFree"].split()[0]) == free, "I-8: /proc/meminfo MemFree != sum of nodeK MemFree"
+        vmstat = dict(line.split(" ", 1) for line in proc_read(proc, "vmstat").splitlines())
+        assert int(vmstat["nr_free_pages"]) * (k.page_size // 1024) == free, "I-8: vmstat nr_free_pages"
+        zones: dict[tuple[int, str], dict[str, int]] = {}
+        current: dict[str, int] = {}
+        for line in proc_read(proc, "zoneinfo").splitlines():
+            if line.startswith("Node "):
+                node, _, name = line.partition(", zone ")
+                current = zones.setdefault((int(node[5:]), name.strip()), {})
+                continue
+            words = line.split()
+            if len(words) == 2 and words[0] in ("spanned", "present", "managed"):
+                current[words[0]] = int(words[1])
+            elif words[:2] == ["pages", "free"]:
+                current["free"] = int(words[2])
+        assert {nid for nid, _ in zones} == set(k.online_nodes()), "I-8: zoneinfo nodes != online nodes"
+        buddy = {}
+        for line in proc_read(proc, "buddyinfo").splitlines():
+            head, _, counts = line.partition(", zone ")
+            name, *orders = counts.split()
+            buddy[(int(head[5:]), name)] = sum(int(n) << order for order, n in enumerate(orders))
+        for (nid, name), seen in zones.items():
+            zone = k.nodes[nid].zones.get(ZoneType(name))
+            want = (zone.present, zone.managed, zone.free) if zone is not None else (0, 0, 0)
+            assert (seen["present"], seen["managed"], seen["free"]) == want, f"I-8: node {nid} zone {name}"
+            assert seen["spanned"] >= seen["present"] >= seen["managed"], f"I-8: node {nid} zone {name} span"
+            if want[0]:
+                assert buddy.get((nid, name)) == want[2], f"I-8: buddyinfo of node {nid} zone {name}"
+
+
 MEMORY_CHECKS: tuple[Check, ...] = (
     i1_memtotal_is_managed_pages_of_online_blocks,
     i2_has_memory_is_nodes_with_online_pages,
@@ -185,6 +234,7 @@ MEMORY_CHECKS: tuple[Check, ...] = (
     donor_charges_are_accounted,
     block_counters_are_sane,
     seqnums_increase,
+    i8_proc_agrees_with_sys,
 )
 
 
@@ -331,6 +381,7 @@ __all__ = [
     "dax_driver_data_matches_binding", "dax_links_match_bindings", "dax_regions_are_consistent",
     "donor_charges_are_accounted", "hot_added_blocks_have_an_owner", "i1_memtotal_is_managed_pages_of_online_blocks",
     "i2_has_memory_is_nodes_with_online_pages", "i3_node_directory_iff_online",
-    "i4_every_block_has_exactly_one_node_link", "i5_altmap_or_memmap_charges", "kmem_bound_devices_have_their_blocks",
+    "i4_every_block_has_exactly_one_node_link", "i5_altmap_or_memmap_charges", "i8_proc_agrees_with_sys",
+    "kmem_bound_devices_have_their_blocks",
     "meminfo", "seqnums_increase",
 ]

@@ -1,0 +1,439 @@
+"""The simulated machine's memory ``/proc`` files, generated from the engine on every read
+(docs/proc.md).
+
+    meminfo    0444  fs/proc/meminfo.c meminfo_proc_show
+    zoneinfo   0444  mm/vmstat.c zoneinfo_show / zoneinfo_show_print
+    vmstat     0444  mm/vmstat.c vmstat_start / vmstat_show
+    buddyinfo  0444  mm/vmstat.c frag_show / frag_show_print
+    pagetypeinfo 0400  mm/vmstat.c pagetypeinfo_show (root only)
+    iomem      0444  kernel/resource.c r_show (addresses zeroed for an opener without root)
+    cmdline    0444  fs/proc/cmdline.c cmdline_proc_show (stat size = length + 1)
+    swaps      0444  mm/swapfile.c swap_show (no swap: the header only)
+    sys/vm/*   0644  min_free_kbytes, watermark_scale_factor, lowmem_reserve_ratio, dirty_ratio,
+                     dirty_background_ratio, overcommit_ratio (writes change the simulated
+                     machine: the watermarks follow); compact_memory, drop_caches 0200
+
+A ``ProcTree`` holds them as a tree like ``/sys``'s, so the one FUSE adapter serves them
+(``fakesysfs run`` binds each over ``/proc/<name>`` of COMMAND's own /proc) and the Python
+API reads them (``Simulation.proc``). The read semantics are procfs's seq_file ones, which
+the tree already has (R-SYS-03): a read at offset 0 regenerates the text, later offsets
+continue in that snapshot, a read at an offset without one generates it; ``stat`` reports
+size 0 (cmdline: its length). Every text is built under the hotplug lock from one engine
+state, so files read together agree.
+
+The line sets are the 6.18 x86-64 ones (the reference machine); values the engine does not
+model (page cache, slab, swap, NUMA and VM events...) are 0 (docs/proc.md lists them).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .engine.page_alloc import (
+    ALL_ZONES,
+    MAX_PAGE_ORDER,
+    PAGEBLOCK_ORDER,
+    direct_map,
+    free_area,
+    pageblock_types,
+    si_mem_available,
+    vm_commit_limit,
+    vm_state,
+    zone_span,
+)
+from .engine.vmstat import global_vmstat, node_stats, numa_stats, zone_stats
+from .errors import KernelError
+from .sysfs.tree import Attr, OpenFile, ShowFn, StaticDir, StoreFn, Tree
+
+if TYPE_CHECKING:
+    from .engine import Kernel
+
+__all__ = ["PROC_FILES", "KmsgAttr", "ProcAttr", "build_proc_tree", "build_staging_tree", "proc_cmdline",
+           "proc_iomem", "proc_meminfo", "proc_root",
+           "proc_pagetypeinfo", "proc_read", "proc_vmstat", "proc_zoneinfo"]
+
+#: VMALLOC_TOTAL >> 10 on x86-64: 32 TiB - 1 with 4-level paging, 12800 TiB - 1 with 5-level
+#: (arch/x86/include/asm/pgtable_64_types.h VMALLOC_SIZE_TB_L4 / _L5).
+_VMALLOC_TOTAL_KB = {4: (32 << 30) - 1, 5: (12800 << 30) - 1}
+#: MAX_IORES_LEVEL (kernel/resource.c): indentation stops growing below it.
+_MAX_IORES_LEVEL = 5
+
+
+class ProcAttr(Attr):
+    """A seq_file proc entry: the whole text on read, size 0 in stat unless the entry has a
+    fixed size (``pde->size``: /proc/cmdline)."""
+
+    __slots__ = ("size",)
+    max_size = None
+
+    def __init__(self, mode: int, show: ShowFn | None, size: int = 0, store: StoreFn | None = None) -> None:
+        super().__init__(mode, show, store)
+        self.size = size
+
+    def render(self, fh: OpenFile) -> str:
+        """The opener's permission as procfs checks it at open (the mount checks it for a
+        FUSE opener: default_permissions; this is for in-process readers)."""
+        if fh.uid != 0 and not self.mode & 0o004:
+            raise KernelError(errno.EACCES)
+        return super().render(fh)
+
+
+class IomemAttr(ProcAttr):
+    """/proc/iomem: r_show() prints real addresses only to an opener with CAP_SYS_ADMIN in the
+    initial user namespace, decided at open by the file's credentials; the simulated
+    machine's root is uid 0 as the mount sees the opener."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k: Kernel) -> None:
+        super().__init__(0o444, lambda: proc_iomem(k))
+        self.k = k
+
+    def render(self, fh: OpenFile) -> str:
+        super().render(fh)
+        return proc_iomem(self.k, hide=fh.uid != 0)
+
+
+# -- /proc/meminfo ---------------------------------------------------------------------------
+def proc_meminfo(k: Kernel) -> str:
+    """meminfo_proc_show(): ``show_val_kb`` lines (label padded to 16, value to 8) in the
+    6.18 order. MemTotal = totalram_pages() = sum of managed pages; MemFree = NR_FREE_PAGES;
+    MemAvailable = si_mem_available(); CommitLimit = vm_commit_limit()."""
+    with k.lock:
+        kb = k.page_size // 1024
+        nodes = list(k.nodes.values())
+        totalram = sum(n.managed_pages for n in nodes)
+        free = sum(n.free_pages for n in nodes)
+        state = vm_state(k)
+        available = si_mem_available(free, state)
+        direct = direct_map(k)
+        paging_levels = 5 if k.max_physmem_bits > 46 else 4
+        rows: list[tuple[str, int]] = [
+            ("MemTotal:", totalram * kb), ("MemFree:", free * kb), ("MemAvailable:", available * kb),
+        ]
+        rows += [(label, 0) for label in (
+            "Buffers:", "Cached:", "SwapCached:", "Active:", "Inactive:", "Active(anon):", "Inactive(anon):",
+            "Active(file):", "Inactive(file):", "Unevictable:", "Mlocked:", "SwapTotal:", "SwapFree:", "Zswap:",
+            "Zswapped:", "Dirty:", "Writeback:", "AnonPages:", "Mapped:", "Shmem:", "KReclaimable:", "Slab:",
+            "SReclaimable:", "SUnreclaim:", "KernelStack:", "PageTables:", "SecPageTables:", "NFS_Unstable:",
+            "Bounce:", "WritebackTmp:")]
+        rows += [("CommitLimit:", vm_commit_limit(totalram, k.vm.overcommit_ratio) * kb), ("Committed_AS:", 0),
+                 ("VmallocTotal:", _VMALLOC_TOTAL_KB[paging_levels])]
+        rows += [(label, 0) for label in (
+            "VmallocUsed:", "VmallocChunk:", "Percpu:", "AnonHugePages:", "ShmemHugePages:", "ShmemPmdMapped:",
+            "FileHugePages:", "FilePmdMapped:", "Balloon:")]
+        text = "".join(f"{label:<16}{value:>8} kB\n" for label, value in rows)
+        # hugetlb_report_meminfo(): "HugePages_Total:   %5lu" etc., no unit.
+        for label in ("HugePages_Total:", "HugePages_Free:", "HugePages_Rsvd:", "HugePages_Surp:"):
+            text += f"{label:<16}{0:>8}\n"
+        text += f"{'Hugepagesize:':<16}{2048:>8} kB\n{'Hugetlb:':<16}{0:>8} kB\n"
+        # arch_report_meminfo() (arch/x86/mm/pat/set_memory.c), direct_gbpages on.
+        for label, size in (("DirectMap4k:", 4096), ("DirectMap2M:", 2 << 20), ("DirectMap1G:", 1 << 30)):
+            text += f"{label:<16}{direct[size] >> 10:>8} kB\n"
+        return text
+
+
+# -- /proc/zoneinfo --------------------------------------------------------------------------
+def _pageset(managed: int, low: int, nsplit: int, ncpus: int) -> tuple[int, int, int, int]:
+    """(batch, high_min, high_max, stat_threshold) of a zone's per-CPU pagesets:
+    zone_batchsize(), zone_highsize() (high_min from the low watermark, high_max from
+    managed / MIN_PERCPU_PAGELIST_HIGH_FRACTION), calculate_normal_threshold()."""
+    batch = max(min(managed >> 10, (1 << 20) // 4096) // 4, 1)
+    b = batch + batch // 2
+    batch = max(1, (1 << (b.bit_length() - 1)) - 1)
+    high_min = max(low // nsplit, batch << 2)
+    high_max = max(managed // 8 // nsplit, batch << 2)
+    threshold = min(125, 2 * ncpus.bit_length() * (1 + (managed >> 15).bit_length()))
+    return batch, high_min, high_max, threshold
+
+
+def proc_zoneinfo(k: Kernel) -> str:
+    """zoneinfo_show(): every zone of every online node, populated or not; the node's stats
+    under its first populated zone; counters and pagesets only for populated zones."""
+    with k.lock:
+        state = vm_state(k)
+        cpus = k.all_cpus()
+        out: list[str] = []
+        for nid in k.online_nodes():
+            node = k.nodes[nid]
+            first = next((z for z in ALL_ZONES if z in node.zones and node.zones[z].populated), None)
+            for name in ALL_ZONES:
+                zone = node.zones.get(name)
+                present = zone.present if zone else 0
+                managed = zone.managed if zone else 0
+                free = zone.free if zone else 0
+                start_pfn, spanned = zone_span(k, node, name)
+                marks = state.watermarks[(nid, name)]
+                parts = [f"Node {nid}, zone {name:>8}"]
+                if name == first:
+                    parts.append("\n  per-node stats")
+                    parts += [f"\n      {item:<12} {value}" for item, value in node_stats(k, nid)]
+                parts.append(f"\n  pages free     {free}\n        boost    0\n        min      {marks.min}"
+                             f"\n        low      {marks.low}\n        high     {marks.high}"
+                             f"\n        promo    {marks.promo}\n        spanned  {spanned}"
+                             f"\n        present  {present}\n        managed  {managed}\n        cma      0"
+                             f"\n        protection: ({', '.join(str(r) for r in marks.protection)})")
+                if not present:
+                    out.append("".join(parts) + "\n")
+                    continue
+                parts += [f"\n      {item:<12} {value}" for item, value in zone_stats(k, nid, name)]
+                parts += [f"\n      {item:<12} {value}" for item, value in numa_stats(k, nid)]
+                parts.append("\n  pagesets")
+                nsplit = len(node.cpus) or len(cpus) or 1
+                batch, high_min, high_max, threshold = _pageset(managed, marks.low, nsplit, len(cpus))
+                for cpu in cpus:
+                    parts.append(f"\n    cpu: {cpu}\n              count:    0\n              high:     {high_min}"
+                                 f"\n              batch:    {batch}\n              high_min: {high_min}"
+                                 f"\n              high_max: {high_max}\n  vm stats threshold: {threshold}")
+                parts.append(f"\n  node_unreclaimable:  0\n  start_pfn:           {start_pfn}\n")
+                out.append("".join(parts))
+        return "".join(out)
+
+
+# -- /proc/buddyinfo, /proc/vmstat -------------------------------------------------------------
+def proc_buddyinfo(k: Kernel) -> str:
+    """frag_show(): one line per populated zone of the online nodes, ``%6lu `` per order."""
+    with k.lock:
+        lines = []
+        for nid in k.online_nodes():
+            node = k.nodes[nid]
+            for name in ALL_ZONES:
+                zone = node.zones.get(name)
+                if zone is None or not zone.populated:
+                    continue
+                counts = free_area(k, node, name)
+                assert len(counts) == MAX_PAGE_ORDER + 1
+                lines.append(f"Node {nid}, zone {name:>8} " + "".join(f"{n:>6} " for n in counts) + "\n")
+        return "".join(lines)
+
+
+#: migratetype_names[] (mm/page_alloc.c) without CMA, with CONFIG_MEMORY_ISOLATION.
+MIGRATETYPES = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isolate")
+
+
+def proc_pagetypeinfo(k: Kernel) -> str:
+    """pagetypeinfo_show() for every node with memory: free lists per migratetype and order
+    (the simulator keeps every free page on the Movable lists) and pageblocks per
+    migratetype (engine/page_alloc.py pageblock_types)."""
+    with k.lock:
+        out: list[str] = []
+        for nid in k.online_nodes():
+            node = k.nodes[nid]
+            if nid not in k.n_memory:
+                continue
+            zones = [z for z in ALL_ZONES if z in node.zones and node.zones[z].populated]
+            out.append(f"Page block order: {PAGEBLOCK_ORDER}\nPages per block:  {1 << PAGEBLOCK_ORDER}\n\n")
+            out.append(f"{'Free pages count per migrate type at order':<43} "
+                       + "".join(f"{order:>6} " for order in range(MAX_PAGE_ORDER + 1)) + "\n")
+            for name in zones:
+                counts = free_area(k, node, name)
+                for mtype in MIGRATETYPES:
+                    row = counts if mtype == "Movable" else [0] * len(counts)
+                    out.append(f"Node {nid:>4}, zone {name:>8}, type {mtype:>12} "
+                               + "".join(f"{n:>6} " for n in row) + "\n")
+            out.append(f"\n{'Number of blocks type ':<23}" + "".join(f"{m:>12} " for m in MIGRATETYPES) + "\n")
+            for name in zones:
+                unmovable, movable = pageblock_types(k, node, name)
+                types = {"Unmovable": unmovable, "Movable": movable}
+                out.append(f"Node {nid}, zone {name:>8} " + "".join(f"{types.get(m, 0):>12} " for m in MIGRATETYPES)
+                           + "\n")
+        return "".join(out)
+
+
+def proc_vmstat(k: Kernel) -> str:
+    """vmstat_show(): ``name value`` per item, then the deprecated ``nr_unstable 0``."""
+    with k.lock:
+        return "".join(f"{name} {value}\n" for name, value in global_vmstat(k)) + "nr_unstable 0\n"
+
+
+# -- /proc/iomem, /proc/cmdline ------------------------------------------------------------------
+def proc_iomem(k: Kernel, hide: bool = False) -> str:
+    """r_show() over iomem_resource: pre-order, two spaces per level (at most
+    MAX_IORES_LEVEL), addresses as %08llx; zeros when ``hide``."""
+    with k.lock:
+        lines = []
+        for depth, res in k.resources.root.walk():
+            start, end = (0, 0) if hide else (res.start, res.end)
+            lines.append(f"{'  ' * min(depth, _MAX_IORES_LEVEL)}{start:08x}-{end:08x} : {res.name}\n")
+        return "".join(lines)
+
+
+def proc_cmdline(k: Kernel) -> str:
+    """saved_command_line and a newline: the topology's boot-loader words, then the memory
+    hotplug parameters the simulated kernel booted with (mm/memory_hotplug.c
+    ``memhp_default_state=``, ``memory_hotplug.*``, ``movable_node``), which agree with
+    /sys/module/memory_hotplug/parameters and memory/auto_online_blocks at boot."""
+    cfg = k.config
+    words = [cfg.cmdline] if cfg.cmdline else []
+    words += [
+        f"memhp_default_state={cfg.auto_online_blocks}",
+        f"memory_hotplug.memmap_on_memory={cfg.memmap_on_memory}",
+        f"memory_hotplug.online_policy={cfg.online_policy}",
+        f"memory_hotplug.auto_movable_ratio={cfg.auto_movable_ratio}",
+        f"memory_hotplug.auto_movable_numa_aware={'Y' if cfg.auto_movable_numa_aware else 'N'}",
+    ]
+    if cfg.movable_node:
+        words.append("movable_node")
+    return " ".join(words) + "\n"
+
+
+def proc_swaps(_k: Kernel) -> str:
+    """swap_show() (mm/swapfile.c): the header, then one line per swap area; the simulated
+    machine has none (SwapTotal 0), whatever this host has."""
+    return "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+
+
+# -- /proc/sys/vm -----------------------------------------------------------------------------------
+INT_MAX = (1 << 31) - 1
+
+
+def proc_dointvec_parse(text: str, slots: int, lo: int = -INT_MAX - 1, hi: int = INT_MAX) -> list[int]:
+    """The integers of a write to a proc_dointvec(_minmax) file (kernel/sysctl.c
+    __do_proc_dointvec, proc_get_long): whitespace-separated, each with an optional sign and
+    the base its prefix says (0x, 0); EINVAL for anything else, for more values than the
+    file holds and for a value outside [lo, hi]."""
+    words = text.split()
+    if not words or len(words) > slots:
+        raise KernelError(errno.EINVAL)
+    values = []
+    for word in words:
+        negative = word.startswith("-")
+        digits = word[1:] if negative or word.startswith("+") else word
+        try:
+            value = int(digits, 0) if digits[:1].isdigit() else None
+        except ValueError:
+            value = None
+        if value is None:
+            raise KernelError(errno.EINVAL)
+        value = -value if negative else value
+        if not lo <= value <= hi:
+            raise KernelError(errno.EINVAL)
+        values.append(value)
+    return values
+
+
+def _sysctl_int(read: Callable[[], int], write: Callable[[int], None], lo: int = -INT_MAX - 1,
+                hi: int = INT_MAX) -> ProcAttr:
+    """A 0644 ``int`` sysctl: ``%d\n`` on read, one proc_dointvec_minmax value on write."""
+    def store(text: str, _count: int) -> int | None:
+        write(proc_dointvec_parse(text, 1, lo, hi)[0])
+        return None
+
+    return ProcAttr(0o644, lambda: f"{read()}\n", store=store)
+
+
+def sysctl_vm(k: Kernel) -> StaticDir:
+    """The /proc/sys/vm files the page allocator's numbers depend on (mm/page_alloc.c
+    page_alloc_sysctl_table, mm/page-writeback.c vm_page_writeback_sysctls, mm/util.c,
+    mm/compaction.c, fs/drop_caches.c); writes change the simulated machine only."""
+    vm = k.vm
+
+    def set_attr(name: str) -> Callable[[int], None]:
+        return lambda value: setattr(vm, name, value)
+
+    def lowmem_store(text: str, _count: int) -> int | None:
+        vm.lowmem_reserve_ratio_sysctl_handler(k, proc_dointvec_parse(text, len(vm.lowmem_reserve_ratio)))
+        return None
+
+    def ignore(text: str, _count: int, lo: int = -INT_MAX - 1, hi: int = INT_MAX) -> int | None:
+        proc_dointvec_parse(text, 1, lo, hi)
+        return None
+
+    return StaticDir({
+        # compact_memory: sysctl_compaction_handler(); 0200. The simulator has nothing to compact.
+        "compact_memory": ProcAttr(0o200, None, store=ignore),
+        "dirty_background_ratio": _sysctl_int(lambda: vm.dirty_background_ratio,
+                                              set_attr("dirty_background_ratio"), 0, 100),
+        "dirty_ratio": _sysctl_int(lambda: vm.dirty_ratio, set_attr("dirty_ratio"), 0, 100),
+        # drop_caches: 1..4, 0200; there is no page cache to drop.
+        "drop_caches": ProcAttr(0o200, None, store=lambda text, count: ignore(text, count, 1, 4)),
+        "lowmem_reserve_ratio": ProcAttr(0o644, lambda: "\t".join(map(str, vm.lowmem_reserve_ratio)) + "\n",
+                                         store=lowmem_store),
+        "min_free_kbytes": _sysctl_int(lambda: vm.min_free_kbytes,
+                                       lambda value: vm.min_free_kbytes_sysctl_handler(k, value), 0),
+        "overcommit_ratio": _sysctl_int(lambda: vm.overcommit_ratio, set_attr("overcommit_ratio")),
+        "watermark_scale_factor": _sysctl_int(lambda: vm.watermark_scale_factor,
+                                              lambda value: vm.watermark_scale_factor_sysctl_handler(k, value),
+                                              1, 3000),
+    })
+
+
+# -- /dev/kmsg -------------------------------------------------------------------------------------
+class KmsgAttr(ProcAttr):
+    r"""/dev/kmsg (kernel/printk/printk.c devkmsg_read): every read returns one record of the
+    simulated kernel's log, oldest first, as ``<level>,<seq>,<usec>,-;<text>\n`` with
+    control characters and backslashes escaped as ``\xNN``; EINVAL if it does not fit the
+    read; at the end a read returns 0 (the kernel answers EAGAIN to a non-blocking reader
+    and waits for a blocking one; dmesg stops on either)."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k: Kernel) -> None:
+        super().__init__(0o444, lambda: "")
+        self.k = k
+
+    def read_next(self, fh: OpenFile, size: int) -> bytes | None:
+        records = self.k.kmsg_records
+        if not records:
+            return b""
+        index = max(fh.cursor - records[0].seq, 0)
+        if index >= len(records):
+            return b""
+        record = records[index]
+        text = "".join(c if " " <= c < "\x7f" and c != "\\" else f"\\x{ord(c):02x}" for c in record.text)
+        line = f"{record.level},{record.seq},{record.ts_usec},-;{text}\n".encode("latin-1", "replace")
+        if len(line) > size:
+            raise KernelError(errno.EINVAL)
+        fh.cursor = record.seq + 1
+        return line
+
+
+# -- the tree ------------------------------------------------------------------------------------
+#: The files ``fakesysfs run`` binds over /proc, in the order they are bound.
+PROC_FILES = ("meminfo", "zoneinfo", "vmstat", "buddyinfo", "pagetypeinfo", "iomem", "cmdline", "swaps",
+              *(f"sys/vm/{name}" for name in (
+                  "compact_memory", "dirty_background_ratio", "dirty_ratio", "drop_caches", "lowmem_reserve_ratio",
+                  "min_free_kbytes", "overcommit_ratio", "watermark_scale_factor")))
+
+
+def build_proc_tree(k: Kernel) -> Tree:
+    """The memory /proc files of ``k`` as a tree (root: the files), locked by the hotplug lock."""
+    return Tree(proc_root(k), k.lock)
+
+
+def build_staging_tree(k: Kernel) -> Tree:
+    """What ``fakesysfs run`` binds into COMMAND's namespace: ``proc/`` (``proc_root``) and
+    ``dev/kmsg``."""
+    return Tree(StaticDir({"proc": proc_root(k), "dev": StaticDir({"kmsg": KmsgAttr(k)})}), k.lock)
+
+
+def proc_root(k: Kernel) -> StaticDir:
+    """The simulated /proc files (``PROC_FILES``) as a directory."""
+    cmdline = proc_cmdline(k)
+    return StaticDir({
+        "meminfo": ProcAttr(0o444, lambda: proc_meminfo(k)),
+        "zoneinfo": ProcAttr(0o444, lambda: proc_zoneinfo(k)),
+        "vmstat": ProcAttr(0o444, lambda: proc_vmstat(k)),
+        "buddyinfo": ProcAttr(0o444, lambda: proc_buddyinfo(k)),
+        # proc_create_seq("pagetypeinfo", 0400, ...) in init_mm_internals(): root only.
+        "pagetypeinfo": ProcAttr(0o400, lambda: proc_pagetypeinfo(k)),
+        "iomem": IomemAttr(k),
+        # fs/proc/cmdline.c: pde->size = saved_command_line_len + 1.
+        "cmdline": ProcAttr(0o444, lambda: cmdline, size=len(cmdline)),
+        "swaps": ProcAttr(0o444, lambda: proc_swaps(k)),
+        "sys": StaticDir({"vm": sysctl_vm(k)}),
+    })
+
+
+def proc_read(tree: Tree, name: str, uid: int = 0) -> str:
+    """open + read to the end + close of ``/name`` in a proc tree, by an opener with ``uid``."""
+    fh = tree.open(f"/{name}", os.O_RDONLY)
+    fh.uid = uid
+    data = b""
+    while chunk := tree.read(fh, 65536, len(data)):
+        data += chunk
+    return data.decode("latin-1")
+
