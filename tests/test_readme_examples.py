@@ -151,3 +151,23 @@ def test_udev_example_onlines_the_rebound_blocks(default_mount: Path, fakesysfs_
     done = run(["bash", "-euc", script], env=fakesysfs_on_path, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.fullmatch(r"\s*memory522-649\s+node1\s+online Movable\s+128\s*", done.stdout), done.stdout
+
+
+@fuse
+def test_a_child_started_in_the_mount_does_not_stall_the_process_serving_it() -> None:
+    """Debian 12's Python (3.11.2) holds the GIL across subprocess's vfork() until the child
+    execs (gh-104372): a child whose cwd is in a mount this process serves from a thread would
+    wait for that thread forever, and the README's session (cwd in the mount) would hang. Run
+    in a process of its own, so a deadlock ends in the timeout rather than the suite."""
+    script = (
+        "import subprocess\n"
+        "from fakesysfs import Simulation\n"
+        "with Simulation() as sim:\n"
+        "    memory = sim.mount() / 'devices/system/memory'\n"
+        "    for _ in range(20):\n"
+        "        done = subprocess.run(['cat', 'block_size_bytes'], cwd=memory, capture_output=True, text=True)\n"
+        "        assert done.stdout == '8000000\\n', done\n"
+        "print('ok')\n"
+    )
+    done = run([sys.executable, "-c", script], timeout=60)
+    assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr
