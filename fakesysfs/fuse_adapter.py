@@ -618,7 +618,7 @@ def _spawn_without_vfork_if_it_holds_the_gil() -> None:
 
     if sys.version_info < _VFORK_RELEASES_GIL and getattr(subprocess, "_USE_VFORK", False):
         setattr(subprocess, "_USE_VFORK", False)  # noqa: B010 (private: mypy would refuse the attribute)
-        log.info("serving from a thread on Python %s: subprocess uses fork(), not vfork() (gh-104372)",
+        log.debug("serving from a thread on Python %s: subprocess uses fork(), not vfork() (gh-104372)",
                  sys.version.split()[0])
 
 
