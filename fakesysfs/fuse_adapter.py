@@ -601,6 +601,28 @@ def fuse_options(
     return options
 
 
+#: CPython releases the GIL around subprocess's vfork() from 3.12 on (gh-104372; Debian 12's
+#: 3.11.2 does not, and no 3.11 release is relied on to have the backport).
+_VFORK_RELEASES_GIL = (3, 12)
+
+
+def _spawn_without_vfork_if_it_holds_the_gil() -> None:
+    """Make ``subprocess`` of this process fork() rather than vfork() where vfork() holds the GIL.
+
+    A mount served from a thread of this process (``Simulation.mount``) answers only when that
+    thread gets the GIL. Before 3.12 the thread that spawns a child keeps the GIL until the
+    child has exec'd, so a child whose ``cwd`` is in the mount waits in ``chdir`` for this
+    process, which waits for the child: a deadlock that no ``timeout=`` ends. fork() returns
+    at once (slower for a large parent, never stuck)."""
+    import subprocess
+    import sys
+
+    if sys.version_info < _VFORK_RELEASES_GIL and getattr(subprocess, "_USE_VFORK", False):
+        setattr(subprocess, "_USE_VFORK", False)  # noqa: B010 (private: mypy would refuse the attribute)
+        log.debug("serving from a thread on Python %s: subprocess uses fork(), not vfork() (gh-104372)",
+                 sys.version.split()[0])
+
+
 def serve(
     tree: Tree,
     mountpoint: str | os.PathLike[str],
@@ -622,6 +644,8 @@ def serve(
     """
     from . import _fuse
 
+    if threading.current_thread() is not threading.main_thread():
+        _spawn_without_vfork_if_it_holds_the_gil()
     ops_class = _DispatchingOperations if _fuse.CALLABLE_OPERATIONS else TreeOperations
     cache = _fuse.CAN_INVALIDATE and tree.changes is not None
     operations = ops_class(tree, ready_callback, _fuse.FuseOSError, cache=cache, context=_fuse.fuse_get_context)

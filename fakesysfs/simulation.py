@@ -9,6 +9,8 @@
         sim.wait_until(lambda s: all(b.movable for b in s.blocks_of(region)), timeout=10)
         assert sim.stores(path=re.compile(r".*/memory\\d+/state"))[0].text == "online_movable"
 
+(``examples/simulation.py`` is a complete one, with a real agent, that the suite runs.)
+
 In-process, ``sim.tree`` (``cat``/``echo``) and ``sim.kernel`` are the engine itself; the mount
 is served from a thread of the calling process, so every process of the machine (an agent in
 any language, started before or after) sees it, while the test keeps direct access to the

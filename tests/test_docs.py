@@ -16,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 #: What the repository consists of (besides .git): everything here is scanned.
-SCANNED = ["fakesysfs", "tests", "scripts", "docs", ".ci", "README.md", "setup.cfg", "pyproject.toml"]
+SCANNED = ["fakesysfs", "tests", "scripts", "docs", "examples", ".ci", "README.md", "setup.cfg", "pyproject.toml",
+           "MANIFEST.in", "LICENSE"]
 #: Names of documents that live outside the repository; no file may cite them. Built from
 #: parts, so that this file does not cite them either.
 OUTSIDE = ("../" + "shared", *(f"{stem}.{'md'}" for stem in ("kernel-abi", "real-clients", "fuse-notes",

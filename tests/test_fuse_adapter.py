@@ -574,6 +574,11 @@ def test_status_summarizes_nodes_blocks_and_zones_from_the_mount(
     assert re.search(r"online Movable\s+1\b", out)
     assert re.search(r"offline\s+2\s+256 MiB", out)
     assert re.search(r"^\s+0  DNN\._M\.$", out, re.MULTILINE)
+    ranges = out.split("Block ranges")[1].split("\n\n")[0].splitlines()[1:]
+    assert [line.split() for line in ranges] == [
+        ["memory0", "node0", "online", "DMA32", "1"], ["memory1-2", "node0", "online", "Normal", "2"],
+        ["memory3", "node0", "offline", "1"], ["memory5", "node1", "online", "Movable", "1"],
+        ["memory6", "node1", "offline", "1"]]
 
 
 def test_status_of_a_directory_that_is_not_sysfs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

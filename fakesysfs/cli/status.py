@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 _ZONE_CHARS = {"normal": "N", "movable": "M", "dma32": "D", "dma": "d", "device": "V", "none": "*"}
 _MAP_WIDTH = 64
+_MAX_RANGES = 64
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -81,12 +82,38 @@ def status_lines(root: str, found: MachineStatus) -> list[str]:
         lines.append("  (none)")
 
     lines.append("")
+    lines.append("Block ranges (node, state and zone, blocks):")
+    lines.extend(_block_ranges(blocks))
+
+    lines.append("")
     lines.append(
         "Block map (N Normal, M Movable, D DMA32, d DMA, V Device, * spans zones, "
         ". offline, g going-offline, _ no block):"
     )
     lines.extend(_block_map(blocks))
     return lines
+
+
+def _block_ranges(blocks: Sequence[BlockStatus]) -> list[str]:
+    """Runs of consecutive blocks on one node in one state and zone, named as the files are
+    (``memory522-649``): the map shows where blocks lie, this says which to use."""
+    runs: list[list[BlockStatus]] = []
+    for block in blocks:
+        last = runs[-1][-1] if runs else None
+        if last and block.id == last.id + 1 and (block.node, block.state, block.zone) == (last.node, last.state,
+                                                                                         last.zone):
+            runs[-1].append(block)
+        else:
+            runs.append([block])
+    lines = []
+    for run in runs[:_MAX_RANGES]:
+        first, last = run[0], run[-1]
+        name = f"memory{first.id}" + (f"-{last.id}" if last.id != first.id else "")
+        node = f"node{first.node}" if first.node is not None else "no node"
+        lines.append(f"  {name:<18} {node:<7} {f'{first.state} {first.zone or str()}'.strip():<22} {len(run):>7}")
+    if len(runs) > _MAX_RANGES:
+        lines.append(f"  ... {len(runs) - _MAX_RANGES} more ranges (the map below has them all)")
+    return lines or ["  (none)"]
 
 
 def _block_char(block: BlockStatus) -> str:
