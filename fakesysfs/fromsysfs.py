@@ -1,4 +1,4 @@
-"""``fakesysfs topology --from-sysfs DIR``: a topology read from a machine's ``/sys``.
+"""``fakesysfs topology --from-sysfs DIR|TARBALL``: a topology read from a machine's ``/sys`` or a dump of it.
 
 Only reads: ``DIR`` may be the host's real ``/sys`` (nothing is ever written there) or a
 fakesysfs mount. What is taken from where:
@@ -281,15 +281,73 @@ def _kernel_settings(root: str, cfg: BootConfig, host: bool) -> None:
             cfg.kernel_profile = f"6.{m.group(2)}"
 
 
-def topology_from_sysfs(root: str | os.PathLike[str]) -> SysfsTopology:
-    """Read the topology of the machine whose sysfs is mounted at ``root`` (read only).
+#: What marks a sysfs root: a dump holds some of these.
+_MARKERS = (_MEMORY, _NODE, "bus/dax", "module/memory_hotplug")
 
-    Raises ConfigError (key ``sysfs``) when ``root`` is not a sysfs tree or what it
-    describes cannot be booted."""
-    root = os.fspath(root)
-    if not os.path.isdir(root):
-        raise ConfigError("sysfs", f"{root} is not a directory")
-    host = _is_host_sysfs(root)
+
+def topology_from_sysfs(source: str | os.PathLike[str]) -> SysfsTopology:
+    """Read the topology of the machine whose sysfs is at ``source`` (read only): a directory
+    (``/sys``, a mount, a copy) or a tarball of one (tar, tar.gz, tar.bz2, tar.xz; unpacked
+    into a private temporary directory by fakesysfs/sysfsarchive.py). The tree may be rooted
+    at ``sys/``, at its parent or be the sysfs tree itself, and hold any subset of
+    ``devices/system/memory``, ``devices/system/node``, ``bus/dax``, ``module/memory_hotplug``.
+
+    Raises ConfigError (key ``sysfs``, one line naming the file) when ``source`` is not a
+    sysfs tree or what it describes cannot be booted."""
+    from .sysfsarchive import is_archive, unpacked
+
+    source = os.fspath(source)
+    if is_archive(source):
+        with unpacked(source) as tmp:
+            try:
+                return _from_root(_sysfs_root(tmp), host=False)
+            except ConfigError as exc:
+                raise ConfigError("sysfs", exc.why.replace(tmp + "/", f"{source}:").replace(tmp, source)) from None
+    if not os.path.isdir(source):
+        raise ConfigError("sysfs", f"{source} is neither a directory nor a tarball")
+    return _from_root(_sysfs_root(source), host=_is_host_sysfs(source))
+
+
+def _sysfs_root(top: str) -> str:
+    """The sysfs root in ``top``: ``top`` itself, ``top/sys``, or the same below ``top``'s one
+    directory (a dump packed as ``host1/sys/...``); ``top`` when none has a marker."""
+    candidates = [top, os.path.join(top, "sys")]
+    try:
+        entries = [e for e in os.listdir(top) if not e.startswith(".")]
+    except OSError:
+        entries = []
+    if len(entries) == 1 and os.path.isdir(os.path.join(top, entries[0])):
+        candidates += [os.path.join(top, entries[0]), os.path.join(top, entries[0], "sys")]
+    for root in candidates:
+        if any(os.path.isdir(os.path.join(root, marker)) for marker in _MARKERS):
+            return root
+    return top
+
+
+def _block_nodes(mem: str, block_ids: list[int]) -> dict[int, int]:
+    """Block id -> node, from the ``memoryN/nodeK`` links (what a dump of
+    ``devices/system/memory`` alone still says); blocks without one are left out."""
+    found: dict[int, int] = {}
+    for bid in block_ids:
+        nodes = _numbered(os.path.join(mem, f"memory{bid}"), "node")
+        if len(nodes) > 1:
+            raise ConfigError("sysfs", f"{mem}/memory{bid} links to nodes {nodes}: a memory block has one node")
+        if nodes:
+            found[bid] = nodes[0]
+    return found
+
+
+def _cpu_nodes(root: str) -> dict[int, list[int]]:
+    """Node -> CPUs from ``devices/system/cpu/cpuN/nodeK`` links (when no ``nodeK/cpulist``)."""
+    cpu_dir = os.path.join(root, "devices/system/cpu")
+    by_node: dict[int, list[int]] = {}
+    for cpu in _numbered(cpu_dir, "cpu"):
+        for nid in _numbered(os.path.join(cpu_dir, f"cpu{cpu}"), "node")[:1]:
+            by_node.setdefault(nid, []).append(cpu)
+    return by_node
+
+
+def _from_root(root: str, host: bool) -> SysfsTopology:
     notes: list[str] = []
     cfg = BootConfig(nodes=[])
     mem = os.path.join(root, _MEMORY)
@@ -312,30 +370,44 @@ def topology_from_sysfs(root: str | os.PathLike[str]) -> SysfsTopology:
     if hot:
         notes.append(f"memory blocks {hot[0]}-{hot[-1]} belong to dax devices (kmem): not boot RAM")
 
-    if node_ids:
-        for nid in node_ids:
-            ndir = os.path.join(node_dir, f"node{nid}")
-            cpus = _range_list(os.path.join(ndir, "cpulist"))
-            mine = [b for b in _numbered(ndir, "memory") if b not in dax_blocks]
-            if cpus or mine:
-                cfg.nodes.append(NodeConfig(nid, cpus, _merge(mine, cfg.block_size)))
-            row = _read(os.path.join(ndir, "distance"))
-            online = _range_list(os.path.join(node_dir, "online")) or node_ids
-            if row:
-                if not re.fullmatch(r"\d{1,3}(\s+\d{1,3})*", row):
-                    raise _bad(os.path.join(ndir, "distance"), row, "a row of distances (10 20 ...)")
-                values = [int(v) for v in row.split()]
-                for other, dist in zip(online, values, strict=False):
-                    if other != nid or dist != 10:
-                        cfg.distances.setdefault(nid, {})[other] = dist
+    # Blocks per node: the nodeK/memoryN links, else (a dump of the memory tree alone) the
+    # memoryN/nodeK links.
+    members: dict[int, list[int]] = {nid: _numbered(os.path.join(node_dir, f"node{nid}"), "memory")
+                                     for nid in node_ids}
+    linked = {b for blocks in members.values() for b in blocks}
+    unlinked = [b for b in block_ids if b not in linked]
+    for bid, nid in _block_nodes(mem, unlinked).items():
+        members.setdefault(nid, []).append(bid)
+    if not node_ids and members:
+        notes.append(f"no node directories ({_NODE}/nodeK): nodes and their blocks are read from the "
+                     "memoryN/nodeK links")
+    cpu_nodes = _cpu_nodes(root) if not node_ids else {}
+    online = _range_list(os.path.join(node_dir, "online")) or node_ids
+    for nid in sorted({*members, *cpu_nodes}):
+        ndir = os.path.join(node_dir, f"node{nid}")
+        cpus = _range_list(os.path.join(ndir, "cpulist")) or sorted(cpu_nodes.get(nid, []))
+        mine = [b for b in members.get(nid, []) if b not in dax_blocks]
+        if cpus or mine:
+            cfg.nodes.append(NodeConfig(nid, cpus, _merge(mine, cfg.block_size)))
+        row = _read(os.path.join(ndir, "distance"))
+        if row:
+            if not re.fullmatch(r"\d{1,3}(\s+\d{1,3})*", row):
+                raise _bad(os.path.join(ndir, "distance"), row, "a row of distances (10 20 ...)")
+            values = [int(v) for v in row.split()]
+            for other, dist in zip(online, values, strict=False):
+                if other != nid or dist != 10:
+                    cfg.distances.setdefault(nid, {})[other] = dist
+    if node_ids == [] and cfg.nodes and not any(n.cpus for n in cfg.nodes):
+        notes.append("no CPUs are known (no nodeK/cpulist, no devices/system/cpu/cpuN/nodeK): the nodes "
+                     "have none")
     if not cfg.nodes or not any(n.memory for n in cfg.nodes):
         if not host:
-            raise ConfigError("sysfs", f"{root} has no node with memory blocks "
-                                       f"({_NODE}/nodeK/memoryN); is it a sysfs tree with memory hotplug?")
+            raise ConfigError("sysfs", f"{root} has no memory blocks with a node ({_NODE}/nodeK/memoryN or "
+                                       f"{_MEMORY}/memoryN/nodeK); is it a sysfs tree with memory hotplug?")
         _psutil_node(cfg, notes)
         possible = sorted({*possible, *(n.id for n in cfg.nodes)})
     producers: list[CxlRegionConfig | HmemConfig | PmemConfig] = [*cfg.cxl_regions, *cfg.hmem, *cfg.pmem]
-    cfg.possible_nodes = sorted({*possible, *(p.target_node for p in producers)})
+    cfg.possible_nodes = sorted({*possible, *(n.id for n in cfg.nodes), *(p.target_node for p in producers)})
     online_at_boot = {n.id for n in cfg.nodes}
     for p in producers:
         if p.numa_node is not None and p.numa_node not in online_at_boot:
