@@ -54,6 +54,9 @@ class NodeConfig:
     memory: list[MemRange] = field(default_factory=list)
     #: Abstract distance for memory tiering; None = DRAM default (576) for boot memory.
     adistance: int | None = None
+    #: Ids of this node's boot memory blocks that are offline once boot is done (a machine
+    #: imported after some were offlined; s390 standby memory).
+    offline_blocks: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -254,7 +254,23 @@ def _renumber(regions: list[_DaxRegion], cfg: BootConfig, notes: list[str]) -> N
         taken.add(int(pmem.namespace.removeprefix("namespace").partition(".")[0]))
 
 
-def _kernel_settings(root: str, cfg: BootConfig, host: bool) -> None:
+def _page_size(root: str, notes: list[str]) -> int:
+    """The base page size of a dump: a PMD maps PAGE_SIZE / 8 page-table entries of a page
+    each (PMD_SIZE = PAGE_SIZE**2 / 8: 2 MiB for 4K pages, 32 MiB for 16K, 512 MiB for 64K),
+    read from ``kernel/mm/transparent_hugepage/hpage_pmd_size``; 4096 (noted) without it."""
+    path = os.path.join(root, "kernel/mm/transparent_hugepage/hpage_pmd_size")
+    pmd = _number(path, low=1, high=_MAX_PHYS)
+    if pmd is not None:
+        for shift in range(12, 17):
+            if pmd == (1 << shift) ** 2 // 8:
+                return 1 << shift
+        notes.append(f"the page size is unknown: hpage_pmd_size {pmd} is no 4K/16K/64K page layout; 4096 assumed")
+    else:
+        notes.append("the page size is unknown (no kernel/mm/transparent_hugepage/hpage_pmd_size): 4096 assumed")
+    return 4096
+
+
+def _kernel_settings(root: str, cfg: BootConfig, host: bool, notes: list[str]) -> None:
     mem = os.path.join(root, _MEMORY)
     params = os.path.join(root, "module/memory_hotplug/parameters")
     auto = _read(os.path.join(mem, "auto_online_blocks"))
@@ -274,6 +290,8 @@ def _kernel_settings(root: str, cfg: BootConfig, host: bool) -> None:
     if aware is not None:
         cfg.auto_movable_numa_aware = aware == "Y"
     cfg.notifier_error_inject = os.path.isdir(os.path.join(root, "kernel/debug/notifier-error-inject/memory"))
+    if not host:
+        cfg.page_size = _page_size(root, notes)
     if host:
         cfg.page_size = os.sysconf("SC_PAGE_SIZE")
         m = re.match(r"(\d+)\.(\d+)", platform.release())
@@ -414,9 +432,90 @@ def _from_root(root: str, host: bool) -> SysfsTopology:
             p.numa_node = None
     top = max([r.end for n in cfg.nodes for r in n.memory] + [p.start + p.size for p in producers])
     cfg.max_physmem_bits = 46 if top <= 1 << 46 else 52
-    _kernel_settings(root, cfg, host)
+    _kernel_settings(root, cfg, host, notes)
+    _offline_blocks(mem, cfg, block_ids, notes)
     _check(cfg, root)
+    notes += _differences(root, cfg, block_ids)
     return SysfsTopology(cfg, notes)
+
+
+def _offline_blocks(mem: str, cfg: BootConfig, block_ids: list[int], notes: list[str]) -> None:
+    """``memoryN/state`` of each boot block: the offline ones go to their node's
+    ``offline_blocks`` (a block that spans zones cannot be offline on a kernel: noted)."""
+    from .topology import _ZONE_BOUNDARIES
+
+    owner = {bid: node for node in cfg.nodes for r in node.memory
+             for bid in range(r.start // cfg.block_size, -(-r.end // cfg.block_size))}
+    going: list[int] = []
+    spanning: list[int] = []
+    for bid in block_ids:
+        path = os.path.join(mem, f"memory{bid}/state")
+        state = _read(path)
+        if state is None or state == "online":
+            continue
+        if state == "going-offline":
+            going.append(bid)
+        elif state != "offline":
+            raise _bad(path, state, "a block state (online, offline, going-offline)")
+        elif bid in owner:
+            start, end = bid * cfg.block_size, (bid + 1) * cfg.block_size
+            if any(start < limit < end for limit in _ZONE_BOUNDARIES):
+                spanning.append(bid)
+            else:
+                owner[bid].offline_blocks.append(bid)
+    if going:
+        notes.append(f"memory blocks {_ids(going)} were going offline when dumped: they boot online")
+    if spanning:
+        notes.append(f"memory blocks {_ids(spanning)} are offline in the dump but span zones here: they boot online")
+
+
+def _ids(ids: list[int]) -> str:
+    from .topology import _fmt_ranges
+
+    return _fmt_ranges(sorted(set(ids)))
+
+
+#: The files of a memory block the import compares with the booted fake.
+_BLOCK_FILES = ("state", "valid_zones", "removable", "phys_device")
+
+
+def _differences(root: str, cfg: BootConfig, block_ids: list[int]) -> list[str]:
+    """Boot the topology read and compare what the dump shows of each block (``state``,
+    ``valid_zones``, ``removable``, ``phys_device``, its ``nodeK`` link) with the fake's
+    files: one note per file that differs, naming the blocks (what the fake cannot
+    reproduce, e.g. a pre-5.7 ``removable``, s390's ``phys_device``, another
+    architecture's zones)."""
+    from .simulation import Simulation
+
+    mem = os.path.join(root, _MEMORY)
+    diffs: dict[str, list[tuple[int, str, str]]] = {}
+    with Simulation(cfg) as sim:
+        present = set(sim.kernel.blocks)
+        missing = [bid for bid in block_ids if bid not in present]
+        for bid in block_ids:
+            if bid not in present:
+                continue
+            here = f"/devices/system/memory/memory{bid}"
+            for name in _BLOCK_FILES:
+                dumped = _read(os.path.join(mem, f"memory{bid}", name))
+                if dumped is None:
+                    continue
+                ours = sim.cat(f"{here}/{name}").strip()
+                if ours != dumped:
+                    diffs.setdefault(name, []).append((bid, dumped, ours))
+            dumped_nodes = _numbered(os.path.join(mem, f"memory{bid}"), "node")
+            if dumped_nodes:
+                ours_nodes = [int(n[4:]) for n in sim.ls(here) if n.startswith("node")]
+                if ours_nodes != dumped_nodes:
+                    diffs.setdefault("node link", []).append((bid, f"node{dumped_nodes}", f"node{ours_nodes}"))
+    notes = []
+    if missing:
+        notes.append(f"memory blocks {_ids(missing)} of the dump are not booted (dax or left out)")
+    for name, rows in diffs.items():
+        shown = "; ".join(f"memory{bid}: {dumped!r} in the dump, {ours!r} here" for bid, dumped, ours in rows[:3])
+        more = f"; {len(rows) - 3} more" if len(rows) > 3 else ""
+        notes.append(f"{name} differs for memory blocks {_ids([r[0] for r in rows])} ({shown}{more})")
+    return notes
 
 
 def _psutil_node(cfg: BootConfig, notes: list[str]) -> None:

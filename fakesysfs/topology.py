@@ -67,6 +67,8 @@ MIN_BLOCK_SIZE = 128 * MiB
 MAX_NUMNODES = 1 << 10
 #: CONFIG_NR_CPUS maximum on x86_64.
 NR_CPUS = 8192
+#: The largest memory block id (2**64 bytes of 128 MiB blocks).
+MAX_MEMORY_BLOCK_ID = (1 << 37) - 1
 #: alloc_dax_region() alignment for hmem and CXL (PMD_SIZE); misaligned ranges get no region.
 DAX_REGION_ALIGN = 2 * MiB
 #: SLIT: LOCAL_DISTANCE, and the largest u8 entry.
@@ -426,6 +428,10 @@ def _node_list(value: object, path: str) -> list[int]:
     return _id_list(value, path, MAX_NUMNODES, "node")
 
 
+def _block_list(value: object, path: str) -> list[int]:
+    return _id_list(value, path, MAX_MEMORY_BLOCK_ID + 1, "memory block")
+
+
 def _mem_ranges(value: object, path: str) -> list[MemRange]:
     if not isinstance(value, list):
         _fail(path, f"expected an array of ranges, got {_describe(value)}")
@@ -563,11 +569,34 @@ def _check_nodes(c: BootConfig, possible: set[int]) -> set[int]:
                     f"boot RAM {_fmt_range(r.start, r.size)} ends above 2**{c.max_physmem_bits} "
                     "(kernel.max_physmem_bits)",
                 )
+        _check_offline_blocks(c, node, key)
         if node.cpus or node.memory:
             online.add(node.id)
     if not any(node.memory for node in c.nodes):
         _fail("node", "no node has boot RAM (node[i].memory); the kernel cannot boot")
     return online
+
+
+def _check_offline_blocks(c: BootConfig, node: NodeConfig, key: str) -> None:
+    """Each offline block is a whole block of this node's boot RAM in one zone: what the
+    kernel can offline (offline_pages(): no holes; memory_block_offline(): mem->zone set)."""
+    bs = c.block_size
+    seen: set[int] = set()
+    for bid in node.offline_blocks:
+        start, end = bid * bs, (bid + 1) * bs
+        if bid in seen:
+            _fail(f"{key}.offline_blocks", f"block {bid} is listed twice")
+        seen.add(bid)
+        if not any(r.start <= start and end <= r.end for r in node.memory):
+            _fail(f"{key}.offline_blocks", f"block {bid} ({_fmt_range(start, bs)}) is not wholly boot RAM of "
+                                           f"node {node.id}: a block with holes cannot be offline")
+        if any(start < limit < end for limit in _ZONE_BOUNDARIES):
+            _fail(f"{key}.offline_blocks", f"block {bid} ({_fmt_range(start, bs)}) spans zones: it cannot be "
+                                           "offlined")
+
+
+#: x86_64 zone boundaries: ZONE_DMA ends at 16 MiB, ZONE_DMA32 at 4 GiB.
+_ZONE_BOUNDARIES = (16 * MiB, 4 * GiB)
 
 
 def _check_producers(c: BootConfig, possible: set[int], online: set[int]) -> None:
@@ -906,6 +935,7 @@ BYTES = Kind(size_value, _one_line(str))
 ADDRESS = Kind(size_value, _one_line(lambda value: f"{value:#x}"))
 NODE_IDS = Kind(_node_list, _one_line(_fmt_id_list))
 CPU_IDS = Kind(_cpu_list, _one_line(_fmt_id_list))
+BLOCK_IDS = Kind(_block_list, _one_line(_fmt_id_list))
 MEMMAP_MODE = Kind(_memmap_mode, _one_line(_toml_str))
 DRIVER = Kind(_driver_name, _one_line(_toml_str))
 MEM_RANGES = Kind(_mem_ranges, _dump_ranges)
@@ -1007,6 +1037,8 @@ NODE = Section("node", NodeConfig, (
     Key("memory", "memory", MEM_RANGES, 'boot RAM: inclusive range strings `"0x100000-0xbfffffff"` or tables '
         "`{ start = ..., size = ... }`; page aligned, non-empty"),
     _adistance("576 (DRAM)"),
+    Key("offline_blocks", "offline_blocks", BLOCK_IDS, "id list: blocks of this node's boot RAM that are offline "
+        "after boot (`memoryN/state`); not ones spanning zones or with holes"),
 ), "One per node with boot resources; at least one node needs boot RAM.", "nodes")  # fmt: skip
 
 CXL_REGION = Section("cxl_region", CxlRegionConfig, (

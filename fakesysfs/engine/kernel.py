@@ -146,6 +146,8 @@ class Kernel(FirmwareMixin):
                     self._boot_block(node, first, per_block[first])
                 else:
                     self._boot_run(node, first, last, zone_name)
+            for bid in sorted(ncfg.offline_blocks):
+                self._boot_offline(node, self.blocks[bid])
             nr_blocks = len(per_block) + sum(last - first for first, last, _ in runs)
             if nr_blocks or node.cpus:
                 node.online = True
@@ -211,6 +213,23 @@ class Kernel(FirmwareMixin):
             zone.grow_span(bid)
         self.blocks[bid] = block
         node.blocks.add(bid)
+
+    def _boot_offline(self, node: Node, block: MemoryBlock) -> None:
+        """A boot block the topology has offline after boot (``offline_blocks``): what
+        offline_pages() leaves, without its events or checks (the topology's checks said it
+        is one whole block in one zone): its pages leave the zone, whose span shrinks at an
+        edge (shrink_zone_span), and the block holds no allocations. In ascending block
+        order, a run of offline blocks at a zone's edge shrinks the span past all of them."""
+        zone_name = block.zone or ZONE_NORMAL
+        zone = node.zones[zone_name]
+        zone.present -= block.present
+        zone.present_early -= block.present
+        zone.managed -= block.managed
+        zone.free -= block.free
+        block.state = BlockState.OFFLINE
+        block.zone = None
+        block.unmovable = block.movable_used = 0
+        self.shrink_zone_span(node, zone_name, block.id)
 
     # -- shared services ----------------------------------------------------------------------
     def uevent(self, action: str, devpath: str, subsystem: str, env: tuple[tuple[str, str], ...] = ()) -> Uevent:
