@@ -71,7 +71,9 @@ def unpacked(path: str) -> Iterator[str]:
                 raise
             except (tarfile.TarError, OSError, EOFError, ValueError, LookupError) as exc:
                 # zlib.error, lzma.LZMAError and the like (a truncated or corrupt stream).
-                why = str(exc) or type(exc).__name__
+                why = str(exc).splitlines()[0].rstrip(":") if str(exc) else type(exc).__name__
+                if "could not be opened successfully" in why:  # tarfile tried every compression
+                    why = "neither tar nor gzip, bzip2 or xz"
                 raise ConfigError("sysfs", f"{path}: not a readable tarball ({why})") from None
         yield tmp
     finally:

@@ -1,0 +1,311 @@
+"""``topology --from-sysfs`` on dumps of real machines: trees (and tarballs of them) laid out as
+the kernel lays out its memory and node trees, with the values its rules give on that machine,
+imported, booted and read back file by file.
+
+The values are written from the kernel's rules, not from the fake: drivers/base/memory.c
+state_show (online/offline), valid_zones_show (an online block: its zone, ``none`` when it
+spans zones; an offline one: zone_for_pfn_range()'s default, then the kernel and Movable
+zones that differ from it), removable_show (1 with CONFIG_MEMORY_HOTREMOVE since 5.7),
+phys_device_show (arch_get_memory_phys_device(): 0, but on s390 the storage increment
+``start >> ilog2(sclp.rzm)``), phys_index_show (``%08lx``), and the ``nodeK`` link that
+do_register_memory_block_under_node() puts in every block.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fakesysfs import ConfigError, Simulation
+from fakesysfs.cli import main
+from fakesysfs.fromsysfs import topology_from_sysfs
+from fakesysfs.topology import load_topology
+
+MiB, GiB = 1 << 20, 1 << 30
+BLOCK_FILES = ("state", "valid_zones", "removable", "phys_device", "phys_index", "online")
+
+
+@dataclass
+class Block:
+    node: int
+    state: str
+    valid_zones: str
+    phys_device: int = 0
+
+
+def write_memory_tree(sysfs: Path, block_size: int, blocks: dict[int, Block], *, auto_online: str = "offline",
+                      params: dict[str, str] | None = None) -> None:
+    """``devices/system/memory`` as the kernel has it (and module/memory_hotplug/parameters)."""
+    mem = sysfs / "devices/system/memory"
+    mem.mkdir(parents=True)
+    (mem / "block_size_bytes").write_text(f"{block_size:x}\n")
+    (mem / "auto_online_blocks").write_text(auto_online + "\n")
+    (mem / "uevent").write_text("")
+    for name in ("soft_offline_page", "hard_offline_page"):
+        (mem / name).write_text("")
+        (mem / name).chmod(0o200)
+    for bid, b in blocks.items():
+        d = mem / f"memory{bid}"
+        (d / "power").mkdir(parents=True)
+        (d / "power/control").write_text("auto\n")
+        (d / "state").write_text(b.state + "\n")
+        (d / "online").write_text("1\n" if b.state == "online" else "0\n")
+        (d / "phys_index").write_text(f"{bid:08x}\n")
+        (d / "phys_device").write_text(f"{b.phys_device}\n")
+        (d / "removable").write_text("1\n")
+        (d / "valid_zones").write_text(b.valid_zones + "\n")
+        (d / "uevent").write_text("")
+        (d / f"node{b.node}").symlink_to(f"../../node/node{b.node}")
+        (d / "subsystem").symlink_to("../../../../bus/memory")
+    if params is not None:
+        p = sysfs / "module/memory_hotplug/parameters"
+        p.mkdir(parents=True)
+        for name, value in params.items():
+            (p / name).write_text(value + "\n")
+
+
+def write_node_tree(sysfs: Path, cpus: dict[int, str], blocks: dict[int, Block]) -> None:
+    """``devices/system/node`` (drivers/base/node.c): one node, local distance only."""
+    node_dir = sysfs / "devices/system/node"
+    ids = ",".join(str(n) for n in sorted(cpus))
+    node_dir.mkdir(parents=True)
+    for name in ("possible", "online", "has_memory", "has_normal_memory", "has_cpu"):
+        (node_dir / name).write_text(ids + "\n")
+    for nid, cpulist in cpus.items():
+        d = node_dir / f"node{nid}"
+        d.mkdir()
+        (d / "cpulist").write_text(cpulist + "\n")
+        (d / "distance").write_text("10\n")
+        for bid, b in blocks.items():
+            if b.node == nid:
+                (d / f"memory{bid}").symlink_to(f"../../memory/memory{bid}")
+
+
+def pack(src: Path, out: Path, mode: str, *, gnu_tar_padding: bool) -> Path:
+    """A tarball of ``src``'s contents (members relative to ``src``). ``gnu_tar_padding``:
+    each file stored as 4096 bytes, NUL-padded, as GNU tar stores a sysfs file (it stats 4096
+    bytes and warns that the file shrank)."""
+    with tarfile.open(out, mode) as tar:
+        for path in sorted(src.rglob("*")):
+            name = str(path.relative_to(src))
+            info = tar.gettarinfo(str(path), arcname=name)
+            if info.isreg():
+                data = path.read_bytes()
+                if gnu_tar_padding:
+                    data = data.ljust(4096, b"\0")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                tar.addfile(info)
+    return out
+
+
+def x86_64_16g(root: Path) -> dict[int, Block]:
+    """A 16 GiB x86_64 machine (QEMU's layout): RAM 0-3 GiB and 4-17 GiB, the PCI hole
+    between (blocks 24-31 missing), 128 MiB blocks; blocks 120-127 and 134-135 offlined after
+    boot. Memory tree only (no node directories), CPUs from devices/system/cpu."""
+    blocks = {0: Block(0, "online", "none")}  # ZONE_DMA (below 16 MiB) and ZONE_DMA32
+    blocks |= {b: Block(0, "online", "DMA32") for b in range(1, 24)}
+    blocks |= {b: Block(0, "online", "Normal") for b in range(32, 136)}
+    # Offline: zone_for_pfn_range() finds no Movable zone, so Normal; then Movable.
+    blocks |= {b: Block(0, "offline", "Normal Movable") for b in [*range(120, 128), 134, 135]}
+    write_memory_tree(root / "sys", 128 * MiB, blocks, auto_online="online",
+                      params={"memmap_on_memory": "Y", "online_policy": "contig-zones", "auto_movable_ratio": "301",
+                              "auto_movable_numa_aware": "Y"})
+    for cpu in range(4):
+        d = root / f"sys/devices/system/cpu/cpu{cpu}"
+        d.mkdir(parents=True)
+        (d / "node0").symlink_to("../../node/node0")
+    return blocks
+
+
+def s390_6g(root: Path) -> dict[int, Block]:
+    """A z/VM guest: 4 GiB online, 2 GiB standby memory (offline), 256 MiB blocks (sclp.rzm),
+    phys_device = the storage increment = the block id; ZONE_DMA below 2 GiB, then Normal."""
+    blocks = {b: Block(0, "online", "DMA" if b < 8 else "Normal", b) for b in range(16)}
+    blocks |= {b: Block(0, "offline", "Normal Movable", b) for b in range(16, 24)}
+    write_memory_tree(root / "sys", 256 * MiB, blocks)
+    write_node_tree(root / "sys", {0: "0-1"}, blocks)
+    thp = root / "sys/kernel/mm/transparent_hugepage"
+    thp.mkdir(parents=True)
+    (thp / "hpage_pmd_size").write_text(f"{1 * MiB}\n")  # s390: a segment is 1 MiB
+    return blocks
+
+
+def aarch64_16k(root: Path) -> dict[int, Block]:
+    """An arm64 16K-page machine with 16 GiB at 1 GiB (QEMU virt): 128 MiB blocks
+    (SECTION_SIZE_BITS 27), ZONE_DMA up to 4 GiB (zone_dma_limit 32 bits), ZONE_DMA32 empty."""
+    blocks = {b: Block(0, "online", "DMA" if b < 32 else "Normal") for b in range(8, 136)}
+    write_memory_tree(root, 128 * MiB, blocks)
+    write_node_tree(root, {0: "0-7"}, blocks)
+    thp = root / "kernel/mm/transparent_hugepage"
+    thp.mkdir(parents=True)
+    (thp / "hpage_pmd_size").write_text(f"{32 * MiB}\n")  # PMD_SIZE = 16K * 16K / 8
+    return blocks
+
+
+def assert_round_trip(sysfs: Path, blocks: dict[int, Block], cfg: object, files: tuple[str, ...] = BLOCK_FILES,
+                      ) -> None:
+    """Boot ``cfg``: the same blocks, each with the dump's ``files`` byte for byte and its node link."""
+    with Simulation(cfg) as sim:  # type: ignore[arg-type]
+        assert sorted(sim.kernel.blocks) == sorted(blocks)
+        mem = sysfs / "devices/system/memory"
+        for bid, b in blocks.items():
+            here = f"/devices/system/memory/memory{bid}"
+            for name in files:
+                assert sim.cat(f"{here}/{name}") == (mem / f"memory{bid}/{name}").read_text(), (bid, name)
+            assert [n for n in sim.ls(here) if n.startswith("node")] == [f"node{b.node}"]
+        assert sim.cat("/devices/system/memory/block_size_bytes") == (mem / "block_size_bytes").read_text()
+
+
+def test_x86_64_memory_only_tarball_round_trips(tmp_path: Path) -> None:
+    """A .tar.gz of sys/devices/system/memory with GNU tar's padding, no node directories: the
+    blocks, the hole, the offline boot blocks and the parameters come back, file for file."""
+    blocks = x86_64_16g(tmp_path / "src")
+    dump = pack(tmp_path / "src", tmp_path / "dump.tar.gz", "w:gz", gnu_tar_padding=True)
+    found = topology_from_sysfs(dump)
+    cfg = found.config
+    (node,) = cfg.nodes
+    assert (node.id, node.cpus) == (0, [0, 1, 2, 3])
+    assert [(r.start, r.end) for r in node.memory] == [(0, 3 * GiB), (4 * GiB, 17 * GiB)]
+    assert node.offline_blocks == [*range(120, 128), 134, 135]
+    assert (cfg.block_size, cfg.auto_online_blocks, cfg.memmap_on_memory, cfg.online_policy) == \
+        (128 * MiB, "online", "Y", "contig-zones")
+    assert not [n for n in found.notes if "differs" in n], found.notes
+    assert_round_trip(tmp_path / "src/sys", blocks, cfg)
+    assert_round_trip(tmp_path / "src/sys", blocks, load_topology(text=found.toml(str(dump))))
+
+
+def test_s390_standby_memory_boots_offline(tmp_path: Path) -> None:
+    """A directory holding sys/: the standby blocks boot offline with the dump's valid_zones."""
+    blocks = s390_6g(tmp_path)
+    found = topology_from_sysfs(tmp_path)
+    cfg = found.config
+    assert cfg.block_size == 256 * MiB and cfg.nodes[0].offline_blocks == list(range(16, 24))
+    assert any("page size is unknown" in n for n in found.notes)
+    assert_round_trip(tmp_path / "sys", blocks, cfg, ("state", "online", "removable", "phys_index"))
+    with Simulation(cfg) as sim:
+        assert [sim.cat(f"/devices/system/memory/memory{b}/valid_zones") for b in (16, 23)] == ["Normal Movable\n"] * 2
+
+
+def test_aarch64_16k_tarball_rooted_at_the_tree(tmp_path: Path) -> None:
+    """A .tar.xz whose members start at devices/: the page size comes from hpage_pmd_size."""
+    blocks = aarch64_16k(tmp_path / "src")
+    dump = pack(tmp_path / "src", tmp_path / "dump.tar.xz", "w:xz", gnu_tar_padding=False)
+    found = topology_from_sysfs(dump)
+    cfg = found.config
+    assert (cfg.page_size, cfg.block_size) == (16384, 128 * MiB)
+    assert [(r.start, r.end) for r in cfg.nodes[0].memory] == [(1 * GiB, 17 * GiB)]
+    assert cfg.nodes[0].cpus == list(range(8))
+    assert_round_trip(tmp_path / "src", blocks, cfg, ("state", "online", "removable", "phys_device", "phys_index"))
+
+
+def test_what_the_fake_shows_differently_is_named_one_note_per_file(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = x86_64_16g(tmp_path)
+    (tmp_path / "sys/devices/system/memory/memory40/removable").write_text("0\n")  # a pre-5.7 kernel
+    (tmp_path / "sys/devices/system/memory/memory41/phys_device").write_text("7\n")
+    assert main(["topology", "--from-sysfs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    notes = [line for line in out.splitlines() if line.startswith("# Note:")]
+    assert [n for n in notes if "differs" in n] == [
+        "# Note: removable differs for memory blocks 40 (memory40: '0' in the dump, '1' here)",
+        "# Note: phys_device differs for memory blocks 41 (memory41: '7' in the dump, '0' here)",
+    ]
+    assert blocks[40].state == "online"
+
+
+# -- crafted and broken dumps: one line naming the file ------------------------------------------
+def _tar_with(tmp_path: Path, *members: tuple[tarfile.TarInfo, bytes]) -> Path:
+    blocks = {0: Block(0, "online", "none"), 1: Block(0, "online", "DMA32")}
+    write_memory_tree(tmp_path / "src/sys", 128 * MiB, blocks)
+    out = pack(tmp_path / "src", tmp_path / "dump.tar", "w", gnu_tar_padding=False)
+    with tarfile.open(out, "a") as tar:
+        for info, data in members:
+            info.size = len(data) if info.isreg() else 0
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return out
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    return info
+
+
+@pytest.mark.parametrize(("member", "why"), [
+    (_member("/etc/cron.d/x"), "has an absolute path; refused"),
+    (_member("sys/../../x"), "goes up with '..'; refused"),
+    (_member("sys/dev/null", tarfile.CHRTYPE), "is a device file; refused"),
+    (_member("sys/fifo", tarfile.FIFOTYPE), "is a FIFO; refused"),
+    (_member("sys/devices/system/memory/memory0/subsystem/x"), "lies under a symbolic link; refused"),
+])
+def test_a_crafted_tarball_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   member: tarfile.TarInfo, why: str) -> None:
+    dump = _tar_with(tmp_path, (member, b"x"))
+    assert main(["topology", "--from-sysfs", str(dump)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{dump}: member {member.name!r} {why}" in err, err
+    assert not (tmp_path / "x").exists() and not Path("/etc/cron.d/x").exists()
+
+
+def test_links_leaving_the_dump_dangle_inside(tmp_path: Path) -> None:
+    """An absolute or escaping link target is never followed: the link dangles inside the
+    temporary tree, and a value read through it is none (the default stands)."""
+    dump = _tar_with(tmp_path,
+                     (_member("sys/devices/system/memory/auto_online_blocks", tarfile.REGTYPE), b""),
+                     (_member("sys/module/memory_hotplug/parameters/online_policy", tarfile.SYMTYPE,
+                              "/etc/hostname"), b""),
+                     (_member("sys/module/memory_hotplug/parameters/memmap_on_memory", tarfile.SYMTYPE,
+                              "../../../../../../../proc/self/environ"), b""))
+    cfg = topology_from_sysfs(dump).config
+    assert (cfg.online_policy, cfg.memmap_on_memory) == ("contig-zones", "N")
+
+
+def test_a_bad_value_in_a_tarball_names_the_member(tmp_path: Path) -> None:
+    dump = _tar_with(tmp_path, (_member("sys/devices/system/memory/memory1/state"), b"sideways\n"))
+    with pytest.raises(ConfigError, match=rf"^sysfs: {dump}:sys/devices/system/memory/memory1/state: "
+                                          r"'sideways' is not a block state"):
+        topology_from_sysfs(dump)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x1f\x8b\x08\x00garbage", b"not a tarball at all" * 100],
+                         ids=["empty", "truncated gzip", "text"])
+def test_a_broken_archive_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes) -> None:
+    dump = tmp_path / "dump.tgz"
+    dump.write_bytes(content)
+    assert main(["topology", "--from-sysfs", str(dump)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{dump}: not a readable tarball" in err, err
+
+
+def test_member_count_and_size_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fakesysfs import sysfsarchive
+
+    dump = _tar_with(tmp_path)
+    monkeypatch.setattr(sysfsarchive, "MAX_MEMBERS", 5)
+    with pytest.raises(ConfigError, match="more than 5 members"):
+        topology_from_sysfs(dump)
+    monkeypatch.setattr(sysfsarchive, "MAX_MEMBERS", 1 << 20)
+    monkeypatch.setattr(sysfsarchive, "MAX_ARCHIVE_BYTES", 10)
+    with pytest.raises(ConfigError, match="GiB of member data"):
+        topology_from_sysfs(dump)
+
+
+def test_the_temporary_tree_is_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    x86_64_16g(tmp_path / "src")
+    topology_from_sysfs(pack(tmp_path / "src", tmp_path / "d.tar", "w", gnu_tar_padding=True))
+    with pytest.raises(ConfigError):
+        topology_from_sysfs(_tar_with(tmp_path / "bad", (_member("/abs"), b"")))
+    assert os.listdir(tmp_path / "tmp") == []
