@@ -25,6 +25,7 @@ in one node with the host's CPUs and RAM.
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import re
@@ -433,16 +434,56 @@ def _from_root(root: str, host: bool) -> SysfsTopology:
     top = max([r.end for n in cfg.nodes for r in n.memory] + [p.start + p.size for p in producers])
     cfg.max_physmem_bits = 46 if top <= 1 << 46 else 52
     _kernel_settings(root, cfg, host, notes)
-    _offline_blocks(mem, cfg, block_ids, notes)
-    _check(cfg, root)
-    notes += _differences(root, cfg, block_ids)
-    return SysfsTopology(cfg, notes)
+    return _pick_arch(root, cfg, block_ids, notes, host)
+
+
+#: ``uname -m`` -> the topology's arch.
+_MACHINES = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64", "s390x": "s390x", "ppc64le": "ppc64le"}
+
+
+def _pick_arch(root: str, base: BootConfig, block_ids: list[int], notes: list[str], host: bool) -> SysfsTopology:
+    """The topology on the architecture whose booted fake shows the dump's block files best
+    (sysfs does not name the architecture; its zone layout and ``phys_device`` tell): the
+    host's own for ``/sys``; else each one whose page sizes include the dump's, x86_64 first
+    on a tie. Each candidate gets the dump's offline blocks and the checks a topology gets."""
+    from .config import ARCH_PAGE_SIZES, ARCHES
+
+    mem = os.path.join(root, _MEMORY)
+    if host:
+        arches = [_MACHINES.get(platform.machine(), "x86_64")]
+    else:
+        arches = [a for a in ARCHES if base.page_size in ARCH_PAGE_SIZES[a]]
+    best: tuple[int, BootConfig, list[str], list[str]] | None = None
+    failure: ConfigError | None = None
+    for arch in arches:
+        cfg = copy.deepcopy(base)
+        cfg.arch = arch
+        arch_notes: list[str] = []
+        _offline_blocks(mem, cfg, block_ids, arch_notes)
+        try:
+            _check(cfg, root)
+        except ConfigError as exc:
+            failure = failure or exc
+            continue
+        count, diff_notes = _differences(root, cfg, block_ids)
+        if best is None or count < best[0]:
+            best = (count, cfg, arch_notes, diff_notes)
+        if count == 0:
+            break
+    if best is None:
+        assert failure is not None
+        raise failure
+    _, cfg, arch_notes, diff_notes = best
+    if not host and len(arches) > 1 and cfg.arch != "x86_64":
+        notes.append(f"arch {cfg.arch}: of {', '.join(arches)}, its zone layout and phys_device reproduce the "
+                     "dump's memory blocks best")
+    return SysfsTopology(cfg, notes + arch_notes + diff_notes)
 
 
 def _offline_blocks(mem: str, cfg: BootConfig, block_ids: list[int], notes: list[str]) -> None:
     """``memoryN/state`` of each boot block: the offline ones go to their node's
     ``offline_blocks`` (a block that spans zones cannot be offline on a kernel: noted)."""
-    from .topology import _ZONE_BOUNDARIES
+    from .topology import zone_boundaries
 
     owner = {bid: node for node in cfg.nodes for r in node.memory
              for bid in range(r.start // cfg.block_size, -(-r.end // cfg.block_size))}
@@ -459,7 +500,7 @@ def _offline_blocks(mem: str, cfg: BootConfig, block_ids: list[int], notes: list
             raise _bad(path, state, "a block state (online, offline, going-offline)")
         elif bid in owner:
             start, end = bid * cfg.block_size, (bid + 1) * cfg.block_size
-            if any(start < limit < end for limit in _ZONE_BOUNDARIES):
+            if any(start < limit < end for limit in zone_boundaries(cfg)):
                 spanning.append(bid)
             else:
                 owner[bid].offline_blocks.append(bid)
@@ -479,12 +520,12 @@ def _ids(ids: list[int]) -> str:
 _BLOCK_FILES = ("state", "valid_zones", "removable", "phys_device")
 
 
-def _differences(root: str, cfg: BootConfig, block_ids: list[int]) -> list[str]:
+def _differences(root: str, cfg: BootConfig, block_ids: list[int]) -> tuple[int, list[str]]:
     """Boot the topology read and compare what the dump shows of each block (``state``,
     ``valid_zones``, ``removable``, ``phys_device``, its ``nodeK`` link) with the fake's
     files: one note per file that differs, naming the blocks (what the fake cannot
-    reproduce, e.g. a pre-5.7 ``removable``, s390's ``phys_device``, another
-    architecture's zones)."""
+    reproduce, e.g. a pre-5.7 ``removable``, a ``phys_device`` of s390 storage increments
+    smaller than a block); with the number of differing files."""
     from .simulation import Simulation
 
     mem = os.path.join(root, _MEMORY)
@@ -515,7 +556,7 @@ def _differences(root: str, cfg: BootConfig, block_ids: list[int]) -> list[str]:
         shown = "; ".join(f"memory{bid}: {dumped!r} in the dump, {ours!r} here" for bid, dumped, ours in rows[:3])
         more = f"; {len(rows) - 3} more" if len(rows) > 3 else ""
         notes.append(f"{name} differs for memory blocks {_ids([r[0] for r in rows])} ({shown}{more})")
-    return notes
+    return sum(len(rows) for rows in diffs.values()) + len(missing), notes
 
 
 def _psutil_node(cfg: BootConfig, notes: list[str]) -> None:

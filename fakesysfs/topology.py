@@ -28,6 +28,8 @@ from typing import Any, NoReturn, TypeVar
 
 from .config import (
     _BINARY_UNITS,
+    ARCH_PAGE_SIZES,
+    ARCHES,
     CXL_GRANULE,
     PROFILES,
     BootConfig,
@@ -42,6 +44,7 @@ from .config import (
     _ranges,
     block_budget_problem,
     profile_version,
+    zone_limits,
 )
 from .errors import ConfigError
 
@@ -461,6 +464,11 @@ def _mem_range(value: object, path: str) -> MemRange:
 def _check_kernel(c: BootConfig) -> None:
     _check_fields(KERNEL, c, "kernel")
     _check_fields(DAX, c, "dax")
+    if c.arch in ARCH_PAGE_SIZES and c.page_size not in ARCH_PAGE_SIZES[c.arch]:
+        sizes = ", ".join(str(size) for size in ARCH_PAGE_SIZES[c.arch])
+        others = [a for a, ok in ARCH_PAGE_SIZES.items() if c.page_size in ok]
+        hint = f"; kernel.arch {' or '.join(others)} has it" if others else ""
+        _fail("kernel.page_size", f"{c.page_size} is not a page size of {c.arch} ({sizes}){hint}")
     if c.block_size > 1 << c.max_physmem_bits:
         _fail("kernel.block_size", f"{_human(c.block_size)} exceeds 2**max_physmem_bits")
 
@@ -590,13 +598,14 @@ def _check_offline_blocks(c: BootConfig, node: NodeConfig, key: str) -> None:
         if not any(r.start <= start and end <= r.end for r in node.memory):
             _fail(f"{key}.offline_blocks", f"block {bid} ({_fmt_range(start, bs)}) is not wholly boot RAM of "
                                            f"node {node.id}: a block with holes cannot be offline")
-        if any(start < limit < end for limit in _ZONE_BOUNDARIES):
+        if any(start < limit < end for limit in zone_boundaries(c)):
             _fail(f"{key}.offline_blocks", f"block {bid} ({_fmt_range(start, bs)}) spans zones: it cannot be "
                                            "offlined")
 
 
-#: x86_64 zone boundaries: ZONE_DMA ends at 16 MiB, ZONE_DMA32 at 4 GiB.
-_ZONE_BOUNDARIES = (16 * MiB, 4 * GiB)
+def zone_boundaries(c: BootConfig) -> list[int]:
+    """Where one zone of boot RAM ends and the next begins on the topology's architecture."""
+    return [end for _, end in zone_limits(c.arch, c.ram_start())[:-1]]
 
 
 def _check_producers(c: BootConfig, possible: set[int], online: set[int]) -> None:
@@ -999,6 +1008,8 @@ def _driver_key(default: str) -> Key:
 KERNEL = Section("kernel", BootConfig, (
     Key("profile", "kernel_profile", STR, '`"6.8"`, `"6.9-6.16"`, `"6.18"`, or `"6.N"` (8 <= N <= 18)',
         _check_profile),
+    Key("arch", "arch", STR, '`"x86_64"`, `"arm64"`, `"s390x"`, `"ppc64le"`: zone layout, page sizes, '
+        "`phys_device` (see Architectures)", _one_of(ARCHES)),
     Key("block_size", "block_size", SIZE, "memory block size: power of two >= 128 MiB", _check_block_size),
     Key("page_size", "page_size", BYTES, "power of two, 4 KiB to 64 KiB", _check_page_size),
     Key("struct_page_size", "struct_page_size", INT, "`sizeof(struct page)`: multiple of 8, 8 to 256",

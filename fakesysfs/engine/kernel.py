@@ -20,6 +20,7 @@ from ..config import (
     HmemConfig,
     PmemConfig,
     profile_version,
+    zone_limits,
 )
 from ..errors import KernelError
 from ..klib import sysfs_streq
@@ -35,11 +36,7 @@ from .memory import (
     OnlineType,
 )
 from .node import (
-    DMA32_LIMIT,
-    DMA_LIMIT,
     KERNEL_ZONES,
-    ZONE_DMA,
-    ZONE_DMA32,
     ZONE_NORMAL,
     Node,
     ZoneType,
@@ -47,12 +44,10 @@ from .node import (
 )
 from .resource import ResourceTree
 
-#: Physical address ranges of the x86_64 zones.
 #: The kernel log kept, in bytes of text: 1 << CONFIG_LOG_BUF_SHIFT (17, x86_64 defconfig).
 KMSG_BYTES = 1 << 17
 #: printk's lines as they are printed (``fakesysfs mount -v``): the log a user tails.
 _kmsg_log = logging.getLogger("fakesysfs.trace.kmsg")
-_ZONE_RANGES = ((ZONE_DMA, 0, DMA_LIMIT), (ZONE_DMA32, DMA_LIMIT, DMA32_LIMIT), (ZONE_NORMAL, DMA32_LIMIT, 1 << 64))
 
 
 @dataclass(slots=True)
@@ -107,6 +102,12 @@ class Kernel(FirmwareMixin):
         self.nr_memmap_pages = 0
         #: power/control values other than "auto", by devpath (R-SYS-07).
         self.power_control: dict[str, str] = {}
+        #: (zone, start, end) of boot RAM's zones on the configured architecture.
+        self.zone_ranges: list[tuple[ZoneType, int, int]] = []
+        lo = 0
+        for zone_name, end in zone_limits(config.arch, config.ram_start()):
+            self.zone_ranges.append((ZoneType(zone_name), lo, end))
+            lo = end
         with gc_paused():
             self._boot()
             self.dax_boot()
@@ -128,7 +129,7 @@ class Kernel(FirmwareMixin):
             runs: list[tuple[int, int, ZoneType]] = []
             for rng in sorted(ncfg.memory, key=lambda r: r.start):
                 self.resources.insert_boot(rng.start, rng.size, "System RAM", busy=True)
-                for zone_name, zlo, zhi in _ZONE_RANGES:
+                for zone_name, zlo, zhi in self.zone_ranges:
                     lo, hi = max(rng.start, zlo), min(rng.end, zhi)
                     first, last = -(-lo // bs), hi // bs  # the whole blocks in [lo, hi)
                     if first < last:
@@ -268,6 +269,13 @@ class Kernel(FirmwareMixin):
             self.power_control.pop(devpath, None)
         else:
             raise KernelError(errno.EINVAL)
+
+    def arch_get_memory_phys_device(self, block_id: int) -> int:
+        """drivers/base/memory.c phys_device_show(): 0, but on s390x the storage increment
+        the block starts in, ``start >> ilog2(sclp.rzm)`` (drivers/s390/char/sclp_cmd.c),
+        with the increment taken to be the block size (memory_block_size_bytes() is
+        max(rzm, 256 MiB))."""
+        return block_id if self.config.arch == "s390x" else 0
 
     @staticmethod
     def memory_devpath(block_id: int) -> str:
