@@ -26,6 +26,18 @@ ARCHES = ("x86_64", "arm64", "s390x", "ppc64le")
 ARCH_PAGE_SIZES = {"x86_64": (4096,), "arm64": (4096, 16384, 65536), "s390x": (4096,), "ppc64le": (4096, 65536)}
 
 
+#: Names of the CXL root's platform device: ACPI's (firmware: the ACPI0017 object) and the
+#: one the kernel's cxl_test mock registers (tools/testing/cxl/test/cxl.c:
+#: platform_device_alloc("cxl_acpi", 0)), whose paths cxl_test-based suites look for.
+CXL_ROOTS = ("ACPI0017:00", "cxl_acpi.0")
+
+
+def cxl_root_device(name: str) -> tuple[str, str]:
+    """(devpath, MODALIAS) of the CXL root platform device named ``name``."""
+    modalias = "acpi:ACPI0017:" if name.startswith("ACPI0017:") else "platform:cxl_acpi"
+    return f"/devices/platform/{name}", modalias
+
+
 def zone_limits(arch: str, ram_start: int) -> tuple[tuple[str, int], ...]:
     """The zones boot RAM falls in, lowest first, each with the address it ends at (the last
     ends at 2**64), as the architecture's zone_sizes_init()/paging_init() sets max_zone_pfn:
@@ -153,6 +165,8 @@ class BootConfig:
     kernel_profile: str = "6.18"
     #: The architecture: zone layout, page sizes, ``phys_device`` (see ``zone_limits``).
     arch: str = "x86_64"
+    #: The CXL root's platform device (``CXL_ROOTS``): the parent of ``root0`` and its decoders.
+    cxl_root: str = "ACPI0017:00"
     #: CONFIG_ARCH_MEMORY_PROBE: ``memory/probe`` exists.
     probe: bool = False
     max_physmem_bits: int = 52

@@ -225,6 +225,12 @@ def _producer(region: _DaxRegion, cfg: BootConfig, notes: list[str]) -> None:
     driver = bound if bound is not None and bound != default_driver else None
     if region.kind == "cxl":
         decoder = os.path.basename(os.path.dirname(os.path.dirname(region.parent)))
+        root = os.path.basename(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(region.parent)))))
+        if root == "cxl_acpi.0":
+            cfg.cxl_root = root
+        elif root != "ACPI0017:00":
+            notes.append(f"dax region {region.rid}: its CXL root {root} is neither ACPI0017:00 nor cxl_acpi.0; "
+                         "ACPI0017:00 here")
         cfg.cxl_regions.append(CxlRegionConfig(start, size, region.target_node, decoder, None, region.numa_node,
                                                driver))
     elif region.kind == "hmem":

@@ -31,6 +31,7 @@ from .config import (
     ARCH_PAGE_SIZES,
     ARCHES,
     CXL_GRANULE,
+    CXL_ROOTS,
     PROFILES,
     BootConfig,
     CxlRegionConfig,
@@ -1010,6 +1011,8 @@ KERNEL = Section("kernel", BootConfig, (
         _check_profile),
     Key("arch", "arch", STR, '`"x86_64"`, `"arm64"`, `"s390x"`, `"ppc64le"`: zone layout, page sizes, '
         "`phys_device` (see Architectures)", _one_of(ARCHES)),
+    Key("cxl_root", "cxl_root", STR, '`"ACPI0017:00"` (firmware) or `"cxl_acpi.0"` (the kernel\'s cxl_test mock): '
+        "the CXL root platform device", _one_of(CXL_ROOTS)),
     Key("block_size", "block_size", SIZE, "memory block size: power of two >= 128 MiB", _check_block_size),
     Key("page_size", "page_size", BYTES, "power of two, 4 KiB to 64 KiB", _check_page_size),
     Key("struct_page_size", "struct_page_size", INT, "`sizeof(struct page)`: multiple of 8, 8 to 256",

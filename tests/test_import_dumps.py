@@ -352,3 +352,34 @@ def test_the_temporary_tree_is_removed(tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(ConfigError):
         topology_from_sysfs(_tar_with(tmp_path / "bad", (_member("/abs"), b"")))
     assert os.listdir(tmp_path / "tmp") == []
+
+
+
+@pytest.fixture
+def fakesysfs_topology() -> str:
+    """The embedded default with the CXL root named as the kernel's cxl_test mock names it."""
+    from fakesysfs.topology import default_topology_text
+
+    return default_topology_text().replace("[kernel]\n", '[kernel]\ncxl_root = "cxl_acpi.0"\n', 1)
+
+
+def test_the_cxl_test_root_naming(fakesysfs_sim: Simulation) -> None:
+    """Dax regions sit under cxl_acpi.0 (MODALIAS platform:cxl_acpi), hot-added ones too."""
+    sim = fakesysfs_sim
+    assert sim.readlink("/bus/dax/devices/dax0.0") == \
+        "../../../devices/platform/cxl_acpi.0/root0/decoder0.0/region0/dax_region0/dax0.0"
+    assert "MODALIAS=platform:cxl_acpi\n" in sim.cat("/devices/platform/cxl_acpi.0/uevent")
+    assert not sim.exists("/devices/platform/ACPI0017:00")
+    sim.add_cxl_region("1G", node=1)
+    under_root = [d.name for d in sim.dax_devices()
+                  if sim.realpath(f"/bus/dax/devices/{d.name}").startswith("/devices/platform/cxl_acpi.0/root0/")]
+    assert under_root == ["dax0.0", "dax3.0"]  # dax1.0 is hmem's, dax2.0 pmem's
+    with Simulation() as default:
+        assert default.exists("/devices/platform/ACPI0017:00/root0")
+
+
+def test_an_import_keeps_the_cxl_root_naming(fakesysfs_mount: Simulation) -> None:
+    assert fakesysfs_mount.mountpoint is not None
+    found = topology_from_sysfs(fakesysfs_mount.mountpoint)
+    assert found.config.cxl_root == "cxl_acpi.0"
+    assert not [n for n in found.notes if "differs" in n], found.notes

@@ -854,7 +854,7 @@ def test_round_trip_preserves_every_field() -> None:
         "possible_nodes": [0, 5], "block_size": GiB, "page_size": 16384, "struct_page_size": 72,
         "memmap_on_memory": "force", "online_policy": "auto-movable", "auto_movable_ratio": 7,
         "auto_movable_numa_aware": False, "auto_online_blocks": "online_movable",
-        "movable_node": True, "kernel_profile": "6.8", "arch": "s390x", "probe": True, "max_physmem_bits": 46,
+        "movable_node": True, "kernel_profile": "6.8", "arch": "s390x", "cxl_root": "cxl_acpi.0", "probe": True, "max_physmem_bits": 46,
         "boot_used_percent": 0, "boot_unmovable": False, "notifier_error_inject": False,
         "dax_major": 251, "dax_drivers_autoprobe": False, "kmem_loaded": False,
         "device_dax_loaded": False, "dax_hmem_region_idle": True,
