@@ -1,26 +1,33 @@
-"""``fakesysfs topology --from-sysfs DIR|TARBALL``: a topology read from a machine's ``/sys`` or a dump of it.
+"""``fakesysfs topology --from-sysfs DIR|TARBALL``: a topology read from a machine's sysfs.
 
-Only reads: ``DIR`` may be the host's real ``/sys`` (nothing is ever written there) or a
-fakesysfs mount. What is taken from where:
+Only reads: ``DIR`` may be the host's real ``/sys`` (nothing is ever written there), a
+fakesysfs mount or a copy; a tarball of a dump is unpacked into a private temporary
+directory first (fakesysfs/sysfsarchive.py). The tree may be rooted at ``sys/``, at its
+parent or be the sysfs tree itself. What is taken from where (docs/topology.md, "Importing a
+machine"):
 
 - block size: ``devices/system/memory/block_size_bytes``;
-- nodes: ``devices/system/node/possible``, ``nodeK/cpulist``, the ``nodeK/memoryN`` links;
+- nodes: ``devices/system/node/possible``, ``nodeK/cpulist``, the ``nodeK/memoryN`` links, or
+  without node directories each block's ``memoryN/nodeK`` link and ``cpuN/nodeK``;
 - boot RAM: the present memory blocks of each node, merged into ranges of whole blocks,
-  minus the blocks inside a dax device's ranges (memory kmem added at runtime);
+  minus the blocks inside a dax device's ranges (memory kmem added at runtime); the blocks
+  whose ``state`` is ``offline`` are the node's ``offline_blocks``;
 - distances: ``nodeK/distance`` (one column per online node);
 - kernel settings: ``auto_online_blocks``, the ``probe`` file, the ``memory_hotplug`` module
-  parameters (``memmap_on_memory``, ``online_policy``, ``auto_movable_*``);
+  parameters (``memmap_on_memory``, ``online_policy``, ``auto_movable_*``); the page size of a
+  dump from ``hpage_pmd_size``; the architecture whose zone layout shows the dump's blocks;
 - producers: every dax region on ``bus/dax``, by where its devices sit (``regionN/dax_regionN``
-  under a CXL decoder, ``hmem.N``, an nd ``regionR/daxR.S``), with its range from the devices'
-  ``mappingN/start``/``end`` and its target node; a device bound to the driver its region would
-  not pick is recorded as ``driver``.
+  under a CXL decoder of ``ACPI0017:00`` or ``cxl_acpi.0``, ``hmem.N``, an nd
+  ``regionR/daxR.S``), with its range from the devices' ``mappingN/start``/``end`` and its
+  target node; a device bound to the driver its region would not pick is recorded as ``driver``.
 
-What ``/sys`` does not say is defaulted: sub-block holes (a block counts as fully present),
-the kernel version (the host's ``uname -r`` when DIR is ``/sys``, else 6.18), page size (the
-host's when DIR is ``/sys``), ``max_physmem_bits`` (46 if everything fits, else 52), abstract
-distances, pmem metadata reserves (0: the namespace is its data area). When DIR is the host's
-``/sys`` and lacks memory blocks or nodes (a kernel without memory hotplug or NUMA), psutil fills
-in one node with the host's CPUs and RAM.
+The topology is then booted and each block's files compared with the source's: what differs
+is a note. What sysfs does not say is defaulted: sub-block holes (a block counts as fully
+present), the kernel version (the host's ``uname -r`` when DIR is ``/sys``, else 6.18),
+``max_physmem_bits`` (46 if everything fits, else 52), abstract distances, pmem metadata
+reserves (0: the namespace is its data area). When DIR is the host's ``/sys`` and lacks
+memory blocks or nodes (a kernel without memory hotplug or NUMA), psutil fills in one node
+with the host's CPUs and RAM.
 """
 
 from __future__ import annotations
