@@ -95,6 +95,9 @@ class NodeConfig:
     #: Ids of this node's boot memory blocks that are offline once boot is done (a machine
     #: imported after some were offlined; s390 standby memory).
     offline_blocks: list[int] = field(default_factory=list)
+    #: Ids of this node's boot memory blocks online in ZONE_MOVABLE once boot is done
+    #: (``movablecore=``, or offlined and onlined ``online_movable`` before a dump).
+    movable_blocks: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -495,7 +495,8 @@ def _pick_arch(root: str, base: BootConfig, block_ids: list[int], notes: list[st
 
 def _offline_blocks(mem: str, cfg: BootConfig, block_ids: list[int], notes: list[str]) -> None:
     """``memoryN/state`` of each boot block: the offline ones go to their node's
-    ``offline_blocks`` (a block that spans zones cannot be offline on a kernel: noted)."""
+    ``offline_blocks``, the online ones whose ``valid_zones`` is ``Movable`` to its
+    ``movable_blocks`` (a block that spans zones can be neither on a kernel: noted)."""
     from .topology import zone_boundaries
 
     owner = {bid: node for node in cfg.nodes for r in node.memory
@@ -505,6 +506,12 @@ def _offline_blocks(mem: str, cfg: BootConfig, block_ids: list[int], notes: list
     for bid in block_ids:
         path = os.path.join(mem, f"memory{bid}/state")
         state = _read(path)
+        if state == "online" and bid in owner and _read(os.path.join(mem, f"memory{bid}/valid_zones")) == "Movable":
+            start, end = bid * cfg.block_size, (bid + 1) * cfg.block_size
+            if any(start < limit < end for limit in zone_boundaries(cfg)):
+                spanning.append(bid)
+            else:
+                owner[bid].movable_blocks.append(bid)
         if state is None or state == "online":
             continue
         if state == "going-offline":
@@ -520,7 +527,8 @@ def _offline_blocks(mem: str, cfg: BootConfig, block_ids: list[int], notes: list
     if going:
         notes.append(f"memory blocks {_ids(going)} were going offline when dumped: they boot online")
     if spanning:
-        notes.append(f"memory blocks {_ids(spanning)} are offline in the dump but span zones here: they boot online")
+        notes.append(f"memory blocks {_ids(spanning)} are offline or Movable in the dump but span zones here: "
+                     "they boot online in their zones")
 
 
 def _ids(ids: list[int]) -> str:

@@ -587,21 +587,21 @@ def _check_nodes(c: BootConfig, possible: set[int]) -> set[int]:
 
 
 def _check_offline_blocks(c: BootConfig, node: NodeConfig, key: str) -> None:
-    """Each offline block is a whole block of this node's boot RAM in one zone: what the
-    kernel can offline (offline_pages(): no holes; memory_block_offline(): mem->zone set)."""
+    """Each offline or Movable block is a whole block of this node's boot RAM in one zone: what
+    the kernel can offline (offline_pages(): no holes; memory_block_offline(): mem->zone set)."""
     bs = c.block_size
     seen: set[int] = set()
-    for bid in node.offline_blocks:
-        start, end = bid * bs, (bid + 1) * bs
-        if bid in seen:
-            _fail(f"{key}.offline_blocks", f"block {bid} is listed twice")
-        seen.add(bid)
-        if not any(r.start <= start and end <= r.end for r in node.memory):
-            _fail(f"{key}.offline_blocks", f"block {bid} ({_fmt_range(start, bs)}) is not wholly boot RAM of "
-                                           f"node {node.id}: a block with holes cannot be offline")
-        if any(start < limit < end for limit in zone_boundaries(c)):
-            _fail(f"{key}.offline_blocks", f"block {bid} ({_fmt_range(start, bs)}) spans zones: it cannot be "
-                                           "offlined")
+    for name, ids in (("offline_blocks", node.offline_blocks), ("movable_blocks", node.movable_blocks)):
+        for bid in ids:
+            start, end = bid * bs, (bid + 1) * bs
+            if bid in seen:
+                _fail(f"{key}.{name}", f"block {bid} is listed twice (in offline_blocks or movable_blocks)")
+            seen.add(bid)
+            if not any(r.start <= start and end <= r.end for r in node.memory):
+                _fail(f"{key}.{name}", f"block {bid} ({_fmt_range(start, bs)}) is not wholly boot RAM of "
+                                       f"node {node.id}: a block with holes cannot be offlined")
+            if any(start < limit < end for limit in zone_boundaries(c)):
+                _fail(f"{key}.{name}", f"block {bid} ({_fmt_range(start, bs)}) spans zones: it cannot be offlined")
 
 
 def zone_boundaries(c: BootConfig) -> list[int]:
@@ -1053,6 +1053,8 @@ NODE = Section("node", NodeConfig, (
     _adistance("576 (DRAM)"),
     Key("offline_blocks", "offline_blocks", BLOCK_IDS, "id list: blocks of this node's boot RAM that are offline "
         "after boot (`memoryN/state`); not ones spanning zones or with holes"),
+    Key("movable_blocks", "movable_blocks", BLOCK_IDS, "id list: blocks of this node's boot RAM that are online "
+        "in ZONE_MOVABLE after boot (`valid_zones` `Movable`); as `offline_blocks`, and not offline"),
 ), "One per node with boot resources; at least one node needs boot RAM.", "nodes")  # fmt: skip
 
 CXL_REGION = Section("cxl_region", CxlRegionConfig, (

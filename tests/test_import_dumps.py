@@ -107,13 +107,19 @@ def pack(src: Path, out: Path, mode: str, *, gnu_tar_padding: bool) -> Path:
 
 def x86_64_16g(root: Path) -> dict[int, Block]:
     """A 16 GiB x86_64 machine (QEMU's layout): RAM 0-3 GiB and 4-17 GiB, the PCI hole
-    between (blocks 24-31 missing), 128 MiB blocks; blocks 120-127 and 134-135 offlined after
-    boot. Memory tree only (no node directories), CPUs from devices/system/cpu."""
+    between (blocks 24-31 missing), 128 MiB blocks; blocks 120-135 offlined after boot, 128,
+    129 and 131 onlined again in ZONE_MOVABLE. Memory tree only (no node directories), CPUs from
+    devices/system/cpu."""
     blocks = {0: Block(0, "online", "none")}  # ZONE_DMA (below 16 MiB) and ZONE_DMA32
     blocks |= {b: Block(0, "online", "DMA32") for b in range(1, 24)}
     blocks |= {b: Block(0, "online", "Normal") for b in range(32, 136)}
-    # Offline: zone_for_pfn_range() finds no Movable zone, so Normal; then Movable.
-    blocks |= {b: Block(0, "offline", "Normal Movable") for b in [*range(120, 128), 134, 135]}
+    # Offlined after boot, 128-131 onlined online_movable and 130 offlined again: Normal
+    # spans 32-119, Movable 128-131. contig-zones (default_zone_for_pfn): a block in neither
+    # span (120-127, 132-135) defaults to the kernel zone, one in Movable's alone (130) to
+    # Movable; valid_zones then adds the other of Normal and Movable.
+    blocks |= {b: Block(0, "offline", "Normal Movable") for b in [*range(120, 128), *range(132, 136)]}
+    blocks |= {b: Block(0, "online", "Movable") for b in (128, 129, 131)}
+    blocks[130] = Block(0, "offline", "Movable Normal")
     write_memory_tree(root / "sys", 128 * MiB, blocks, auto_online="online",
                       params={"memmap_on_memory": "Y", "online_policy": "contig-zones", "auto_movable_ratio": "301",
                               "auto_movable_numa_aware": "Y"})
@@ -173,7 +179,8 @@ def test_x86_64_memory_only_tarball_round_trips(tmp_path: Path) -> None:
     (node,) = cfg.nodes
     assert (node.id, node.cpus) == (0, [0, 1, 2, 3])
     assert [(r.start, r.end) for r in node.memory] == [(0, 3 * GiB), (4 * GiB, 17 * GiB)]
-    assert node.offline_blocks == [*range(120, 128), 134, 135]
+    assert node.offline_blocks == [*range(120, 128), 130, *range(132, 136)]
+    assert node.movable_blocks == [128, 129, 131]
     assert (cfg.block_size, cfg.auto_online_blocks, cfg.memmap_on_memory, cfg.online_policy) == \
         (128 * MiB, "online", "Y", "contig-zones")
     assert not [n for n in found.notes if "differs" in n], found.notes
@@ -383,3 +390,28 @@ def test_an_import_keeps_the_cxl_root_naming(fakesysfs_mount: Simulation) -> Non
     found = topology_from_sysfs(fakesysfs_mount.mountpoint)
     assert found.config.cxl_root == "cxl_acpi.0"
     assert not [n for n in found.notes if "differs" in n], found.notes
+
+
+@pytest.mark.parametrize(("lists", "why"), [
+    ('offline_blocks = "0"', r"node\[0\].offline_blocks: block 0 \(\[0x0-0x7ffffff\]\) spans zones"),
+    ('offline_blocks = "40"', r"node\[0\].offline_blocks: block 40 .* is not wholly boot RAM of node 0"),
+    ('movable_blocks = "23"', r"node\[0\].movable_blocks: block 23 .* is not wholly boot RAM"),  # ends at 0xbff00000
+    ('offline_blocks = "5"\nmovable_blocks = "5"', r"node\[0\].movable_blocks: block 5 is listed twice"),
+])
+def test_offline_and_movable_blocks_are_blocks_a_kernel_can_offline(lists: str, why: str) -> None:
+    text = f'[[node]]\nid = 0\nmemory = ["0x0-0xbfefffff"]\n{lists}\n'
+    with pytest.raises(ConfigError, match=why):
+        load_topology(text=text)
+
+
+def test_boot_blocks_in_zone_movable_are_counted_there() -> None:
+    text = '[[node]]\nid = 0\ncpus = "0"\nmemory = ["0x0-0x1ffffffff"]\nmovable_blocks = "40-63"\n'
+    with Simulation(text) as sim:
+        assert sim.cat("/devices/system/memory/memory40/valid_zones") == "Movable\n"
+        zoneinfo = {z.name: z.present for z in sim.kernel.nodes[0].zones.values()}
+        assert zoneinfo["Movable"] == 24 * (128 * MiB // 4096)
+        # Movable: nothing pins it. Inside Movable's span (not Normal's, 32-39) the default is
+        # Movable; at the span's edge (40) the span shrinks past it, and the default is Normal.
+        for bid, zones in ((50, "Movable Normal\n"), (40, "Normal Movable\n")):
+            assert sim.echo(f"/devices/system/memory/memory{bid}/state", "offline") > 0
+            assert sim.cat(f"/devices/system/memory/memory{bid}/valid_zones") == zones

@@ -37,6 +37,7 @@ from .memory import (
 )
 from .node import (
     KERNEL_ZONES,
+    ZONE_MOVABLE,
     ZONE_NORMAL,
     Node,
     ZoneType,
@@ -147,8 +148,10 @@ class Kernel(FirmwareMixin):
                     self._boot_block(node, first, per_block[first])
                 else:
                     self._boot_run(node, first, last, zone_name)
-            for bid in sorted(ncfg.offline_blocks):
+            for bid in sorted([*ncfg.offline_blocks, *ncfg.movable_blocks]):
                 self._boot_offline(node, self.blocks[bid])
+            for bid in sorted(ncfg.movable_blocks):
+                self._boot_online_movable(node, self.blocks[bid])
             nr_blocks = len(per_block) + sum(last - first for first, last, _ in runs)
             if nr_blocks or node.cpus:
                 node.online = True
@@ -231,6 +234,19 @@ class Kernel(FirmwareMixin):
         block.zone = None
         block.unmovable = block.movable_used = 0
         self.shrink_zone_span(node, zone_name, block.id)
+
+    def _boot_online_movable(self, node: Node, block: MemoryBlock) -> None:
+        """A boot block the topology has in ZONE_MOVABLE (``movable_blocks``), after
+        ``_boot_offline``: what online_pages() into ZONE_MOVABLE leaves (the zone grows its
+        span over the block; early sections count as present_early), without events."""
+        zone = node.zones[ZONE_MOVABLE]
+        zone.grow_span(block.id)
+        zone.present += block.present
+        zone.present_early += block.present
+        zone.managed += block.managed
+        zone.free += block.free
+        block.state = BlockState.ONLINE
+        block.zone = ZONE_MOVABLE
 
     # -- shared services ----------------------------------------------------------------------
     def uevent(self, action: str, devpath: str, subsystem: str, env: tuple[tuple[str, str], ...] = ()) -> Uevent:
