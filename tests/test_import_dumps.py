@@ -415,3 +415,37 @@ def test_boot_blocks_in_zone_movable_are_counted_there() -> None:
         for bid, zones in ((50, "Movable Normal\n"), (40, "Normal Movable\n")):
             assert sim.echo(f"/devices/system/memory/memory{bid}/state", "offline") > 0
             assert sim.cat(f"/devices/system/memory/memory{bid}/valid_zones") == zones
+
+
+LSMEM_MODES = [[], ["-a"], ["--json"], ["--raw"], ["-o", "+NODE,ZONES"], ["-a", "-o", "+NODE,ZONES"],
+               ["--split", "STATE,REMOVABLE,NODE,ZONES"], ["--output-all"], ["--output-all", "--json", "-a"]]
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "s390x", "arm64"])
+def test_lsmem_prints_the_same_on_the_dump_and_on_the_mount(tmp_path: Path, machine: str) -> None:
+    """lsmem --sysroot, every output mode, on the dump and on a FUSE mount of its import."""
+    import shutil
+    import subprocess
+
+    from fakesysfs.mountpoint import fuse_unavailable
+
+    reason = fuse_unavailable()
+    if reason is not None or shutil.which("lsmem") is None:
+        pytest.skip(reason or "no lsmem")
+    src = tmp_path / "src"
+    if machine == "x86_64":
+        x86_64_16g(src)
+    elif machine == "s390x":
+        s390_6g(src)
+    else:
+        aarch64_16k(src / "sys")
+    cfg = topology_from_sysfs(src).config
+    assert cfg.arch == machine
+    (tmp_path / "fake/sys").mkdir(parents=True)
+    with Simulation(cfg) as sim:
+        sim.mount(tmp_path / "fake/sys")
+        for mode in LSMEM_MODES:
+            outs = [subprocess.run(["lsmem", "--sysroot", str(root), *mode], capture_output=True, text=True,
+                                   check=True, timeout=60).stdout for root in (src, tmp_path / "fake")]
+            assert outs[0] == outs[1], mode
+            assert outs[0].strip(), mode
