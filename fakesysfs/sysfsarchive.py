@@ -34,8 +34,9 @@ __all__ = ["MAX_ARCHIVE_BYTES", "MAX_MEMBERS", "is_archive", "unpacked"]
 #: are ~700 Ki entries.
 MAX_MEMBERS = 1 << 21
 #: Member data read at most (declared sizes), so a decompression bomb ends early. GNU tar
-#: stores every sysfs file as 4096 bytes: a 2 TiB machine's full memory tree is ~1.3 GiB.
-MAX_ARCHIVE_BYTES = 8 << 30
+#: stores every sysfs file as 4096 bytes: a 2 TiB machine's memory tree (16 Ki blocks of
+#: ~15 files) is ~1 GiB.
+MAX_ARCHIVE_BYTES = 4 << 30
 #: What is kept of a file: a sysfs attribute is at most a page (fs/sysfs/file.c).
 MAX_FILE_BYTES = 4096
 #: Where links leaving the tree point instead (never created, so they dangle).
