@@ -490,6 +490,9 @@ def _pick_arch(root: str, base: BootConfig, block_ids: list[int], notes: list[st
     if not host and len(arches) > 1 and cfg.arch != "x86_64":
         notes.append(f"arch {cfg.arch}: of {', '.join(arches)}, its zone layout and phys_device reproduce the "
                      "dump's memory blocks best")
+    if not host and cfg.arch == "ppc64le" and cfg.page_size == 4096:
+        notes.append("ppc64le: hpage_pmd_size does not tell 4K from 64K pages (the radix MMU has 2 MiB PMDs "
+                     "with either); 4096 assumed, set kernel.page_size = 65536 for a 64K kernel")
     return SysfsTopology(cfg, notes + arch_notes + diff_notes)
 
 

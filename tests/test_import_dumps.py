@@ -155,6 +155,19 @@ def aarch64_16k(root: Path) -> dict[int, Block]:
     return blocks
 
 
+def ppc64le_8g(root: Path) -> dict[int, Block]:
+    """A POWER9 LPAR (radix MMU): 8 GiB of 256 MiB LMBs, all ZONE_NORMAL (Book3S has no
+    ZONE_DMA); the last LMB offlined."""
+    blocks = {b: Block(0, "online", "Normal") for b in range(31)}
+    blocks[31] = Block(0, "offline", "Normal Movable")
+    write_memory_tree(root / "sys", 256 * MiB, blocks)
+    write_node_tree(root / "sys", {0: "0-7"}, blocks)
+    thp = root / "sys/kernel/mm/transparent_hugepage"
+    thp.mkdir(parents=True)
+    (thp / "hpage_pmd_size").write_text(f"{2 * MiB}\n")
+    return blocks
+
+
 def assert_round_trip(sysfs: Path, blocks: dict[int, Block], cfg: object, files: tuple[str, ...] = BLOCK_FILES,
                       ) -> None:
     """Boot ``cfg``: the same blocks, each with the dump's ``files`` byte for byte and its node link."""
@@ -212,6 +225,15 @@ def test_aarch64_16k_tarball_rooted_at_the_tree(tmp_path: Path) -> None:
     assert cfg.arch == "arm64"  # the only architecture with 16K pages
     assert not [n for n in found.notes if "differs" in n], found.notes
     assert_round_trip(tmp_path / "src", blocks, cfg)
+
+
+def test_ppc64le_is_told_by_its_zones(tmp_path: Path) -> None:
+    blocks = ppc64le_8g(tmp_path)
+    found = topology_from_sysfs(tmp_path)
+    assert found.config.arch == "ppc64le" and found.config.nodes[0].offline_blocks == [31]
+    assert any(n.startswith("ppc64le: hpage_pmd_size does not tell 4K from 64K") for n in found.notes)
+    assert not [n for n in found.notes if "differs" in n], found.notes
+    assert_round_trip(tmp_path / "sys", blocks, found.config)
 
 
 def test_the_x86_64_layout_on_an_arm64_dump_is_named_in_notes(tmp_path: Path) -> None:
@@ -421,7 +443,7 @@ LSMEM_MODES = [[], ["-a"], ["--json"], ["--raw"], ["-o", "+NODE,ZONES"], ["-a", 
                ["--split", "STATE,REMOVABLE,NODE,ZONES"], ["--output-all"], ["--output-all", "--json", "-a"]]
 
 
-@pytest.mark.parametrize("machine", ["x86_64", "s390x", "arm64"])
+@pytest.mark.parametrize("machine", ["x86_64", "s390x", "arm64", "ppc64le"])
 def test_lsmem_prints_the_same_on_the_dump_and_on_the_mount(tmp_path: Path, machine: str) -> None:
     """lsmem --sysroot, every output mode, on the dump and on a FUSE mount of its import."""
     import shutil
@@ -437,6 +459,8 @@ def test_lsmem_prints_the_same_on_the_dump_and_on_the_mount(tmp_path: Path, mach
         x86_64_16g(src)
     elif machine == "s390x":
         s390_6g(src)
+    elif machine == "ppc64le":
+        ppc64le_8g(src)
     else:
         aarch64_16k(src / "sys")
     cfg = topology_from_sysfs(src).config
