@@ -1,8 +1,8 @@
 """``fakesysfs topology --from-sysfs DIR|TARBALL``: a topology read from a machine's sysfs.
 
 Only reads: ``DIR`` may be the host's real ``/sys`` (nothing is ever written there), a
-fakesysfs mount or a copy; a tarball of a dump is unpacked into a private temporary
-directory first (fakesysfs/sysfsarchive.py). The tree may be rooted at ``sys/``, at its
+fakesysfs mount or a copy; a tarball of a dump is read in memory, nothing extracted
+(fakesysfs/sysfsarchive.py). The tree may be rooted at ``sys/``, at its
 parent or be the sysfs tree itself. What is taken from where (docs/topology.md, "Importing a
 machine"):
 
@@ -32,12 +32,14 @@ with the host's CPUs and RAM.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import os
 import platform
 import re
 import stat
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .config import (
     BootConfig,
@@ -76,23 +78,68 @@ _MAX_READ = 4096
 _MAX_PHYS = 1 << 52
 
 
+class _HostFs:
+    """This machine's files (a directory given to ``--from-sysfs``); a tarball's are an
+    ``ArchiveTree`` (fakesysfs/sysfsarchive.py), with the same methods."""
+
+    @staticmethod
+    def read(path: str) -> str | None:
+        """The first 4096 bytes of a regular file, stripped; None when it is absent,
+        unreadable or not a regular file: a FIFO or device node is never read (it could
+        block or act)."""
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return None
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the stat
+                return None
+            return os.read(fd, _MAX_READ).decode("latin-1").strip()
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def listdir(path: str) -> list[str]:
+        return os.listdir(path)
+
+    @staticmethod
+    def isdir(path: str) -> bool:
+        return os.path.isdir(path)
+
+    @staticmethod
+    def exists(path: str) -> bool:
+        return os.path.exists(path)
+
+    @staticmethod
+    def islink(path: str) -> bool:
+        return os.path.islink(path)
+
+    @staticmethod
+    def readlink(path: str) -> str:
+        return os.readlink(path)
+
+    @staticmethod
+    def realpath(path: str) -> str:
+        return os.path.realpath(path)
+
+
+if TYPE_CHECKING:
+    from .sysfsarchive import ArchiveTree
+
+#: Where the import reads: this machine's files, or a tarball's tree while one is read.
+_FS: contextvars.ContextVar[type[_HostFs] | ArchiveTree] = contextvars.ContextVar("fromsysfs_fs", default=_HostFs)
+
+
+def _fs() -> type[_HostFs] | ArchiveTree:
+    return _FS.get()
+
+
 def _read(path: str) -> str | None:
-    """The first 4096 bytes of a regular file, stripped; None when it is absent, unreadable
-    or not a regular file: a FIFO or device node is never read (it could block or act)."""
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return None
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the stat
-            return None
-        return os.read(fd, _MAX_READ).decode("latin-1").strip()
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    return _fs().read(path)
 
 
 def _bad(path: str, text: str, what: str) -> ConfigError:
@@ -119,7 +166,7 @@ def _number(path: str, base: int = 10, *, low: int = -(1 << 31), high: int = _MA
 
 def _numbered(directory: str, prefix: str) -> list[int]:
     try:
-        names = os.listdir(directory)
+        names = _fs().listdir(directory)
     except OSError:
         return []
     pattern = re.compile(re.escape(prefix) + r"(\d+)")
@@ -174,14 +221,14 @@ def _dax_regions(root: str) -> tuple[list[_DaxRegion], list[str]]:
     by_parent: dict[str, _DaxRegion] = {}
     bus = os.path.join(root, "bus/dax/devices")
     try:
-        names = sorted(os.listdir(bus))
+        names = sorted(_fs().listdir(bus))
     except OSError:
         return [], notes
     for name in names:
         m = re.fullmatch(r"dax(\d+)\.(\d+)", name)
         if m is None:
             continue
-        dev_dir = os.path.realpath(os.path.join(bus, name))
+        dev_dir = _fs().realpath(os.path.join(bus, name))
         parent = os.path.dirname(dev_dir)
         pname = os.path.basename(parent)
         if (re.fullmatch(r"dax_region\d+", pname)
@@ -206,7 +253,7 @@ def _dax_regions(root: str) -> tuple[list[_DaxRegion], list[str]]:
                 int(size) if size and size.isdigit() else None, int(align) if align and align.isdigit() else None)
         region.devices.append(name)
         driver = os.path.join(dev_dir, "driver")
-        region.drivers[name] = os.path.basename(os.readlink(driver)) if os.path.islink(driver) else None
+        region.drivers[name] = os.path.basename(_fs().readlink(driver)) if _fs().islink(driver) else None
         for mid in _numbered(dev_dir, "mapping"):
             start = _number(os.path.join(dev_dir, f"mapping{mid}/start"), 16, low=0, high=_MAX_PHYS - 1)
             end = _number(os.path.join(dev_dir, f"mapping{mid}/end"), 16, low=0, high=_MAX_PHYS - 1)
@@ -290,7 +337,7 @@ def _kernel_settings(root: str, cfg: BootConfig, host: bool, notes: list[str]) -
     auto = _read(os.path.join(mem, "auto_online_blocks"))
     if auto in ("offline", "online", "online_kernel", "online_movable"):
         cfg.auto_online_blocks = auto
-    cfg.probe = os.path.exists(os.path.join(mem, "probe"))
+    cfg.probe = _fs().exists(os.path.join(mem, "probe"))
     mom = _read(os.path.join(params, "memmap_on_memory"))
     if mom is not None:
         cfg.memmap_on_memory = {"Y": "Y", "N": "N", "force": "force"}.get(mom, "N")
@@ -303,7 +350,7 @@ def _kernel_settings(root: str, cfg: BootConfig, host: bool, notes: list[str]) -
     aware = _read(os.path.join(params, "auto_movable_numa_aware"))
     if aware is not None:
         cfg.auto_movable_numa_aware = aware == "Y"
-    cfg.notifier_error_inject = os.path.isdir(os.path.join(root, "kernel/debug/notifier-error-inject/memory"))
+    cfg.notifier_error_inject = _fs().isdir(os.path.join(root, "kernel/debug/notifier-error-inject/memory"))
     if not host:
         cfg.page_size = _page_size(root, notes)
     if host:
@@ -319,22 +366,23 @@ _MARKERS = (_MEMORY, _NODE, "bus/dax", "module/memory_hotplug")
 
 def topology_from_sysfs(source: str | os.PathLike[str]) -> SysfsTopology:
     """Read the topology of the machine whose sysfs is at ``source`` (read only): a directory
-    (``/sys``, a mount, a copy) or a tarball of one (tar, tar.gz, tar.bz2, tar.xz; unpacked
-    into a private temporary directory by fakesysfs/sysfsarchive.py). The tree may be rooted
+    (``/sys``, a mount, a copy) or a tarball of one (tar, tar.gz, tar.bz2, tar.xz; read in
+    memory by fakesysfs/sysfsarchive.py, nothing extracted). The tree may be rooted
     at ``sys/``, at its parent or be the sysfs tree itself, and hold any subset of
     ``devices/system/memory``, ``devices/system/node``, ``bus/dax``, ``module/memory_hotplug``.
 
     Raises ConfigError (key ``sysfs``, one line naming the file) when ``source`` is not a
     sysfs tree or what it describes cannot be booted."""
-    from .sysfsarchive import is_archive, unpacked
+    from .sysfsarchive import is_archive, load
 
     source = os.fspath(source)
     if is_archive(source):
-        with unpacked(source) as tmp:
-            try:
-                return _from_root(_sysfs_root(tmp), host=False)
-            except ConfigError as exc:
-                raise ConfigError("sysfs", exc.why.replace(tmp + "/", f"{source}:").replace(tmp, source)) from None
+        tree = load(source)
+        token = _FS.set(tree)
+        try:
+            return _from_root(_sysfs_root(tree.root), host=False)
+        finally:
+            _FS.reset(token)
     if not os.path.isdir(source):
         raise ConfigError("sysfs", f"{source} is neither a directory nor a tarball")
     return _from_root(_sysfs_root(source), host=_is_host_sysfs(source))
@@ -345,13 +393,13 @@ def _sysfs_root(top: str) -> str:
     directory (a dump packed as ``host1/sys/...``); ``top`` when none has a marker."""
     candidates = [top, os.path.join(top, "sys")]
     try:
-        entries = [e for e in os.listdir(top) if not e.startswith(".")]
+        entries = [e for e in _fs().listdir(top) if not e.startswith(".")]
     except OSError:
         entries = []
-    if len(entries) == 1 and os.path.isdir(os.path.join(top, entries[0])):
+    if len(entries) == 1 and _fs().isdir(os.path.join(top, entries[0])):
         candidates += [os.path.join(top, entries[0]), os.path.join(top, entries[0], "sys")]
     for root in candidates:
-        if any(os.path.isdir(os.path.join(root, marker)) for marker in _MARKERS):
+        if any(_fs().isdir(os.path.join(root, marker)) for marker in _MARKERS):
             return root
     return top
 

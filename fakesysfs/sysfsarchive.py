@@ -1,34 +1,33 @@
-"""A sysfs dump in a tarball (tar, tar.gz, tar.bz2, tar.xz), unpacked for ``--from-sysfs``.
+"""A sysfs dump in a tarball (tar, tar.gz, tar.bz2, tar.xz), read in memory for ``--from-sysfs``.
 
 Projects keep sysfs dumps as tarballs (``tar czf dump.tgz /sys/devices/system/memory``).
-``unpacked(path)`` unpacks one into a private temporary directory (mode 0700, removed on
-exit) with checks a crafted archive cannot get past, and yields that directory:
+``load(path)`` reads one into an ``ArchiveTree``: nothing is extracted to disk, and nothing
+of the archive can name a file of this machine. A crafted archive is refused (ConfigError
+naming the archive and member) when a member
 
-- a member named by an absolute path, with a ``..`` component, or under a symbolic link of
-  the archive is refused (ConfigError naming it): nothing is written outside the directory;
-- a device file or FIFO is refused; hard links are copies of a regular member before them;
-- a symbolic link keeps its target when that stays inside the archive's tree; one that
-  leaves it (``subsystem`` of a partial dump, an absolute target) becomes a dangling link
-  to a name inside with the same last component, so ``readlink``'s basename still reads;
-- at most ``MAX_MEMBERS`` members and ``MAX_ARCHIVE_BYTES`` of member data are read, and a
-  file keeps its first ``MAX_FILE_BYTES`` (a sysfs attribute is at most a page), less the
-  NUL bytes GNU tar pads a sysfs file with (it stats 4096 bytes and reads fewer).
+- is named by an absolute path or has a ``..`` component,
+- lies under a member that is a symbolic link, or
+- is a device file or FIFO (hard links are copies of a regular member before them);
+
+and at most ``MAX_MEMBERS`` members and ``MAX_ARCHIVE_BYTES`` of member data are read, each
+file keeping its first ``MAX_FILE_BYTES`` (a sysfs attribute is at most a page) less the NUL
+bytes GNU tar pads a sysfs file with (it stats 4096 bytes and reads fewer). Symbolic links
+resolve inside the tree only: an absolute target, or one going above the tree, resolves to
+nothing (``readlink`` still gives the target, whose last component is what a reader wants).
+
+Paths into the tree are ``ARCHIVE:/member/path`` strings, so ``os.path.join`` builds them and
+a message naming one names the archive and the member.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import posixpath
-import shutil
 import stat
 import tarfile
-import tempfile
-from collections.abc import Iterator
 
 from .errors import ConfigError
 
-__all__ = ["MAX_ARCHIVE_BYTES", "MAX_MEMBERS", "is_archive", "unpacked"]
+__all__ = ["MAX_ARCHIVE_BYTES", "MAX_MEMBERS", "ArchiveTree", "is_archive", "load"]
 
 #: Members read at most: a 64 TiB machine's memory and node trees with every attribute
 #: are ~700 Ki entries.
@@ -39,8 +38,8 @@ MAX_MEMBERS = 1 << 21
 MAX_ARCHIVE_BYTES = 4 << 30
 #: What is kept of a file: a sysfs attribute is at most a page (fs/sysfs/file.c).
 MAX_FILE_BYTES = 4096
-#: Where links leaving the tree point instead (never created, so they dangle).
-_OUTSIDE = ".fakesysfs-outside"
+#: Symbolic links followed in one lookup at most (the VFS's MAXSYMLINKS).
+_MAX_LINKS = 40
 
 
 def is_archive(path: str) -> bool:
@@ -51,34 +50,123 @@ def is_archive(path: str) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def unpacked(path: str) -> Iterator[str]:
-    """The tarball at ``path`` unpacked into a private temporary directory (see the module
-    docstring); ConfigError (key ``sysfs``, one line naming the archive or member) for an
-    archive that cannot be read or is refused."""
-    tmp = os.path.realpath(tempfile.mkdtemp(prefix="fakesysfs-import-"))
+class ArchiveTree:
+    """A tarball's directories, files (their first page) and symbolic links, by path."""
+
+    def __init__(self, archive: str) -> None:
+        self.archive = archive
+        #: The tree's root as a path (``ARCHIVE:/``): ``os.path.join`` builds paths from it.
+        self.root = archive + ":/"
+        self._prefix = archive + ":"
+        self.dirs: dict[str, dict[str, None]] = {"": {}}  # path -> child names, in archive order
+        self.files: dict[str, bytes] = {}
+        self.links: dict[str, str] = {}
+
+    # -- building ---------------------------------------------------------------------------
+    def _add(self, rel: str, shown: str) -> None:
+        """Make ``rel``'s parents directories and enter its name; ConfigError if a parent is a link."""
+        parent, _, name = rel.rpartition("/")
+        if parent not in self.dirs:
+            if parent in self.links:
+                raise ConfigError("sysfs", f"{self.archive}: member {shown!r} lies under a symbolic link; refused")
+            self._add(parent, shown)
+            self.files.pop(parent, None)
+            self.dirs[parent] = {}
+        self.dirs[parent][name] = None
+
+    def _replace(self, rel: str) -> None:
+        self.files.pop(rel, None)
+        self.links.pop(rel, None)
+
+    # -- reading ----------------------------------------------------------------------------
+    def _parts(self, path: str) -> list[str] | None:
+        if not path.startswith(self._prefix):
+            return None
+        return [p for p in path[len(self._prefix):].split("/") if p not in ("", ".")]
+
+    def _resolve(self, path: str, follow_last: bool = True) -> str | None:
+        """The tree path ``path`` leads to, links followed inside the tree; None if it leads
+        nowhere (a missing entry, a link leaving the tree, a loop)."""
+        todo = self._parts(path)
+        if todo is None:
+            return None
+        done: list[str] = []
+        hops = 0
+        while todo:
+            part = todo.pop(0)
+            if part == "..":
+                if not done:
+                    return None
+                done.pop()
+                continue
+            rel = "/".join([*done, part])
+            target = self.links.get(rel)
+            if target is not None and (todo or follow_last):
+                hops += 1
+                if hops > _MAX_LINKS or target.startswith("/"):
+                    return None
+                todo = [p for p in target.split("/") if p not in ("", ".")] + todo
+                continue
+            if rel not in self.dirs and rel not in self.files and rel not in self.links:
+                return None
+            done.append(part)
+        return "/".join(done)
+
+    def read(self, path: str) -> str | None:
+        rel = self._resolve(path)
+        data = self.files.get(rel) if rel is not None else None
+        return data.decode("latin-1").strip() if data is not None else None
+
+    def listdir(self, path: str) -> list[str]:
+        rel = self._resolve(path)
+        if rel is None or rel not in self.dirs:
+            raise NotADirectoryError(path)
+        return list(self.dirs[rel])
+
+    def isdir(self, path: str) -> bool:
+        rel = self._resolve(path)
+        return rel is not None and rel in self.dirs
+
+    def exists(self, path: str) -> bool:
+        return self._resolve(path) is not None
+
+    def islink(self, path: str) -> bool:
+        rel = self._resolve(path, follow_last=False)
+        return rel is not None and rel in self.links
+
+    def readlink(self, path: str) -> str:
+        rel = self._resolve(path, follow_last=False)
+        if rel is None or rel not in self.links:
+            raise OSError(f"{path}: not a symbolic link")
+        return self.links[rel]
+
+    def realpath(self, path: str) -> str:
+        rel = self._resolve(path)
+        return self._prefix + "/" + rel if rel is not None else path
+
+
+def load(path: str) -> ArchiveTree:
+    """The tarball at ``path`` read into memory (see the module docstring); ConfigError (key
+    ``sysfs``, one line naming the archive or member) for an archive that cannot be read or
+    is refused."""
     try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ConfigError("sysfs", f"{path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as raw:
+        if not stat.S_ISREG(os.fstat(raw.fileno()).st_mode):
+            raise ConfigError("sysfs", f"{path}: not a regular file")
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise ConfigError("sysfs", f"{path}: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as raw:
-            if not stat.S_ISREG(os.fstat(raw.fileno()).st_mode):
-                raise ConfigError("sysfs", f"{path}: not a regular file")
-            try:
-                with tarfile.open(fileobj=raw, mode="r:*") as tar:
-                    _extract(tar, tmp, path)
-            except ConfigError:
-                raise
-            except (tarfile.TarError, OSError, EOFError, ValueError, LookupError) as exc:
-                # zlib.error, lzma.LZMAError and the like (a truncated or corrupt stream).
-                why = str(exc).splitlines()[0].rstrip(":") if str(exc) else type(exc).__name__
-                if "could not be opened successfully" in why:  # tarfile tried every compression
-                    why = "neither tar nor gzip, bzip2 or xz"
-                raise ConfigError("sysfs", f"{path}: not a readable tarball ({why})") from None
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            with tarfile.open(fileobj=raw, mode="r:*") as tar:
+                return _read_members(tar, path)
+        except ConfigError:
+            raise
+        except (tarfile.TarError, OSError, EOFError, ValueError, LookupError) as exc:
+            # zlib.error, lzma.LZMAError and the like (a truncated or corrupt stream).
+            why = str(exc).splitlines()[0].rstrip(":") if str(exc) else type(exc).__name__
+            if "could not be opened successfully" in why:  # tarfile tried every compression
+                why = "neither tar nor gzip, bzip2 or xz"
+            raise ConfigError("sysfs", f"{path}: not a readable tarball ({why})") from None
 
 
 def _member_name(name: str, archive: str) -> str:
@@ -88,15 +176,13 @@ def _member_name(name: str, archive: str) -> str:
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise ConfigError("sysfs", f"{archive}: member {name!r} goes up with '..'; refused")
-    if parts and parts[0] == _OUTSIDE:
-        raise ConfigError("sysfs", f"{archive}: member {name!r} uses a name reserved for the import")
     return "/".join(parts)
 
 
-def _extract(tar: tarfile.TarFile, dest: str, archive: str) -> None:
+def _read_members(tar: tarfile.TarFile, archive: str) -> ArchiveTree:
+    tree = ArchiveTree(archive)
     total = 0
     count = 0
-    files: dict[str, str] = {}  # member name -> its path (for hard links)
     for member in tar:
         count += 1
         if count > MAX_MEMBERS:
@@ -105,78 +191,29 @@ def _extract(tar: tarfile.TarFile, dest: str, archive: str) -> None:
         if total > MAX_ARCHIVE_BYTES:
             raise ConfigError("sysfs", f"{archive}: more than {MAX_ARCHIVE_BYTES >> 30} GiB of member data; "
                                        "not a sysfs dump")
-        name = _member_name(member.name, archive)
-        if not name:
+        rel = _member_name(member.name, archive)
+        if not rel:
             continue
-        target = os.path.join(dest, name)
-        _make_parents(dest, name, member.name, archive)
-        if member.isdir():
-            if not os.path.isdir(target) or os.path.islink(target):
-                _clear(target)
-                os.mkdir(target, 0o700)
-            continue
-        if os.path.isdir(target) and not os.path.islink(target):
-            continue  # a directory member already made it; a later non-directory does not replace it
-        _clear(target)
-        if member.issym():
-            os.symlink(_link_target(name, member.linkname), target)
-        elif member.islnk():
-            source = files.get(_member_name(member.linkname, archive))
-            if source is None:
-                raise ConfigError("sysfs", f"{archive}: hard link {member.name!r} names no file before it")
-            shutil.copyfile(source, target, follow_symlinks=False)
-            files[name] = target
-        elif member.isreg():
-            data = b""
-            stream = tar.extractfile(member)
-            if stream is not None:
-                data = stream.read(MAX_FILE_BYTES).rstrip(b"\0")
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            files[name] = target
-        else:
+        if not (member.isdir() or member.issym() or member.islnk() or member.isreg()):
             what = "a device file" if member.ischr() or member.isblk() else "a FIFO" if member.isfifo() \
                 else "of an unknown type"
             raise ConfigError("sysfs", f"{archive}: member {member.name!r} is {what}; refused")
-
-
-def _make_parents(dest: str, name: str, shown: str, archive: str) -> None:
-    """The directories above member ``name``, made as needed; ConfigError if one of them is
-    a symbolic link (a member under a link would be written where the link points)."""
-    path = dest
-    for part in name.split("/")[:-1]:
-        path = os.path.join(path, part)
-        if os.path.islink(path):
-            raise ConfigError("sysfs", f"{archive}: member {shown!r} lies under a symbolic link; refused")
-        if not os.path.isdir(path):
-            _clear(path)
-            os.mkdir(path, 0o700)
-
-
-def _clear(path: str) -> None:
-    if os.path.lexists(path) and not (os.path.isdir(path) and not os.path.islink(path)):
-        os.unlink(path)
-
-
-def _link_target(name: str, linkname: str) -> str:
-    """The link's target if it stays inside the tree, else a dangling one inside with the
-    same last component.
-
-    Inside means as sysfs writes its links: relative, some ``..`` first, then names only
-    (``../../node/node0``), going up no further than the link's depth. Every member's
-    directory is a real one (none lies under a link), so such a target resolves inside
-    physically too, whatever links it passes through."""
-    parts = linkname.rstrip("/").split("/")
-    ups = 0
-    while ups < len(parts) and parts[ups] == "..":
-        ups += 1
-    rest = parts[ups:]
-    if not linkname.startswith("/") and rest and ups <= name.count("/") \
-            and all(p not in ("", ".", "..") for p in rest):
-        return linkname
-    depth = name.count("/")
-    base = posixpath.basename(linkname.rstrip("/")) or "root"
-    if base in (".", ".."):
-        base = "root"
-    return "../" * depth + f"{_OUTSIDE}/{base}"
+        tree._add(rel, member.name)
+        if member.isdir():
+            tree._replace(rel)
+            tree.dirs.setdefault(rel, {})
+            continue
+        if rel in tree.dirs:
+            continue  # a directory member already made it; a later non-directory does not replace it
+        tree._replace(rel)
+        if member.issym():
+            tree.links[rel] = member.linkname
+        elif member.islnk():
+            source = tree.files.get(_member_name(member.linkname, archive))
+            if source is None:
+                raise ConfigError("sysfs", f"{archive}: hard link {member.name!r} names no file before it")
+            tree.files[rel] = source
+        else:
+            stream = tar.extractfile(member)
+            tree.files[rel] = stream.read(MAX_FILE_BYTES).rstrip(b"\0") if stream is not None else b""
+    return tree

@@ -327,9 +327,9 @@ def test_a_crafted_tarball_is_refused_in_one_line(tmp_path: Path, capsys: pytest
     assert not (tmp_path / "x").exists() and not Path("/etc/cron.d/x").exists()
 
 
-def test_links_leaving_the_dump_dangle_inside(tmp_path: Path) -> None:
-    """An absolute or escaping link target is never followed: the link dangles inside the
-    temporary tree, and a value read through it is none (the default stands)."""
+def test_links_leaving_the_dump_lead_nowhere(tmp_path: Path) -> None:
+    """An absolute or escaping link target is never followed out of the archive: a value read
+    through it is none (the default stands), not this machine's file."""
     dump = _tar_with(tmp_path,
                      (_member("sys/devices/system/memory/auto_online_blocks", tarfile.REGTYPE), b""),
                      (_member("sys/module/memory_hotplug/parameters/online_policy", tarfile.SYMTYPE,
@@ -342,7 +342,7 @@ def test_links_leaving_the_dump_dangle_inside(tmp_path: Path) -> None:
 
 def test_a_bad_value_in_a_tarball_names_the_member(tmp_path: Path) -> None:
     dump = _tar_with(tmp_path, (_member("sys/devices/system/memory/memory1/state"), b"sideways\n"))
-    with pytest.raises(ConfigError, match=rf"^sysfs: {dump}:sys/devices/system/memory/memory1/state: "
+    with pytest.raises(ConfigError, match=rf"^sysfs: {dump}:/sys/devices/system/memory/memory1/state: "
                                           r"'sideways' is not a block state"):
         topology_from_sysfs(dump)
 
@@ -370,17 +370,28 @@ def test_member_count_and_size_are_bounded(tmp_path: Path, monkeypatch: pytest.M
         topology_from_sysfs(dump)
 
 
-def test_the_temporary_tree_is_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
-    import tempfile
+def test_a_tarball_is_read_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing is extracted: no file is created anywhere while a tarball is imported."""
+    import builtins
 
-    monkeypatch.setattr(tempfile, "tempdir", None)
     x86_64_16g(tmp_path / "src")
-    topology_from_sysfs(pack(tmp_path / "src", tmp_path / "d.tar", "w", gnu_tar_padding=True))
-    with pytest.raises(ConfigError):
-        topology_from_sysfs(_tar_with(tmp_path / "bad", (_member("/abs"), b"")))
-    assert os.listdir(tmp_path / "tmp") == []
+    dump = pack(tmp_path / "src", tmp_path / "d.tar", "w", gnu_tar_padding=True)
+    real_open, real_os_open = builtins.open, os.open
+
+    def no_write(file: object, mode: str = "r", *args: object, **kwargs: object) -> object:
+        assert set(mode) <= set("rbt"), f"opened {file} with mode {mode!r}"
+        return real_open(file, mode, *args, **kwargs)  # type: ignore[call-overload]
+
+    def no_create(path: object, flags: int, *args: object, **kwargs: object) -> int:
+        assert not flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT), f"os.open({path}, {flags:#o})"
+        return real_os_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "open", no_write)
+    monkeypatch.setattr(os, "open", no_create)
+    monkeypatch.setattr(os, "mkdir", lambda *a, **_k: pytest.fail(f"mkdir{a}"))
+    monkeypatch.setattr(os, "symlink", lambda *a, **_k: pytest.fail(f"symlink{a}"))
+    assert topology_from_sysfs(dump).config.nodes[0].offline_blocks
+
 
 
 
