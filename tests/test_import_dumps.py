@@ -484,3 +484,20 @@ def test_lsmem_prints_the_same_on_the_dump_and_on_the_mount(tmp_path: Path, mach
                                    check=True, timeout=60).stdout for root in (src, tmp_path / "fake")]
             assert outs[0] == outs[1], mode
             assert outs[0].strip(), mode
+
+
+def test_offline_and_movable_boot_blocks_keep_the_invariants() -> None:
+    """The accounting of blocks booted offline or Movable is what the state machine keeps: the
+    invariants hold at boot and after onlining and offlining them (the spans: Movable 16-22
+    once 23 leaves its top, Normal 8-15)."""
+    from fakesysfs.testing.invariants import check_invariants
+
+    text = '[kernel]\narch = "s390x"\nblock_size = "256M"\n[[node]]\nid = 0\ncpus = "0-1"\n' \
+           'memory = ["0x0-0x17fffffff"]\noffline_blocks = "16-19,22"\nmovable_blocks = "20-21,23"\n'
+    with Simulation(text) as sim:
+        check_invariants(sim)
+        for bid, word in ((16, "online_movable"), (20, "offline"), (22, "online_movable"), (23, "offline")):
+            sim.echo(f"/devices/system/memory/memory{bid}/state", word)
+        check_invariants(sim)
+        assert [sim.cat(f"/devices/system/memory/memory{b}/valid_zones").strip() for b in range(15, 24)] == [
+            "Normal", "Movable", *["Movable Normal"] * 4, "Movable", "Movable", "Normal Movable"]
