@@ -27,7 +27,6 @@ from fakesysfs.fromsysfs import topology_from_sysfs
 from fakesysfs.topology import load_topology
 
 MiB, GiB = 1 << 20, 1 << 30
-BLOCK_FILES = ("state", "valid_zones", "removable", "phys_device", "phys_index", "online")
 
 
 @dataclass
@@ -168,18 +167,23 @@ def ppc64le_8g(root: Path) -> dict[int, Block]:
     return blocks
 
 
-def assert_round_trip(sysfs: Path, blocks: dict[int, Block], cfg: object, files: tuple[str, ...] = BLOCK_FILES,
-                      ) -> None:
-    """Boot ``cfg``: the same blocks, each with the dump's ``files`` byte for byte and its node link."""
+def assert_round_trip(sysfs: Path, blocks: dict[int, Block], cfg: object) -> int:
+    """Boot ``cfg``: the same blocks, each with its node link, and every readable file of the
+    dump's memory and node trees byte for byte the same on the fake. Returns how many files."""
+    compared = 0
     with Simulation(cfg) as sim:  # type: ignore[arg-type]
         assert sorted(sim.kernel.blocks) == sorted(blocks)
-        mem = sysfs / "devices/system/memory"
         for bid, b in blocks.items():
             here = f"/devices/system/memory/memory{bid}"
-            for name in files:
-                assert sim.cat(f"{here}/{name}") == (mem / f"memory{bid}/{name}").read_text(), (bid, name)
             assert [n for n in sim.ls(here) if n.startswith("node")] == [f"node{b.node}"]
-        assert sim.cat("/devices/system/memory/block_size_bytes") == (mem / "block_size_bytes").read_text()
+        for tree in ("devices/system/memory", "devices/system/node"):
+            for path in sorted((sysfs / tree).rglob("*")):
+                if path.is_symlink() or not path.is_file() or not path.stat().st_mode & 0o444:
+                    continue  # a link (compared above) or a write-only attribute
+                name = "/" + str(path.relative_to(sysfs))
+                assert sim.cat(name) == path.read_text(), name
+                compared += 1
+    return compared
 
 
 def test_x86_64_memory_only_tarball_round_trips(tmp_path: Path) -> None:
@@ -197,7 +201,7 @@ def test_x86_64_memory_only_tarball_round_trips(tmp_path: Path) -> None:
     assert (cfg.block_size, cfg.auto_online_blocks, cfg.memmap_on_memory, cfg.online_policy) == \
         (128 * MiB, "online", "Y", "contig-zones")
     assert not [n for n in found.notes if "differs" in n], found.notes
-    assert_round_trip(tmp_path / "src/sys", blocks, cfg)
+    assert assert_round_trip(tmp_path / "src/sys", blocks, cfg) == 1027  # every file of 128 blocks and the root
     assert_round_trip(tmp_path / "src/sys", blocks, load_topology(text=found.toml(str(dump))))
 
 
@@ -210,7 +214,7 @@ def test_s390_standby_memory_boots_offline(tmp_path: Path) -> None:
     assert cfg.arch == "s390x"  # ZONE_DMA below 2 GiB and phys_device = the increment: s390x's alone
     assert any("page size is unknown" in n for n in found.notes)
     assert not [n for n in found.notes if "differs" in n], found.notes
-    assert_round_trip(tmp_path / "sys", blocks, cfg)
+    assert assert_round_trip(tmp_path / "sys", blocks, cfg) == 202
 
 
 def test_aarch64_16k_tarball_rooted_at_the_tree(tmp_path: Path) -> None:
@@ -224,7 +228,7 @@ def test_aarch64_16k_tarball_rooted_at_the_tree(tmp_path: Path) -> None:
     assert cfg.nodes[0].cpus == list(range(8))
     assert cfg.arch == "arm64"  # the only architecture with 16K pages
     assert not [n for n in found.notes if "differs" in n], found.notes
-    assert_round_trip(tmp_path / "src", blocks, cfg)
+    assert assert_round_trip(tmp_path / "src", blocks, cfg) == 1034
 
 
 def test_ppc64le_is_told_by_its_zones(tmp_path: Path) -> None:
@@ -233,7 +237,7 @@ def test_ppc64le_is_told_by_its_zones(tmp_path: Path) -> None:
     assert found.config.arch == "ppc64le" and found.config.nodes[0].offline_blocks == [31]
     assert any(n.startswith("ppc64le: hpage_pmd_size does not tell 4K from 64K") for n in found.notes)
     assert not [n for n in found.notes if "differs" in n], found.notes
-    assert_round_trip(tmp_path / "sys", blocks, found.config)
+    assert assert_round_trip(tmp_path / "sys", blocks, found.config) == 266
 
 
 def test_the_x86_64_layout_on_an_arm64_dump_is_named_in_notes(tmp_path: Path) -> None:
