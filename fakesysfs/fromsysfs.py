@@ -169,7 +169,7 @@ def _numbered(directory: str, prefix: str) -> list[int]:
         names = _fs().listdir(directory)
     except OSError:
         return []
-    pattern = re.compile(re.escape(prefix) + r"(\d+)")
+    pattern = re.compile(re.escape(prefix) + r"(\d{1,12})")  # no id has more digits (nor may int() take 4300)
     return sorted(int(m.group(1)) for name in names if (m := pattern.fullmatch(name)))
 
 
@@ -225,7 +225,7 @@ def _dax_regions(root: str) -> tuple[list[_DaxRegion], list[str]]:
     except OSError:
         return [], notes
     for name in names:
-        m = re.fullmatch(r"dax(\d+)\.(\d+)", name)
+        m = re.fullmatch(r"dax(\d{1,12})\.(\d{1,12})", name)
         if m is None:
             continue
         dev_dir = _fs().realpath(os.path.join(bus, name))

@@ -505,3 +505,11 @@ def test_offline_and_movable_boot_blocks_keep_the_invariants() -> None:
         check_invariants(sim)
         assert [sim.cat(f"/devices/system/memory/memory{b}/valid_zones").strip() for b in range(15, 24)] == [
             "Normal", "Movable", *["Movable Normal"] * 4, "Movable", "Movable", "Normal Movable"]
+
+
+def test_an_id_of_5000_digits_is_no_block(tmp_path: Path) -> None:
+    """int() refuses more than 4300 digits (a ValueError traceback); a tarball's names are not
+    bound by NAME_MAX: such a name is no block's node."""
+    dump = _tar_with(tmp_path, (_member("sys/devices/system/memory/memory1/node" + "7" * 5000, tarfile.SYMTYPE,
+                                        "../../node/node7"), b""))
+    assert topology_from_sysfs(dump).config.nodes[0].id == 0
