@@ -20,6 +20,44 @@ CXL_GRANULE = 256 * MiB
 PROFILES = ("6.8", "6.9-6.16", "6.18")
 
 
+#: Architectures (docs/topology.md "Architectures"): their zone layouts (``zone_limits``),
+#: base page sizes (CONFIG_*_PAGES) and ``phys_device`` (arch_get_memory_phys_device).
+ARCHES = ("x86_64", "arm64", "s390x", "ppc64le")
+ARCH_PAGE_SIZES = {"x86_64": (4096,), "arm64": (4096, 16384, 65536), "s390x": (4096,), "ppc64le": (4096, 65536)}
+
+
+#: Names of the CXL root's platform device: ACPI's (firmware: the ACPI0017 object) and the
+#: one the kernel's cxl_test mock registers (tools/testing/cxl/test/cxl.c:
+#: platform_device_alloc("cxl_acpi", 0)), whose paths cxl_test-based suites look for.
+CXL_ROOTS = ("ACPI0017:00", "cxl_acpi.0")
+
+
+def cxl_root_device(name: str) -> tuple[str, str]:
+    """(devpath, MODALIAS) of the CXL root platform device named ``name``."""
+    modalias = "acpi:ACPI0017:" if name.startswith("ACPI0017:") else "platform:cxl_acpi"
+    return f"/devices/platform/{name}", modalias
+
+
+def zone_limits(arch: str, ram_start: int) -> tuple[tuple[str, int], ...]:
+    """The zones boot RAM falls in, lowest first, each with the address it ends at (the last
+    ends at 2**64), as the architecture's zone_sizes_init()/paging_init() sets max_zone_pfn:
+
+    - x86_64: ZONE_DMA below 16 MiB, ZONE_DMA32 below 4 GiB (arch/x86/mm/init.c);
+    - arm64: ZONE_DMA up to zone_dma_limit, 32 bits when firmware (DT dma-ranges, IORT) sets
+      no lower one, so ZONE_DMA32 (also up to 4 GiB) is empty; DRAM starting above 4 GiB puts
+      all of it in ZONE_DMA (arch/arm64/mm/init.c max_zone_phys());
+    - s390x: ZONE_DMA below 2 GiB (arch/s390/mm/init.c, MAX_DMA_ADDRESS);
+    - ppc64le (Book3S, no CONFIG_ZONE_DMA): ZONE_NORMAL only (arch/powerpc/mm/mem.c)."""
+    top = 1 << 64
+    if arch == "arm64":
+        return (("DMA", top if ram_start > (1 << 32) - 1 else 1 << 32), ("Normal", top))
+    if arch == "s390x":
+        return (("DMA", 2 << 30), ("Normal", top))
+    if arch == "ppc64le":
+        return (("Normal", top),)
+    return (("DMA", 16 << 20), ("DMA32", 4 << 30), ("Normal", top))
+
+
 def profile_version(profile: str) -> tuple[int, int]:
     """``"6.9-6.16"`` -> (6, 9); ``"6.18"`` -> (6, 18). Raises ValueError for anything else."""
     head = profile.split("-", 1)[0]
@@ -54,6 +92,12 @@ class NodeConfig:
     memory: list[MemRange] = field(default_factory=list)
     #: Abstract distance for memory tiering; None = DRAM default (576) for boot memory.
     adistance: int | None = None
+    #: Ids of this node's boot memory blocks that are offline once boot is done (a machine
+    #: imported after some were offlined; s390 standby memory).
+    offline_blocks: list[int] = field(default_factory=list)
+    #: Ids of this node's boot memory blocks online in ZONE_MOVABLE once boot is done
+    #: (``movablecore=``, or offlined and onlined ``online_movable`` before a dump).
+    movable_blocks: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -122,6 +166,10 @@ class BootConfig:
     auto_online_blocks: str = "offline"  # memhp_default_state=
     movable_node: bool = False
     kernel_profile: str = "6.18"
+    #: The architecture: zone layout, page sizes, ``phys_device`` (see ``zone_limits``).
+    arch: str = "x86_64"
+    #: The CXL root's platform device (``CXL_ROOTS``): the parent of ``root0`` and its decoders.
+    cxl_root: str = "ACPI0017:00"
     #: CONFIG_ARCH_MEMORY_PROBE: ``memory/probe`` exists.
     probe: bool = False
     max_physmem_bits: int = 52
@@ -157,6 +205,10 @@ class BootConfig:
         if row is not None and a in row:
             return row[a]
         return 10 if a == b else 20
+
+    def ram_start(self) -> int:
+        """The lowest boot RAM address (0 without any)."""
+        return min((r.start for n in self.nodes for r in n.memory), default=0)
 
 
 # --- the block budget: what a topology, and a range hot-added later, may span ---

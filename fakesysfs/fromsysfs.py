@@ -1,35 +1,45 @@
-"""``fakesysfs topology --from-sysfs DIR``: a topology read from a machine's ``/sys``.
+"""``fakesysfs topology --from-sysfs DIR|TARBALL``: a topology read from a machine's sysfs.
 
-Only reads: ``DIR`` may be the host's real ``/sys`` (nothing is ever written there) or a
-fakesysfs mount. What is taken from where:
+Only reads: ``DIR`` may be the host's real ``/sys`` (nothing is ever written there), a
+fakesysfs mount or a copy; a tarball of a dump is read in memory, nothing extracted
+(fakesysfs/sysfsarchive.py). The tree may be rooted at ``sys/``, at its
+parent or be the sysfs tree itself. What is taken from where (docs/topology.md, "Importing a
+machine"):
 
 - block size: ``devices/system/memory/block_size_bytes``;
-- nodes: ``devices/system/node/possible``, ``nodeK/cpulist``, the ``nodeK/memoryN`` links;
+- nodes: ``devices/system/node/possible``, ``nodeK/cpulist``, the ``nodeK/memoryN`` links, or
+  without node directories each block's ``memoryN/nodeK`` link and ``cpuN/nodeK``;
 - boot RAM: the present memory blocks of each node, merged into ranges of whole blocks,
-  minus the blocks inside a dax device's ranges (memory kmem added at runtime);
+  minus the blocks inside a dax device's ranges (memory kmem added at runtime); the blocks
+  whose ``state`` is ``offline`` are the node's ``offline_blocks``;
 - distances: ``nodeK/distance`` (one column per online node);
 - kernel settings: ``auto_online_blocks``, the ``probe`` file, the ``memory_hotplug`` module
-  parameters (``memmap_on_memory``, ``online_policy``, ``auto_movable_*``);
+  parameters (``memmap_on_memory``, ``online_policy``, ``auto_movable_*``); the page size of a
+  dump from ``hpage_pmd_size``; the architecture whose zone layout shows the dump's blocks;
 - producers: every dax region on ``bus/dax``, by where its devices sit (``regionN/dax_regionN``
-  under a CXL decoder, ``hmem.N``, an nd ``regionR/daxR.S``), with its range from the devices'
-  ``mappingN/start``/``end`` and its target node; a device bound to the driver its region would
-  not pick is recorded as ``driver``.
+  under a CXL decoder of ``ACPI0017:00`` or ``cxl_acpi.0``, ``hmem.N``, an nd
+  ``regionR/daxR.S``), with its range from the devices' ``mappingN/start``/``end`` and its
+  target node; a device bound to the driver its region would not pick is recorded as ``driver``.
 
-What ``/sys`` does not say is defaulted: sub-block holes (a block counts as fully present),
-the kernel version (the host's ``uname -r`` when DIR is ``/sys``, else 6.18), page size (the
-host's when DIR is ``/sys``), ``max_physmem_bits`` (46 if everything fits, else 52), abstract
-distances, pmem metadata reserves (0: the namespace is its data area). When DIR is the host's
-``/sys`` and lacks memory blocks or nodes (a kernel without memory hotplug or NUMA), psutil fills
-in one node with the host's CPUs and RAM.
+The topology is then booted and each block's files compared with the source's: what differs
+is a note. What sysfs does not say is defaulted: sub-block holes (a block counts as fully
+present), the kernel version (the host's ``uname -r`` when DIR is ``/sys``, else 6.18),
+``max_physmem_bits`` (46 if everything fits, else 52), abstract distances, pmem metadata
+reserves (0: the namespace is its data area). When DIR is the host's ``/sys`` and lacks
+memory blocks or nodes (a kernel without memory hotplug or NUMA), psutil fills in one node
+with the host's CPUs and RAM.
 """
 
 from __future__ import annotations
 
+import contextvars
+import copy
 import os
 import platform
 import re
 import stat
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .config import (
     BootConfig,
@@ -68,23 +78,68 @@ _MAX_READ = 4096
 _MAX_PHYS = 1 << 52
 
 
+class _HostFs:
+    """This machine's files (a directory given to ``--from-sysfs``); a tarball's are an
+    ``ArchiveTree`` (fakesysfs/sysfsarchive.py), with the same methods."""
+
+    @staticmethod
+    def read(path: str) -> str | None:
+        """The first 4096 bytes of a regular file, stripped; None when it is absent,
+        unreadable or not a regular file: a FIFO or device node is never read (it could
+        block or act)."""
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return None
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the stat
+                return None
+            return os.read(fd, _MAX_READ).decode("latin-1").strip()
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def listdir(path: str) -> list[str]:
+        return os.listdir(path)
+
+    @staticmethod
+    def isdir(path: str) -> bool:
+        return os.path.isdir(path)
+
+    @staticmethod
+    def exists(path: str) -> bool:
+        return os.path.exists(path)
+
+    @staticmethod
+    def islink(path: str) -> bool:
+        return os.path.islink(path)
+
+    @staticmethod
+    def readlink(path: str) -> str:
+        return os.readlink(path)
+
+    @staticmethod
+    def realpath(path: str) -> str:
+        return os.path.realpath(path)
+
+
+if TYPE_CHECKING:
+    from .sysfsarchive import ArchiveTree
+
+#: Where the import reads: this machine's files, or a tarball's tree while one is read.
+_FS: contextvars.ContextVar[type[_HostFs] | ArchiveTree] = contextvars.ContextVar("fromsysfs_fs", default=_HostFs)
+
+
+def _fs() -> type[_HostFs] | ArchiveTree:
+    return _FS.get()
+
+
 def _read(path: str) -> str | None:
-    """The first 4096 bytes of a regular file, stripped; None when it is absent, unreadable
-    or not a regular file: a FIFO or device node is never read (it could block or act)."""
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return None
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the stat
-            return None
-        return os.read(fd, _MAX_READ).decode("latin-1").strip()
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    return _fs().read(path)
 
 
 def _bad(path: str, text: str, what: str) -> ConfigError:
@@ -111,10 +166,10 @@ def _number(path: str, base: int = 10, *, low: int = -(1 << 31), high: int = _MA
 
 def _numbered(directory: str, prefix: str) -> list[int]:
     try:
-        names = os.listdir(directory)
+        names = _fs().listdir(directory)
     except OSError:
         return []
-    pattern = re.compile(re.escape(prefix) + r"(\d+)")
+    pattern = re.compile(re.escape(prefix) + r"(\d{1,12})")  # no id has more digits (nor may int() take 4300)
     return sorted(int(m.group(1)) for name in names if (m := pattern.fullmatch(name)))
 
 
@@ -166,14 +221,14 @@ def _dax_regions(root: str) -> tuple[list[_DaxRegion], list[str]]:
     by_parent: dict[str, _DaxRegion] = {}
     bus = os.path.join(root, "bus/dax/devices")
     try:
-        names = sorted(os.listdir(bus))
+        names = sorted(_fs().listdir(bus))
     except OSError:
         return [], notes
     for name in names:
-        m = re.fullmatch(r"dax(\d+)\.(\d+)", name)
+        m = re.fullmatch(r"dax(\d{1,12})\.(\d{1,12})", name)
         if m is None:
             continue
-        dev_dir = os.path.realpath(os.path.join(bus, name))
+        dev_dir = _fs().realpath(os.path.join(bus, name))
         parent = os.path.dirname(dev_dir)
         pname = os.path.basename(parent)
         if (re.fullmatch(r"dax_region\d+", pname)
@@ -198,7 +253,7 @@ def _dax_regions(root: str) -> tuple[list[_DaxRegion], list[str]]:
                 int(size) if size and size.isdigit() else None, int(align) if align and align.isdigit() else None)
         region.devices.append(name)
         driver = os.path.join(dev_dir, "driver")
-        region.drivers[name] = os.path.basename(os.readlink(driver)) if os.path.islink(driver) else None
+        region.drivers[name] = os.path.basename(_fs().readlink(driver)) if _fs().islink(driver) else None
         for mid in _numbered(dev_dir, "mapping"):
             start = _number(os.path.join(dev_dir, f"mapping{mid}/start"), 16, low=0, high=_MAX_PHYS - 1)
             end = _number(os.path.join(dev_dir, f"mapping{mid}/end"), 16, low=0, high=_MAX_PHYS - 1)
@@ -224,6 +279,12 @@ def _producer(region: _DaxRegion, cfg: BootConfig, notes: list[str]) -> None:
     driver = bound if bound is not None and bound != default_driver else None
     if region.kind == "cxl":
         decoder = os.path.basename(os.path.dirname(os.path.dirname(region.parent)))
+        root = os.path.basename(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(region.parent)))))
+        if root == "cxl_acpi.0":
+            cfg.cxl_root = root
+        elif root != "ACPI0017:00":
+            notes.append(f"dax region {region.rid}: its CXL root {root} is neither ACPI0017:00 nor cxl_acpi.0; "
+                         "ACPI0017:00 here")
         cfg.cxl_regions.append(CxlRegionConfig(start, size, region.target_node, decoder, None, region.numa_node,
                                                driver))
     elif region.kind == "hmem":
@@ -254,13 +315,29 @@ def _renumber(regions: list[_DaxRegion], cfg: BootConfig, notes: list[str]) -> N
         taken.add(int(pmem.namespace.removeprefix("namespace").partition(".")[0]))
 
 
-def _kernel_settings(root: str, cfg: BootConfig, host: bool) -> None:
+def _page_size(root: str, notes: list[str]) -> int:
+    """The base page size of a dump: a PMD maps PAGE_SIZE / 8 page-table entries of a page
+    each (PMD_SIZE = PAGE_SIZE**2 / 8: 2 MiB for 4K pages, 32 MiB for 16K, 512 MiB for 64K),
+    read from ``kernel/mm/transparent_hugepage/hpage_pmd_size``; 4096 (noted) without it."""
+    path = os.path.join(root, "kernel/mm/transparent_hugepage/hpage_pmd_size")
+    pmd = _number(path, low=1, high=_MAX_PHYS)
+    if pmd is not None:
+        for shift in range(12, 17):
+            if pmd == (1 << shift) ** 2 // 8:
+                return 1 << shift
+        notes.append(f"the page size is unknown: hpage_pmd_size {pmd} is no 4K/16K/64K page layout; 4096 assumed")
+    else:
+        notes.append("the page size is unknown (no kernel/mm/transparent_hugepage/hpage_pmd_size): 4096 assumed")
+    return 4096
+
+
+def _kernel_settings(root: str, cfg: BootConfig, host: bool, notes: list[str]) -> None:
     mem = os.path.join(root, _MEMORY)
     params = os.path.join(root, "module/memory_hotplug/parameters")
     auto = _read(os.path.join(mem, "auto_online_blocks"))
     if auto in ("offline", "online", "online_kernel", "online_movable"):
         cfg.auto_online_blocks = auto
-    cfg.probe = os.path.exists(os.path.join(mem, "probe"))
+    cfg.probe = _fs().exists(os.path.join(mem, "probe"))
     mom = _read(os.path.join(params, "memmap_on_memory"))
     if mom is not None:
         cfg.memmap_on_memory = {"Y": "Y", "N": "N", "force": "force"}.get(mom, "N")
@@ -273,7 +350,9 @@ def _kernel_settings(root: str, cfg: BootConfig, host: bool) -> None:
     aware = _read(os.path.join(params, "auto_movable_numa_aware"))
     if aware is not None:
         cfg.auto_movable_numa_aware = aware == "Y"
-    cfg.notifier_error_inject = os.path.isdir(os.path.join(root, "kernel/debug/notifier-error-inject/memory"))
+    cfg.notifier_error_inject = _fs().isdir(os.path.join(root, "kernel/debug/notifier-error-inject/memory"))
+    if not host:
+        cfg.page_size = _page_size(root, notes)
     if host:
         cfg.page_size = os.sysconf("SC_PAGE_SIZE")
         m = re.match(r"(\d+)\.(\d+)", platform.release())
@@ -281,15 +360,74 @@ def _kernel_settings(root: str, cfg: BootConfig, host: bool) -> None:
             cfg.kernel_profile = f"6.{m.group(2)}"
 
 
-def topology_from_sysfs(root: str | os.PathLike[str]) -> SysfsTopology:
-    """Read the topology of the machine whose sysfs is mounted at ``root`` (read only).
+#: What marks a sysfs root: a dump holds some of these.
+_MARKERS = (_MEMORY, _NODE, "bus/dax", "module/memory_hotplug")
 
-    Raises ConfigError (key ``sysfs``) when ``root`` is not a sysfs tree or what it
-    describes cannot be booted."""
-    root = os.fspath(root)
-    if not os.path.isdir(root):
-        raise ConfigError("sysfs", f"{root} is not a directory")
-    host = _is_host_sysfs(root)
+
+def topology_from_sysfs(source: str | os.PathLike[str]) -> SysfsTopology:
+    """Read the topology of the machine whose sysfs is at ``source`` (read only): a directory
+    (``/sys``, a mount, a copy) or a tarball of one (tar, tar.gz, tar.bz2, tar.xz; read in
+    memory by fakesysfs/sysfsarchive.py, nothing extracted). The tree may be rooted
+    at ``sys/``, at its parent or be the sysfs tree itself, and hold any subset of
+    ``devices/system/memory``, ``devices/system/node``, ``bus/dax``, ``module/memory_hotplug``.
+
+    Raises ConfigError (key ``sysfs``, one line naming the file) when ``source`` is not a
+    sysfs tree or what it describes cannot be booted."""
+    from .sysfsarchive import is_archive, load
+
+    source = os.fspath(source)
+    if is_archive(source):
+        tree = load(source)
+        token = _FS.set(tree)
+        try:
+            return _from_root(_sysfs_root(tree.root), host=False)
+        finally:
+            _FS.reset(token)
+    if not os.path.isdir(source):
+        raise ConfigError("sysfs", f"{source} is neither a directory nor a tarball")
+    return _from_root(_sysfs_root(source), host=_is_host_sysfs(source))
+
+
+def _sysfs_root(top: str) -> str:
+    """The sysfs root in ``top``: ``top`` itself, ``top/sys``, or the same below ``top``'s one
+    directory (a dump packed as ``host1/sys/...``); ``top`` when none has a marker."""
+    candidates = [top, os.path.join(top, "sys")]
+    try:
+        entries = [e for e in _fs().listdir(top) if not e.startswith(".")]
+    except OSError:
+        entries = []
+    if len(entries) == 1 and _fs().isdir(os.path.join(top, entries[0])):
+        candidates += [os.path.join(top, entries[0]), os.path.join(top, entries[0], "sys")]
+    for root in candidates:
+        if any(_fs().isdir(os.path.join(root, marker)) for marker in _MARKERS):
+            return root
+    return top
+
+
+def _block_nodes(mem: str, block_ids: list[int]) -> dict[int, int]:
+    """Block id -> node, from the ``memoryN/nodeK`` links (what a dump of
+    ``devices/system/memory`` alone still says); blocks without one are left out."""
+    found: dict[int, int] = {}
+    for bid in block_ids:
+        nodes = _numbered(os.path.join(mem, f"memory{bid}"), "node")
+        if len(nodes) > 1:
+            raise ConfigError("sysfs", f"{mem}/memory{bid} links to nodes {nodes}: a memory block has one node")
+        if nodes:
+            found[bid] = nodes[0]
+    return found
+
+
+def _cpu_nodes(root: str) -> dict[int, list[int]]:
+    """Node -> CPUs from ``devices/system/cpu/cpuN/nodeK`` links (when no ``nodeK/cpulist``)."""
+    cpu_dir = os.path.join(root, "devices/system/cpu")
+    by_node: dict[int, list[int]] = {}
+    for cpu in _numbered(cpu_dir, "cpu"):
+        for nid in _numbered(os.path.join(cpu_dir, f"cpu{cpu}"), "node")[:1]:
+            by_node.setdefault(nid, []).append(cpu)
+    return by_node
+
+
+def _from_root(root: str, host: bool) -> SysfsTopology:
     notes: list[str] = []
     cfg = BootConfig(nodes=[])
     mem = os.path.join(root, _MEMORY)
@@ -312,39 +450,185 @@ def topology_from_sysfs(root: str | os.PathLike[str]) -> SysfsTopology:
     if hot:
         notes.append(f"memory blocks {hot[0]}-{hot[-1]} belong to dax devices (kmem): not boot RAM")
 
-    if node_ids:
-        for nid in node_ids:
-            ndir = os.path.join(node_dir, f"node{nid}")
-            cpus = _range_list(os.path.join(ndir, "cpulist"))
-            mine = [b for b in _numbered(ndir, "memory") if b not in dax_blocks]
-            if cpus or mine:
-                cfg.nodes.append(NodeConfig(nid, cpus, _merge(mine, cfg.block_size)))
-            row = _read(os.path.join(ndir, "distance"))
-            online = _range_list(os.path.join(node_dir, "online")) or node_ids
-            if row:
-                if not re.fullmatch(r"\d{1,3}(\s+\d{1,3})*", row):
-                    raise _bad(os.path.join(ndir, "distance"), row, "a row of distances (10 20 ...)")
-                values = [int(v) for v in row.split()]
-                for other, dist in zip(online, values, strict=False):
-                    if other != nid or dist != 10:
-                        cfg.distances.setdefault(nid, {})[other] = dist
+    # Blocks per node: the nodeK/memoryN links, else (a dump of the memory tree alone) the
+    # memoryN/nodeK links.
+    members: dict[int, list[int]] = {nid: _numbered(os.path.join(node_dir, f"node{nid}"), "memory")
+                                     for nid in node_ids}
+    linked = {b for blocks in members.values() for b in blocks}
+    unlinked = [b for b in block_ids if b not in linked]
+    for bid, nid in _block_nodes(mem, unlinked).items():
+        members.setdefault(nid, []).append(bid)
+    if not node_ids and members:
+        notes.append(f"no node directories ({_NODE}/nodeK): nodes and their blocks are read from the "
+                     "memoryN/nodeK links")
+    cpu_nodes = _cpu_nodes(root) if not node_ids else {}
+    online = _range_list(os.path.join(node_dir, "online")) or node_ids
+    for nid in sorted({*members, *cpu_nodes}):
+        ndir = os.path.join(node_dir, f"node{nid}")
+        cpus = _range_list(os.path.join(ndir, "cpulist")) or sorted(cpu_nodes.get(nid, []))
+        mine = [b for b in members.get(nid, []) if b not in dax_blocks]
+        if cpus or mine:
+            cfg.nodes.append(NodeConfig(nid, cpus, _merge(mine, cfg.block_size)))
+        row = _read(os.path.join(ndir, "distance"))
+        if row:
+            if not re.fullmatch(r"\d{1,3}(\s+\d{1,3})*", row):
+                raise _bad(os.path.join(ndir, "distance"), row, "a row of distances (10 20 ...)")
+            values = [int(v) for v in row.split()]
+            for other, dist in zip(online, values, strict=False):
+                if other != nid or dist != 10:
+                    cfg.distances.setdefault(nid, {})[other] = dist
+    if node_ids == [] and cfg.nodes and not any(n.cpus for n in cfg.nodes):
+        notes.append("no CPUs are known (no nodeK/cpulist, no devices/system/cpu/cpuN/nodeK): the nodes "
+                     "have none")
     if not cfg.nodes or not any(n.memory for n in cfg.nodes):
         if not host:
-            raise ConfigError("sysfs", f"{root} has no node with memory blocks "
-                                       f"({_NODE}/nodeK/memoryN); is it a sysfs tree with memory hotplug?")
+            raise ConfigError("sysfs", f"{root} has no memory blocks with a node ({_NODE}/nodeK/memoryN or "
+                                       f"{_MEMORY}/memoryN/nodeK); is it a sysfs tree with memory hotplug?")
         _psutil_node(cfg, notes)
         possible = sorted({*possible, *(n.id for n in cfg.nodes)})
     producers: list[CxlRegionConfig | HmemConfig | PmemConfig] = [*cfg.cxl_regions, *cfg.hmem, *cfg.pmem]
-    cfg.possible_nodes = sorted({*possible, *(p.target_node for p in producers)})
+    cfg.possible_nodes = sorted({*possible, *(n.id for n in cfg.nodes), *(p.target_node for p in producers)})
     online_at_boot = {n.id for n in cfg.nodes}
     for p in producers:
         if p.numa_node is not None and p.numa_node not in online_at_boot:
             p.numa_node = None
     top = max([r.end for n in cfg.nodes for r in n.memory] + [p.start + p.size for p in producers])
     cfg.max_physmem_bits = 46 if top <= 1 << 46 else 52
-    _kernel_settings(root, cfg, host)
-    _check(cfg, root)
-    return SysfsTopology(cfg, notes)
+    _kernel_settings(root, cfg, host, notes)
+    return _pick_arch(root, cfg, block_ids, notes, host)
+
+
+#: ``uname -m`` -> the topology's arch.
+_MACHINES = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64", "s390x": "s390x", "ppc64le": "ppc64le"}
+
+
+def _pick_arch(root: str, base: BootConfig, block_ids: list[int], notes: list[str], host: bool) -> SysfsTopology:
+    """The topology on the architecture whose booted fake shows the dump's block files best
+    (sysfs does not name the architecture; its zone layout and ``phys_device`` tell): the
+    host's own for ``/sys``; else each one whose page sizes include the dump's, x86_64 first
+    on a tie. Each candidate gets the dump's offline blocks and the checks a topology gets."""
+    from .config import ARCH_PAGE_SIZES, ARCHES
+
+    mem = os.path.join(root, _MEMORY)
+    if host:
+        arches = [_MACHINES.get(platform.machine(), "x86_64")]
+    else:
+        arches = [a for a in ARCHES if base.page_size in ARCH_PAGE_SIZES[a]]
+    best: tuple[int, BootConfig, list[str], list[str]] | None = None
+    failure: ConfigError | None = None
+    for arch in arches:
+        cfg = copy.deepcopy(base)
+        cfg.arch = arch
+        arch_notes: list[str] = []
+        _offline_blocks(mem, cfg, block_ids, arch_notes)
+        try:
+            _check(cfg, root)
+        except ConfigError as exc:
+            failure = failure or exc
+            continue
+        count, diff_notes = _differences(root, cfg, block_ids)
+        if best is None or count < best[0]:
+            best = (count, cfg, arch_notes, diff_notes)
+        if count == 0:
+            break
+    if best is None:
+        assert failure is not None
+        raise failure
+    _, cfg, arch_notes, diff_notes = best
+    if not host and len(arches) > 1 and cfg.arch != "x86_64":
+        notes.append(f"arch {cfg.arch}: of {', '.join(arches)}, its zone layout and phys_device reproduce the "
+                     "dump's memory blocks best")
+    if not host and cfg.arch == "ppc64le" and cfg.page_size == 4096:
+        notes.append("ppc64le: hpage_pmd_size does not tell 4K from 64K pages (the radix MMU has 2 MiB PMDs "
+                     "with either); 4096 assumed, set kernel.page_size = 65536 for a 64K kernel")
+    return SysfsTopology(cfg, notes + arch_notes + diff_notes)
+
+
+def _offline_blocks(mem: str, cfg: BootConfig, block_ids: list[int], notes: list[str]) -> None:
+    """``memoryN/state`` of each boot block: the offline ones go to their node's
+    ``offline_blocks``, the online ones whose ``valid_zones`` is ``Movable`` to its
+    ``movable_blocks`` (a block that spans zones can be neither on a kernel: noted)."""
+    from .topology import zone_boundaries
+
+    owner = {bid: node for node in cfg.nodes for r in node.memory
+             for bid in range(r.start // cfg.block_size, -(-r.end // cfg.block_size))}
+    going: list[int] = []
+    spanning: list[int] = []
+    for bid in block_ids:
+        path = os.path.join(mem, f"memory{bid}/state")
+        state = _read(path)
+        if state == "online" and bid in owner and _read(os.path.join(mem, f"memory{bid}/valid_zones")) == "Movable":
+            start, end = bid * cfg.block_size, (bid + 1) * cfg.block_size
+            if any(start < limit < end for limit in zone_boundaries(cfg)):
+                spanning.append(bid)
+            else:
+                owner[bid].movable_blocks.append(bid)
+        if state is None or state == "online":
+            continue
+        if state == "going-offline":
+            going.append(bid)
+        elif state != "offline":
+            raise _bad(path, state, "a block state (online, offline, going-offline)")
+        elif bid in owner:
+            start, end = bid * cfg.block_size, (bid + 1) * cfg.block_size
+            if any(start < limit < end for limit in zone_boundaries(cfg)):
+                spanning.append(bid)
+            else:
+                owner[bid].offline_blocks.append(bid)
+    if going:
+        notes.append(f"memory blocks {_ids(going)} were going offline when dumped: they boot online")
+    if spanning:
+        notes.append(f"memory blocks {_ids(spanning)} are offline or Movable in the dump but span zones here: "
+                     "they boot online in their zones")
+
+
+def _ids(ids: list[int]) -> str:
+    from .topology import _fmt_ranges
+
+    return _fmt_ranges(sorted(set(ids)))
+
+
+#: The files of a memory block the import compares with the booted fake.
+_BLOCK_FILES = ("state", "valid_zones", "removable", "phys_device")
+
+
+def _differences(root: str, cfg: BootConfig, block_ids: list[int]) -> tuple[int, list[str]]:
+    """Boot the topology read and compare what the dump shows of each block (``state``,
+    ``valid_zones``, ``removable``, ``phys_device``, its ``nodeK`` link) with the fake's
+    files: one note per file that differs, naming the blocks (what the fake cannot
+    reproduce, e.g. a pre-5.7 ``removable``, a ``phys_device`` of s390 storage increments
+    smaller than a block); with the number of differing files."""
+    from .simulation import Simulation
+
+    mem = os.path.join(root, _MEMORY)
+    diffs: dict[str, list[tuple[int, str, str]]] = {}
+    with Simulation(cfg) as sim:
+        present = set(sim.kernel.blocks)
+        missing = [bid for bid in block_ids if bid not in present]
+        for bid in block_ids:
+            if bid not in present:
+                continue
+            here = f"/devices/system/memory/memory{bid}"
+            for name in _BLOCK_FILES:
+                dumped = _read(os.path.join(mem, f"memory{bid}", name))
+                if dumped is None:
+                    continue
+                ours = sim.cat(f"{here}/{name}").strip()
+                if ours != dumped:
+                    diffs.setdefault(name, []).append((bid, dumped, ours))
+            dumped_nodes = _numbered(os.path.join(mem, f"memory{bid}"), "node")
+            if dumped_nodes:
+                ours_nodes = [int(n[4:]) for n in sim.ls(here) if n.startswith("node")]
+                if ours_nodes != dumped_nodes:
+                    diffs.setdefault("node link", []).append((bid, f"node{dumped_nodes}", f"node{ours_nodes}"))
+    notes = []
+    if missing:
+        notes.append(f"memory blocks {_ids(missing)} of the dump are not booted (dax or left out)")
+    for name, rows in diffs.items():
+        shown = "; ".join(f"memory{bid}: {dumped!r} in the dump, {ours!r} here" for bid, dumped, ours in rows[:3])
+        more = f"; {len(rows) - 3} more" if len(rows) > 3 else ""
+        notes.append(f"{name} differs for memory blocks {_ids([r[0] for r in rows])} ({shown}{more})")
+    return sum(len(rows) for rows in diffs.values()) + len(missing), notes
 
 
 def _psutil_node(cfg: BootConfig, notes: list[str]) -> None:

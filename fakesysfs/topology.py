@@ -28,7 +28,10 @@ from typing import Any, NoReturn, TypeVar
 
 from .config import (
     _BINARY_UNITS,
+    ARCH_PAGE_SIZES,
+    ARCHES,
     CXL_GRANULE,
+    CXL_ROOTS,
     PROFILES,
     BootConfig,
     CxlRegionConfig,
@@ -42,6 +45,7 @@ from .config import (
     _ranges,
     block_budget_problem,
     profile_version,
+    zone_limits,
 )
 from .errors import ConfigError
 
@@ -67,6 +71,8 @@ MIN_BLOCK_SIZE = 128 * MiB
 MAX_NUMNODES = 1 << 10
 #: CONFIG_NR_CPUS maximum on x86_64.
 NR_CPUS = 8192
+#: The largest memory block id (2**64 bytes of 128 MiB blocks).
+MAX_MEMORY_BLOCK_ID = (1 << 37) - 1
 #: alloc_dax_region() alignment for hmem and CXL (PMD_SIZE); misaligned ranges get no region.
 DAX_REGION_ALIGN = 2 * MiB
 #: SLIT: LOCAL_DISTANCE, and the largest u8 entry.
@@ -426,6 +432,10 @@ def _node_list(value: object, path: str) -> list[int]:
     return _id_list(value, path, MAX_NUMNODES, "node")
 
 
+def _block_list(value: object, path: str) -> list[int]:
+    return _id_list(value, path, MAX_MEMORY_BLOCK_ID + 1, "memory block")
+
+
 def _mem_ranges(value: object, path: str) -> list[MemRange]:
     if not isinstance(value, list):
         _fail(path, f"expected an array of ranges, got {_describe(value)}")
@@ -455,6 +465,11 @@ def _mem_range(value: object, path: str) -> MemRange:
 def _check_kernel(c: BootConfig) -> None:
     _check_fields(KERNEL, c, "kernel")
     _check_fields(DAX, c, "dax")
+    if c.arch in ARCH_PAGE_SIZES and c.page_size not in ARCH_PAGE_SIZES[c.arch]:
+        sizes = ", ".join(str(size) for size in ARCH_PAGE_SIZES[c.arch])
+        others = [a for a, ok in ARCH_PAGE_SIZES.items() if c.page_size in ok]
+        hint = f"; kernel.arch {' or '.join(others)} has it" if others else ""
+        _fail("kernel.page_size", f"{c.page_size} is not a page size of {c.arch} ({sizes}){hint}")
     if c.block_size > 1 << c.max_physmem_bits:
         _fail("kernel.block_size", f"{_human(c.block_size)} exceeds 2**max_physmem_bits")
 
@@ -563,11 +578,35 @@ def _check_nodes(c: BootConfig, possible: set[int]) -> set[int]:
                     f"boot RAM {_fmt_range(r.start, r.size)} ends above 2**{c.max_physmem_bits} "
                     "(kernel.max_physmem_bits)",
                 )
+        _check_offline_blocks(c, node, key)
         if node.cpus or node.memory:
             online.add(node.id)
     if not any(node.memory for node in c.nodes):
         _fail("node", "no node has boot RAM (node[i].memory); the kernel cannot boot")
     return online
+
+
+def _check_offline_blocks(c: BootConfig, node: NodeConfig, key: str) -> None:
+    """Each offline or Movable block is a whole block of this node's boot RAM in one zone: what
+    the kernel can offline (offline_pages(): no holes; memory_block_offline(): mem->zone set)."""
+    bs = c.block_size
+    seen: set[int] = set()
+    for name, ids in (("offline_blocks", node.offline_blocks), ("movable_blocks", node.movable_blocks)):
+        for bid in ids:
+            start, end = bid * bs, (bid + 1) * bs
+            if bid in seen:
+                _fail(f"{key}.{name}", f"block {bid} is listed twice (in offline_blocks or movable_blocks)")
+            seen.add(bid)
+            if not any(r.start <= start and end <= r.end for r in node.memory):
+                _fail(f"{key}.{name}", f"block {bid} ({_fmt_range(start, bs)}) is not wholly boot RAM of "
+                                       f"node {node.id}: a block with holes cannot be offlined")
+            if any(start < limit < end for limit in zone_boundaries(c)):
+                _fail(f"{key}.{name}", f"block {bid} ({_fmt_range(start, bs)}) spans zones: it cannot be offlined")
+
+
+def zone_boundaries(c: BootConfig) -> list[int]:
+    """Where one zone of boot RAM ends and the next begins on the topology's architecture."""
+    return [end for _, end in zone_limits(c.arch, c.ram_start())[:-1]]
 
 
 def _check_producers(c: BootConfig, possible: set[int], online: set[int]) -> None:
@@ -906,6 +945,7 @@ BYTES = Kind(size_value, _one_line(str))
 ADDRESS = Kind(size_value, _one_line(lambda value: f"{value:#x}"))
 NODE_IDS = Kind(_node_list, _one_line(_fmt_id_list))
 CPU_IDS = Kind(_cpu_list, _one_line(_fmt_id_list))
+BLOCK_IDS = Kind(_block_list, _one_line(_fmt_id_list))
 MEMMAP_MODE = Kind(_memmap_mode, _one_line(_toml_str))
 DRIVER = Kind(_driver_name, _one_line(_toml_str))
 MEM_RANGES = Kind(_mem_ranges, _dump_ranges)
@@ -969,6 +1009,10 @@ def _driver_key(default: str) -> Key:
 KERNEL = Section("kernel", BootConfig, (
     Key("profile", "kernel_profile", STR, '`"6.8"`, `"6.9-6.16"`, `"6.18"`, or `"6.N"` (8 <= N <= 18)',
         _check_profile),
+    Key("arch", "arch", STR, '`"x86_64"`, `"arm64"`, `"s390x"`, `"ppc64le"`: zone layout, page sizes, '
+        "`phys_device` (see Architectures)", _one_of(ARCHES)),
+    Key("cxl_root", "cxl_root", STR, '`"ACPI0017:00"` (firmware) or `"cxl_acpi.0"` (the kernel\'s cxl_test mock): '
+        "the CXL root platform device", _one_of(CXL_ROOTS)),
     Key("block_size", "block_size", SIZE, "memory block size: power of two >= 128 MiB", _check_block_size),
     Key("page_size", "page_size", BYTES, "power of two, 4 KiB to 64 KiB", _check_page_size),
     Key("struct_page_size", "struct_page_size", INT, "`sizeof(struct page)`: multiple of 8, 8 to 256",
@@ -1009,6 +1053,10 @@ NODE = Section("node", NodeConfig, (
     Key("memory", "memory", MEM_RANGES, 'boot RAM: inclusive range strings `"0x100000-0xbfffffff"` or tables '
         "`{ start = ..., size = ... }`; page aligned, non-empty"),
     _adistance("576 (DRAM)"),
+    Key("offline_blocks", "offline_blocks", BLOCK_IDS, "id list: blocks of this node's boot RAM that are offline "
+        "after boot (`memoryN/state`); not ones spanning zones or with holes"),
+    Key("movable_blocks", "movable_blocks", BLOCK_IDS, "id list: blocks of this node's boot RAM that are online "
+        "in ZONE_MOVABLE after boot (`valid_zones` `Movable`); as `offline_blocks`, and not offline"),
 ), "One per node with boot resources; at least one node needs boot RAM.", "nodes")  # fmt: skip
 
 CXL_REGION = Section("cxl_region", CxlRegionConfig, (

@@ -10,8 +10,9 @@ from ..errors import CliError, ConfigError
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = commands.add_parser("topology", help="print the embedded default topology (TOML)")
-    p.add_argument("--from-sysfs", metavar="DIR",
-                   help="instead, read a machine's topology from its sysfs at DIR (read only; /sys works)")
+    p.add_argument("--from-sysfs", metavar="DIR|TARBALL",
+                   help="instead, read a machine's topology from its sysfs at DIR (read only; /sys works) "
+                        "or from a tarball of a sysfs dump (tar, tar.gz, tar.bz2, tar.xz)")
     p.set_defaults(func=cmd_topology)
 
 

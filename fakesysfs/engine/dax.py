@@ -30,6 +30,7 @@ import errno
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypedDict, Unpack
 
+from ..config import cxl_root_device
 from ..errors import ConfigError, KernelError
 from ..klib import (
     kstrtobool,
@@ -348,8 +349,8 @@ class DaxMixin(HotplugMixin):
         # /proc/iomem: the CFMWS window, the region inside it (R-DAXC-03).
         if self._iomem_boot(cfg.start, cfg.size, f"CXL Window {index}"):
             self.resources.request_region(cfg.start, cfg.size, f"region{rid}", busy=False)
-        root = "/devices/platform/ACPI0017:00"
-        self._producer_device(root, "platform", driver="cxl_acpi", modalias="acpi:ACPI0017:")
+        root, modalias = cxl_root_device(self.config.cxl_root)
+        self._producer_device(root, "platform", driver="cxl_acpi", modalias=modalias)
         self._producer_device(f"{root}/root0", "cxl", devtype="cxl_port", modalias="cxl:t4")
         decoder = f"{root}/root0/{cfg.decoder}"
         self._producer_device(decoder, "cxl", devtype="cxl_decoder_root", modalias="cxl:t0")

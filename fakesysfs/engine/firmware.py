@@ -42,7 +42,7 @@ import errno
 from dataclasses import replace
 from typing import Unpack
 
-from ..config import CxlRegionConfig, HmemConfig, PmemConfig
+from ..config import CxlRegionConfig, HmemConfig, PmemConfig, cxl_root_device
 from ..errors import KernelError
 from .dax import (
     IORESOURCE_DAX_KMEM,
@@ -182,10 +182,11 @@ class FirmwareMixin(DaxMixin):
             if self._iomem_boot(cfg.start, cfg.size, f"CXL Window {windows}"):
                 self.resources.request_region(cfg.start, cfg.size, f"region{rid}", busy=False)
             self.config.cxl_regions.append(cfg)
-            acpi, new_acpi = self._hotplug_producer_device(CXL_ROOT, "platform", driver="cxl_acpi",
-                                                           modalias="acpi:ACPI0017:")
-            self._hotplug_producer_device(f"{CXL_ROOT}/root0", "cxl", devtype="cxl_port", modalias="cxl:t4")
-            decoder = f"{CXL_ROOT}/root0/{cfg.decoder}"
+            cxl_root, modalias = cxl_root_device(self.config.cxl_root)
+            acpi, new_acpi = self._hotplug_producer_device(cxl_root, "platform", driver="cxl_acpi",
+                                                           modalias=modalias)
+            self._hotplug_producer_device(f"{cxl_root}/root0", "cxl", devtype="cxl_port", modalias="cxl:t4")
+            decoder = f"{cxl_root}/root0/{cfg.decoder}"
             self._hotplug_producer_device(decoder, "cxl", devtype="cxl_decoder_root", modalias="cxl:t0")
             if new_acpi:
                 self._producer_uevent("bind", acpi)

@@ -21,6 +21,7 @@ from ..config import (
     HmemConfig,
     PmemConfig,
     profile_version,
+    zone_limits,
 )
 from ..errors import KernelError
 from ..klib import sysfs_streq
@@ -37,11 +38,8 @@ from .memory import (
     OnlineType,
 )
 from .node import (
-    DMA32_LIMIT,
-    DMA_LIMIT,
     KERNEL_ZONES,
-    ZONE_DMA,
-    ZONE_DMA32,
+    ZONE_MOVABLE,
     ZONE_NORMAL,
     Node,
     ZoneType,
@@ -50,12 +48,10 @@ from .node import (
 from .page_alloc import VmTunables
 from .resource import ResourceTree
 
-#: Physical address ranges of the x86_64 zones.
 #: The kernel log kept, in bytes of text: 1 << CONFIG_LOG_BUF_SHIFT (17, x86_64 defconfig).
 KMSG_BYTES = 1 << 17
 #: printk's lines as they are printed (``fakesysfs mount -v``): the log a user tails.
 _kmsg_log = logging.getLogger("fakesysfs.trace.kmsg")
-_ZONE_RANGES = ((ZONE_DMA, 0, DMA_LIMIT), (ZONE_DMA32, DMA_LIMIT, DMA32_LIMIT), (ZONE_NORMAL, DMA32_LIMIT, 1 << 64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +129,12 @@ class Kernel(FirmwareMixin):
         #: power/control values other than "auto", by devpath (R-SYS-07).
         self.power_control: dict[str, str] = {}
         self.vm = VmTunables()
+        #: (zone, start, end) of boot RAM's zones on the configured architecture.
+        self.zone_ranges: list[tuple[ZoneType, int, int]] = []
+        lo = 0
+        for zone_name, end in zone_limits(config.arch, config.ram_start()):
+            self.zone_ranges.append((ZoneType(zone_name), lo, end))
+            lo = end
         with gc_paused():
             self._boot()
             self.vm.init_per_zone_wmark_min(self)  # the postcore initcall, then khugepaged's start
@@ -155,7 +157,7 @@ class Kernel(FirmwareMixin):
             runs: list[tuple[int, int, ZoneType]] = []
             for rng in sorted(ncfg.memory, key=lambda r: r.start):
                 self.resources.insert_boot(rng.start, rng.size, "System RAM", busy=True)
-                for zone_name, zlo, zhi in _ZONE_RANGES:
+                for zone_name, zlo, zhi in self.zone_ranges:
                     lo, hi = max(rng.start, zlo), min(rng.end, zhi)
                     first, last = -(-lo // bs), hi // bs  # the whole blocks in [lo, hi)
                     if first < last:
@@ -173,6 +175,10 @@ class Kernel(FirmwareMixin):
                     self._boot_block(node, first, per_block[first])
                 else:
                     self._boot_run(node, first, last, zone_name)
+            for bid in sorted([*ncfg.offline_blocks, *ncfg.movable_blocks]):
+                self._boot_offline(node, self.blocks[bid])
+            for bid in sorted(ncfg.movable_blocks):
+                self._boot_online_movable(node, self.blocks[bid])
             nr_blocks = len(per_block) + sum(last - first for first, last, _ in runs)
             if nr_blocks or node.cpus:
                 node.online = True
@@ -239,6 +245,36 @@ class Kernel(FirmwareMixin):
         self.blocks[bid] = block
         node.blocks.add(bid)
 
+    def _boot_offline(self, node: Node, block: MemoryBlock) -> None:
+        """A boot block the topology has offline after boot (``offline_blocks``): what
+        offline_pages() leaves, without its events or checks (the topology's checks said it
+        is one whole block in one zone): its pages leave the zone, whose span shrinks at an
+        edge (shrink_zone_span), and the block holds no allocations. In ascending block
+        order, a run of offline blocks at a zone's edge shrinks the span past all of them."""
+        zone_name = block.zone or ZONE_NORMAL
+        zone = node.zones[zone_name]
+        zone.present -= block.present
+        zone.present_early -= block.present
+        zone.managed -= block.managed
+        zone.free -= block.free
+        block.state = BlockState.OFFLINE
+        block.zone = None
+        block.unmovable = block.movable_used = 0
+        self.shrink_zone_span(node, zone_name, block.id)
+
+    def _boot_online_movable(self, node: Node, block: MemoryBlock) -> None:
+        """A boot block the topology has in ZONE_MOVABLE (``movable_blocks``), after
+        ``_boot_offline``: what online_pages() into ZONE_MOVABLE leaves (the zone grows its
+        span over the block; early sections count as present_early), without events."""
+        zone = node.zones[ZONE_MOVABLE]
+        zone.grow_span(block.id)
+        zone.present += block.present
+        zone.present_early += block.present
+        zone.managed += block.managed
+        zone.free += block.free
+        block.state = BlockState.ONLINE
+        block.zone = ZONE_MOVABLE
+
     # -- shared services ----------------------------------------------------------------------
     def uevent(self, action: str, devpath: str, subsystem: str, env: tuple[tuple[str, str], ...] = ()) -> Uevent:
         return self.events.emit(action, devpath, subsystem, env)
@@ -284,6 +320,13 @@ class Kernel(FirmwareMixin):
             self.power_control.pop(devpath, None)
         else:
             raise KernelError(errno.EINVAL)
+
+    def arch_get_memory_phys_device(self, block_id: int) -> int:
+        """drivers/base/memory.c phys_device_show(): 0, but on s390x the storage increment
+        the block starts in, ``start >> ilog2(sclp.rzm)`` (drivers/s390/char/sclp_cmd.c),
+        with the increment taken to be the block size (memory_block_size_bytes() is
+        max(rzm, 256 MiB))."""
+        return block_id if self.config.arch == "s390x" else 0
 
     @staticmethod
     def memory_devpath(block_id: int) -> str:

@@ -1,9 +1,10 @@
 """NUMA nodes, their zones and memory tiers (drivers/base/node.c, mm/memory-tiers.c).
 
 Counters are in pages. A zone span is kept in memory-block ids (``span_lo``..``span_hi``
-inclusive): every zone boundary the simulator meets (16 MiB, 4 GiB) either falls inside a
-boot block that spans zones (``valid_zones`` = ``none``, never offlined) or on a block
-boundary, so block granularity gives the kernel's answers for ``zone_intersects``.
+inclusive): every zone boundary the simulator meets (config.zone_limits: 16 MiB and 4 GiB on
+x86_64, 2 GiB on s390x) either falls inside a boot block that spans zones (``valid_zones`` =
+``none``, never offlined) or on a block boundary, so block granularity gives the kernel's
+answers for ``zone_intersects``.
 """
 
 from __future__ import annotations
@@ -31,10 +32,6 @@ ZONE_NORMAL = ZoneType.NORMAL
 ZONE_MOVABLE = ZoneType.MOVABLE
 ZONES = (ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE)
 KERNEL_ZONES = (ZONE_DMA, ZONE_DMA32, ZONE_NORMAL)
-
-#: x86_64 zone limits (physical addresses).
-DMA_LIMIT = 16 << 20
-DMA32_LIMIT = 4 << 30
 
 MEMTIER_ADISTANCE_DRAM = 576  # 4 * 128 + 64
 MEMTIER_CHUNK_BITS = 7

@@ -22,7 +22,7 @@ from math import isqrt
 from typing import TYPE_CHECKING, NamedTuple
 
 from .base import LOGLEVEL_INFO
-from .node import DMA32_LIMIT, DMA_LIMIT, ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL, ZoneType
+from .node import ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL, ZoneType
 
 if TYPE_CHECKING:
     from .base import KernelBase
@@ -331,11 +331,13 @@ def vm_commit_limit(totalram: int, overcommit_ratio: int = OVERCOMMIT_RATIO) -> 
 
 # -- zone spans in pfns ---------------------------------------------------------------------
 def _zone_pfn_limits(k: Kernel, zone_name: ZoneType) -> tuple[int, int]:
-    """The physical pfn range a zone may cover on x86-64 (ZONE_MOVABLE: anywhere)."""
+    """The physical pfn range a zone may cover on the configured architecture (its
+    zone_sizes_init(): ``Kernel.zone_ranges``; ZONE_MOVABLE: anywhere)."""
     ps = k.page_size
-    limits = {ZONE_DMA: (0, DMA_LIMIT // ps), ZONE_DMA32: (DMA_LIMIT // ps, DMA32_LIMIT // ps),
-              ZONE_NORMAL: (DMA32_LIMIT // ps, 1 << 52)}
-    return limits.get(zone_name, (0, 1 << 52))
+    for name, lo, hi in k.zone_ranges:
+        if name == zone_name:
+            return lo // ps, min(hi // ps, 1 << 52)
+    return 0, 1 << 52
 
 
 def _edge_pfn(k: Kernel, node: Node, zone_name: ZoneType, bid: int, first: bool) -> int:

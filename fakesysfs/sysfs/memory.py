@@ -29,7 +29,7 @@ memory_memblk_attr_group: Group[MemoryBlockDir] = Group([
              lambda d, nid: link(d.devpath, f"/devices/system/node/node{nid}")),
     attr_rw("online", lambda d: "0\n" if d.block.state is BlockState.OFFLINE else "1\n",
             lambda d, buf: d.k.online_store(d.block, buf)),
-    attr_ro("phys_device", lambda _d: "0\n"),
+    attr_ro("phys_device", lambda d: f"{d.k.arch_get_memory_phys_device(d.block.id)}\n"),
     attr_ro("phys_index", lambda d: f"{d.block.id:08x}\n"),
     Entry("power", lambda d: power_dir(d.k, d.devpath)),
     attr_ro("removable", lambda _d: "1\n"),
