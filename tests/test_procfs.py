@@ -241,6 +241,36 @@ def test_online_kernel_on_a_cpuless_node_raises_every_watermark() -> None:
         assert node1.index("Node 1, zone   Normal") < stats < node1.index("Node 1, zone  Movable")
 
 
+def test_remembered_watermark_recomputations_equal_fresh_ones() -> None:
+    """init_per_zone_wmark_min() reuses a result computed from the same inputs; a machine
+    that recomputes every time reaches the same numbers after every step of a walk that
+    revisits states (movable and kernel onlines, offlines, a sysctl write)."""
+    import random
+
+    rng = random.Random(7)
+    with _sim() as remembered, _sim() as fresh:
+        steps: list[tuple[str, str]] = []
+        for _ in range(120):
+            bid = rng.choice(list(DAX0_BLOCKS[:6]))
+            steps.append((f"{MEM}/memory{bid}/state", rng.choice(["online_movable", "online_kernel", "offline"])))
+        cycle = [(f"{MEM}/memory{DAX0_BLOCKS[0]}/state", "online_kernel"),
+                 (f"{MEM}/memory{DAX0_BLOCKS[0]}/state", "offline")] * 2
+        steps[60:60] = [*cycle, ("sysctl", "watermark_scale_factor"), *cycle]
+        for path, value in steps:
+            for sim in (remembered, fresh):
+                fresh.kernel.vm._recomputed.clear()
+                if path == "sysctl":
+                    sim.kernel.vm.watermark_scale_factor_sysctl_handler(sim.kernel, 30)
+                    continue
+                try:
+                    sim.echo(path, value)
+                except KernelError:
+                    pass
+            assert remembered.kernel.vm.state(remembered.kernel) == fresh.kernel.vm.state(fresh.kernel)
+            assert remembered.proc("zoneinfo") == fresh.proc("zoneinfo")
+        assert len(remembered.kernel.vm._recomputed) > 1
+
+
 def test_a_hot_added_region_appears_everywhere_at_once() -> None:
     with _sim() as s:
         before = check_agreement(s)

@@ -37,6 +37,8 @@ ALL_ZONES = (ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE)
 _LOWMEM_ZONES = (ZONE_DMA, ZONE_DMA32, ZONE_NORMAL)
 _ZONE_INDEX: dict[str, int] = {name: i for i, name in enumerate(ALL_ZONES)}
 _NO_MARKS = (0, 0, 0, 0)
+#: How many init_per_zone_wmark_min() results VmTunables remembers.
+_RECOMPUTED_KEPT = 16
 
 #: vm sysctl defaults (mm/page_alloc.c, mm/page-writeback.c, mm/util.c).
 WATERMARK_SCALE_FACTOR = 10
@@ -208,6 +210,9 @@ class VmTunables:
         self.totalreserve_pages = 0
         #: Transparent huge pages enabled (always/madvise): khugepaged raises min_free_kbytes.
         self.thp = True
+        #: init_per_zone_wmark_min()'s latest results by what they were computed from.
+        self._recomputed: dict[tuple[object, ...], tuple[int, dict[tuple[int, str], tuple[int, int, int, int]],
+                                                        dict[tuple[int, str], tuple[int, ...]], int]] = {}
 
     # -- mm/page_alloc.c ---------------------------------------------------------------------
     # Each step below updates what it sets in the kernel; totalreserve_pages, which the
@@ -238,8 +243,33 @@ class VmTunables:
         self.totalreserve_pages = total
 
     def init_per_zone_wmark_min(self, k: KernelBase) -> None:
-        """init_per_zone_wmark_min(), then khugepaged_min_free_kbytes_update()."""
+        """init_per_zone_wmark_min(), then khugepaged_min_free_kbytes_update().
+
+        Every online and offline runs this, so its result is remembered by everything it
+        reads (the zones' managed pages, the tunables, the lowmem zones' previous high
+        watermarks): an agent cycling blocks between two states recomputes nothing. Not
+        when a user set min_free_kbytes: then the step may log, which a replay would not."""
         zones = zone_counts(k)
+        if self.user_min_free_kbytes >= 0:
+            self._init_per_zone_wmark_min(k, zones)
+            return
+        key = (tuple(zones), self.min_free_kbytes, self.watermark_scale_factor, tuple(self.lowmem_reserve_ratio),
+               self.thp, tuple(self.marks.get((z.nid, z.zone), _NO_MARKS)[2] for z in zones
+                               if z.zone in _LOWMEM_ZONES))
+        done = self._recomputed.get(key)
+        if done is None:
+            self._init_per_zone_wmark_min(k, zones)
+            done = (self.min_free_kbytes, {(z.nid, z.zone): self.marks[(z.nid, z.zone)] for z in zones},
+                    {(z.nid, z.zone): self.reserves[(z.nid, z.zone)] for z in zones}, self.totalreserve_pages)
+            if len(self._recomputed) >= _RECOMPUTED_KEPT:
+                del self._recomputed[next(iter(self._recomputed))]
+            self._recomputed[key] = done
+            return
+        self.min_free_kbytes, marks, reserves, self.totalreserve_pages = done
+        self.marks.update(marks)
+        self.reserves.update(reserves)
+
+    def _init_per_zone_wmark_min(self, k: KernelBase, zones: list[ZoneCounts]) -> None:
         self.calculate_min_free_kbytes(zones)
         self.setup_per_zone_wmarks(zones)
         self.setup_per_zone_lowmem_reserve(zones)
