@@ -45,6 +45,12 @@ WRITE_ERRNOS: list[tuple[re.Pattern[str], frozenset[int]]] = [
          {E.ENODEV, E.EBUSY, E.ENXIO, E.EINVAL, E.EEXIST, E.E2BIG, E.ENOMEM}),
         (r"/bus/dax/drivers/[^/]+/unbind$", {E.ENODEV}),
         (r"/bus/dax/drivers/[^/]+/(new_id|remove_id)$", {E.EINVAL}),
+        (r"/bus/cxl/drivers/[^/]+/bind$", {E.ENODEV, E.EBUSY, E.ENXIO}),
+        (r"/bus/cxl/drivers/[^/]+/unbind$", {E.ENODEV, E.EBUSY}),
+        (r"/bus/cxl/flush$", {E.EINVAL}),
+        # Region creation's files: writable by mode, not yet by the model (docs/cxl.md).
+        (r"/decoder\d+\.\d+/(create_ram_region|create_pmem_region|delete_region|mode|dpa_size)$", {E.EACCES}),
+        (r"/region\d+/(commit|interleave_ways|interleave_granularity|size|target\d+)$", {E.EACCES}),
         (r"/dax\d+\.\d+/size$", {E.EINVAL, E.ERANGE, E.ENXIO, E.EBUSY, E.ENOSPC}),
         (r"/dax\d+\.\d+/mapping$", {E.EINVAL, E.ERANGE, E.ENOMEM, E.ENXIO, E.EBUSY}),
         (r"/dax\d+\.\d+/align$", {E.ENXIO, E.EINVAL, E.EBUSY}),

@@ -345,7 +345,7 @@ class DaxMixin(HotplugMixin):
         rid = self.memregion_alloc()
         end = cfg.start + cfg.size - 1
         # /proc/iomem: the CFMWS window, the region inside it (R-DAXC-03).
-        if self._iomem_boot(cfg.start, cfg.size, f"CXL Window {index}"):
+        if self.cxl_window_iomem(index, cfg):
             self.resources.request_region(cfg.start, cfg.size, f"region{rid}", busy=False)
         root = "/devices/platform/ACPI0017:00"
         self._producer_device(root, "platform", driver="cxl_acpi", modalias="acpi:ACPI0017:")
@@ -409,6 +409,12 @@ class DaxMixin(HotplugMixin):
             return None
         return self.devm_create_dev_dax(region, dev_id, end - data_start + 1, memmap_on_memory=False,
                                         autoprobe=cfg.driver is None)
+
+    def cxl_window_iomem(self, index: int, cfg: CxlRegionConfig) -> bool:
+        """The CFMWS window of a firmware region in /proc/iomem: one of its own, ``CXL Window
+        <index>`` (engine/cxl.py places regions in declared windows instead). False if the
+        window is above the simulator's tree."""
+        return self._iomem_boot(cfg.start, cfg.size, f"CXL Window {index}")
 
     def _iomem_boot(self, start: int, size: int, name: str) -> bool:
         """A firmware range in /proc/iomem. The kernel's iomem_resource spans every address;

@@ -44,9 +44,9 @@ from typing import Unpack
 
 from ..config import CxlRegionConfig, HmemConfig, PmemConfig
 from ..errors import KernelError
+from .cxl import CxlMixin
 from .dax import (
     IORESOURCE_DAX_KMEM,
-    DaxMixin,
     DaxRegion,
     DevDax,
     ProducerDevice,
@@ -65,7 +65,7 @@ def _fmt(start: int, size: int) -> str:
     return f"[{start:#x}-{start + size - 1:#x}]"
 
 
-class FirmwareMixin(DaxMixin):
+class FirmwareMixin(CxlMixin):
     """Runtime producers; mixed into ``Kernel``. Entry points take the hotplug lock."""
 
     # -- placement and checks -------------------------------------------------------------
@@ -207,6 +207,7 @@ class FirmwareMixin(DaxMixin):
                                                autoprobe=cfg.driver is None)
                 self._producer_uevent("bind", parent)
             self._producer_uevent("bind", region_dev)
+            self.cxl_region_register(rid, cfg)
             self._bind_override(dev, cfg.driver, "driver")
             return f"region{rid}", dev
 
@@ -226,6 +227,7 @@ class FirmwareMixin(DaxMixin):
             self._producer_uevent("unbind", region_dev)
             self._producer_uevent("remove", region_dev)
             del self.dax_producer_devices[region_dev.devpath]
+            self.cxl_region_unregister(rid)
             if cfg is not None:
                 # cxl_region_iomem_release(): leaked kmem claims move up into the window.
                 res = self.resources.find(cfg.start, cfg.start + cfg.size - 1, f"region{rid}")
