@@ -48,9 +48,15 @@ WRITE_ERRNOS: list[tuple[re.Pattern[str], frozenset[int]]] = [
         (r"/bus/cxl/drivers/[^/]+/bind$", {E.ENODEV, E.EBUSY, E.ENXIO}),
         (r"/bus/cxl/drivers/[^/]+/unbind$", {E.ENODEV, E.EBUSY}),
         (r"/bus/cxl/flush$", {E.EINVAL}),
-        # Region creation's files: writable by mode, not yet by the model (docs/cxl.md).
-        (r"/decoder\d+\.\d+/(create_ram_region|create_pmem_region|delete_region|mode|dpa_size)$", {E.EACCES}),
-        (r"/region\d+/(commit|interleave_ways|interleave_granularity|size|target\d+)$", {E.EACCES}),
+        (r"/decoder\d+\.\d+/create_ram_region$", {E.EINVAL, E.EBUSY}),
+        (r"/decoder\d+\.\d+/create_pmem_region$", {E.EACCES}),  # pmem regions: docs/cxl.md
+        (r"/decoder\d+\.\d+/delete_region$", {E.ENODEV}),
+        (r"/decoder\d+\.\d+/mode$", {E.EINVAL, E.EBUSY, E.ENXIO}),
+        (r"/decoder\d+\.\d+/dpa_size$", {E.EINVAL, E.ERANGE, E.EBUSY, E.ENOSPC}),
+        (r"/region\d+/(interleave_ways|interleave_granularity)$", {E.EINVAL, E.ERANGE, E.EBUSY}),
+        (r"/region\d+/size$", {E.EINVAL, E.ERANGE, E.EBUSY, E.ENXIO}),
+        (r"/region\d+/commit$", {E.EINVAL, E.ENXIO, E.EBUSY}),
+        (r"/region\d+/target\d+$", {E.ENXIO, E.ENODEV, E.EINVAL, E.EBUSY}),
         (r"/dax\d+\.\d+/size$", {E.EINVAL, E.ERANGE, E.ENXIO, E.EBUSY, E.ENOSPC}),
         (r"/dax\d+\.\d+/mapping$", {E.EINVAL, E.ERANGE, E.ENOMEM, E.ENXIO, E.EBUSY}),
         (r"/dax\d+\.\d+/align$", {E.ENXIO, E.EINVAL, E.EBUSY}),

@@ -9,20 +9,21 @@ import os
 import shutil
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from conftest import ENV, fuse_unavailable_reason, raises_errno
 
 from fakesysfs import Simulation
-from fakesysfs.errors import ConfigError
+from fakesysfs.errors import ConfigError, KernelError
 from fakesysfs.topology import default_topology_text, load_topology
 
 ROOT = "/devices/platform/ACPI0017:00/root0"
 PORT = f"{ROOT}/port1"
 EP = f"{PORT}/endpoint2"
 MEM0 = "/devices/pci0000:0c/0000:0c:00.0/0000:0d:00.0/mem0"
-#: A second 8 GiB expander below the same host bridge, not in any region.
-MEM1_TEXT = '\n[[cxl_memdev]]\nhost_bridge = 0\nram_size = "8G"\n'
+#: The default topology's free 8 GiB expander, on the host bridge's second root port.
+MEM1 = "/devices/pci0000:0c/0000:0c:01.0/0000:0e:00.0/mem1"
 
 
 @pytest.fixture
@@ -105,23 +106,21 @@ def test_bus_drivers_bind_and_unbind_errnos(sim: Simulation) -> None:
         sim.echo("/bus/cxl/flush", "2")
 
 
-def test_free_memdev_unbinds_and_binds_with_its_endpoint() -> None:
+def test_free_memdev_unbinds_and_binds_with_its_endpoint(sim: Simulation) -> None:
     """cxl_mem unbind: delete_endpoint() removes the decoders, then the port (its id goes
     back to the port ida); bind: a new endpoint with the lowest free id and fresh decoders."""
-    sim = Simulation(load_topology(text=default_topology_text() + MEM1_TEXT))
-    mem1 = "/devices/pci0000:0c/0000:0c:01.0/0000:0e:00.0/mem1"
-    assert sim.realpath(f"{PORT}/endpoint3/uport") == mem1
+    assert sim.realpath(f"{PORT}/endpoint3/uport") == MEM1
     assert sim.realpath(f"{PORT}/dport1") == "/devices/pci0000:0c/0000:0c:01.0"
     mark = sim.mark()
-    sim.echo(f"{mem1}/driver/unbind", "mem1")
-    assert not sim.exists(f"{PORT}/endpoint3") and not sim.exists(f"{mem1}/driver")
+    sim.echo(f"{MEM1}/driver/unbind", "mem1")
+    assert not sim.exists(f"{PORT}/endpoint3") and not sim.exists(f"{MEM1}/driver")
     assert not sim.exists("/bus/cxl/devices/decoder3.0")
     events = [(e.action, e.devpath.rsplit("/", 1)[1]) for e in sim.events(mark)]
     assert events == [("remove", "decoder3.3"), ("remove", "decoder3.2"), ("remove", "decoder3.1"),
                       ("remove", "decoder3.0"), ("unbind", "endpoint3"), ("remove", "endpoint3"),
                       ("unbind", "mem1")]
     sim.echo("/bus/cxl/drivers/cxl_mem/bind", "mem1")
-    assert sim.realpath(f"{PORT}/endpoint3/uport") == mem1
+    assert sim.realpath(f"{PORT}/endpoint3/uport") == MEM1
     assert sim.cat(f"{PORT}/endpoint3/decoder3.0/mode") == "none\n"
     with raises_errno(errno.EBUSY):  # in region0: the teardown of a region member is not modelled yet
         sim.echo(f"{MEM0}/driver/unbind", "mem0")
@@ -156,6 +155,112 @@ def test_topology_rejects_impossible_cxl_hardware(change: tuple[str, str], key: 
     assert info.value.key == key and why in info.value.why, info.value
 
 
+# -- region creation (drivers/cxl/core/region.c) -------------------------------------------------
+DEV = "/bus/cxl/devices"
+
+
+def _errno_of(sim: Simulation, path: str, data: str) -> int:
+    try:
+        sim.echo(f"{DEV}/{path}", data)
+    except KernelError as exc:
+        return exc.errno
+    return 0
+
+
+def test_region_state_machine_errnos_in_the_kernels_order(sim: Simulation) -> None:
+    """Each store refuses what the kernel refuses, with its errno, until the region is built:
+    create_ram_region (id shown, EBUSY otherwise), ways/granularity (EINVAL), size (ENXIO
+    before ways, EINVAL off 256 MiB x ways, ERANGE past the window), the endpoint decoder's
+    mode and DPA (EBUSY out of order, ENOSPC past the partition), targetN (ENODEV without
+    DPA, EINVAL for the wrong size), commit (ENXIO before ACTIVE), bind (ENXIO before commit)."""
+    assert sim.cat(f"{DEV}/decoder0.1/create_ram_region") == "region3\n"
+    assert _errno_of(sim, "decoder0.1/create_ram_region", "region4") == errno.EBUSY
+    assert _errno_of(sim, "decoder0.1/create_ram_region", "bogus") == errno.EINVAL
+    mark = sim.mark()
+    sim.echo(f"{DEV}/decoder0.1/create_ram_region", "region3")
+    assert [(e.action, e.devpath.rsplit("/", 1)[1]) for e in sim.events(mark)] == [("add", "region3")]
+    r = "region3"
+    assert sim.cat(f"{DEV}/{r}/size") == "0x0\n" and sim.cat(f"{DEV}/{r}/resource") == "0xffffffffffffffff\n"
+    assert sim.cat(f"{DEV}/decoder0.1/create_ram_region") == "region4\n"
+    assert not sim.exists(f"{DEV}/{r}/driver") and not sim.exists(f"{DEV}/{r}/target0")
+    assert _errno_of(sim, f"{r}/size", "0x200000000") == errno.ENXIO  # no ways yet
+    assert _errno_of(sim, f"{r}/interleave_ways", "5") == errno.EINVAL
+    assert _errno_of(sim, f"{r}/interleave_granularity", "100") == errno.EINVAL
+    sim.echo(f"{DEV}/{r}/interleave_granularity", "256")
+    sim.echo(f"{DEV}/{r}/interleave_ways", "1")
+    assert sim.exists(f"{DEV}/{r}/target0") and not sim.exists(f"{DEV}/{r}/target1")
+    assert _errno_of(sim, f"{r}/size", "0x10000000") == 0 and _errno_of(sim, f"{r}/size", "0") == 0
+    assert _errno_of(sim, f"{r}/size", "0x8000000") == errno.EINVAL  # not 256 MiB x ways
+    assert _errno_of(sim, f"{r}/size", "0x800000000") == errno.ERANGE  # 32 GiB: the window has 16
+    sim.echo(f"{DEV}/{r}/size", "0x200000000")
+    assert sim.cat(f"{DEV}/{r}/resource") == "0x1450000000\n"
+    assert _errno_of(sim, f"{r}/interleave_ways", "1") == errno.EBUSY  # sized: INTERLEAVE_ACTIVE
+    assert _errno_of(sim, f"{r}/target0", "decoder3.0") == errno.ENODEV  # no DPA partition (6.15+)
+    assert _errno_of(sim, "decoder3.0/dpa_size", "0x200000000") == errno.EBUSY  # no mode (6.15+)
+    assert _errno_of(sim, "decoder3.0/mode", "flash") == errno.EINVAL
+    assert _errno_of(sim, "decoder3.0/mode", "pmem") == errno.ENXIO  # mem1 has no pmem
+    sim.echo(f"{DEV}/decoder3.1/mode", "ram")
+    assert _errno_of(sim, "decoder3.1/dpa_size", "0x100000000") == errno.EBUSY  # decoder3.0 first
+    sim.echo(f"{DEV}/decoder3.0/mode", "ram")
+    assert _errno_of(sim, "decoder3.0/dpa_size", "0x300000000") == errno.ENOSPC  # 12 GiB of 8
+    assert _errno_of(sim, "decoder3.0/dpa_size", "0x1000") == errno.EINVAL
+    sim.echo(f"{DEV}/decoder3.0/dpa_size", "0x100000000")
+    assert _errno_of(sim, f"{r}/target0", "decoder3.0") == errno.EINVAL  # 4 GiB x 1 != 8 GiB
+    sim.echo(f"{DEV}/decoder3.0/dpa_size", "0x200000000")
+    assert _errno_of(sim, f"{r}/commit", "1") == errno.ENXIO  # no target yet
+    assert _errno_of(sim, f"{r}/target0", "decoder2.1") == errno.ENODEV  # mem0's, no DPA
+    assert _errno_of(sim, f"{r}/target0", "region0") == errno.EINVAL  # not an endpoint decoder
+    assert _errno_of(sim, f"{r}/target0", "nosuch") == errno.ENODEV
+    sim.echo(f"{DEV}/{r}/target0", "decoder3.0")
+    assert sim.cat(f"{DEV}/decoder3.0/region") == f"{r}\n"
+    assert sim.cat(f"{DEV}/decoder1.1/region") == f"{r}\n"  # port1's next decoder routes it
+    assert sim.cat(f"{DEV}/decoder1.1/target_list") == "1\n"  # mem1's root port
+    assert _errno_of(sim, "decoder3.0/dpa_size", "0") == errno.EBUSY  # in a region
+    assert _errno_of(sim, "../drivers/cxl_region/bind", r) == errno.ENXIO  # not committed
+    sim.echo(f"{DEV}/{r}/commit", "1")
+    assert [sim.cat(f"{DEV}/{p}/decoders_committed") for p in ("port1", "endpoint3")] == ["2\n", "1\n"]
+    mark = sim.mark()
+    sim.echo("/bus/cxl/drivers/cxl_region/bind", r)
+    events = [(e.action, e.devpath.rsplit("/", 1)[1]) for e in sim.events(mark)
+              if not e.devpath.startswith("/devices/system")]
+    assert events[:2] == [("add", "dax_region3"), ("add", "dax3.0")]
+    assert events[-3:] == [("bind", "dax3.0"), ("bind", "dax_region3"), ("bind", r)]
+    assert sim.realpath(f"{DEV}/{r}/driver") == "/bus/cxl/drivers/cxl_region"
+    assert sim.realpath("/bus/dax/devices/dax3.0") == f"{ROOT}/decoder0.1/{r}/dax_region3/dax3.0"
+    assert sim.realpath("/bus/dax/devices/dax3.0/driver") == "/bus/dax/drivers/kmem"
+    assert sim.cat("/bus/dax/devices/dax3.0/target_node") == "1\n"
+    assert sim.cat("/bus/dax/devices/dax3.0/memmap_on_memory") == "1\n"
+    assert "  1450000000-164fffffff : region3\n" in sim.iomem()
+    # destroy, as cxl destroy-region does it: unbind, commit 0, detach, free DPA, delete.
+    sim.echo("/bus/cxl/drivers/cxl_region/unbind", r)
+    assert not sim.exists("/bus/dax/devices/dax3.0")
+    sim.echo(f"{DEV}/{r}/commit", "0")
+    assert [sim.cat(f"{DEV}/{p}/decoders_committed") for p in ("port1", "endpoint3")] == ["1\n", "0\n"]
+    sim.echo(f"{DEV}/{r}/target0", "")
+    sim.echo(f"{DEV}/decoder3.0/dpa_size", "0")
+    assert _errno_of(sim, "decoder0.1/delete_region", "region0") == errno.ENODEV  # decoder0.0's child
+    sim.echo(f"{DEV}/decoder0.1/delete_region", r)
+    assert not sim.exists(f"{DEV}/{r}") and "region3" not in sim.iomem()
+    assert sim.cat(f"{DEV}/decoder0.1/create_ram_region") == "region3\n"  # the id is recycled
+    assert sim.cat(f"{DEV}/decoder1.1/region") == "\n"
+
+
+def test_delete_region_tears_a_bound_region_down(sim: Simulation) -> None:
+    """delete_region_store() unregisters even an enabled region: driver released (the dax
+    device goes), decoders reset and detached, HPA and DPA stay as the kernel leaves DPA."""
+    for path, value in [("decoder0.1/create_ram_region", "region3"), ("region3/interleave_granularity", "256"),
+                        ("region3/interleave_ways", "1"), ("region3/size", "0x100000000"),
+                        ("decoder3.0/mode", "ram"), ("decoder3.0/dpa_size", "0x100000000"),
+                        ("region3/target0", "decoder3.0"), ("region3/commit", "1"),
+                        ("../drivers/cxl_region/bind", "region3")]:
+        sim.echo(f"{DEV}/{path}", value)
+    assert sim.exists("/bus/dax/devices/dax3.0")
+    sim.echo(f"{DEV}/decoder0.1/delete_region", "region3")
+    assert not sim.exists("/bus/dax/devices/dax3.0") and not sim.exists(f"{DEV}/region3")
+    assert sim.cat(f"{DEV}/decoder3.0/region") == "\n" and sim.cat(f"{DEV}/endpoint3/decoders_committed") == "0\n"
+    assert sim.cat(f"{DEV}/decoder3.0/dpa_size") == "0x0000000100000000\n"  # cxl frees DPA itself
+
+
 # -- unmodified cxl ------------------------------------------------------------------------------
 def _unavailable() -> str | None:
     if shutil.which("cxl") is None:
@@ -168,28 +273,85 @@ def _unavailable() -> str | None:
     return None
 
 
+#: libcxl's create-region sequence (ndctl cxl/region.c create_region(), v77 and later: the
+#: ``cxl`` of Debian 12, v76, refuses ``-t ram``), as raw writes with its trailing NULs.
+CREATE_REGION = r"""
+D=/sys/bus/cxl/devices
+R=$(cat $D/decoder0.1/create_ram_region)
+printf '%s\0' $R > $D/decoder0.1/create_ram_region
+printf '256\n\0' > $D/$R/interleave_granularity
+printf '1\n\0' > $D/$R/interleave_ways
+printf '0x200000000\n\0' > $D/$R/size
+printf '0\n\0' > $D/decoder3.0/dpa_size
+printf 'ram\0' > $D/decoder3.0/mode
+printf '0x200000000\n\0' > $D/decoder3.0/dpa_size
+printf 'decoder3.0\0' > $D/$R/target0
+printf '1\n\0' > $D/$R/commit
+"""
+
+
+def _session(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fakesysfs", "run", "--", "sh", "-c", script],
+                          capture_output=True, text=True, env=ENV, timeout=240, check=False)
+
+
+def _json_parts(stdout: str) -> list[Any]:
+    return [json.loads(part) for part in stdout.split("==\n")[:-1]]
+
+
 @pytest.mark.realtools
 @pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
 def test_cxl_list_sees_the_default_topology() -> None:
     """``cxl list`` (ndctl's libcxl) inside ``fakesysfs run`` prints the kernel's shapes: the
-    memdev, the host-bridge port, the root decoder, the bus, the committed region."""
+    memdevs, the host-bridge port, the root decoders, the bus, the committed region."""
     script = ("for a in -M -P '-D -d root' -B -R -E; do cxl list $a; echo '=='; done; "
               "cxl disable-memdev mem0; echo \"rc=$?\"")
-    done = subprocess.run([sys.executable, "-m", "fakesysfs", "run", "--", "sh", "-c", script],
-                          capture_output=True, text=True, env=ENV, timeout=240, check=False)
+    done = _session(script)
     assert done.returncode == 0, done.stderr
-    outs = [json.loads(part) for part in done.stdout.split("==\n")[:-1]]
-    memdevs, ports, decoders, buses, regions, endpoints = outs
-    assert memdevs == [{"memdev": "mem0", "ram_size": 16 << 30, "serial": 0x1234, "numa_node": 0,
-                        "host": "0000:0d:00.0"}]
+    memdevs, ports, decoders, buses, regions, endpoints = _json_parts(done.stdout)
+    assert sorted(memdevs, key=lambda m: m["memdev"]) == [
+        {"memdev": "mem0", "ram_size": 16 << 30, "serial": 0x1234, "numa_node": 0, "host": "0000:0d:00.0"},
+        {"memdev": "mem1", "ram_size": 8 << 30, "serial": 0x5678, "numa_node": 0, "host": "0000:0e:00.0"}]
     assert ports == [{"port": "port1", "host": "pci0000:0c", "depth": 1}]
-    assert [d["decoder"] for d in decoders] == ["decoder0.0"]
-    assert decoders[0]["resource"] == 0x1050000000 and decoders[0]["volatile_capable"] is True
-    assert decoders[0]["max_available_extent"] == 0
+    by_name = {d["decoder"]: d for d in decoders}
+    assert sorted(by_name) == ["decoder0.0", "decoder0.1"]
+    assert by_name["decoder0.0"]["resource"] == 0x1050000000 and by_name["decoder0.0"]["volatile_capable"]
+    assert by_name["decoder0.0"]["max_available_extent"] == 0  # region0 fills it
+    assert by_name["decoder0.1"]["max_available_extent"] == 16 << 30
     assert buses == [{"bus": "root0", "provider": "ACPI.CXL"}]
-    assert regions[0]["region"] == "region0" and regions[0]["decode_state"] == "commit"
-    assert regions[0]["size"] == 16 << 30 and regions[0]["interleave_ways"] == 1
-    assert endpoints == [{"endpoint": "endpoint2", "host": "mem0", "depth": 2}]
+    assert [(r["region"], r["decode_state"], r["size"]) for r in regions] == [("region0", "commit", 16 << 30)]
+    assert sorted((e["endpoint"], e["host"]) for e in endpoints) == [("endpoint2", "mem0"), ("endpoint3", "mem1")]
     # cxl disable-memdev refuses a memdev whose endpoint has committed decoders.
     assert "mem0 is part of an active region" in done.stderr
     assert done.stdout.rstrip().endswith("rc=1")
+
+
+@pytest.mark.realtools
+@pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
+def test_a_created_region_onlines_through_daxctl_and_is_destroyed_by_cxl() -> None:
+    """The issue's sequence: create a ram region on the free window (libcxl's writes), ``cxl
+    enable-region``, ``daxctl reconfigure-device -m system-ram`` (64 blocks online, movable,
+    node 1), ``daxctl offline-memory``, ``cxl disable-region``, ``cxl destroy-region``: the
+    DPA, the decoders and the region id are free again."""
+    script = CREATE_REGION + (
+        "cxl enable-region $R; echo \"rc=$?\"; cxl list -R -r $R; echo ==; "
+        "daxctl reconfigure-device -m system-ram dax3.0; echo ==; "
+        "daxctl offline-memory dax3.0; cxl disable-region $R; cxl destroy-region $R; echo \"rc=$?\"; "
+        "cat $D/decoder3.0/dpa_size $D/decoder0.1/create_ram_region $D/endpoint3/decoders_committed; "
+        "cxl list -R -i; echo ==")
+    done = _session(script)
+    assert done.returncode == 0, done.stderr
+    first, second, third = done.stdout.split("==\n")[:3]
+    assert first.startswith("rc=0\n"), done.stdout  # enable-region
+    region, dax = json.loads(first.removeprefix("rc=0\n")), json.loads(second)
+    # destroy-region's status, then decoder3.0/dpa_size, create_ram_region, decoders_committed
+    tail, _, listing = third.partition("[")
+    remaining = json.loads("[" + listing)
+    assert region == [{"region": "region3", "resource": 0x1450000000, "size": 8 << 30, "interleave_ways": 1,
+                       "interleave_granularity": 256, "decode_state": "commit"}]
+    assert dax[0]["chardev"] == "dax3.0" and dax[0]["mode"] == "system-ram"
+    assert dax[0]["online_memblocks"] == dax[0]["total_memblocks"] == 64 and dax[0]["movable"] is True
+    assert dax[0]["target_node"] == 1
+    assert tail == "rc=0\n0x0000000000000000\nregion3\n0\n", done.stdout
+    assert [r["region"] for r in remaining] == ["region0"]
+    assert "enabled 1 region" in done.stderr and "destroyed 1 region" in done.stderr

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, KernelError
-from ..klib import sysfs_streq
-from .dax import DaxMixin, DevDax
+from ..klib import kstrtobool, kstrtoint, kstrtouint, kstrtoull, sysfs_streq
+from .dax import IORESOURCE_DAX_KMEM, DaxMixin, DevDax
+from .hotplug import PMD_SIZE
+from .resource import Resource
 
 if TYPE_CHECKING:
     from ..config import CxlMemdevConfig, CxlRegionConfig, CxlWindowConfig
@@ -36,6 +38,12 @@ CXL_DECODER_MIN_GRANULARITY = 256
 NR_HDM_DECODERS = 4
 #: include/linux/range.h ULLONG_MAX: ``dpa_resource`` of a decoder without DPA.
 RESOURCE_NONE = (1 << 64) - 1
+#: drivers/cxl/cxl.h: HPA granule of decoders and regions.
+CXL_GRANULE = 256 << 20
+#: eiw_to_ways(): the interleave ways a decoder can do.
+CXL_WAYS = (1, 2, 3, 4, 6, 8, 12, 16)
+#: enum cxl_config_state (drivers/cxl/cxl.h).
+CXL_CONFIG_IDLE, CXL_CONFIG_INTERLEAVE_ACTIVE, CXL_CONFIG_ACTIVE, CXL_CONFIG_COMMIT = range(4)
 #: First PCI bus number given to a host bridge (buses are numbered from it in _UID order).
 FIRST_BUS = 0x0C
 
@@ -191,11 +199,14 @@ class CxlMixin(DaxMixin):
     cxl_host_bridges: dict[int, str]
     _cxl_port_ids: set[int]
     _cxl_fw_regions: list[tuple[int, int]]
+    #: The ``regionN`` iomem resource of each region sized through sysfs.
+    _cxl_region_res: dict[int, Resource]
 
     # -- boot ---------------------------------------------------------------------------------
     def dax_boot(self) -> None:
         """The dax producers, then the CXL topology around the regions firmware assembled."""
         self._cxl_fw_regions = []
+        self._cxl_region_res = {}
         self.cxl_major = self.config.cxl_major
         self.cxl_objects = {}
         self.cxl_root = None
@@ -491,6 +502,391 @@ class CxlMixin(DaxMixin):
             region.targets.append(None)
         region.targets[pos] = ep_dec
 
+    # -- region creation (drivers/cxl/core/region.c, core/hdm.c, core/port.c) ---------------
+    def cxl_next_region_id(self) -> int:
+        """What ``create_*_region`` shows: memregion_alloc()'s pick now (docs/cxl.md)."""
+        return next(i for i in itertools.count() if i not in self._memregion_ids)
+
+    def create_region_store(self, dec: CxlDecoder, mode: str, buf: str) -> None:
+        """create_ram_region_store() -> __create_region(): ``sscanf("region%d")`` (EINVAL),
+        the id shown (EBUSY otherwise); the region is added unbound (its auto-probe fails
+        before commit, cxl_region_can_probe()), with ways, granularity and size 0."""
+        with self.lock:
+            rid = _sscanf_region(buf)
+            if rid is None:
+                raise KernelError(errno.EINVAL)
+            if rid != self.cxl_next_region_id():
+                raise KernelError(errno.EBUSY)
+            self.memregion_alloc()
+            region = CxlRegion(rid, dec, mode)
+            self.cxl_regions_by_id[rid] = region
+            self._producer_device(region.devpath, "cxl", devtype="cxl_region", modalias=f"cxl:t{CXL_DEVICE_REGION}")
+            self.cxl_objects[region.devpath] = region
+            self._cxl_uevent("add", region.devpath)
+
+    def delete_region_store(self, dec: CxlDecoder, buf: str) -> None:
+        """delete_region_store(): a child region of this decoder (ENODEV otherwise) is
+        unregistered even if bound: its driver is released, its decoders reset and detached,
+        its HPA freed, its id recycled (cxl_region_release())."""
+        with self.lock:
+            region = next((r for r in self.cxl_regions_by_id.values()
+                           if r.root is dec and sysfs_streq(r.name, buf)), None)
+            if region is None or region.devpath not in self.dax_producer_devices:
+                raise KernelError(errno.ENODEV)
+            self.unregister_region(region)
+
+    def unregister_region(self, region: CxlRegion) -> None:
+        """unregister_region(): device_del() releases the driver, then every target is
+        detached (decode reset first if committed) and the HPA released."""
+        pdev = self.dax_producer_devices[region.devpath]
+        self.cxl_region_release_driver(region)
+        self.cxl_region_decode_reset(region)
+        for pos in range(len(region.targets)):
+            self._cxl_detach(region, pos)
+        if region.id not in self._cxl_region_res and region.start is not None:
+            # A region firmware assembled: its iomem entry came with it (cxl_region_iomem_release()),
+            # and it is no longer one of the machine's producers (the harness lists those).
+            res = self.resources.find(region.start, region.start + region.size - 1, region.name)
+            if res is not None:
+                self.resources.release(res)
+            self.config.cxl_regions[:] = [c for c in self.config.cxl_regions
+                                          if not (c.start == region.start and c.decoder == region.root.name)]
+            region.start, region.size = None, 0
+        self._cxl_free_hpa(region)
+        self._cxl_uevent("remove", pdev.devpath)
+        del self.dax_producer_devices[pdev.devpath]
+        self.cxl_objects.pop(region.devpath, None)
+        self.cxl_regions_by_id.pop(region.id, None)
+        self._memregion_ids.discard(region.id)
+
+    def _cxl_state(self, region: CxlRegion) -> int:
+        """enum cxl_config_state: 0 IDLE, 1 INTERLEAVE_ACTIVE (size set), 2 ACTIVE (all
+        targets attached), 3 COMMIT."""
+        if region.committed:
+            return CXL_CONFIG_COMMIT
+        if region.start is None:
+            return CXL_CONFIG_IDLE
+        filled = len([t for t in region.targets if t is not None])
+        return CXL_CONFIG_ACTIVE if region.ways and filled == region.ways else CXL_CONFIG_INTERLEAVE_ACTIVE
+
+    def interleave_ways_store(self, region: CxlRegion, buf: str) -> None:
+        """interleave_ways_store(): kstrtouint, ways_to_eiw() (EINVAL), a power-of-2 multiple
+        of the root's ways (EINVAL), EBUSY once sized."""
+        with self.lock:
+            val = kstrtouint(buf, 0)
+            root_ways = region.root.ways
+            if val not in CXL_WAYS or val % root_ways or not _is_pow2(val // root_ways):
+                raise KernelError(errno.EINVAL)
+            if self._cxl_state(region) >= CXL_CONFIG_INTERLEAVE_ACTIVE:
+                raise KernelError(errno.EBUSY)
+            region.ways = val
+            region.targets = region.targets[:val] + [None] * (val - len(region.targets[:val]))
+
+    def interleave_granularity_store(self, region: CxlRegion, buf: str) -> None:
+        """interleave_granularity_store(): kstrtoint, granularity_to_eig() (power of two,
+        256..16384: EINVAL), the root's own granularity when the root interleaves (EINVAL),
+        EBUSY once sized."""
+        with self.lock:
+            val = kstrtoint(buf, 0)
+            if not _is_pow2(val) or not 256 <= val <= 16384:
+                raise KernelError(errno.EINVAL)
+            if region.root.ways > 1 and val != region.root.granularity:
+                raise KernelError(errno.EINVAL)
+            if self._cxl_state(region) >= CXL_CONFIG_INTERLEAVE_ACTIVE:
+                raise KernelError(errno.EBUSY)
+            region.granularity = val
+
+    def region_size_store(self, region: CxlRegion, buf: str) -> None:
+        """size_store(): alloc_hpa() / free_hpa()."""
+        with self.lock:
+            val = kstrtoull(buf, 0)
+            if val == 0:
+                if region.start is None:
+                    return
+                if self._cxl_state(region) >= CXL_CONFIG_ACTIVE:
+                    raise KernelError(errno.EBUSY)
+                self._cxl_free_hpa(region)
+                return
+            if region.start is not None:
+                if region.size == val:
+                    return
+                raise KernelError(errno.EBUSY)
+            if not region.ways or not region.granularity:
+                raise KernelError(errno.ENXIO)
+            if val % (CXL_GRANULE * region.ways):
+                raise KernelError(errno.EINVAL)
+            start = self._cxl_first_fit(region.root, val)
+            if start is None:
+                raise KernelError(errno.ERANGE)  # alloc_free_mem_region() found no room
+            res = self.request_mem_region(start, val, region.name, busy=False)
+            if res is None:
+                raise KernelError(errno.EBUSY)  # something else sits in the window's range
+            region.start, region.size = start, val
+            self._cxl_region_res[region.id] = res
+
+    def _cxl_first_fit(self, dec: CxlDecoder, size: int) -> int | None:
+        """alloc_free_mem_region(cxlrd->res, size, SZ_256M): ascending first fit in the window,
+        past every region the window already holds."""
+        taken = sorted((r.start, r.start + r.size) for r in self.cxl_regions_by_id.values()
+                       if r.root is dec and r.start is not None)
+        cand = -(-dec.start // CXL_GRANULE) * CXL_GRANULE
+        end = dec.start + dec.size
+        for lo, hi in taken:
+            if cand + size <= lo:
+                break
+            cand = max(cand, -(-hi // CXL_GRANULE) * CXL_GRANULE)
+        return cand if cand + size <= end else None
+
+    def _cxl_free_hpa(self, region: CxlRegion) -> None:
+        res = self._cxl_region_res.pop(region.id, None)
+        if res is not None:
+            self.resources.release(res)
+        region.start, region.size = None, 0
+
+    def target_store(self, region: CxlRegion, pos: int, buf: str) -> None:
+        """store_targetN(): an empty write detaches position ``pos``; a name attaches that
+        endpoint decoder (cxl_region_attach(), its checks in the kernel's order)."""
+        with self.lock:
+            if pos >= region.ways:
+                raise KernelError(errno.ENXIO)
+            text = buf.removesuffix("\n")
+            if not text:
+                self.cxl_region_release_driver(region)
+                self.cxl_region_decode_reset(region)
+                self._cxl_detach(region, pos)
+                return
+            devpath = self.cxl_bus_device(text)
+            if devpath is None:
+                raise KernelError(errno.ENODEV)
+            dec = self.cxl_objects.get(devpath)
+            if not isinstance(dec, CxlDecoder) or dec.kind != "endpoint":
+                raise KernelError(errno.EINVAL)
+            self.cxl_region_attach(region, dec, pos)
+
+    def cxl_region_attach(self, region: CxlRegion, dec: CxlDecoder, pos: int) -> None:
+        ep = dec.port
+        mem = ep.memdev
+        assert mem is not None and mem.port is not None and mem.dport is not None
+        if dec.mode == "none":  # part < 0 (6.15+: "dead"); before, mode NONE != the region's
+            raise KernelError(errno.ENODEV if self.profile >= (6, 15) else errno.EINVAL)
+        if dec.mode != region.mode:
+            raise KernelError(errno.EINVAL)
+        state = self._cxl_state(region)
+        if state > CXL_CONFIG_INTERLEAVE_ACTIVE:
+            raise KernelError(errno.EBUSY)
+        if state < CXL_CONFIG_INTERLEAVE_ACTIVE:
+            raise KernelError(errno.ENXIO)
+        if dec.region is not None and dec.region is not region:
+            raise KernelError(errno.EBUSY)
+        filled = [t for t in region.targets if t is not None]
+        if len(filled) >= region.ways:
+            raise KernelError(errno.EINVAL)
+        uid = next((u for u, path in self.cxl_host_bridges.items() if path == mem.port.uport), None)
+        if uid is None or uid not in region.root.targets:
+            raise KernelError(errno.ENXIO)  # the endpoint is not below this window's host bridges
+        if not dec.dpa_size:
+            raise KernelError(errno.ENXIO)
+        if dec.dpa_size * region.ways != region.size:
+            raise KernelError(errno.EINVAL)
+        other = region.targets[pos]
+        if other is not None and other is not dec:
+            raise KernelError(errno.EBUSY)
+        if any(t is not None and t is not dec and t.port is ep for t in region.targets) or dec in region.targets:
+            raise KernelError(errno.EBUSY)
+        if region.root.targets[pos % region.root.ways] != uid:
+            raise KernelError(errno.ENXIO)  # cxl_region_attach_position(): the wrong host bridge
+        hb = mem.port
+        hb_dec = next((d for d in hb.decoders.values() if d.region is region), None)
+        if hb_dec is None:  # cxl_port_attach_region(): regions in HPA order, the next free decoder
+            assert region.start is not None
+            if any(d.region is not None and d.region.start is not None and d.region.start > region.start
+                   for d in hb.decoders.values()):
+                raise KernelError(errno.EBUSY)
+            hb_dec = next((d for d in hb.decoders.values() if d.region is None and not d.enabled
+                           and all(o.enabled or o.region is not None for o in hb.decoders.values() if o.id < d.id)),
+                          None)
+            if hb_dec is None or hb_dec.id != hb.commit_end + 1 + sum(
+                    1 for d in hb.decoders.values() if d.region is not None and not d.enabled):
+                raise KernelError(errno.EBUSY)
+            hb_dec.region = region
+        region.targets[pos] = dec
+        dec.region = region
+        dec.start, dec.size = region.start or 0, region.size
+        dec.ways, dec.granularity = region.ways, region.granularity
+        if all(t is not None for t in region.targets):
+            self.cxl_region_setup_targets(region)
+
+    def cxl_region_setup_targets(self, region: CxlRegion) -> None:
+        """cxl_port_setup_targets() for the host bridges: the distinct root ports the members
+        are reached through, in position order; granularity = the region's x root ways."""
+        for port in {id(t.port.parent): t.port.parent for t in region.targets if t is not None
+                     and t.port.parent is not None}.values():
+            hb_dec = next(d for d in port.decoders.values() if d.region is region)
+            targets: list[int] = []
+            for t in region.targets:
+                assert t is not None
+                mem = t.port.memdev
+                if mem is not None and mem.port is port and mem.dport is not None and mem.dport.id not in targets:
+                    targets.append(mem.dport.id)
+            hb_dec.targets, hb_dec.ways = targets, len(targets)
+            hb_dec.granularity = region.granularity * region.root.ways
+            hb_dec.start, hb_dec.size = region.start or 0, region.size
+
+    def _cxl_detach(self, region: CxlRegion, pos: int) -> None:
+        """cxl_region_detach(): the member leaves; a host bridge decoder no member uses any
+        more is released; every switch decoder's HPA range is reset (ACTIVE -> INTERLEAVE_ACTIVE)."""
+        if pos >= len(region.targets) or region.targets[pos] is None:
+            return
+        dec = region.targets[pos]
+        assert dec is not None
+        region.targets[pos] = None
+        dec.region = None
+        dec.start = dec.size = 0
+        parent = dec.port.parent
+        for port in [p for p in self.cxl_objects.values() if isinstance(p, CxlPort) and p.kind == "port"]:
+            for d in port.decoders.values():
+                if d.region is region:
+                    d.start = d.size = 0
+                    still = any(t is not None and t.port.parent is port for t in region.targets)
+                    if port is parent and not still:
+                        d.region = None
+
+    def commit_store(self, region: CxlRegion, buf: str) -> None:
+        """commit_store(): kstrtobool; 1 commits every member's decoders bottom-up, each in
+        id order on its port (EBUSY otherwise, cxl_decoder_commit()); ENXIO before ACTIVE.
+        0 releases the driver and resets the decoders in reverse (queue_reset())."""
+        with self.lock:
+            commit = kstrtobool(buf, enable_disable=self.profile >= (6, 16))
+            if not commit:
+                if region.committed:
+                    self.cxl_region_release_driver(region)
+                    self.cxl_region_decode_reset(region)
+                return
+            if region.committed:
+                return
+            if self._cxl_state(region) < CXL_CONFIG_ACTIVE:
+                raise KernelError(errno.ENXIO)
+            done: list[CxlDecoder] = []
+            for dec in region.targets:
+                assert dec is not None
+                for d in (dec, *(x for x in self._cxl_route(dec) if x is not dec)):
+                    if d.enabled:
+                        continue
+                    if d.id != d.port.commit_end + 1:
+                        for undo in reversed(done):
+                            undo.enabled = False
+                            undo.port.commit_end -= 1
+                        raise KernelError(errno.EBUSY)
+                    d.enabled = True
+                    d.port.commit_end = d.id
+                    done.append(d)
+            region.committed = True
+
+    def cxl_region_decode_reset(self, region: CxlRegion) -> None:
+        """cxl_region_decode_reset(): every member's decoders, last position first (6.12+:
+        out of order is reaped, cxl_port_commit_reap())."""
+        if not region.committed:
+            return
+        for dec in reversed([t for t in region.targets if t is not None]):
+            for d in reversed(self._cxl_route(dec)):
+                d.enabled = False
+                enabled = sorted(x.id for x in d.port.decoders.values() if x.enabled)
+                end = -1
+                for i in enabled:
+                    if i != end + 1:
+                        break
+                    end = i
+                d.port.commit_end = end
+        region.committed = False
+
+    # -- endpoint decoder DPA (core/port.c mode_store, dpa_size_store; core/hdm.c) -------------
+    def decoder_mode_store(self, dec: CxlDecoder, buf: str) -> None:
+        """mode_store() -> cxl_dpa_set_part()/cxl_dpa_set_mode(): ``ram`` or ``pmem`` (EINVAL),
+        EBUSY while committed, ENXIO for an empty partition."""
+        with self.lock:
+            if sysfs_streq(buf, "ram"):
+                mode = "ram"
+            elif sysfs_streq(buf, "pmem"):
+                mode = "pmem"
+            else:
+                raise KernelError(errno.EINVAL)
+            if dec.enabled:
+                raise KernelError(errno.EBUSY)
+            mem = dec.port.memdev
+            assert mem is not None
+            if not (mem.ram_size if mode == "ram" else mem.pmem_size):
+                raise KernelError(errno.ENXIO)
+            dec.mode = mode
+
+    def dpa_size_store(self, dec: CxlDecoder, buf: str) -> None:
+        """dpa_size_store(): 256 MiB multiples (EINVAL); cxl_dpa_free() first (EBUSY in a
+        region, committed, or not the endpoint's last allocation), then cxl_dpa_alloc() (EBUSY
+        in a region or committed, no mode: EINVAL before 6.15 and EBUSY since, ENOSPC past the
+        partition's end, EBUSY out of decoder-id order)."""
+        with self.lock:
+            size = kstrtoull(buf, 0)
+            if size % CXL_GRANULE:
+                raise KernelError(errno.EINVAL)
+            ep = dec.port
+            mem = ep.memdev
+            assert mem is not None
+            if dec.dpa_start is not None:
+                if dec.region is not None or dec.enabled or dec.id != ep.hdm_end:
+                    raise KernelError(errno.EBUSY)
+                dec.dpa_start, dec.dpa_size = None, 0
+                ep.hdm_end = max((d.id for d in ep.decoders.values() if d.dpa_start is not None), default=-1)
+            if size == 0:
+                return
+            if dec.region is not None or dec.enabled:
+                raise KernelError(errno.EBUSY)
+            if dec.mode == "none":
+                raise KernelError(errno.EBUSY if self.profile >= (6, 15) else errno.EINVAL)
+            part_start, part_end = (0, mem.ram_size) if dec.mode == "ram" else (
+                mem.ram_size, mem.ram_size + mem.pmem_size)
+            start = max((d.dpa_start + d.dpa_size for d in ep.decoders.values()
+                         if d.dpa_start is not None and part_start <= d.dpa_start < part_end), default=part_start)
+            if start + size > part_end:
+                raise KernelError(errno.ENOSPC)
+            if dec.id != ep.hdm_end + 1:
+                raise KernelError(errno.EBUSY)
+            dec.dpa_start, dec.dpa_size = start, size
+            ep.hdm_end = dec.id
+
+    # -- region enable (cxl_region driver) and its dax region ------------------------------
+    def cxl_region_probe(self, region: CxlRegion) -> None:
+        """cxl_region_probe(): ENXIO before commit; a ram region gets ``dax_regionN`` on the
+        cxl bus, whose cxl_dax_region probe makes the dax region and ``daxN.0`` (kmem by
+        default, memmap_on_memory=1: drivers/dax/cxl.c cxl_dax_region_probe())."""
+        if not region.committed or region.start is None:
+            raise KernelError(errno.ENXIO)
+        pdev = self.dax_producer_devices[region.devpath]
+        parent = self._producer_device(f"{region.devpath}/dax_region{region.id}", "cxl", driver="cxl_dax_region",
+                                       devtype="cxl_dax_region", modalias=f"cxl:t{CXL_DEVICE_DAX_REGION}")
+        self._pdev_uevent("add", parent)
+        target = region.root.target_node
+        numa_node = self.numa_map_to_online_node(target, need_cpus=True)
+        dax = self.alloc_dax_region(parent, region.id, region.start, region.start + region.size - 1, target,
+                                    PMD_SIZE, IORESOURCE_DAX_KMEM, numa_node=numa_node, producer="cxl",
+                                    adistance=None)
+        if dax is not None:
+            self.devm_create_dev_dax(dax, -1, region.size, memmap_on_memory=True)
+            self._pdev_uevent("bind", parent)
+        pdev.driver = "cxl_region"
+        self._pdev_uevent("bind", pdev)
+
+    def cxl_region_release_driver(self, region: CxlRegion) -> None:
+        """device_release_driver() of a region: its dax region goes (dax devices newest first;
+        kmem leaks what is still online), then ``unbind``."""
+        pdev = self.dax_producer_devices.get(region.devpath)
+        if pdev is None or pdev.driver is None:
+            return
+        parent = self.dax_producer_devices.get(f"{region.devpath}/dax_region{region.id}")
+        if parent is not None:
+            self.dax_region_teardown(parent, parent.region)
+            del self.dax_producer_devices[parent.devpath]
+        pdev.driver = None
+        self._pdev_uevent("unbind", pdev)
+
     # -- the bus --------------------------------------------------------------------------
     def cxl_bus_device(self, buf: str) -> str | None:
         """bus_find_device_by_name() on the cxl bus: the devpath."""
@@ -525,7 +921,10 @@ class CxlMixin(DaxMixin):
                 pdev.driver = driver
                 self._cxl_uevent("bind", pdev.devpath)
                 return
-            # A port or region probe that is not modelled (only what boot made is enabled).
+            if isinstance(obj, CxlRegion):
+                self.cxl_region_probe(obj)
+                return
+            # A port probe is not modelled (only what boot made is enabled).
             raise KernelError(errno.ENXIO)
 
     def cxl_unbind_store(self, driver: str, buf: str) -> None:
@@ -536,6 +935,9 @@ class CxlMixin(DaxMixin):
             if pdev is None or pdev.driver != driver:
                 raise KernelError(errno.ENODEV)
             obj = self.cxl_objects.get(pdev.devpath)
+            if isinstance(obj, CxlRegion):
+                self.cxl_region_release_driver(obj)
+                return
             if not isinstance(obj, CxlMemdev) or obj.endpoint is None:
                 raise KernelError(errno.EBUSY)  # port and region teardown are not modelled yet
             ep = obj.endpoint
@@ -576,6 +978,26 @@ class CxlMixin(DaxMixin):
         pdev = self.dax_producer_devices[mem.devpath]
         return [("MAJOR", str(self.cxl_major)), ("MINOR", str(mem.id)), ("DEVNAME", f"cxl/{mem.name}"),
                 *pdev.uevent_env()]
+
+
+def _is_pow2(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def _sscanf_region(buf: str) -> int | None:
+    """``sscanf(buf, "region%d\n", &id)`` matched its one conversion: ``%d`` skips white
+    space, takes a sign and digits; what follows is not looked at."""
+    if not buf.startswith("region"):
+        return None
+    rest = buf[6:].lstrip(" \t\n\v\f\r")
+    sign = -1 if rest[:1] == "-" else 1
+    rest = rest[1:] if rest[:1] in "+-" and rest else rest
+    digits = ""
+    for ch in rest:
+        if not ("0" <= ch <= "9"):
+            break
+        digits += ch
+    return sign * int(digits) if digits else None
 
 
 __all__ = ["CXL_DRIVERS", "CXL_ROOT", "CxlDecoder", "CxlDport", "CxlMemdev", "CxlMixin", "CxlObject", "CxlPort",

@@ -410,6 +410,30 @@ class DaxMixin(HotplugMixin):
         return self.devm_create_dev_dax(region, dev_id, end - data_start + 1, memmap_on_memory=False,
                                         autoprobe=cfg.driver is None)
 
+    def dax_region_teardown(self, parent: ProducerDevice, region: DaxRegion | None) -> None:
+        """device_del() of the region's parent: its driver's devm actions unregister the dax
+        devices newest first, then the region (dax_region_unregister); unbind, remove."""
+        if region is not None:
+            for dev in reversed(list(region.devices.values())):
+                self.unregister_dev_dax(dev)
+                region.ida.discard(dev.id)
+            region.seed = region.youngest = None
+            region.enabled = False
+            if region in self.dax_regions:
+                self.dax_regions.remove(region)
+            parent.region = None
+        if parent.driver is not None:
+            self._pdev_uevent("unbind", parent)
+        self._pdev_uevent("remove", parent)
+
+    def _pdev_uevent(self, action: str, pdev: ProducerDevice) -> None:
+        """dev_uevent() of a producer device: DRIVER only while bound (not on ``add``,
+        ``unbind``, ``remove``)."""
+        env = pdev.uevent_env()
+        if action != "bind":
+            env = [(k, v) for k, v in env if k != "DRIVER"]
+        self.uevent(action, pdev.devpath, pdev.bus or "", tuple(env))
+
     def cxl_window_iomem(self, index: int, cfg: CxlRegionConfig) -> bool:
         """The CFMWS window of a firmware region in /proc/iomem: one of its own, ``CXL Window
         <index>`` (engine/cxl.py places regions in declared windows instead). False if the

@@ -47,7 +47,6 @@ from ..errors import KernelError
 from .cxl import CxlMixin
 from .dax import (
     IORESOURCE_DAX_KMEM,
-    DaxRegion,
     DevDax,
     ProducerDevice,
     ProducerFields,
@@ -150,11 +149,7 @@ class FirmwareMixin(CxlMixin):
 
     # -- uevents of the producers' devices --------------------------------------------------
     def _producer_uevent(self, action: str, pdev: ProducerDevice) -> None:
-        """dev_uevent(): DRIVER only while bound (not on ``add``, ``unbind``, ``remove``)."""
-        env = pdev.uevent_env()
-        if action != "bind":
-            env = [(k, v) for k, v in env if k != "DRIVER"]
-        self.uevent(action, pdev.devpath, pdev.bus or "", tuple(env))
+        self._pdev_uevent(action, pdev)
 
     def _hotplug_producer_device(self, devpath: str, bus: str,
                                  **kw: Unpack[ProducerFields]) -> tuple[ProducerDevice, bool]:
@@ -236,22 +231,6 @@ class FirmwareMixin(CxlMixin):
                 self._withdraw_firmware_range(cfg.start, cfg.size, "CXL Window")
                 self.config.cxl_regions[:] = [c for c in self.config.cxl_regions if c is not cfg]
             self._memregion_ids.discard(rid)
-
-    def dax_region_teardown(self, parent: ProducerDevice, region: DaxRegion | None) -> None:
-        """device_del() of the region's parent: its driver's devm actions unregister the dax
-        devices newest first, then the region (dax_region_unregister); unbind, remove."""
-        if region is not None:
-            for dev in reversed(list(region.devices.values())):
-                self.unregister_dev_dax(dev)
-                region.ida.discard(dev.id)
-            region.seed = region.youngest = None
-            region.enabled = False
-            if region in self.dax_regions:
-                self.dax_regions.remove(region)
-            parent.region = None
-        if parent.driver is not None:
-            self._producer_uevent("unbind", parent)
-        self._producer_uevent("remove", parent)
 
     def _withdraw_firmware_range(self, start: int, size: int, prefix: str) -> None:
         """Firmware withdraws its range, unless leaked memory still sits in it."""

@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..engine.cxl import CXL_DRIVERS, CxlDecoder, CxlMemdev, CxlPort, CxlRegion
-from .common import BusDevicesDir, link, power_dir, ro, simple_bus, uevent_attr, wo
+from .common import BusDevicesDir, link, power_dir, ro, rw, simple_bus, uevent_attr, wo
 from .dax import PRODUCER_DIRS, ProducerDeviceDir, producer_bus, producer_children_group
-from .group import Attribute, Dynamic, Entry, Group, GroupDir, Layout, attr_ro
+from .group import Attribute, Dynamic, Entry, Group, GroupDir, Layout, attr_ro, attr_rw, attr_wo
 from .tree import Dir, Node, StaticDir
 
 if TYPE_CHECKING:
@@ -119,8 +119,8 @@ def cxl_visible(d: CxlDeviceDir, entry: Entry[CxlDeviceDir]) -> int:
             return 0o444  # cxl_region_visible(): a ram region's uuid is read-only and empty
         if name == "mode":
             return 0o444  # DEVICE_ATTR_RO(mode) of a region (0644 on an endpoint decoder)
-        if name == "size":
-            return 0o644  # DEVICE_ATTR_RW(size) of a region (0444 on a decoder)
+        if name in ("size", "interleave_ways", "interleave_granularity"):
+            return 0o644  # DEVICE_ATTR_RW of a region (0444 on a decoder)
         return entry.mode if name in _REGION else 0
     return 0
 
@@ -145,7 +145,9 @@ def _target_show(d: CxlDeviceDir, name: str) -> Node | None:
     if pos is None or pos >= region.ways:
         return None
     target = region.targets[pos] if pos < len(region.targets) else None
-    return ro(lambda: (target.name if target is not None else "") + "\n", 0o644)  # writes: docs/cxl.md
+    k = d.k
+    return rw(lambda: (target.name if target is not None else "") + "\n",
+              lambda text, _count: k.target_store(region, pos, text))
 
 
 def _size_group(value: int) -> StaticDir:
@@ -178,24 +180,27 @@ cxl_device_group: Group[CxlDeviceDir] = Group([
     Dynamic("dport", lambda d: [f"dport{i}" for i in sorted(d.port.dports)], _dport_link, "dport"),
     # -- decoders --
     attr_ro("start", lambda d: _hex(d.dec.start), 0o400),
-    attr_ro("size", lambda d: _hex(d.dec.size) if isinstance(d.obj, CxlDecoder) else _hex(d.region.size)),
+    Attribute("size", 0o444, lambda d: _hex(d.dec.size) if isinstance(d.obj, CxlDecoder) else _hex(d.region.size),
+              lambda d, buf, _count: d.k.region_size_store(d.region, buf)),
     attr_ro("locked", lambda d: _flag(d.dec.locked)),
-    attr_ro("interleave_granularity", lambda d: f"{d.obj.granularity}\n"),  # type: ignore[union-attr]
-    attr_ro("interleave_ways", lambda d: f"{d.obj.ways}\n"),  # type: ignore[union-attr]
+    Attribute("interleave_granularity", 0o444, lambda d: f"{d.obj.granularity}\n",  # type: ignore[union-attr]
+              lambda d, buf, _count: d.k.interleave_granularity_store(d.region, buf)),
+    Attribute("interleave_ways", 0o444, lambda d: f"{d.obj.ways}\n",  # type: ignore[union-attr]
+              lambda d, buf, _count: d.k.interleave_ways_store(d.region, buf)),
     attr_ro("cap_pmem", lambda d: _flag(d.dec.cap_pmem)),
     attr_ro("cap_ram", lambda d: _flag(d.dec.cap_ram)),
     attr_ro("cap_type2", lambda _d: "0\n"),
     attr_ro("cap_type3", lambda _d: "1\n"),
     attr_ro("target_list", lambda d: _target_list(d.dec)),
     attr_ro("qos_class", lambda d: f"{d.dec.qos_class}\n"),
-    attr_ro("create_pmem_region", _next_region, 0o644),
-    attr_ro("create_ram_region", _next_region, 0o644),
-    Attribute("delete_region", 0o200),  # writes come with region creation (docs/cxl.md)
+    attr_ro("create_pmem_region", _next_region, 0o644),  # pmem regions: docs/cxl.md "Not yet modelled"
+    attr_rw("create_ram_region", _next_region, lambda d, buf: d.k.create_region_store(d.dec, "ram", buf)),
+    attr_wo("delete_region", lambda d, buf: d.k.delete_region_store(d.dec, buf)),
     attr_ro("target_type", lambda _d: "expander\n"),
     attr_ro("region", lambda d: _region_name(d.dec)),
-    attr_ro("mode", lambda d: f"{d.dec.mode}\n" if isinstance(d.obj, CxlDecoder) else f"{d.region.mode}\n",
-            0o644),
-    attr_ro("dpa_size", lambda d: f"0x{d.dec.dpa_size:016x}\n", 0o644),
+    attr_rw("mode", lambda d: f"{d.dec.mode}\n" if isinstance(d.obj, CxlDecoder) else f"{d.region.mode}\n",
+            lambda d, buf: d.k.decoder_mode_store(d.dec, buf)),
+    attr_rw("dpa_size", lambda d: f"0x{d.dec.dpa_size:016x}\n", lambda d, buf: d.k.dpa_size_store(d.dec, buf)),
     attr_ro("dpa_resource", lambda d: _hex(d.dec.dpa_start if d.dec.dpa_start is not None else U64_MAX)),
     # -- memdevs (cxl_memdev_attributes, the ram/pmem/security groups) --
     attr_ro("dev", lambda d: f"{d.k.cxl_major}:{d.mem.id}\n"),
@@ -209,7 +214,7 @@ cxl_device_group: Group[CxlDeviceDir] = Group([
     Entry("security", lambda _d: StaticDir({"state": ro(lambda: "disabled\n")})),
     # -- regions (cxl_region_attrs, cxl_region_target_group) --
     attr_ro("uuid", lambda _d: "\n", 0o644),
-    attr_ro("commit", lambda d: _flag(d.region.committed), 0o644),
+    attr_rw("commit", lambda d: _flag(d.region.committed), lambda d, buf: d.k.commit_store(d.region, buf)),
     attr_ro("resource", lambda d: _hex(d.region.start if d.region.start is not None else U64_MAX)),
     Dynamic("target", lambda d: [f"target{i}" for i in range(d.region.ways)], _target_show, "target"),
 ], cxl_visible)
@@ -307,13 +312,12 @@ class DevCharDir(Dir):
 
 
 def add_cxl_entries(root: StaticDir, k: Kernel) -> None:
-    """``/sys/bus/cxl`` (when the machine has a CXL root), ``/sys/bus/pci``, and the host
+    """``/sys/bus/cxl`` (while the machine has a CXL root), ``/sys/bus/pci``, and the host
     bridges' PCI root buses under ``/sys/devices``."""
     bus = root.entries["bus"]
     devices = root.entries["devices"]
     assert isinstance(bus, StaticDir) and isinstance(devices, StaticDir)
-    if k.cxl_root is not None:
-        bus.entries["cxl"] = lambda: cxl_bus(k)
+    bus.entries["cxl"] = lambda: cxl_bus(k)  # from the first CXL device on, hot-added ones too
     bus.entries["pci"] = producer_bus(k, "pci")
     dev = root.entries["dev"]
     assert isinstance(dev, StaticDir)
