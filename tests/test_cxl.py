@@ -355,3 +355,21 @@ def test_a_created_region_onlines_through_daxctl_and_is_destroyed_by_cxl() -> No
     assert tail == "rc=0\n0x0000000000000000\nregion3\n0\n", done.stdout
     assert [r["region"] for r in remaining] == ["region0"]
     assert "enabled 1 region" in done.stderr and "destroyed 1 region" in done.stderr
+
+
+def test_devtree_serves_cxl_memdev_nodes_in_their_subdirectory() -> None:
+    """In a user namespace ``/dev`` is a tree (fakesysfs/devfs.py): ``cxl/memN`` nodes sit in
+    ``/dev/cxl``, which exists while it holds a node, as devtmpfs makes it; libcxl drops a
+    memdev whose ``/dev/cxl/memN`` does not stat."""
+    import stat as st
+
+    from fakesysfs.devfs import DevNode, DevTree
+
+    tree = DevTree([DevNode("cxl/mem0", False, 251, 0)])
+    assert "cxl" in tree.readdir("/") and tree.readdir("/cxl") == ["mem0"]
+    attrs = tree.getattr("/cxl/mem0")
+    assert st.S_ISCHR(attrs.mode) and attrs.rdev == os.makedev(251, 0)
+    tree.remove(DevNode("cxl/mem0", False, 251, 0))
+    assert "cxl" not in tree.readdir("/")
+    tree.add(DevNode("bus/usb/001/002", False, 189, 1))  # deeper: not served
+    assert "bus" not in tree.readdir("/")
