@@ -122,8 +122,21 @@ def test_free_memdev_unbinds_and_binds_with_its_endpoint(sim: Simulation) -> Non
     sim.echo("/bus/cxl/drivers/cxl_mem/bind", "mem1")
     assert sim.realpath(f"{PORT}/endpoint3/uport") == MEM1
     assert sim.cat(f"{PORT}/endpoint3/decoder3.0/mode") == "none\n"
-    with raises_errno(errno.EBUSY):  # in region0: the teardown of a region member is not modelled yet
-        sim.echo(f"{MEM0}/driver/unbind", "mem0")
+
+
+def test_unbinding_a_region_member_resets_the_region_and_keeps_it(sim: Simulation) -> None:
+    """cxl_decoder_kill_region() on delete_endpoint(): region0 is decode-reset, its driver
+    released (dax0.0 goes; kmem's offline memory with it), mem0's decoder detached; the region
+    device stays, uncommitted, ``target0`` empty, and port1's decoder is free again."""
+    region = f"{ROOT}/decoder0.0/region0"
+    sim.echo(f"{MEM0}/driver/unbind", "mem0")
+    assert not sim.exists(f"{PORT}/endpoint2") and not sim.exists("/bus/dax/devices/dax0.0")
+    assert sim.exists(region) and not sim.exists(f"{region}/driver")
+    assert sim.cat(f"{region}/commit") == "0\n" and sim.cat(f"{region}/target0") == "\n"
+    assert sim.cat(f"{PORT}/decoders_committed") == "0\n" and sim.cat(f"{PORT}/decoder1.0/region") == "\n"
+    sim.echo("/bus/cxl/drivers/cxl_mem/bind", "mem0")
+    assert sim.realpath(f"{PORT}/endpoint2/uport") == MEM0  # the lowest free port id again
+    assert sim.cat(f"{PORT}/endpoint2/decoder2.0/dpa_resource") == "0xffffffffffffffff\n"
 
 
 def test_regions_without_declared_windows_get_a_window_of_their_own() -> None:

@@ -939,12 +939,17 @@ class CxlMixin(DaxMixin):
                 self.cxl_region_release_driver(obj)
                 return
             if not isinstance(obj, CxlMemdev) or obj.endpoint is None:
-                raise KernelError(errno.EBUSY)  # port and region teardown are not modelled yet
+                raise KernelError(errno.EBUSY)  # a port's teardown is not modelled yet (docs/cxl.md)
             ep = obj.endpoint
-            if any(d.region is not None for d in ep.decoders.values()):
-                raise KernelError(errno.EBUSY)  # region teardown on detach is not modelled yet
             # cxl_mem's devm actions: delete_endpoint() unregisters the decoders, then the port.
+            # A decoder in a region leaves it first (cxl_decoder_kill_region(): the region is
+            # decode-reset and its driver released; the region device stays, a target short).
             for dec in reversed(list(ep.decoders.values())):
+                region = dec.region
+                if region is not None and dec in region.targets:
+                    self.cxl_region_release_driver(region)
+                    self.cxl_region_decode_reset(region)
+                    self._cxl_detach(region, region.targets.index(dec))
                 self._cxl_uevent("remove", dec.devpath)
                 del self.dax_producer_devices[dec.devpath]
                 del self.cxl_objects[dec.devpath]
