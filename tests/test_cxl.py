@@ -4,6 +4,7 @@ the bus's drivers with bind/unbind errnos, topology validation, and unmodified `
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import os
 import shutil
@@ -386,3 +387,120 @@ def test_devtree_serves_cxl_memdev_nodes_in_their_subdirectory() -> None:
     assert "cxl" not in tree.readdir("/")
     tree.add(DevNode("bus/usb/001/002", False, 189, 1))  # deeper: not served
     assert "bus" not in tree.readdir("/")
+
+
+def _build(sim: Simulation, region: str, dec: str, size: str = "0x100000000") -> None:
+    """libcxl's create sequence for a x1 ram region of ``size`` on decoder0.1 through ``dec``."""
+    for path, value in [("decoder0.1/create_ram_region", region), (f"{region}/interleave_granularity", "256"),
+                        (f"{region}/interleave_ways", "1"), (f"{region}/size", size), (f"{dec}/mode", "ram"),
+                        (f"{dec}/dpa_size", size), (f"{region}/target0", dec), (f"{region}/commit", "1")]:
+        sim.echo(f"{DEV}/{path}", value)
+
+
+def test_an_out_of_order_reset_pins_the_decoder_until_the_ones_above_go(sim: Simulation) -> None:
+    """core/hdm.c cxl_decoder_reset(): destroying the older of two regions disables its host
+    bridge decoder but leaves ``decoders_committed`` (commit_end) alone; while that hole
+    exists no region can take a decoder on the port (match_free_decoder(): EBUSY); resetting
+    the decoder above reaps both (cxl_port_commit_reap())."""
+    _build(sim, "region3", "decoder3.0", "0x80000000")
+    _build(sim, "region4", "decoder3.1", "0x80000000")
+    assert sim.cat(f"{DEV}/port1/decoders_committed") == "3\n"
+    sim.echo(f"{DEV}/region3/commit", "0")
+    assert sim.cat(f"{DEV}/port1/decoders_committed") == "3\n"  # decoder1.1 pinned
+    sim.echo(f"{DEV}/region3/target0", "")
+    sim.echo(f"{DEV}/decoder0.1/delete_region", "region3")
+    sim.echo(f"{DEV}/decoder0.1/create_ram_region", "region3")
+    for path, value in [("region3/interleave_granularity", "256"), ("region3/interleave_ways", "1"),
+                        ("region3/size", "0x80000000"), ("decoder3.2/mode", "ram"),
+                        ("decoder3.2/dpa_size", "0x80000000")]:
+        sim.echo(f"{DEV}/{path}", value)
+    assert _errno_of(sim, "region3/target0", "decoder3.2") == errno.EBUSY
+    sim.echo(f"{DEV}/region4/commit", "0")
+    assert sim.cat(f"{DEV}/port1/decoders_committed") == "1\n"  # decoder1.2 and the pinned 1.1 reaped
+    # region4 (higher HPA) still holds decoder1.2: regions attach in HPA order per port.
+    assert _errno_of(sim, "region3/target0", "decoder3.2") == errno.EBUSY
+    sim.echo(f"{DEV}/region4/target0", "")
+    sim.echo(f"{DEV}/region3/target0", "decoder3.2")  # decoder1.1 is the next free one again
+    assert sim.cat(f"{DEV}/decoder1.1/region") == "region3\n"
+
+
+# -- invariants under random sequences -----------------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_REGIONS = ("region3", "region4")
+_OPS = st.one_of(
+    st.tuples(st.just("build"), st.sampled_from(_REGIONS)),  # the whole create sequence, as cxl writes it
+    st.tuples(st.just("decoder0.1/create_ram_region"), st.sampled_from(_REGIONS)),
+    st.tuples(st.just("decoder0.1/delete_region"), st.sampled_from(_REGIONS)),
+    st.tuples(st.sampled_from([f"{r}/interleave_ways" for r in _REGIONS]), st.sampled_from(["1", "2"])),
+    st.tuples(st.sampled_from([f"{r}/interleave_granularity" for r in _REGIONS]), st.just("256")),
+    st.tuples(st.sampled_from([f"{r}/size" for r in _REGIONS]), st.sampled_from(["0", "0x100000000", "0x200000000"])),
+    st.tuples(st.sampled_from([f"decoder3.{i}/mode" for i in range(3)]), st.just("ram")),
+    st.tuples(st.sampled_from([f"decoder3.{i}/dpa_size" for i in range(3)]),
+              st.sampled_from(["0", "0x100000000", "0x200000000"])),
+    st.tuples(st.sampled_from([f"{r}/target0" for r in _REGIONS]),
+              st.sampled_from(["", "decoder3.0", "decoder3.1", "decoder3.2"])),
+    st.tuples(st.sampled_from([f"{r}/commit" for r in _REGIONS]), st.sampled_from(["0", "1"])),
+    st.tuples(st.sampled_from(["../drivers/cxl_region/bind", "../drivers/cxl_region/unbind"]),
+              st.sampled_from(_REGIONS)),
+)
+
+
+def _check_cxl_invariants(sim: Simulation) -> None:
+    """Decoders committed in id order per port; DPA of one memdev and HPA of one window never
+    overlap; a region's targets and its decoders agree; a bound region is committed and has
+    its dax device."""
+    from fakesysfs.engine.cxl import CxlPort
+
+    k = sim.kernel
+    for port in [p for p in k.cxl_objects.values() if isinstance(p, CxlPort) and p.kind != "root"]:
+        enabled = sorted(d.id for d in port.decoders.values() if d.enabled)
+        # Committed in id order; an out-of-order reset leaves a disabled decoder below
+        # commit_end ("pinned"), never an enabled one above it.
+        assert all(i <= port.commit_end for i in enabled), (port.name, enabled, port.commit_end)
+        assert port.commit_end < 0 or port.decoders[port.commit_end].enabled, (port.name, port.commit_end)
+        spans = sorted((d.dpa_start, d.dpa_start + d.dpa_size) for d in port.decoders.values()
+                       if d.dpa_start is not None)
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans
+    for dec in {id(r.root): r.root for r in k.cxl_regions_by_id.values()}.values():
+        spans = sorted((r.start, r.start + r.size) for r in k.cxl_regions_by_id.values()
+                       if r.root is dec and r.start is not None)
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans
+        assert all(dec.start <= lo and hi <= dec.start + dec.size for lo, hi in spans)
+    for region in k.cxl_regions_by_id.values():
+        for target in region.targets:
+            assert target is None or target.region is region
+        if region.committed:
+            assert all(t is not None and t.enabled for t in region.targets)
+        bound = k.dax_producer_devices[region.devpath].driver is not None
+        assert not bound or region.committed
+        assert bound == (f"dax{region.id}.0" in k.dax_devices), region.name
+    from fakesysfs.testing.invariants import check_all
+
+    check_all(k, sim.tree)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(_OPS, min_size=1, max_size=25))
+def test_random_region_operations_keep_every_invariant(ops: list[tuple[str, str]]) -> None:
+    sim = Simulation(load_topology())
+    for op, arg in ops:
+        steps = [(op, arg)]
+        if op == "build":
+            dec = f"decoder3.{int(arg[-1]) - 3}"
+            steps = [("decoder0.1/create_ram_region", arg), (f"{arg}/interleave_granularity", "256"),
+                     (f"{arg}/interleave_ways", "1"), (f"{arg}/size", "0x100000000"), (f"{dec}/mode", "ram"),
+                     (f"{dec}/dpa_size", "0x100000000"), (f"{arg}/target0", dec), (f"{arg}/commit", "1"),
+                     ("../drivers/cxl_region/bind", arg)]
+        for path, value in steps:
+            _step(sim, path, value)
+
+
+def _step(sim: Simulation, path: str, value: str) -> None:
+    if True:
+        err = _errno_of(sim, path, value)
+        assert err in (0, errno.ENOENT, errno.EINVAL, errno.EBUSY, errno.ENXIO, errno.ENODEV, errno.ERANGE,
+                       errno.ENOSPC), (
+            path, value, err)
+        _check_cxl_invariants(sim)

@@ -423,11 +423,10 @@ class CxlMixin(DaxMixin):
             return
         self.cxl_objects.pop(region.devpath, None)
         for ep_dec in reversed([t for t in region.targets if t is not None]):
-            for dec in self._cxl_route(ep_dec):
-                dec.enabled = False
+            for dec in reversed(self._cxl_route(ep_dec)):
+                self.cxl_decoder_reset(dec)
                 dec.region = None
                 dec.start = dec.size = 0
-                dec.port.commit_end = max((d.id for d in dec.port.decoders.values() if d.enabled), default=-1)
             ep_dec.dpa_start, ep_dec.dpa_size, ep_dec.mode = None, 0, "none"
             ep_dec.port.hdm_end = max((d.id for d in ep_dec.port.decoders.values() if d.dpa_size), default=-1)
 
@@ -702,11 +701,11 @@ class CxlMixin(DaxMixin):
             if any(d.region is not None and d.region.start is not None and d.region.start > region.start
                    for d in hb.decoders.values()):
                 raise KernelError(errno.EBUSY)
-            hb_dec = next((d for d in hb.decoders.values() if d.region is None and not d.enabled
-                           and all(o.enabled or o.region is not None for o in hb.decoders.values() if o.id < d.id)),
-                          None)
-            if hb_dec is None or hb_dec.id != hb.commit_end + 1 + sum(
-                    1 for d in hb.decoders.values() if d.region is not None and not d.enabled):
+            # match_free_decoder() (6.12+): only id commit_end + 1, unreserved, with every
+            # decoder below it enabled (no hole left by an out-of-order reset).
+            hb_dec = hb.decoders.get(hb.commit_end + 1)
+            if hb_dec is None or hb_dec.region is not None or not all(
+                    d.enabled for d in hb.decoders.values() if d.id < hb_dec.id):
                 raise KernelError(errno.EBUSY)
             hb_dec.region = region
         region.targets[pos] = dec
@@ -789,15 +788,22 @@ class CxlMixin(DaxMixin):
             return
         for dec in reversed([t for t in region.targets if t is not None]):
             for d in reversed(self._cxl_route(dec)):
-                d.enabled = False
-                enabled = sorted(x.id for x in d.port.decoders.values() if x.enabled)
-                end = -1
-                for i in enabled:
-                    if i != end + 1:
-                        break
-                    end = i
-                d.port.commit_end = end
+                self.cxl_decoder_reset(d)
         region.committed = False
+
+    @staticmethod
+    def cxl_decoder_reset(dec: CxlDecoder) -> None:
+        """core/hdm.c cxl_decoder_reset(): the port's last committed decoder is reaped with
+        every disabled one below it (cxl_port_commit_reap()); one reset out of order is
+        disabled but stays counted ("pinned") until the decoders above it go."""
+        if not dec.enabled:
+            return
+        port = dec.port
+        dec.enabled = False
+        if port.commit_end == dec.id:
+            port.commit_end -= 1
+            while port.commit_end >= 0 and not port.decoders[port.commit_end].enabled:
+                port.commit_end -= 1
 
     # -- endpoint decoder DPA (core/port.c mode_store, dpa_size_store; core/hdm.c) -------------
     def decoder_mode_store(self, dec: CxlDecoder, buf: str) -> None:
