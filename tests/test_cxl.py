@@ -444,6 +444,7 @@ _OPS = st.one_of(
     st.tuples(st.sampled_from([f"{r}/commit" for r in _REGIONS]), st.sampled_from(["0", "1"])),
     st.tuples(st.sampled_from(["../drivers/cxl_region/bind", "../drivers/cxl_region/unbind"]),
               st.sampled_from(_REGIONS)),
+    st.tuples(st.sampled_from(["../drivers/cxl_mem/bind", "../drivers/cxl_mem/unbind"]), st.just("mem1")),
 )
 
 
