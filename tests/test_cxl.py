@@ -140,6 +140,29 @@ def test_unbinding_a_region_member_resets_the_region_and_keeps_it(sim: Simulatio
     assert sim.cat(f"{PORT}/endpoint2/decoder2.0/dpa_resource") == "0xffffffffffffffff\n"
 
 
+def test_host_bridge_port_unbind_takes_its_endpoints_and_bind_brings_back_its_decoders(sim: Simulation) -> None:
+    """cxl_port unbind of port1 (cxl disable-port): the endpoints go and their memdevs leave
+    cxl_mem (schedule_detach(), synchronous here), region0 is reset, the port's decoders and
+    dports go, the port stays unbound; a memdev cannot bind below it (ENXIO). Bind re-enumerates
+    dports and decoders (ids from 0 again); memdevs come back only when bound themselves."""
+    drivers = "/bus/cxl/drivers"
+    sim.echo(f"{drivers}/cxl_port/unbind", "port1")
+    assert not sim.exists(f"{PORT}/driver") and not sim.exists(f"{PORT}/endpoint2")
+    assert not sim.exists(f"{PORT}/dport0") and not sim.exists("/bus/cxl/devices/decoder1.0")
+    assert not sim.exists(f"{MEM0}/driver") and not sim.exists(f"{MEM1}/driver")
+    assert sim.cat(f"{ROOT}/decoder0.0/region0/commit") == "0\n" and not sim.exists("/bus/dax/devices/dax0.0")
+    with raises_errno(errno.ENXIO):
+        sim.echo(f"{drivers}/cxl_mem/bind", "mem0")
+    with raises_errno(errno.ENODEV):
+        sim.echo(f"{drivers}/cxl_port/unbind", "port1")
+    sim.echo(f"{drivers}/cxl_port/bind", "port1")
+    assert sim.ls(PORT)[-7:] == ["parent_dport", "dport0", "dport1", "decoder1.0", "decoder1.1", "decoder1.2",
+                                 "decoder1.3"]
+    assert sim.cat(f"{PORT}/decoders_committed") == "0\n"
+    sim.echo(f"{drivers}/cxl_mem/bind", "mem1")
+    assert sim.realpath(f"{PORT}/endpoint2/uport") == MEM1  # the lowest free port id
+
+
 def test_regions_without_declared_windows_get_a_window_of_their_own() -> None:
     """A ``[[cxl_region]]`` whose decoder names no ``[[cxl_window]]`` keeps today's shape: its
     root decoder's window is the region's range, with no memdev behind it."""
@@ -444,7 +467,9 @@ _OPS = st.one_of(
     st.tuples(st.sampled_from([f"{r}/commit" for r in _REGIONS]), st.sampled_from(["0", "1"])),
     st.tuples(st.sampled_from(["../drivers/cxl_region/bind", "../drivers/cxl_region/unbind"]),
               st.sampled_from(_REGIONS)),
-    st.tuples(st.sampled_from(["../drivers/cxl_mem/bind", "../drivers/cxl_mem/unbind"]), st.just("mem1")),
+    st.tuples(st.sampled_from(["../drivers/cxl_mem/bind", "../drivers/cxl_mem/unbind"]),
+              st.sampled_from(["mem0", "mem1"])),
+    st.tuples(st.sampled_from(["../drivers/cxl_port/bind", "../drivers/cxl_port/unbind"]), st.just("port1")),
 )
 
 

@@ -87,6 +87,8 @@ class CxlPort:
     parent: CxlPort | None = None
     parent_dport: CxlDport | None = None
     dports: dict[int, CxlDport] = field(default_factory=dict)
+    #: The dports the port's probe finds (the root ports below a host bridge).
+    hw_dports: dict[int, CxlDport] = field(default_factory=dict)
     decoders: dict[int, CxlDecoder] = field(default_factory=dict)
     #: port->commit_end: the highest committed decoder id (``decoders_committed`` - 1).
     commit_end: int = -1
@@ -270,7 +272,7 @@ class CxlMixin(DaxMixin):
                 del mem
                 rp = f"{bridge}/0000:{hb_buses[uid]:02x}:{n:02x}.0"
                 self._producer_device(rp, "pci", driver="pcieport")
-                port.dports[n] = CxlDport(n, rp)
+                port.dports[n] = port.hw_dports[n] = CxlDport(n, rp)
             for _ in range(NR_HDM_DECODERS):
                 self.cxl_add_decoder(port, "switch")
         per_hb: dict[int, int] = {}
@@ -930,7 +932,10 @@ class CxlMixin(DaxMixin):
             if isinstance(obj, CxlRegion):
                 self.cxl_region_probe(obj)
                 return
-            # A port probe is not modelled (only what boot made is enabled).
+            if isinstance(obj, CxlPort) and obj.kind == "port":
+                self.cxl_port_probe(obj)
+                return
+            # An endpoint port's probe alone is not modelled: it comes with its memdev's.
             raise KernelError(errno.ENXIO)
 
     def cxl_unbind_store(self, driver: str, buf: str) -> None:
@@ -944,29 +949,70 @@ class CxlMixin(DaxMixin):
             if isinstance(obj, CxlRegion):
                 self.cxl_region_release_driver(obj)
                 return
+            if isinstance(obj, CxlPort) and obj.kind == "port":
+                self.cxl_port_remove(obj)
+                return
             if not isinstance(obj, CxlMemdev) or obj.endpoint is None:
-                raise KernelError(errno.EBUSY)  # a port's teardown is not modelled yet (docs/cxl.md)
-            ep = obj.endpoint
-            # cxl_mem's devm actions: delete_endpoint() unregisters the decoders, then the port.
-            # A decoder in a region leaves it first (cxl_decoder_kill_region(): the region is
-            # decode-reset and its driver released; the region device stays, a target short).
-            for dec in reversed(list(ep.decoders.values())):
-                region = dec.region
-                if region is not None and dec in region.targets:
-                    self.cxl_region_release_driver(region)
-                    self.cxl_region_decode_reset(region)
-                    self._cxl_detach(region, region.targets.index(dec))
-                self._cxl_uevent("remove", dec.devpath)
-                del self.dax_producer_devices[dec.devpath]
-                del self.cxl_objects[dec.devpath]
-            self._cxl_uevent("unbind", ep.devpath)
-            self._cxl_uevent("remove", ep.devpath)
-            del self.dax_producer_devices[ep.devpath]
-            del self.cxl_objects[ep.devpath]
-            self._cxl_port_ids.discard(ep.id)
-            obj.endpoint = None
-            pdev.driver = None
-            self._cxl_uevent("unbind", pdev.devpath)
+                raise KernelError(errno.EBUSY)  # an endpoint port's own unbind is not modelled (docs/cxl.md)
+            self.cxl_mem_remove(obj)
+
+    def cxl_mem_remove(self, mem: CxlMemdev) -> None:
+        """cxl_mem unbound: its devm actions, delete_endpoint() first: the endpoint's decoders
+        are unregistered, then the port. A decoder in a region leaves it first
+        (cxl_decoder_kill_region(): the region is decode-reset and its driver released; the
+        region device stays, a target short)."""
+        ep = mem.endpoint
+        assert ep is not None
+        for dec in reversed(list(ep.decoders.values())):
+            region = dec.region
+            if region is not None and dec in region.targets:
+                self.cxl_region_release_driver(region)
+                self.cxl_region_decode_reset(region)
+                self._cxl_detach(region, region.targets.index(dec))
+            self._cxl_del_device(dec.devpath)
+        self._cxl_uevent("unbind", ep.devpath)
+        self._cxl_del_device(ep.devpath)
+        self._cxl_port_ids.discard(ep.id)
+        mem.endpoint = None
+        pdev = self.dax_producer_devices[mem.devpath]
+        pdev.driver = None
+        self._cxl_uevent("unbind", pdev.devpath)
+
+    def _cxl_del_device(self, devpath: str) -> None:
+        """device_unregister(): ``remove``, then gone."""
+        self._cxl_uevent("remove", devpath)
+        del self.dax_producer_devices[devpath]
+        del self.cxl_objects[devpath]
+
+    def cxl_port_remove(self, port: CxlPort) -> None:
+        """A host-bridge port unbound from cxl_port: its devm actions in reverse: the endpoints
+        below it go, each memdev detached from cxl_mem (drivers/cxl/port.c schedule_detach();
+        the kernel does that on cxl_bus_wq, which ``flush`` waits for: synchronous here), then
+        its decoders and dports. The port stays, unbound (drivers/cxl/core/port.c)."""
+        for mem in list(self.cxl_memdevs.values()):
+            if mem.port is port and mem.endpoint is not None:
+                self.cxl_mem_remove(mem)
+        for dec in reversed(list(port.decoders.values())):
+            region = dec.region
+            if region is not None:
+                self.cxl_region_release_driver(region)
+                self.cxl_region_decode_reset(region)
+            self._cxl_del_device(dec.devpath)
+        port.decoders.clear()
+        port.commit_end = -1
+        port.dports = {}
+        self.dax_producer_devices[port.devpath].driver = None
+        self._cxl_uevent("unbind", port.devpath)
+
+    def cxl_port_probe(self, port: CxlPort) -> None:
+        """cxl_port_probe() of a host-bridge port (6.17 and before: all at probe): its dports
+        (the root ports below the host bridge), then its HDM decoders, ids from 0 again."""
+        port.dports = dict(port.hw_dports)
+        for _ in range(NR_HDM_DECODERS):
+            dec = self.cxl_add_decoder(port, "switch")
+            self._cxl_uevent("add", dec.devpath)
+        self.dax_producer_devices[port.devpath].driver = "cxl_port"
+        self._cxl_uevent("bind", port.devpath)
 
     def cxl_flush_store(self, buf: str) -> None:
         """drivers/cxl/core/port.c flush_store(): ``1`` flushes cxl_bus_wq (nothing is ever
