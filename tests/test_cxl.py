@@ -530,3 +530,25 @@ def _step(sim: Simulation, path: str, value: str) -> None:
                        errno.ENOSPC), (
             path, value, err)
         _check_cxl_invariants(sim)
+
+
+@pytest.mark.realtools
+@pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
+def test_cxl_disables_and_enables_memdevs_and_ports() -> None:
+    """``cxl disable-memdev -f`` (region0's member: the region is reset), ``enable-memdev``,
+    ``disable-port`` (refused while memdevs are enabled below it, done with ``-f``) and
+    ``enable-port -m``, as libcxl drives bind/unbind and checks the ``driver`` links."""
+    script = ("cxl disable-memdev -f mem0; echo \"rc=$?\"; cxl list -M -i -m mem0; echo ==; "
+              "cxl enable-memdev mem0; echo \"rc=$?\"; "
+              "cxl disable-port port1; echo \"rc=$?\"; cxl disable-port -f port1; echo \"rc=$?\"; "
+              "cxl list -P -i; echo ==; cxl enable-port -m port1; echo \"rc=$?\"; cxl list -E; echo ==")
+    done = _session(script)
+    assert done.returncode == 0, done.stderr
+    first, ports, endpoints = done.stdout.split("==\n")[:3]
+    assert first.startswith("rc=0\n") and '"state":"disabled"' in first
+    rcs, _, listing = ports.partition("[")
+    assert rcs == "rc=0\nrc=1\nrc=0\n", done.stdout  # enable-memdev, disable-port refused, forced
+    assert json.loads("[" + listing) == [{"port": "port1", "host": "pci0000:0c", "depth": 1, "state": "disabled"}]
+    rc, _, listing = endpoints.partition("[")
+    assert rc == "rc=0\n"
+    assert sorted(e["host"] for e in json.loads("[" + listing)) == ["mem0", "mem1"]
