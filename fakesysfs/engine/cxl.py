@@ -424,6 +424,9 @@ class CxlMixin(DaxMixin):
         if region is None:
             return
         self.cxl_objects.pop(region.devpath, None)
+        res = self._cxl_region_res.pop(rid, None)
+        if res is not None:  # a region built through sysfs: its HPA goes with it
+            self.resources.release(res)
         for ep_dec in reversed([t for t in region.targets if t is not None]):
             for dec in reversed(self._cxl_route(ep_dec)):
                 self.cxl_decoder_reset(dec)
