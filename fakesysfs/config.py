@@ -16,6 +16,8 @@ TiB = 1 << 40
 #: CXL HDM decoder granularity: a CXL region's start and size are multiples of it.
 CXL_GRANULE = 256 * MiB
 
+#: The default char major of ``/dev/cxl/memN`` (the kernel's is dynamic).
+CXL_MAJOR = 251
 #: Kernel profiles (docs/abi.md "Profiles"). Any "6.N" with 8 <= N <= 18 is accepted too.
 PROFILES = ("6.8", "6.9-6.16", "6.18")
 
@@ -117,6 +119,45 @@ class CxlRegionConfig:
 
 
 @dataclass(slots=True)
+class CxlWindowConfig:
+    """A CXL Fixed Memory Window (ACPI CEDT CFMWS): root decoder ``decoder0.N``, N its index.
+
+    drivers/cxl/acpi.c __cxl_parse_cfmws() turns each window into a root decoder whose
+    targets are the ``_UID``s of the ACPI0016 host bridges it interleaves, in CFMWS order."""
+
+    start: int
+    size: int
+    #: The node SRAT (or the window itself, drivers/acpi/numa/srat.c acpi_parse_cfmws) gives
+    #: the window's memory: the ``target_node`` of the dax devices of its regions.
+    target_node: int
+    #: Host bridge ``_UID``s, in interleave order; the window's ways are their number.
+    host_bridges: list[int] = field(default_factory=lambda: [0])
+    #: Host bridge interleave granularity in bytes (a x1 window reports 256 whatever it says).
+    granularity: int = 256
+    #: Window restrictions: volatile (``cap_ram``), persistent (``cap_pmem``), fixed (``locked``).
+    ram: bool = True
+    pmem: bool = False
+    locked: bool = False
+    #: QoS Throttling Group: the root decoder's ``qos_class``.
+    qtg_id: int = 0
+
+
+@dataclass(slots=True)
+class CxlMemdevConfig:
+    """A CXL Type-3 memory expander (``memN``, N its index) below a root port of a host bridge."""
+
+    #: ``_UID`` of the host bridge it sits below (each memdev gets a root port of its own).
+    host_bridge: int = 0
+    ram_size: int = 0
+    pmem_size: int = 0
+    #: Device serial number (PCIe DSN); None: the memdev's index + 1.
+    serial: int | None = None
+    #: ``numa_node`` of the PCI device; None: the lowest online node with CPUs.
+    numa_node: int | None = None
+    firmware_version: str = "fakesysfs 1.0"
+
+
+@dataclass(slots=True)
 class HmemConfig:
     """An EFI soft-reserved / HMAT range published as platform device ``hmem.N``."""
 
@@ -187,6 +228,11 @@ class BootConfig:
     device_dax_loaded: bool = True
     dax_hmem_region_idle: bool = False
     cxl_regions: list[CxlRegionConfig] = field(default_factory=list)
+    # --- cxl ---
+    #: Char major of ``/dev/cxl/memN`` (``alloc_chrdev_region(..., "cxl")``: dynamic).
+    cxl_major: int = CXL_MAJOR
+    cxl_windows: list[CxlWindowConfig] = field(default_factory=list)
+    cxl_memdevs: list[CxlMemdevConfig] = field(default_factory=list)
     hmem: list[HmemConfig] = field(default_factory=list)
     pmem: list[PmemConfig] = field(default_factory=list)
 

@@ -165,18 +165,29 @@ class _MountPoint(Attr):
 
 
 class _Devices(Dir):
-    """The device nodes, by name; changed only under the owning tree's lock."""
+    """The device nodes, by name (``cxl/mem0``: a node in a subdirectory, which exists while
+    it holds one, as devtmpfs makes and removes it); changed only under the owning tree's lock."""
 
-    __slots__ = ("nodes",)
+    __slots__ = ("nodes", "prefix")
 
-    def __init__(self) -> None:
-        self.nodes: dict[str, Device] = {}
+    def __init__(self, nodes: dict[str, Device] | None = None, prefix: str = "") -> None:
+        self.nodes: dict[str, Device] = {} if nodes is None else nodes
+        self.prefix = prefix
+
+    def _here(self) -> dict[str, Node]:
+        here: dict[str, Node] = {}
+        for name, node in self.nodes.items():
+            if not name.startswith(self.prefix):
+                continue
+            head, sep, _ = name[len(self.prefix):].partition("/")
+            here[head] = _Devices(self.nodes, f"{self.prefix}{head}/") if sep else node
+        return here
 
     def names(self) -> Iterable[str]:
-        return sorted(self.nodes)
+        return sorted(self._here())
 
     def child(self, name: str) -> Node | None:
-        return self.nodes.get(name)
+        return self._here().get(name)
 
 
 class DevTree(Tree):
@@ -195,7 +206,7 @@ class DevTree(Tree):
 
     def add(self, node: DevNode) -> None:
         """devtmpfs_create_node(): the node is there when the uevent's store returns."""
-        if "/" in node.name:  # a subdirectory of /dev (bus/usb/...): no such device here
+        if node.name.count("/") > 1:  # deeper than /dev/<dir>/<node> (bus/usb/001/...): none here
             log.debug("devtmpfs: %s not served (subdirectory)", node.path)
             return
         kind = stat.S_IFBLK if node.block else stat.S_IFCHR

@@ -31,10 +31,13 @@ from .config import (
     ARCH_PAGE_SIZES,
     ARCHES,
     CXL_GRANULE,
+    CXL_MAJOR,
     CXL_ROOTS,
     PROFILES,
     BootConfig,
+    CxlMemdevConfig,
     CxlRegionConfig,
+    CxlWindowConfig,
     GiB,
     HmemConfig,
     MemRange,
@@ -167,6 +170,7 @@ def validate_config(config: BootConfig) -> None:
     _check_ranges(config)
     _check_dax_names(config)
     _check_distances(config, possible)
+    _check_cxl(config, possible)
 
 
 def dump_topology(config: BootConfig) -> str:
@@ -187,6 +191,12 @@ def dump_topology(config: BootConfig) -> str:
         assert section.field is not None
         for entry in getattr(config, section.field):
             out += _dump_section(section, entry)
+    if config.cxl_major != CXL_MAJOR or config.cxl_windows or config.cxl_memdevs:
+        out += _dump_section(CXL, config)
+    for section in (CXL_WINDOW, CXL_MEMDEV):
+        assert section.field is not None
+        for entry in getattr(config, section.field):
+            out += _dump_section(section, entry)
     return "\n".join(out) + "\n"
 
 
@@ -204,7 +214,7 @@ def _dump_section(section: Section, obj: object) -> list[str]:
 # ------------------------------------------------------------------------------------------
 
 #: Top-level tables, in the order an unknown key's message lists them.
-_TOP_KEYS = ("kernel", "node", "distances", "dax", "cxl_region", "hmem", "pmem")
+_TOP_KEYS = ("kernel", "node", "distances", "dax", "cxl_region", "hmem", "pmem", "cxl", "cxl_window", "cxl_memdev")
 
 
 class _Table:
@@ -248,12 +258,12 @@ class _Table:
 def _parse(data: dict[str, Any]) -> BootConfig:
     top = _Table(data, "", _TOP_KEYS)
     config = BootConfig(nodes=[])
-    for section in (KERNEL, DAX):
+    for section in (KERNEL, DAX, CXL):
         if top.has(section.name):
             table = _Table(data[section.name], section.name, section.key_names())
             for field, value in _read_section(section, table).items():
                 setattr(config, field, value)
-    for section in (NODE, CXL_REGION, HMEM, PMEM):
+    for section in (NODE, CXL_REGION, HMEM, PMEM, CXL_WINDOW, CXL_MEMDEV):
         assert section.field is not None
         tables = _array_of_tables(data, section.name, section.key_names())
         setattr(config, section.field, [section.cls(**_read_section(section, t)) for t in tables])
@@ -422,6 +432,17 @@ def _id_list(value: object, path: str, limit: int, what: str) -> list[int]:
             _fail(path, f"{what} {hi} is out of range (ids are below {limit})")
         ids.extend(range(lo, hi + 1))
     return ids
+
+
+def _int_array(value: object, path: str) -> list[int]:
+    """An array of non-negative integers, kept in the order given."""
+    if not isinstance(value, list):
+        _fail(path, f"expected an array of integers, got {_describe(value)}")
+    out = [_int(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    for i, v in enumerate(out):
+        if not 0 <= v < 1 << 32:
+            _fail(f"{path}[{i}]", f"must be from 0 to 2**32-1 (got {v})")
+    return out
 
 
 def _cpu_list(value: object, path: str) -> list[int]:
@@ -759,6 +780,59 @@ def _check_distance(a: int, b: int, d: int, key: str) -> None:
         _fail(key, f"distance {a}->{b} must be 11..255 (got {d})")
 
 
+#: drivers/cxl/cxl.h eiw_to_ways(): the interleave ways a CFMWS may have.
+CXL_WAYS = (1, 2, 3, 4, 6, 8, 12, 16)
+
+
+def _check_cxl(c: BootConfig, possible: set[int]) -> None:
+    """CFMWS windows and Type-3 memdevs (drivers/cxl/acpi.c cxl_acpi_cfmws_verify(); the
+    ``cxl_region`` entries a window holds are assembled from its memdevs at boot)."""
+    _check_fields(CXL, c, "cxl")
+    windows: list[tuple[int, int, str]] = []
+    for i, win in enumerate(c.cxl_windows):
+        key = f"cxl_window[{i}]"
+        _check_fields(CXL_WINDOW, win, key)
+        _check_window(key, win.start, win.size, c.page_size, split=True)
+        granule = "the 256 MiB CXL decoder granularity"
+        _check_aligned(f"{key}.start", win.start, CXL_GRANULE, granule)
+        _check_aligned(f"{key}.size", win.size, CXL_GRANULE, granule)
+        ways = len(win.host_bridges)
+        if ways not in CXL_WAYS:
+            _fail(f"{key}.host_bridges", f"{ways} host bridges; a window interleaves 1, 2, 3, 4, 6, 8, 12 or 16")
+        if len(set(win.host_bridges)) != ways:
+            _fail(f"{key}.host_bridges", "a host bridge is listed twice")
+        _check_aligned(f"{key}.size", win.size, CXL_GRANULE * ways, f"{ways} x 256 MiB (the ways)")
+        if not _is_pow2(win.granularity) or not 256 <= win.granularity <= 16384:
+            _fail(f"{key}.granularity", f"must be a power of two from 256 to 16384 (got {win.granularity})")
+        if not (win.ram or win.pmem):
+            _fail(key, "a window allows neither ram nor pmem")
+        if win.target_node not in possible:
+            _fail(f"{key}.target_node", f"node {win.target_node} is not possible ({_fmt_ranges(sorted(possible))})")
+        for start, size, other in windows:
+            if start < win.start + win.size and win.start < start + size:
+                _fail(key, f"{_fmt_range(win.start, win.size)} overlaps {other}")
+        windows.append((win.start, win.size, key))
+    for i, mem in enumerate(c.cxl_memdevs):
+        key = f"cxl_memdev[{i}]"
+        _check_fields(CXL_MEMDEV, mem, key)
+        for name in ("ram_size", "pmem_size"):
+            _check_aligned(f"{key}.{name}", getattr(mem, name), CXL_GRANULE, "256 MiB (the DPA granule)")
+        if not mem.ram_size + mem.pmem_size:
+            _fail(key, "the device has no capacity (ram_size and pmem_size are 0)")
+    for i, cxl in enumerate(c.cxl_regions):
+        m = _DECODER_RE.fullmatch(cxl.decoder)
+        if m is None or m.group(1) != "0" or int(m.group(2)) >= len(c.cxl_windows):
+            continue  # a window of its own (the firmware-given ranges before windows existed)
+        win = c.cxl_windows[int(m.group(2))]
+        key = f"cxl_region[{i}]"
+        if not (win.start <= cxl.start and cxl.start + cxl.size <= win.start + win.size):
+            continue  # outside the window it names: a window of its own, as without windows
+        if not win.ram:
+            _fail(key, f"{cxl.decoder} is not a volatile (ram) window")
+        if cxl.size % (CXL_GRANULE * len(win.host_bridges)):
+            _fail(f"{key}.size", f"not a multiple of {len(win.host_bridges)} x 256 MiB (the window's ways)")
+
+
 def _check_window(key: str, start: int, size: int, page_size: int, *, split: bool) -> None:
     """A physical range: non-empty, page aligned, below 2**64.
 
@@ -949,6 +1023,7 @@ BLOCK_IDS = Kind(_block_list, _one_line(_fmt_id_list))
 MEMMAP_MODE = Kind(_memmap_mode, _one_line(_toml_str))
 DRIVER = Kind(_driver_name, _one_line(_toml_str))
 MEM_RANGES = Kind(_mem_ranges, _dump_ranges)
+INT_LIST = Kind(_int_array, _one_line(lambda value: "[" + ", ".join(map(str, value)) + "]"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -1091,8 +1166,37 @@ PMEM = Section("pmem", PmemConfig, (
     _driver_key("the match default (`device_dax`)"),
 ), "A pmem namespace in devdax mode (a static dax region); any number.", "pmem")  # fmt: skip
 
+CXL = Section("cxl", BootConfig, (
+    Key("major", "cxl_major", INT, "char major of `/dev/cxl/memN`, 1 to 4095", _from_to(1, 4095)),
+), "The CXL bus (docs/cxl.md); optional.")  # fmt: skip
+
+CXL_WINDOW = Section("cxl_window", CxlWindowConfig, (
+    Key("start", "start", ADDRESS, "host physical address, a multiple of 256 MiB"),
+    Key("size", "size", SIZE, "a multiple of 256 MiB times the ways"),
+    _TARGET_NODE,
+    Key("host_bridges", "host_bridges", INT_LIST, "host bridge `_UID`s in interleave order (the ways: 1, 2, 3, 4, "
+        "6, 8, 12 or 16)", default_doc="`[0]`"),
+    Key("granularity", "granularity", INT, "interleave granularity in bytes, a power of two 256 to 16384"),
+    Key("ram", "ram", BOOL, "boolean: volatile capable (`cap_ram`)"),
+    Key("pmem", "pmem", BOOL, "boolean: persistent capable (`cap_pmem`)"),
+    Key("locked", "locked", BOOL, "boolean: fixed configuration (`locked`)"),
+    Key("qtg_id", "qtg_id", INT, "QoS throttling group (`qos_class`)", _from_to(0, 0xFFFF)),
+), "A CXL fixed memory window (CEDT CFMWS): root decoder `decoder0.N`, N its index; any number.",
+    "cxl_windows")  # fmt: skip
+
+CXL_MEMDEV = Section("cxl_memdev", CxlMemdevConfig, (
+    Key("host_bridge", "host_bridge", INT, "`_UID` of the host bridge it sits below (a root port of its own)",
+        _from_to(0, 2**32 - 1)),
+    Key("ram_size", "ram_size", SIZE, "volatile capacity, a multiple of 256 MiB"),
+    Key("pmem_size", "pmem_size", SIZE, "persistent capacity, a multiple of 256 MiB"),
+    Key("serial", "serial", ADDRESS, "device serial number", default_doc="the index + 1"),
+    Key("numa_node", "numa_node", INT, "`numa_node` of the device", default_doc="the lowest node with CPUs"),
+    Key("firmware_version", "firmware_version", STR, "`firmware_version`, at most 16 characters",
+        lambda key, value: _fail(key, "longer than 16 characters") if len(value) > 16 else None),
+), "A CXL Type-3 memory expander (`memN`, N its index); any number.", "cxl_memdevs")  # fmt: skip
+
 #: Every declared section, in the order the docs list them.
-SECTIONS = (KERNEL, NODE, DAX, CXL_REGION, HMEM, PMEM)
+SECTIONS = (KERNEL, NODE, DAX, CXL_REGION, HMEM, PMEM, CXL, CXL_WINDOW, CXL_MEMDEV)
 
 
 def schema_markdown() -> str:

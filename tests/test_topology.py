@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from fakesysfs.config import (
     PROFILES,
     BootConfig,
+    CxlMemdevConfig,
     CxlRegionConfig,
+    CxlWindowConfig,
     GiB,
     HmemConfig,
     MemRange,
@@ -864,6 +866,9 @@ def test_round_trip_preserves_every_field() -> None:
         "cxl_regions": [CxlRegionConfig(64 * GiB, GiB, 5, "decoder1.2", 1000, 0)],
         "hmem": [HmemConfig(80 * GiB, GiB, 5, 2000, 0)],
         "pmem": [PmemConfig("namespace9.3", 96 * GiB, 2 * GiB, 5, GiB, GiB, 3000, 0)],
+        "cxl_major": 250,
+        "cxl_windows": [CxlWindowConfig(128 * GiB, 2 * GiB, 5, [3, 1], 1024, False, True, True, 7)],
+        "cxl_memdevs": [CxlMemdevConfig(3, GiB, GiB, 0xABC, 0, "fw 2")],
     }  # fmt: skip
     covered = {f.name for f in dataclasses.fields(BootConfig)} - {"nodes"}
     assert covered == set(changes)

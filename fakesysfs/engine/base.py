@@ -2,7 +2,7 @@
 
 ``Kernel`` is one object whose methods are split by concept over the mixin modules, chained in
 the order they build on each other: ``MemoryBlocksMixin`` (memory.py) <- ``HotplugMixin``
-(hotplug.py) <- ``DaxMixin`` (dax.py) <- ``FirmwareMixin`` (firmware.py) <- ``Kernel``
+(hotplug.py) <- ``DaxMixin`` (dax.py) <- ``CxlMixin`` (cxl.py) <- ``FirmwareMixin`` (firmware.py) <- ``Kernel``
 (kernel.py). Each mixin sees the ones below it; ``KernelBase`` at the bottom declares what
 ``Kernel.__init__`` sets up and the shared services kernel.py defines, so a type checker
 checks every mixin against them. Nothing here runs: the class only carries declarations.

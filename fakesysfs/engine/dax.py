@@ -347,7 +347,7 @@ class DaxMixin(HotplugMixin):
         rid = self.memregion_alloc()
         end = cfg.start + cfg.size - 1
         # /proc/iomem: the CFMWS window, the region inside it (R-DAXC-03).
-        if self._iomem_boot(cfg.start, cfg.size, f"CXL Window {index}"):
+        if self.cxl_window_iomem(index, cfg):
             self.resources.request_region(cfg.start, cfg.size, f"region{rid}", busy=False)
         root, modalias = cxl_root_device(self.config.cxl_root)
         self._producer_device(root, "platform", driver="cxl_acpi", modalias=modalias)
@@ -411,6 +411,36 @@ class DaxMixin(HotplugMixin):
             return None
         return self.devm_create_dev_dax(region, dev_id, end - data_start + 1, memmap_on_memory=False,
                                         autoprobe=cfg.driver is None)
+
+    def dax_region_teardown(self, parent: ProducerDevice, region: DaxRegion | None) -> None:
+        """device_del() of the region's parent: its driver's devm actions unregister the dax
+        devices newest first, then the region (dax_region_unregister); unbind, remove."""
+        if region is not None:
+            for dev in reversed(list(region.devices.values())):
+                self.unregister_dev_dax(dev)
+                region.ida.discard(dev.id)
+            region.seed = region.youngest = None
+            region.enabled = False
+            if region in self.dax_regions:
+                self.dax_regions.remove(region)
+            parent.region = None
+        if parent.driver is not None:
+            self._pdev_uevent("unbind", parent)
+        self._pdev_uevent("remove", parent)
+
+    def _pdev_uevent(self, action: str, pdev: ProducerDevice) -> None:
+        """dev_uevent() of a producer device: DRIVER only while bound (not on ``add``,
+        ``unbind``, ``remove``)."""
+        env = pdev.uevent_env()
+        if action != "bind":
+            env = [(k, v) for k, v in env if k != "DRIVER"]
+        self.uevent(action, pdev.devpath, pdev.bus or "", tuple(env))
+
+    def cxl_window_iomem(self, index: int, cfg: CxlRegionConfig) -> bool:
+        """The CFMWS window of a firmware region in /proc/iomem: one of its own, ``CXL Window
+        <index>`` (engine/cxl.py places regions in declared windows instead). False if the
+        window is above the simulator's tree."""
+        return self._iomem_boot(cfg.start, cfg.size, f"CXL Window {index}")
 
     def _iomem_boot(self, start: int, size: int, name: str) -> bool:
         """A firmware range in /proc/iomem. The kernel's iomem_resource spans every address;

@@ -44,10 +44,9 @@ from typing import Unpack
 
 from ..config import CxlRegionConfig, HmemConfig, PmemConfig, cxl_root_device
 from ..errors import KernelError
+from .cxl import CxlMixin
 from .dax import (
     IORESOURCE_DAX_KMEM,
-    DaxMixin,
-    DaxRegion,
     DevDax,
     ProducerDevice,
     ProducerFields,
@@ -65,7 +64,7 @@ def _fmt(start: int, size: int) -> str:
     return f"[{start:#x}-{start + size - 1:#x}]"
 
 
-class FirmwareMixin(DaxMixin):
+class FirmwareMixin(CxlMixin):
     """Runtime producers; mixed into ``Kernel``. Entry points take the hotplug lock."""
 
     # -- placement and checks -------------------------------------------------------------
@@ -150,11 +149,7 @@ class FirmwareMixin(DaxMixin):
 
     # -- uevents of the producers' devices --------------------------------------------------
     def _producer_uevent(self, action: str, pdev: ProducerDevice) -> None:
-        """dev_uevent(): DRIVER only while bound (not on ``add``, ``unbind``, ``remove``)."""
-        env = pdev.uevent_env()
-        if action != "bind":
-            env = [(k, v) for k, v in env if k != "DRIVER"]
-        self.uevent(action, pdev.devpath, pdev.bus or "", tuple(env))
+        self._pdev_uevent(action, pdev)
 
     def _hotplug_producer_device(self, devpath: str, bus: str,
                                  **kw: Unpack[ProducerFields]) -> tuple[ProducerDevice, bool]:
@@ -208,6 +203,7 @@ class FirmwareMixin(DaxMixin):
                                                autoprobe=cfg.driver is None)
                 self._producer_uevent("bind", parent)
             self._producer_uevent("bind", region_dev)
+            self.cxl_region_register(rid, cfg)
             self._bind_override(dev, cfg.driver, "driver")
             return f"region{rid}", dev
 
@@ -227,6 +223,7 @@ class FirmwareMixin(DaxMixin):
             self._producer_uevent("unbind", region_dev)
             self._producer_uevent("remove", region_dev)
             del self.dax_producer_devices[region_dev.devpath]
+            self.cxl_region_unregister(rid)
             if cfg is not None:
                 # cxl_region_iomem_release(): leaked kmem claims move up into the window.
                 res = self.resources.find(cfg.start, cfg.start + cfg.size - 1, f"region{rid}")
@@ -235,22 +232,6 @@ class FirmwareMixin(DaxMixin):
                 self._withdraw_firmware_range(cfg.start, cfg.size, "CXL Window")
                 self.config.cxl_regions[:] = [c for c in self.config.cxl_regions if c is not cfg]
             self._memregion_ids.discard(rid)
-
-    def dax_region_teardown(self, parent: ProducerDevice, region: DaxRegion | None) -> None:
-        """device_del() of the region's parent: its driver's devm actions unregister the dax
-        devices newest first, then the region (dax_region_unregister); unbind, remove."""
-        if region is not None:
-            for dev in reversed(list(region.devices.values())):
-                self.unregister_dev_dax(dev)
-                region.ida.discard(dev.id)
-            region.seed = region.youngest = None
-            region.enabled = False
-            if region in self.dax_regions:
-                self.dax_regions.remove(region)
-            parent.region = None
-        if parent.driver is not None:
-            self._producer_uevent("unbind", parent)
-        self._producer_uevent("remove", parent)
 
     def _withdraw_firmware_range(self, start: int, size: int, prefix: str) -> None:
         """Firmware withdraws its range, unless leaked memory still sits in it."""

@@ -12,8 +12,9 @@ follow the device model, which announces itself with uevents:
 - ``bind``/``unbind``: the device's ``driver`` link and the driver's link to the device;
 - everything else (``add``, ``online``, ``offline``, ``change``, ``move``): nothing.
 
-The one change without a uevent is a dax device's ``mappingN``: a store into a dax device
-directory (``size``, ``mapping``) reports the device's mappings. Work per event is a handful
+The changes without a uevent are a dax device's ``mappingN`` (a store into a dax device
+directory, ``size`` or ``mapping``, reports the device's mappings) and a CXL region's
+``targetN`` (an ``interleave_ways`` store reports them). Work per event is a handful
 of paths, whatever the machine size.
 """
 
@@ -64,6 +65,9 @@ class KernelChanges(ChangeFeed):
     def store_touches(self, _tree: Tree, path: str) -> Iterable[str]:
         """A store into ``daxX.Y/`` may add or remove ``mappingN`` without a uevent."""
         parent, name = posixpath.split(path)
+        if name == "interleave_ways" and posixpath.basename(parent).startswith("region"):
+            # A CXL region's targetN are visible for N < ways (cxl_region_target_visible()).
+            return [f"{parent}/target{i}" for i in range(16)]
         if name not in ("size", "mapping") or not posixpath.basename(parent).startswith("dax"):
             return ()
         dev = self.k.dax_devices.get(posixpath.basename(parent))

@@ -213,7 +213,7 @@ def _producer_child(d: ProducerDeviceDir, name: str) -> Node | None:
     five of these), else a dax device."""
     sub = d.k.dax_producer_devices.get(f"{d.pdev.devpath}/{name}")
     if sub is not None:
-        return ProducerDeviceDir(d.k, sub)
+        return producer_dir(d.k, sub)
     region = d.pdev.region
     if region is not None:
         for dev in region.devices.values():
@@ -257,6 +257,20 @@ class ProducerDeviceDir(GroupDir):
         return self.pdev.region
 
 
+#: Directory makers of devices with attributes of their own, tried in order before the plain
+#: ``ProducerDeviceDir``: sysfs/cxl.py registers the CXL devices' (None: not one of its own).
+PRODUCER_DIRS: list[Callable[[Kernel, ProducerDevice], Node | None]] = []
+
+
+def producer_dir(k: Kernel, pdev: ProducerDevice) -> Node:
+    """A producer device's directory (a CXL device's shows its CXL attributes: sysfs/cxl.py)."""
+    for make in PRODUCER_DIRS:
+        node = make(k, pdev)
+        if node is not None:
+            return node
+    return ProducerDeviceDir(k, pdev)
+
+
 class PlatformDevicesDir(Dir):
     """The producers' top-level devices under ``/sys/devices/platform``."""
 
@@ -273,7 +287,7 @@ class PlatformDevicesDir(Dir):
 
     def child(self, name: str) -> Node | None:
         pdev = self.k.dax_producer_devices.get(f"{PLATFORM}/{name}")
-        return ProducerDeviceDir(self.k, pdev) if pdev is not None else None
+        return producer_dir(self.k, pdev) if pdev is not None else None
 
 
 class ProducerDriversDir(Dir):

@@ -8,6 +8,7 @@ from ..engine.memory import ONLINE_TYPE_WORDS  # noqa: F401  (re-exported for ca
 from ..klib import kstrtoll, kstrtoull
 from .changes import KernelChanges
 from .common import engine_store, ro, rw
+from .cxl import add_cxl_entries
 from .dax import add_dax_entries
 from .memory import memory_bus, memory_root
 from .node import cpu_bus, cpu_root, node_bus, node_root, tier_bus, tier_root
@@ -92,6 +93,7 @@ def build_root(k: Kernel, control_socket: Callable[[], str | None] = lambda: Non
         "power": StaticDir(),
     })
     add_dax_entries(root, k)
+    add_cxl_entries(root, k)
     return root
 
 

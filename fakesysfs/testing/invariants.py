@@ -272,7 +272,8 @@ def dax_links_match_bindings(k: Kernel, tree: Tree) -> None:
         names = {n for n in tree.readdir(f"{DAX_BUS}/devices")}
         assert names == set(k.dax_devices), f"bus/dax/devices {sorted(names)}"
         chars = {n for n in tree.readdir("/dev/char")}
-        assert chars == {f"{k.dax_major}:{d.minor}" for d in k.dax_devices.values()}
+        memdevs = {f"{k.cxl_major}:{m.id}" for m in k.cxl_memdevs.values() if m.devpath in k.cxl_objects}
+        assert chars == {f"{k.dax_major}:{d.minor}" for d in k.dax_devices.values()} | memdevs
 
 
 def dax_driver_data_matches_binding(k: Kernel, _tree: Tree) -> None:
