@@ -301,7 +301,9 @@ def test_remove_takes_the_node_out_of_zoneinfo() -> None:
         s.remove("region0")
         check_agreement(s)
         assert "Node 1," not in s.proc("zoneinfo")
-        assert "CXL Window" not in s.proc("iomem")
+        # region0's window goes with its hardware; the free window (decoder0.1) stays.
+        assert "CXL Window 0" not in s.proc("iomem")
+        assert "1450000000-184fffffff : CXL Window 1\n" in s.proc("iomem")
 
 
 # -- formats ------------------------------------------------------------------------------------------

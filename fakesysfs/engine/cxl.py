@@ -22,6 +22,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..config import cxl_root_device
 from ..errors import ConfigError, KernelError
 from ..klib import kstrtobool, kstrtoint, kstrtouint, kstrtoull, sysfs_streq
 from .dax import IORESOURCE_DAX_KMEM, DaxMixin, DevDax
@@ -31,7 +32,6 @@ from .resource import Resource
 if TYPE_CHECKING:
     from ..config import CxlMemdevConfig, CxlRegionConfig, CxlWindowConfig
 
-CXL_ROOT = "/devices/platform/ACPI0017:00"
 #: drivers/cxl/cxl.h CXL_DECODER_MIN_GRANULARITY: what a x1 window reports.
 CXL_DECODER_MIN_GRANULARITY = 256
 #: HDM decoders of a host bridge and of an endpoint (the HDM Decoder Capability's count).
@@ -284,12 +284,15 @@ class CxlMixin(DaxMixin):
             self.cxl_region_register(rid, cfg.cxl_regions[index], f"cxl_region[{index}]")
 
     def cxl_root_init(self) -> None:
-        """cxl_acpi_probe(): ``ACPI0017:00`` bound to cxl_acpi, ``root0`` (no driver: none has id 4)."""
+        """cxl_acpi_probe(): the CXL root platform device (``ACPI0017:00``, or cxl_test's
+        ``cxl_acpi.0``: topology ``kernel.cxl_root``) bound to cxl_acpi, ``root0`` (no
+        driver: none has id 4)."""
         if self.cxl_root is not None:
             return
-        self._producer_device(CXL_ROOT, "platform", driver="cxl_acpi", modalias="acpi:ACPI0017:")
+        platform, modalias = cxl_root_device(self.config.cxl_root)
+        self._producer_device(platform, "platform", driver="cxl_acpi", modalias=modalias)
         pid = self._cxl_port_id()
-        root = CxlPort(pid, "root", f"{CXL_ROOT}/root{pid}", CXL_ROOT)
+        root = CxlPort(pid, "root", f"{platform}/root{pid}", platform)
         self._producer_device(root.devpath, "cxl", devtype="cxl_port", modalias=f"cxl:t{CXL_DEVICE_ROOT}")
         self.cxl_objects[root.devpath] = root
         self.cxl_root = root
@@ -1060,5 +1063,5 @@ def _sscanf_region(buf: str) -> int | None:
     return sign * int(digits) if digits else None
 
 
-__all__ = ["CXL_DRIVERS", "CXL_ROOT", "CxlDecoder", "CxlDport", "CxlMemdev", "CxlMixin", "CxlObject", "CxlPort",
+__all__ = ["CXL_DRIVERS", "CxlDecoder", "CxlDport", "CxlMemdev", "CxlMixin", "CxlObject", "CxlPort",
            "CxlRegion"]

@@ -57,7 +57,6 @@ from .hotplug import PMD_SIZE
 CXL_GRANULE = 256 << 20
 #: Where automatically placed producers go at the lowest: above the 4 GiB boundary.
 _AUTO_FLOOR = 1 << 32
-CXL_ROOT = "/devices/platform/ACPI0017:00"
 
 
 def _fmt(start: int, size: int) -> str:
