@@ -7,6 +7,7 @@ checks what a client sees: bytes reaching the store, errnos, modes, links, other
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import re
@@ -579,6 +580,43 @@ def test_status_summarizes_nodes_blocks_and_zones_from_the_mount(
         ["memory0", "node0", "online", "DMA32", "1"], ["memory1-2", "node0", "online", "Normal", "2"],
         ["memory3", "node0", "offline", "1"], ["memory5", "node1", "online", "Movable", "1"],
         ["memory6", "node1", "offline", "1"]]
+
+
+@fuse
+def test_status_json_says_what_the_text_says_for_scripts(
+    capsys: pytest.CaptureFixture[str], fuse_mount: Mounter
+) -> None:
+    mnt = fuse_mount(sysfs_like_tree())
+    status, out, err = run_cli(capsys, "status", str(mnt), "--json")
+    assert status == 0, err
+    doc = json.loads(out)  # one document, nothing else on stdout
+    assert doc["root"] == str(mnt)
+    assert (doc["block_size"], doc["blocks"]) == (128 << 20, 6)
+    assert doc["nodes"] == [
+        {"id": 0, "mem_total": 384 << 20, "mem_free": 128 << 20, "blocks": 4, "online": 3},
+        {"id": 1, "mem_total": 128 << 20, "mem_free": 128 << 20, "blocks": 2, "online": 1}]
+    assert doc["states"] == [
+        {"state": "offline", "zone": None, "blocks": 2, "bytes": 256 << 20},
+        {"state": "online", "zone": "DMA32", "blocks": 1, "bytes": 128 << 20},
+        {"state": "online", "zone": "Movable", "blocks": 1, "bytes": 128 << 20},
+        {"state": "online", "zone": "Normal", "blocks": 2, "bytes": 256 << 20}]
+    assert doc["ranges"] == [
+        {"name": "memory0", "first": 0, "last": 0, "node": 0, "state": "online", "zone": "DMA32", "blocks": 1},
+        {"name": "memory1-2", "first": 1, "last": 2, "node": 0, "state": "online", "zone": "Normal", "blocks": 2},
+        {"name": "memory3", "first": 3, "last": 3, "node": 0, "state": "offline", "zone": None, "blocks": 1},
+        {"name": "memory5", "first": 5, "last": 5, "node": 1, "state": "online", "zone": "Movable", "blocks": 1},
+        {"name": "memory6", "first": 6, "last": 6, "node": 1, "state": "offline", "zone": None, "blocks": 1}]
+
+
+def test_status_json_lists_every_range_where_the_text_stops_at_64() -> None:
+    from fakesysfs.cli.status import status_json, status_lines
+    from fakesysfs.status import BlockStatus, MachineStatus
+
+    # 100 single-block runs: alternating states on one node.
+    blocks = [BlockStatus(i, "online" if i % 2 else "offline", "Normal" if i % 2 else None, 0) for i in range(100)]
+    found = MachineStatus(1 << 27, blocks, [])
+    assert len(status_json("/x", found)["ranges"]) == 100
+    assert any("36 more ranges" in line for line in status_lines("/x", found))
 
 
 def test_status_of_a_directory_that_is_not_sysfs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -151,6 +152,18 @@ def test_udev_example_onlines_the_rebound_blocks(default_mount: Path, fakesysfs_
     done = run(["bash", "-euc", script], env=fakesysfs_on_path, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.fullmatch(r"\s*memory522-649\s+node1\s+online Movable\s+128\s*", done.stdout), done.stdout
+
+
+@fuse
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
+def test_status_json_example_lists_the_offline_ranges(default_mount: Path,
+                                                      fakesysfs_on_path: dict[str, str]) -> None:
+    """The CLI reference's ``status --json | jq`` line prints the default topology's offline ranges."""
+    line = re.search(r"`(fakesysfs status MNT --json \| jq [^`]*)`", README)
+    assert line is not None, "the CLI reference no longer shows the status --json example"
+    done = run(["bash", "-c", line.group(1).replace("MNT", str(default_mount))], env=fakesysfs_on_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["memory522-649", "memory1024-1087"]
 
 
 @fuse

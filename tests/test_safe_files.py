@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import select
 import shutil
 import signal
@@ -422,11 +423,17 @@ def test_an_unprivileged_run_leaves_roots_control_socket_working(shared: Path, m
     probe = _run_unprivileged([sys.executable, "-c", "import fakesysfs._fuse"], environ)
     if probe.returncode != 0:
         pytest.skip(f"this Python cannot run as uid {NEIGHBOUR} here: {probe.stderr.strip()[-200:]}")
-    inner = f"{sys.executable} -m fakesysfs.cli ctl /sys seqnum"
+    inner = f"{sys.executable} -m fakesysfs.cli ctl /sys seqnum && cat /sys/kernel/debug/fakesysfs/control"
     done = _run_unprivileged([*FAKESYSFS, "run", "--", "sh", "-c", inner], environ)
     if "cannot create a user namespace" in done.stderr:
         pytest.skip(done.stderr.strip())
-    assert done.returncode == 0 and done.stdout.strip().isdigit(), done.stderr
+    assert done.returncode == 0, done.stderr
+    seqnum, path = done.stdout.split()
+    assert seqnum.isdigit()
+    # Where README.md's "Events" says: $TMPDIR/fakesysfs-<uid>-userns<inode>/, gone after the run.
+    base = Path(path).parent.parent
+    assert base.parent == shared and re.fullmatch(rf"fakesysfs-{NEIGHBOUR}-userns\d+", base.name), path
+    assert not base.exists()
     assert not (shared / "fakesysfs-0").exists(), "an unprivileged run took root's socket directory"
     mount(mnt, environ=environ)
     assert Path(_published(mnt)).parent.parent == shared / "fakesysfs-0"

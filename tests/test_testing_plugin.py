@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ENV
+from conftest import ENV, REPO
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
@@ -116,6 +116,45 @@ def test_the_failure_report_stays_short_on_a_big_machine(pytester: pytest.Pytest
         "*unbind  /devices/platform/hmem.1/dax1.0 (dax)*",
         "(no kernel messages since the test started)",
     ])  # fmt: skip
+
+
+@pytest.mark.fuse
+def test_the_fixtures_and_the_report_work_in_xdist_workers(pytester: pytest.Pytester,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``pytest -n 2`` each worker mounts its own simulations with their own control
+    sockets at the same time, and a failure's report sections reach the controller."""
+    pytest.importorskip("xdist")
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the workers import this checkout's fakesysfs
+    out = pytester.mkdir("out")
+    pytester.makepyfile(f'''
+        import os
+        import time
+        from pathlib import Path
+
+        import pytest
+
+        @pytest.mark.parametrize("i", range(6))
+        def test_mounted(fakesysfs_mount, worker_id, i):
+            mnt = fakesysfs_mount.mountpoint
+            assert (mnt / "devices/system/memory/block_size_bytes").read_text() == "8000000\\n"
+            region = fakesysfs_mount.add_cxl_region("256M", node=1)
+            assert len(fakesysfs_mount.blocks_of(region)) == 2
+            Path({str(out)!r}, f"{{worker_id}}-{{i}}").write_text(f"{{mnt}} {{fakesysfs_mount.control_socket}}")
+            time.sleep(0.3)  # the other worker's mounts are up meanwhile
+
+        def test_report(fakesysfs_sim):
+            fakesysfs_sim.add_cxl_region("256M", node=1)
+            assert False, "the agent never onlined the new memory"
+    ''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", timeout=300)
+    result.assert_outcomes(passed=6, failed=1)
+    result.stdout.fnmatch_lines(["*- fakesysfs changes -*", "producer region3: added (cxl, node 1, *)",
+                                 "*- fakesysfs uevents -*"])
+    seen = {path.name: path.read_text().split() for path in out.iterdir()}
+    assert {name.split("-")[0] for name in seen} == {"gw0", "gw1"}, seen
+    mountpoints, sockets = ({where[k] for where in seen.values()} for k in (0, 1))
+    assert len(mountpoints) == len(sockets) == 6
+    assert not any(Path(p).exists() for p in mountpoints | sockets)  # each worker cleaned up
 
 
 def test_fixture_names_leave_the_projects_own_alone() -> None:

@@ -18,13 +18,13 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import CliError
-from . import ctl, monitor, mount, run, status, topology, udev, umount
+from . import completion, ctl, manpage, monitor, mount, run, status, topology, udev, umount
 from .common import configure_logging
 
 __all__ = ["CliError", "main", "parser"]
 
 #: In the order ``fakesysfs --help`` lists them.
-COMMANDS = (mount, umount, topology, status, run, ctl, monitor, udev)
+COMMANDS = (mount, umount, topology, status, run, ctl, monitor, udev, completion, manpage)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,6 +40,7 @@ def parser() -> argparse.ArgumentParser:
     commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(commands)
+    p.set_defaults(root_parser=p)  # what ``completion`` and ``manpage`` are made from
     return p
 
 

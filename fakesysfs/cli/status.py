@@ -4,10 +4,11 @@ summarized (fakesysfs/status.py reads them)."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CliError
 
@@ -22,6 +23,8 @@ _MAX_RANGES = 64
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = commands.add_parser("status", help="summarize the nodes and memory blocks of a mount")
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
+    p.add_argument("--json", action="store_true",
+                   help="print the same as one JSON document (sizes in bytes, every block range)")
     p.set_defaults(func=cmd_status)
 
 
@@ -42,8 +45,32 @@ def cmd_status(args: argparse.Namespace) -> int:
         raise CliError(f"cannot read {exc.filename or mountpoint}: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise CliError(f"unexpected content under {mountpoint}: {exc}") from None
-    print("\n".join(status_lines(mountpoint, found)))
+    if args.json:
+        print(json.dumps(status_json(mountpoint, found), indent=1))
+    else:
+        print("\n".join(status_lines(mountpoint, found)))
     return 0
+
+
+def status_json(root: str, found: MachineStatus) -> dict[str, Any]:
+    """What ``status_lines`` says, for scripts: sizes in bytes, a zone only for online blocks
+    (null otherwise), every range (the text stops at 64), no map (the ranges hold it)."""
+    blocks = found.blocks
+    tally = Counter((b.state, b.zone) for b in blocks)
+    return {
+        "root": root,
+        "block_size": found.block_size,
+        "blocks": len(blocks),
+        "nodes": [{"id": node.id, "mem_total": node.mem_total, "mem_free": node.mem_free,
+                   "blocks": sum(b.node == node.id for b in blocks),
+                   "online": sum(b.node == node.id and b.state == "online" for b in blocks)}
+                  for node in found.nodes],
+        "states": [{"state": state, "zone": zone, "blocks": count, "bytes": count * found.block_size}
+                   for (state, zone), count in sorted(tally.items(), key=lambda item: (item[0][0], item[0][1] or ""))],
+        "ranges": [{"name": _range_name(run), "first": run[0].id, "last": run[-1].id, "node": run[0].node,
+                    "state": run[0].state, "zone": run[0].zone, "blocks": len(run)}
+                   for run in _runs(blocks)],
+    }
 
 
 def _human(nbytes: int) -> str:
@@ -94,9 +121,8 @@ def status_lines(root: str, found: MachineStatus) -> list[str]:
     return lines
 
 
-def _block_ranges(blocks: Sequence[BlockStatus]) -> list[str]:
-    """Runs of consecutive blocks on one node in one state and zone, named as the files are
-    (``memory522-649``): the map shows where blocks lie, this says which to use."""
+def _runs(blocks: Sequence[BlockStatus]) -> list[list[BlockStatus]]:
+    """Runs of consecutive blocks on one node in one state and zone."""
     runs: list[list[BlockStatus]] = []
     for block in blocks:
         last = runs[-1][-1] if runs else None
@@ -105,10 +131,22 @@ def _block_ranges(blocks: Sequence[BlockStatus]) -> list[str]:
             runs[-1].append(block)
         else:
             runs.append([block])
+    return runs
+
+
+def _range_name(run: Sequence[BlockStatus]) -> str:
+    """As the files are named: ``memory522-649`` (``memory40`` alone)."""
+    first, last = run[0], run[-1]
+    return f"memory{first.id}" + (f"-{last.id}" if last.id != first.id else "")
+
+
+def _block_ranges(blocks: Sequence[BlockStatus]) -> list[str]:
+    """The runs, named as the files are (``memory522-649``): the map shows where blocks lie,
+    this says which to use."""
+    runs = _runs(blocks)
     lines = []
     for run in runs[:_MAX_RANGES]:
-        first, last = run[0], run[-1]
-        name = f"memory{first.id}" + (f"-{last.id}" if last.id != first.id else "")
+        first, name = run[0], _range_name(run)
         node = f"node{first.node}" if first.node is not None else "no node"
         lines.append(f"  {name:<18} {node:<7} {f'{first.state} {first.zone or str()}'.strip():<22} {len(run):>7}")
     if len(runs) > _MAX_RANGES:
