@@ -811,6 +811,12 @@ def _check_cxl(c: BootConfig, possible: set[int]) -> None:
         for start, size, other in windows:
             if start < win.start + win.size and win.start < start + size:
                 _fail(key, f"{_fmt_range(win.start, win.size)} overlaps {other}")
+        # The window is a resource of its own (cxl_acpi's "CXL Window N" in iomem): boot RAM
+        # and the other producers stay out of it; only the cxl_regions it holds lie inside.
+        for start, end, other, _ in _ranges(c):
+            inside = other.startswith("cxl_region[") and win.start <= start and end <= win.start + win.size
+            if not inside and start < win.start + win.size and win.start < end:
+                _fail(key, f"{_fmt_range(win.start, win.size)} overlaps {other} ({_fmt_range(start, end - start)})")
         windows.append((win.start, win.size, key))
     for i, mem in enumerate(c.cxl_memdevs):
         key = f"cxl_memdev[{i}]"
