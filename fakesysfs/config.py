@@ -18,6 +18,8 @@ CXL_GRANULE = 256 * MiB
 
 #: The default char major of ``/dev/cxl/memN`` (the kernel's is dynamic).
 CXL_MAJOR = 251
+#: HDM decoders of a host bridge and of an endpoint (the HDM Decoder Capability's count).
+NR_HDM_DECODERS = 4
 #: Kernel profiles (docs/abi.md "Profiles"). Any "6.N" with 8 <= N <= 18 is accepted too.
 PROFILES = ("6.8", "6.9-6.16", "6.18")
 

@@ -33,6 +33,7 @@ from .config import (
     CXL_GRANULE,
     CXL_MAJOR,
     CXL_ROOTS,
+    NR_HDM_DECODERS,
     PROFILES,
     BootConfig,
     CxlMemdevConfig,
@@ -825,6 +826,9 @@ def _check_cxl(c: BootConfig, possible: set[int]) -> None:
             _check_aligned(f"{key}.{name}", getattr(mem, name), CXL_GRANULE, "256 MiB (the DPA granule)")
         if not mem.ram_size + mem.pmem_size:
             _fail(key, "the device has no capacity (ram_size and pmem_size are 0)")
+    free_ram = [mem.ram_size for mem in c.cxl_memdevs]
+    ep_decoders = [0] * len(c.cxl_memdevs)
+    hb_decoders: dict[int, int] = {}
     for i, cxl in enumerate(c.cxl_regions):
         m = _DECODER_RE.fullmatch(cxl.decoder)
         if m is None or m.group(1) != "0" or int(m.group(2)) >= len(c.cxl_windows):
@@ -837,6 +841,19 @@ def _check_cxl(c: BootConfig, possible: set[int]) -> None:
             _fail(key, f"{cxl.decoder} is not a volatile (ram) window")
         if cxl.size % (CXL_GRANULE * len(win.host_bridges)):
             _fail(f"{key}.size", f"not a multiple of {len(win.host_bridges)} x 256 MiB (the window's ways)")
+        # Assembled at boot as the engine does it (engine/cxl.py cxl_region_register): per host
+        # bridge of the window, the first memdev below it with the ram left and a free decoder.
+        per = cxl.size // len(win.host_bridges)
+        for uid in win.host_bridges:
+            pick = next((j for j, mem in enumerate(c.cxl_memdevs) if mem.host_bridge == uid
+                         and free_ram[j] >= per and ep_decoders[j] < NR_HDM_DECODERS), None)
+            if pick is None:
+                _fail(key, f"no memdev below {cxl.decoder}'s host bridges has {per:#x} bytes of free ram for it")
+            if hb_decoders.get(uid, 0) >= NR_HDM_DECODERS:
+                _fail(key, f"host bridge {uid} has no free decoder left for it ({NR_HDM_DECODERS} per port)")
+            free_ram[pick] -= per
+            ep_decoders[pick] += 1
+            hb_decoders[uid] = hb_decoders.get(uid, 0) + 1
 
 
 def _check_window(key: str, start: int, size: int, page_size: int, *, split: bool) -> None:

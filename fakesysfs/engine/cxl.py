@@ -22,7 +22,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..config import cxl_root_device
+from ..config import NR_HDM_DECODERS, cxl_root_device
 from ..errors import ConfigError, KernelError
 from ..klib import kstrtobool, kstrtoint, kstrtouint, kstrtoull, sysfs_streq
 from .dax import IORESOURCE_DAX_KMEM, DaxMixin, DevDax
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
 #: drivers/cxl/cxl.h CXL_DECODER_MIN_GRANULARITY: what a x1 window reports.
 CXL_DECODER_MIN_GRANULARITY = 256
-#: HDM decoders of a host bridge and of an endpoint (the HDM Decoder Capability's count).
-NR_HDM_DECODERS = 4
 #: include/linux/range.h ULLONG_MAX: ``dpa_resource`` of a decoder without DPA.
 RESOURCE_NONE = (1 << 64) - 1
 #: drivers/cxl/cxl.h: HPA granule of decoders and regions.
