@@ -70,7 +70,9 @@ from .nsops import (
     MS_NOEXEC,
     MS_NOSUID,
     MS_PRIVATE,
+    MS_RDONLY,
     MS_REC,
+    MS_REMOUNT,
     PR_SET_CHILD_SUBREAPER,
     PR_SET_PDEATHSIG,
     _drop_host_only_caps,
@@ -238,12 +240,25 @@ def setup_run() -> None:
     os.makedirs(STAGING, 0o755)
 
 
+#: What of COMMAND's /proc would change the host kernel if written (its sysctls, SysRq, IRQ
+#: affinities, the bus and filesystem knobs): bound read-only, as Docker and LXC do.
+PROC_READONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs")
+
+
 def bind_proc_files() -> None:
     """In COMMAND's mount namespace, once its /proc is mounted: each simulated /proc file of
     the daemon's staging mount is bound over its /proc entry, as LXCFS's mount hook does (an
     entry this kernel lacks is skipped), and the simulated log over /dev/kmsg where /dev has
     an entry for it; the staging mount then leaves this namespace. The rest of /proc stays
-    the kernel's (docs/proc.md)."""
+    the kernel's (docs/proc.md), read-only where it reaches the host kernel (``PROC_READONLY``)."""
+    for path in PROC_READONLY:
+        # COMMAND's uid is the host's root (identity map): kernel/sysctl.c sysctl_perm() checks
+        # the uid, not a capability, so /proc/sys/vm/swappiness and the like would write the
+        # host's kernel. Read-only binds, as container runtimes make them; the simulated
+        # files bound below stay writable (their own mounts).
+        if os.path.lexists(path):
+            mount(path, path, None, MS_BIND | MS_REC)
+            mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     for name in PROC_FILES:
         target = f"/proc/{name}"
         if os.path.exists(target):

@@ -153,6 +153,35 @@ cat /proc/sys/vm/swappiness >/dev/null && echo other-sysctls-are-the-kernels
     assert Path("/proc/sys/vm/min_free_kbytes").read_text() == host  # never the host's
 
 
+def test_the_hosts_sysctls_are_read_only_inside() -> None:
+    """COMMAND's uid is the host's root and kernel/sysctl.c sysctl_perm() checks the uid, so
+    every sysctl the simulation does not answer would write the host's kernel: /proc/sys (and
+    /proc/irq, /proc/bus, /proc/fs) are read-only binds, which COMMAND cannot remount or
+    unmount; the simulated /proc/sys/vm files above them stay writable."""
+    host = Path("/proc/sys/vm/swappiness").read_text()
+    script = r"""
+for f in /proc/sys/vm/swappiness /proc/sys/vm/nr_hugepages /proc/sys/kernel/printk /proc/irq/default_smp_affinity; do
+    [ -e "$f" ] || continue
+    python3 -c 'import os, sys
+try:
+    os.close(os.open(sys.argv[1], os.O_WRONLY))
+    print(sys.argv[1], "writable")
+except OSError as exc:
+    print(sys.argv[1], exc.strerror)' "$f"
+done
+mount -o remount,rw,bind /proc/sys 2>/dev/null && echo remounted
+umount -l /proc/sys 2>/dev/null && echo unmounted
+echo 70000 > /proc/sys/vm/min_free_kbytes && cat /proc/sys/vm/min_free_kbytes
+"""
+    done = fakesysfs_run("--", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "70000" and "remounted" not in lines and "unmounted" not in lines, lines
+    checked = lines[:-1]
+    assert len(checked) >= 3 and all(line.endswith("Read-only file system") for line in checked), checked
+    assert Path("/proc/sys/vm/swappiness").read_text() == host
+
+
 def _mounted_here(path: Path) -> bool:
     return any(line.split()[4] == str(path) for line in Path("/proc/self/mountinfo").read_text().splitlines())
 
