@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ENV, DemoTree, build_demo_tree, make_mountpoint, unmount
+from conftest import ENV, FAKESYSFS, DemoTree, build_demo_tree, make_mountpoint, unmount
 
 from fakesysfs import cli
 from fakesysfs import mountpoint as mountpoint_rules
@@ -404,6 +404,20 @@ def test_topology_prints_the_embedded_default(
 def test_umount_of_something_not_mounted_is_an_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     status, _, err = run_cli(capsys, "umount", str(tmp_path))
     assert_one_line_error(status, err, "is not mounted")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare")
+def test_umount_refuses_a_mount_that_is_not_fakesysfs(tmp_path: Path) -> None:
+    """Its last resort is umount(8), which would take /proc or /home as root: only a
+    fuse.fakesysfs mount is unmounted (a tmpfs in a private mount namespace here)."""
+    script = f"""mount -t tmpfs probe {tmp_path}
+{' '.join(FAKESYSFS)} umount {tmp_path}; echo "rc=$?"
+{' '.join(FAKESYSFS)} umount --lazy {tmp_path}; echo "rc=$?"
+grep -c " {tmp_path} " /proc/self/mountinfo"""
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script], capture_output=True,
+                          text=True, env=ENV, timeout=60, check=False)
+    assert done.stdout.split() == ["rc=1", "rc=1", "1"], (done.stdout, done.stderr)
+    assert f"{tmp_path} is a tmpfs mount, not a fakesysfs one" in done.stderr
 
 
 # The CLI's mount path, run in a child process with the demo tree instead of the engine.
