@@ -311,13 +311,49 @@ def leftovers(scratch: Scratch) -> list[str]:
     return found
 
 
+# -- where a daemon's memory goes -----------------------------------------------------------------
+DAEMON_MODULES = ("fakesysfs.cli", "fakesysfs.machine", "fakesysfs.daemon", "fakesysfs.fuse_adapter",
+                  "fakesysfs.control", "fakesysfs.mountpoint", "fakesysfs.safefile", "fakesysfs.debugfs",
+                  "fakesysfs.journal", "mfusepy")
+
+
+def breakdown(env: dict[str, str]) -> list[list[str]]:
+    """A daemon's idle memory by layer: processes that stop after each stage of what a
+    daemon loads, measured from outside (the smallest USS of 3; RSS beside it)."""
+    listing = subprocess.run([PY, "-c", "import sys\nbase = set(sys.modules)\nimport " + ", ".join(DAEMON_MODULES)
+                              + "\nprint(' '.join(m for m in sys.modules if m not in base and '.' not in m"
+                              " and not m.startswith(('fakesysfs', 'mfusepy', '_'))))"],
+                             env=env, capture_output=True, text=True, check=True).stdout.split()
+    stdlib = "import " + ", ".join(listing)
+    ours = stdlib + "\nimport " + ", ".join(DAEMON_MODULES)
+    stages = [("interpreter (`python -c pass`, with this machine's site-packages)", "pass"),
+              (f"+ the {len(listing)} stdlib modules a daemon imports", stdlib),
+              ("+ fakesysfs's and mfusepy's modules", ours),
+              ("+ the booted default topology (engine and tree)",
+               ours + "\nfrom fakesysfs.cli import common\nmachine = common.boot(None)")]
+    rows = []
+    for name, code in stages:
+        samples = []
+        for _ in range(3):
+            with subprocess.Popen([PY, "-c", code + "\nimport sys, time\nprint(flush=True)\ntime.sleep(60)"], env=env,
+                                  stdout=subprocess.PIPE) as proc:
+                assert proc.stdout is not None
+                proc.stdout.readline()
+                time.sleep(0.3)
+                samples.append(memory(proc.pid))
+                proc.kill()
+        rss, uss, _ = min(samples, key=lambda m: m[1])
+        rows.append([name, mib(rss), mib(uss), load()])
+    return rows
+
+
 # -- report ---------------------------------------------------------------------------------------
 def mib(value: float) -> str:
     return f"{value / MIB:.1f}"
 
 
 def report(n: int, size: str, daemons: dict[str, Any] | None, threads: dict[str, Any] | None,
-           left: list[str]) -> None:
+           left: list[str], layers: list[list[str]] | None) -> None:
     cpus = os.cpu_count()
     print(f"Fleet of {n} hosts (default topology, a {size} CXL region each), {platform.machine()} "
           f"{cpus} vCPUs, Linux {platform.release()}, Python {platform.python_version()}; "
@@ -332,6 +368,10 @@ def report(n: int, size: str, daemons: dict[str, Any] | None, threads: dict[str,
                       mib(sum(pss)), mib(daemons["avail_drop"]),
                       f"{mib(statistics.median(m[0] for m in daemons['after']))} / "
                       f"{mib(statistics.median(m[1] for m in daemons['after']))}", daemons["idle_load"]]]))
+        print()
+    if layers:
+        print("Where an idle daemon's memory goes (MiB; a serving daemon adds libfuse and its threads):\n")
+        print(table(["stage", "RSS", "USS", "load"], layers))
         print()
     if threads is not None:
         base, first, full = threads["base"], threads["first"], threads["full"]
@@ -400,11 +440,13 @@ def main() -> int:
     modes = set(args.mode.split(","))
     scratch = Scratch()
     daemons = threads = None
+    layers = None
     with interrupts_raise():
         try:
             if "daemons" in modes:
                 daemons = run_daemons(scratch, args.n, args.size, args.settle)
                 teardown_daemons(scratch, daemons)
+                layers = breakdown(scratch.env)
             if "threads" in modes:
                 threads = run_threads(scratch, args.n, args.size, args.settle)
             left = leftovers(scratch)
@@ -412,7 +454,7 @@ def main() -> int:
             scratch.close()
     if scratch.root.exists():
         left.append(f"directory {scratch.root}")
-    report(args.n, args.size, daemons, threads, left)
+    report(args.n, args.size, daemons, threads, left, layers)
     return 1 if left else 0
 
 
