@@ -136,14 +136,6 @@ def memory(pid: int) -> tuple[int, int, int]:
     return m.rss, m.uss, m.pss
 
 
-def mem_available() -> int:
-    with open("/proc/meminfo", encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 # -- driving one host through its mount ------------------------------------------------------------
 def block_ids(mnt: Path) -> set[int]:
     return {int(name[6:]) for name in os.listdir(mnt / MEMORY) if name.startswith("memory") and name[6:].isdigit()}
@@ -216,7 +208,6 @@ def run_daemons(scratch: Scratch, n: int, size: str, settle: float) -> dict[str,
     hosts: list[Path] = []
     times: list[float] = []
     loads: list[str] = []
-    avail0 = mem_available()
     for k in range(1, n + 1):
         mnt = scratch.mountpoint("daemons", k)
         t0 = time.perf_counter()
@@ -233,7 +224,6 @@ def run_daemons(scratch: Scratch, n: int, size: str, settle: float) -> dict[str,
     time.sleep(settle)
     mems = [memory(pid) for pid in scratch.pids]
     idle_load = load()
-    avail1 = mem_available()
 
     def ctl(i: int) -> None:
         subprocess.run(CLI + ["ctl", str(hosts[i]), "add-cxl-region", size, "1"], env=scratch.env, check=True,
@@ -243,7 +233,7 @@ def run_daemons(scratch: Scratch, n: int, size: str, settle: float) -> dict[str,
               "`fakesysfs ctl`": drive_all(hosts, ctl, size) + (load(),)}
     after = [memory(pid) for pid in scratch.pids]
     return {"times": times, "loads": loads, "mems": mems, "after": after, "idle_load": idle_load,
-            "avail_drop": avail0 - avail1, "drives": drives, "hosts": hosts}
+            "drives": drives, "hosts": hosts}
 
 
 def run_threads(scratch: Scratch, n: int, size: str, settle: float) -> dict[str, Any]:
@@ -256,7 +246,6 @@ def run_threads(scratch: Scratch, n: int, size: str, settle: float) -> dict[str,
     hosts: list[Path] = []
     times: list[float] = []
     loads: list[str] = []
-    avail0 = mem_available()
     try:
         for k in range(1, n + 1):
             mnt = scratch.mountpoint("threads", k)
@@ -275,7 +264,6 @@ def run_threads(scratch: Scratch, n: int, size: str, settle: float) -> dict[str,
         gc.collect()
         full = memory(me)
         idle_load = load()
-        avail1 = mem_available()
 
         drives = {"debugfs file": drive_all(hosts, lambda i: add_through_mount(hosts[i], size), size) + (load(),),
                   "`Simulation.add_cxl_region`":
@@ -285,7 +273,7 @@ def run_threads(scratch: Scratch, n: int, size: str, settle: float) -> dict[str,
         for sim in sims:
             sim.close()
     return {"times": times, "loads": loads, "base": base, "first": first, "full": full, "after": after,
-            "idle_load": idle_load, "avail_drop": avail0 - avail1, "drives": drives, "hosts": hosts}
+            "idle_load": idle_load, "drives": drives, "hosts": hosts}
 
 
 def teardown_daemons(scratch: Scratch, result: dict[str, Any]) -> float:
@@ -363,9 +351,9 @@ def report(n: int, size: str, daemons: dict[str, Any] | None, threads: dict[str,
         uss = [m[1] for m in daemons["mems"]]
         pss = [m[2] for m in daemons["mems"]]
         print("Daemons (`fakesysfs mount`), idle memory per daemon (median over the fleet, MiB):\n")
-        print(table(["RSS", "USS", "PSS", "sum of PSS", "MemAvailable drop", "after the drive: RSS / USS", "load"],
+        print(table(["RSS", "USS", "PSS", "sum of PSS", "after the drive: RSS / USS", "load"],
                     [[mib(statistics.median(rss)), mib(statistics.median(uss)), mib(statistics.median(pss)),
-                      mib(sum(pss)), mib(daemons["avail_drop"]),
+                      mib(sum(pss)),
                       f"{mib(statistics.median(m[0] for m in daemons['after']))} / "
                       f"{mib(statistics.median(m[1] for m in daemons['after']))}", daemons["idle_load"]]]))
         print()
@@ -378,9 +366,9 @@ def report(n: int, size: str, daemons: dict[str, Any] | None, threads: dict[str,
         per = (full[1] - first[1]) / max(1, n - 1)
         print("Threads (one process, `Simulation().mount()` per host), memory of that process (MiB):\n")
         print(table(["before", "1 host: RSS / USS", f"{n} hosts: RSS / USS", "per further host (USS)",
-                     "MemAvailable drop", "after the drive: RSS / USS", "load"],
+                     "after the drive: RSS / USS", "load"],
                     [[f"{mib(base[0])} / {mib(base[1])}", f"{mib(first[0])} / {mib(first[1])}",
-                      f"{mib(full[0])} / {mib(full[1])}", mib(per), mib(threads["avail_drop"]),
+                      f"{mib(full[0])} / {mib(full[1])}", mib(per),
                       f"{mib(threads['after'][0])} / {mib(threads['after'][1])}", threads["idle_load"]]]))
         print()
     header = ["k-th mount"]
@@ -443,12 +431,13 @@ def main() -> int:
     layers = None
     with interrupts_raise():
         try:
+            # threads first: the daemons' `fakesysfs ctl` drive starts N interpreters at once
+            if "threads" in modes:
+                threads = run_threads(scratch, args.n, args.size, args.settle)
             if "daemons" in modes:
                 daemons = run_daemons(scratch, args.n, args.size, args.settle)
                 teardown_daemons(scratch, daemons)
                 layers = breakdown(scratch.env)
-            if "threads" in modes:
-                threads = run_threads(scratch, args.n, args.size, args.settle)
             left = leftovers(scratch)
         finally:
             scratch.close()
