@@ -2,8 +2,8 @@
 an agent, all hosts at once (``python examples/fleet.py [N]``, as root; N is 20 by default).
 
 Each host is a ``Simulation`` mounted from a thread of this process: a host costs about
-0.3 MiB and 10 ms to mount this way, against a 15 MiB, 150 ms daemon per ``fakesysfs mount``
-(README, "Performance"; ``scripts/fleet.py`` measures both).
+0.4 MiB and 10 ms to mount this way, against a 14 MiB daemon and 150-300 ms per
+``fakesysfs mount`` (README, "Fleets"; ``scripts/fleet.py`` measures both).
 """
 
 import contextlib
