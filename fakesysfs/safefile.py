@@ -54,7 +54,6 @@ import errno
 import fcntl
 import os
 import posixpath
-import secrets
 import stat
 from collections.abc import Iterable
 
@@ -287,7 +286,9 @@ def replace(path: str | os.PathLike[str], chunks: Iterable[bytes]) -> None:
                 os.close(old)
         fd = -1
         for _ in range(_TRIES):
-            tmp = f".{leaf[:200]}.{secrets.token_hex(8)}.tmp"
+            # secrets.token_hex is this, but importing secrets loads hashlib and libcrypto:
+            # 3.6 MiB of RSS (0.5 MiB private) in every daemon (README, "Fleets")
+            tmp = f".{leaf[:200]}.{os.urandom(8).hex()}.tmp"
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                              dir_fd=dir_fd)
@@ -402,7 +403,7 @@ def fresh_private_dir(parent: str | int, prefix: str) -> tuple[str, int]:
     dir_fd = _open_dir(parent) if isinstance(parent, str) else parent
     try:
         for _ in range(_TRIES):
-            name = prefix + secrets.token_hex(6)
+            name = prefix + os.urandom(6).hex()
             try:
                 os.mkdir(name, 0o700, dir_fd=dir_fd)
             except FileExistsError:

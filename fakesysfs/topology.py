@@ -16,7 +16,6 @@ module; parsing, the per-key checks, the dump and docs/topology.md's key tables
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import itertools
 import os
 import re
@@ -228,6 +227,8 @@ class _Table:
             _fail(path, f"expected {what}, got {_describe(data)}")
         for key in data:
             if key not in allowed:
+                import difflib  # only for this message: not in every daemon (README, "Fleets")
+
                 close = difflib.get_close_matches(key, allowed, n=1)
                 hint = (
                     f"did you mean {close[0]!r}?"

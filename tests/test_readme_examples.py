@@ -87,6 +87,14 @@ def test_python_example_runs(fakesysfs_on_path: dict[str, str]) -> None:
 
 
 @fuse
+def test_fleet_example_runs(fakesysfs_on_path: dict[str, str]) -> None:
+    """examples/fleet.py at 3 hosts (README, "Performance" runs it at 50)."""
+    done = run([sys.executable, str(EXAMPLES / "fleet.py"), "3"], env=fakesysfs_on_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout == "3 hosts: the agents onlined 96 blocks as movable\n"
+
+
+@fuse
 def test_pytest_example_passes(fakesysfs_on_path: dict[str, str]) -> None:
     done = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "examples/test_agent.py"],
                env=fakesysfs_on_path)
