@@ -90,7 +90,9 @@ def test_bus_drivers_bind_and_unbind_errnos(sim: Simulation) -> None:
     with ENODEV, so libcxl's try-every-driver bind lands on the right one; bound: EBUSY;
     unbind from another driver: ENODEV; cxl_dax_region suppresses bind attributes."""
     drivers = "/bus/cxl/drivers"
-    assert sim.ls(drivers) == ["cxl_port", "cxl_mem", "cxl_region", "cxl_dax_region"]
+    assert sim.ls(drivers) == ["cxl_port", "cxl_mem", "cxl_region", "cxl_dax_region", "cxl_nvdimm_bridge",
+                               "cxl_nvdimm", "cxl_pmem_region"]
+    assert not any(sim.exists(f"{drivers}/{d}/bind") for d in ("cxl_nvdimm_bridge", "cxl_nvdimm", "cxl_pmem_region"))
     with raises_errno(errno.ENODEV):
         sim.echo(f"{drivers}/cxl_port/bind", "mem0")
     with raises_errno(errno.ENODEV):
@@ -552,3 +554,201 @@ def test_cxl_disables_and_enables_memdevs_and_ports() -> None:
     rc, _, listing = endpoints.partition("[")
     assert rc == "rc=0\n"
     assert sorted(e["host"] for e in json.loads("[" + listing)) == ["mem0", "mem1"]
+
+
+# -- pmem regions ---------------------------------------------------------------------------------
+#: The default topology plus a 4 GiB pmem-only window (decoder0.2) and a 4 GiB pmem expander
+#: (mem2, endpoint4, on the host bridge's third root port): what ``cxl create-region`` of v76 needs.
+PMEM_EXTRA = """
+[[cxl_window]]
+start = 0x1850000000
+size = "4G"
+target_node = 1
+host_bridges = [0]
+ram = false
+pmem = true
+
+[[cxl_memdev]]
+host_bridge = 0
+pmem_size = "4G"
+serial = 0x9abc
+"""
+MEM2 = "/devices/pci0000:0c/0000:0c:02.0/0000:0f:00.0/mem2"
+EP4 = f"{PORT}/endpoint4"
+UUID = "6f4d9a6e-2b0c-4f3e-9a47-0c4f6a1d2e3b"
+
+
+def _pmem_sim(extra: str = "") -> Simulation:
+    return Simulation(load_topology(text=default_topology_text() + PMEM_EXTRA + extra))
+
+
+def test_a_pmem_window_brings_the_nvdimm_bridge_and_pmem_memdevs_their_nvdimm(sim: Simulation) -> None:
+    """add_root_nvdimm_bridge() only with a cap_pmem root decoder; cxl_mem_probe() ->
+    devm_cxl_add_nvdimm() for a memdev with pmem capacity: ``pmemN`` bound to cxl_nvdimm."""
+    assert not sim.exists(f"{ROOT}/nvdimm-bridge0") and not sim.exists("/bus/cxl/devices/nvdimm-bridge0")
+    psim = _pmem_sim()
+    bridge = f"{ROOT}/nvdimm-bridge0"
+    assert psim.realpath("/bus/cxl/devices/nvdimm-bridge0") == bridge
+    assert psim.realpath(f"{bridge}/driver") == "/bus/cxl/drivers/cxl_nvdimm_bridge"
+    assert psim.cat(f"{bridge}/modalias") == "cxl:t1\n" and psim.cat(f"{bridge}/devtype") == "cxl_nvdimm_bridge\n"
+    assert psim.realpath(f"{MEM2}/pmem2/driver") == "/bus/cxl/drivers/cxl_nvdimm"
+    assert psim.cat(f"{MEM2}/pmem2/modalias") == "cxl:t2\n" and psim.cat(f"{MEM2}/pmem/size") == "0x100000000\n"
+    assert not psim.exists(f"{MEM1}/pmem1")  # no pmem capacity
+    dec = f"{ROOT}/decoder0.2"
+    assert psim.cat(f"{dec}/cap_pmem") == "1\n" and psim.cat(f"{dec}/cap_ram") == "0\n"
+    assert psim.exists(f"{dec}/create_pmem_region") and not psim.exists(f"{dec}/create_ram_region")
+    # cxl_mem unbind: the endpoint goes, then (devm, in reverse) pmem2; bind: pmem2 first.
+    mark = psim.mark()
+    psim.echo(f"{MEM2}/driver/unbind", "mem2")
+    assert not psim.exists(f"{MEM2}/pmem2")
+    names = [(e.action, e.devpath.rsplit("/", 1)[1]) for e in psim.events(mark)]
+    assert names[-5:] == [("unbind", "endpoint4"), ("remove", "endpoint4"), ("unbind", "pmem2"),
+                          ("remove", "pmem2"), ("unbind", "mem2")]
+    mark = psim.mark()
+    psim.echo("/bus/cxl/drivers/cxl_mem/bind", "mem2")
+    names = [(e.action, e.devpath.rsplit("/", 1)[1]) for e in psim.events(mark)]
+    assert names[:3] == [("add", "pmem2"), ("bind", "pmem2"), ("add", "endpoint4")]
+    assert names[-1] == ("bind", "mem2") and psim.exists(f"{MEM2}/pmem2/driver")
+
+
+def _new_pmem_region(psim: Simulation) -> str:
+    dec = f"{ROOT}/decoder0.2"
+    name = psim.cat(f"{dec}/create_pmem_region").strip()
+    psim.echo(f"{dec}/create_pmem_region", name)
+    return f"{dec}/{name}"
+
+
+def test_pmem_region_uuid_rules_in_the_kernels_order() -> None:
+    """uuid_store(): exactly 37 bytes, uuid_parse(), not null (EINVAL); the same uuid again is
+    fine, another region's is EBUSY (is_dup()), and so is any change once ACTIVE; alloc_hpa()
+    refuses a pmem region without a uuid (ENXIO). A pmem region's uuid is 0644, %pUb."""
+    from conftest import file_mode
+
+    psim = _pmem_sim()
+    region = _new_pmem_region(psim)
+    assert psim.cat(f"{region}/mode") == "pmem\n"
+    assert file_mode(psim, f"{region}/uuid") == 0o644
+    assert psim.cat(f"{region}/uuid") == "00000000-0000-0000-0000-000000000000\n"
+    psim.echo(f"{region}/interleave_granularity", "256")
+    psim.echo(f"{region}/interleave_ways", "1")
+    with raises_errno(errno.ENXIO):
+        psim.echo(f"{region}/size", "0x100000000")  # no uuid yet
+    with raises_errno(errno.EINVAL):
+        psim.echo(f"{region}/uuid", UUID, newline=False)  # 36 bytes: the length is exact
+    with raises_errno(errno.EINVAL):
+        psim.echo(f"{region}/uuid", UUID + "0")
+    with raises_errno(errno.EINVAL):
+        psim.echo(f"{region}/uuid", UUID.replace("-", "x"))
+    with raises_errno(errno.EINVAL):
+        psim.echo(f"{region}/uuid", "g" + UUID[1:])
+    with raises_errno(errno.EINVAL):
+        psim.echo(f"{region}/uuid", "00000000-0000-0000-0000-000000000000")
+    psim.echo(f"{region}/uuid", UUID.upper() + "\0", newline=False)  # libcxl writes the NUL too
+    assert psim.cat(f"{region}/uuid") == UUID + "\n"
+    psim.echo(f"{region}/uuid", UUID)  # the same again: nothing
+    other = _new_pmem_region(psim)
+    with raises_errno(errno.EBUSY):
+        psim.echo(f"{other}/uuid", UUID)  # is_dup()
+    psim.echo(f"{region}/size", "0x100000000")
+    psim.echo(f"{EP4}/decoder4.0/mode", "pmem")
+    psim.echo(f"{EP4}/decoder4.0/dpa_size", "0x100000000")
+    psim.echo(f"{region}/target0", "decoder4.0")
+    with raises_errno(errno.EBUSY):
+        psim.echo(f"{region}/uuid", "11111111-2222-3333-4444-555555555555")  # ACTIVE
+    psim.echo(f"{region}/uuid", UUID)
+    # A ram region's uuid stays read-only and empty.
+    assert file_mode(psim, f"{ROOT}/decoder0.0/region0/uuid") == 0o444
+
+
+def test_a_pmem_region_binds_into_a_pmem_region_device_and_unbinds_out_of_it() -> None:
+    """cxl_region_probe() of a pmem region: devm_cxl_add_pmem_region() adds ``pmem_regionN``,
+    which cxl_pmem_region binds; releasing the region's driver unregisters it."""
+    psim = _pmem_sim()
+    region = _new_pmem_region(psim)
+    name = region.rsplit("/", 1)[1]
+    rid = name.removeprefix("region")
+    for attr, value in (("interleave_granularity", "256"), ("interleave_ways", "1"), ("uuid", UUID),
+                        ("size", "0x100000000")):
+        psim.echo(f"{region}/{attr}", value)
+    psim.echo(f"{EP4}/decoder4.0/mode", "pmem")
+    psim.echo(f"{EP4}/decoder4.0/dpa_size", "0x100000000")
+    assert psim.cat(f"{EP4}/decoder4.0/dpa_resource") == "0x0\n"  # the pmem partition starts at 0 (no ram)
+    psim.echo(f"{region}/target0", "decoder4.0")
+    with raises_errno(errno.ENXIO):
+        psim.echo("/bus/cxl/drivers/cxl_region/bind", name)  # not committed
+    psim.echo(f"{region}/commit", "1")
+    mark = psim.mark()
+    psim.echo("/bus/cxl/drivers/cxl_region/bind", name)
+    pmem = f"{region}/pmem_region{rid}"
+    assert psim.realpath(f"{pmem}/driver") == "/bus/cxl/drivers/cxl_pmem_region"
+    assert psim.cat(f"{pmem}/modalias") == "cxl:t7\n" and psim.cat(f"{pmem}/devtype") == "cxl_pmem_region\n"
+    assert not psim.exists(f"{region}/dax_region{rid}") and not psim.exists(f"/bus/dax/devices/dax{rid}.0")
+    assert [(e.action, e.devpath.rsplit("/", 1)[1]) for e in psim.events(mark)] == [
+        ("add", f"pmem_region{rid}"), ("bind", f"pmem_region{rid}"), ("bind", name)]
+    mark = psim.mark()
+    psim.echo("/bus/cxl/drivers/cxl_region/unbind", name)
+    assert not psim.exists(pmem) and not psim.exists(f"{region}/driver")
+    assert [(e.action, e.devpath.rsplit("/", 1)[1]) for e in psim.events(mark)] == [
+        ("unbind", f"pmem_region{rid}"), ("remove", f"pmem_region{rid}"), ("unbind", name)]
+    psim.echo("/bus/cxl/drivers/cxl_region/bind", name)
+    psim.echo(f"{ROOT}/decoder0.2/delete_region", name)  # unregisters even a bound region
+    assert not psim.exists(region) and not psim.exists("/bus/cxl/devices/" + f"pmem_region{rid}")
+
+
+def test_a_member_with_serial_0_leaves_the_pmem_region_device_unbound() -> None:
+    """drivers/cxl/pmem.c cxl_pmem_region_probe(): a member without a serial number fails the
+    pmem region's probe (ENXIO) but not the region's bind."""
+    psim = Simulation(load_topology(text=default_topology_text() + PMEM_EXTRA.replace("0x9abc", "0")))
+    region = _new_pmem_region(psim)
+    name = region.rsplit("/", 1)[1]
+    for attr, value in (("interleave_granularity", "256"), ("interleave_ways", "1"), ("uuid", UUID),
+                        ("size", "0x100000000")):
+        psim.echo(f"{region}/{attr}", value)
+    psim.echo(f"{EP4}/decoder4.0/mode", "pmem")
+    psim.echo(f"{EP4}/decoder4.0/dpa_size", "0x100000000")
+    psim.echo(f"{region}/target0", "decoder4.0")
+    psim.echo(f"{region}/commit", "1")
+    psim.echo("/bus/cxl/drivers/cxl_region/bind", name)
+    assert psim.exists(f"{region}/driver") and psim.exists(f"{region}/pmem_{name}")
+    assert not psim.exists(f"{region}/pmem_{name}/driver")
+
+
+@pytest.mark.realtools
+@pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
+def test_cxl_create_region_makes_a_pmem_region_and_destroy_region_frees_it(tmp_path: Any) -> None:
+    """Debian 12's ``cxl`` (v76) creates a pmem region itself: ``create_pmem_region``, the
+    granularity, ways, uuid, size, the endpoint decoder's mode and DPA, ``target0``, commit
+    and the cxl_region bind; ``cxl list -R`` shows it; ``disable-region`` and
+    ``destroy-region`` undo it and the DPA, decoders and region id are free again."""
+    topo = tmp_path / "pmem.toml"
+    topo.write_text(default_topology_text() + PMEM_EXTRA)
+    d = "/sys/devices/platform/ACPI0017:00/root0"
+    script = (
+        "cxl create-region -m -d decoder0.2 -w 1 mem2 -t pmem; echo \"rc=$?\"; echo ==; "
+        f"cat {d}/decoder0.2/region3/uuid {d}/decoder0.2/region3/pmem_region3/devtype; "
+        "cxl list -R -r region3; echo ==; "
+        "cxl disable-region region3; cxl destroy-region region3; echo \"rc=$?\"; "
+        f"cat {d}/port1/endpoint4/decoder4.0/dpa_size {d}/port1/endpoint4/decoders_committed "
+        f"{d}/port1/decoders_committed {d}/decoder0.2/create_pmem_region; "
+        "ls /sys/bus/cxl/devices | grep -c '^region3$'; "
+        "cxl create-region -d decoder0.2 -m mem2 >/dev/null; echo \"rc=$?\"")
+    done = subprocess.run([sys.executable, "-m", "fakesysfs", "run", "-c", str(topo), "--", "sh", "-c", script],
+                          capture_output=True, text=True, env=ENV, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr
+    created, listed, tail = done.stdout.split("==\n")
+    assert created.endswith("rc=0\n"), done.stderr
+    region = json.loads(created.removesuffix("rc=0\n"))
+    assert region == {"region": "region3", "resource": 0x1850000000, "size": 4 << 30, "interleave_ways": 1,
+                      "interleave_granularity": 256, "decode_state": "commit",
+                      "mappings": [{"position": 0, "memdev": "mem2", "decoder": "decoder4.0"}]}
+    uuid_line, devtype, listing = listed.split("\n", 2)
+    assert len(uuid_line) == 36 and uuid_line != "00000000-0000-0000-0000-000000000000"
+    assert devtype == "cxl_pmem_region"
+    assert [r["region"] for r in json.loads(listing)] == ["region3"]
+    # destroy-region's status, decoder4.0 dpa_size, endpoint4's and port1's committed decoders,
+    # the id create_pmem_region offers, region3 gone; then the default type (pmem) and ways
+    # (the number of memdevs) again.
+    lines = tail.splitlines()
+    assert lines[:6] == ["rc=0", "0x0000000000000000", "0", "1", "region3", "0"], done.stdout
+    assert lines[-1] == "rc=0" and "created 1 region" in done.stderr
+    assert "destroyed 1 region" in done.stderr and "disabled 1 region" in done.stderr
