@@ -752,3 +752,70 @@ def test_cxl_create_region_makes_a_pmem_region_and_destroy_region_frees_it(tmp_p
     assert lines[:6] == ["rc=0", "0x0000000000000000", "0", "1", "region3", "0"], done.stdout
     assert lines[-1] == "rc=0" and "created 1 region" in done.stderr
     assert "destroyed 1 region" in done.stderr and "disabled 1 region" in done.stderr
+
+
+# -- firmware hot-add of a CXL device -------------------------------------------------------------
+def test_hot_added_region_comes_with_a_window_memdev_and_endpoint_of_its_own(sim: Simulation) -> None:
+    """``add_cxl_region`` without a decoder on a machine with CXL windows: firmware brings up a
+    host bridge (next _UID, next PCI buses), a x1 window as large as the region (decoder0.2),
+    a memdev with that much ram (mem2, endpoint5), and the region committed through them;
+    removing the region takes the device away again and frees every id."""
+    mark = sim.mark()
+    region = sim.add_cxl_region("4G", node=1)
+    assert region.name == "region3"
+    dec = f"{ROOT}/decoder0.2"
+    port = f"{ROOT}/port4"
+    start = region.start
+    assert sim.cat(f"{dec}/start") == f"{start:#x}\n" and sim.cat(f"{dec}/size") == "0x100000000\n"
+    assert sim.cat(f"{dec}/target_list") == "1\n" and sim.realpath(f"{ROOT}/dport1") == "/devices/pci0000:0f"
+    assert sim.realpath(f"{port}/uport") == "/devices/pci0000:0f" and "pci0000:0f" in sim.ls("/devices")
+    mem2 = "/devices/pci0000:0f/0000:0f:00.0/0000:10:00.0/mem2"
+    assert sim.realpath(f"{port}/endpoint5/uport") == mem2 and sim.cat(f"{mem2}/ram/size") == "0x100000000\n"
+    assert sim.cat(f"{dec}/region3/target0") == "decoder5.0\n" and sim.cat(f"{dec}/region3/commit") == "1\n"
+    assert sim.cat(f"{port}/endpoint5/decoder5.0/dpa_size") == "0x0000000100000000\n"
+    assert sim.cat(f"{port}/decoder4.0/region") == "region3\n"
+    assert f"{start:x}-{start + (4 << 30) - 1:x} : CXL Window 2\n  {start:x}" in sim.iomem()
+    cxl = [(e.action, e.devpath.rsplit("/", 1)[1]) for e in sim.events(mark, subsystem="cxl")]
+    assert cxl[:2] == [("add", "decoder0.2"), ("add", "port4")]
+    assert cxl.index(("bind", "mem2")) < cxl.index(("add", "region3")) and cxl[-1] == ("bind", "region3")
+    mark = sim.mark()
+    sim.remove("region3")
+    cxl = [(e.action, e.devpath.rsplit("/", 1)[1]) for e in sim.events(mark, subsystem="cxl")]
+    assert cxl[cxl.index(("remove", "region3")) + 1:] == [
+        *(("remove", f"decoder5.{i}") for i in (3, 2, 1, 0)), ("unbind", "endpoint5"), ("remove", "endpoint5"),
+        ("unbind", "mem2"), ("remove", "mem2"), *(("remove", f"decoder4.{i}") for i in (3, 2, 1, 0)),
+        ("unbind", "port4"), ("remove", "port4"), ("remove", "decoder0.2")]
+    for gone in (dec, port, mem2, "/bus/cxl/devices/mem2", "/devices/pci0000:0f", f"{ROOT}/dport1"):
+        assert not sim.exists(gone), gone
+    assert "CXL Window 2" not in sim.iomem()
+    again = sim.add_cxl_region("4G", node=1)
+    assert again.name == "region3" and sim.exists(f"{ROOT}/port4/endpoint5") and sim.exists(f"{ROOT}/decoder0.2")
+    assert "pci0000:11" in sim.ls("/devices")  # PCI bus numbers are not reused
+
+
+def test_a_region_hot_added_on_a_named_decoder_keeps_its_old_shape(sim: Simulation) -> None:
+    """With ``decoder`` named, no device is brought up: outside that window the region is a
+    plain device under the decoder, as before (docs/cxl.md)."""
+    region = sim.add_cxl_region("4G", node=1, decoder="decoder0.0")
+    assert not sim.exists(f"{ROOT}/decoder0.2") and not sim.exists(f"{ROOT}/port4")
+    assert sim.exists(f"{ROOT}/decoder0.0/{region.name}")
+
+
+@pytest.mark.realtools
+@pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))
+def test_cxl_lists_a_hot_added_region_with_its_memdev_and_endpoint() -> None:
+    """``cxl list`` sees the hot-added device and region (no add_dev() failure), and not after
+    its removal."""
+    script = ("echo 'size=4G node=1' > /sys/kernel/debug/fakesysfs/hotplug/add_cxl_region; "
+              "for a in '-M -m mem2' '-R -r region3' '-E -e endpoint5' '-D -d decoder0.2'; do "
+              "cxl list $a; echo ==; done; "
+              "echo region3 > /sys/kernel/debug/fakesysfs/hotplug/remove; cxl list -M; echo ==")
+    done = _session(script)
+    assert done.returncode == 0, done.stderr
+    memdevs, regions, endpoints, decoders, after = _json_parts(done.stdout)
+    assert memdevs == [{"memdev": "mem2", "ram_size": 4 << 30, "serial": 3, "numa_node": 0, "host": "0000:10:00.0"}]
+    assert [(r["region"], r["size"], r["decode_state"]) for r in regions] == [("region3", 4 << 30, "commit")]
+    assert endpoints == [{"endpoint": "endpoint5", "host": "mem2", "depth": 2}]
+    assert decoders[0]["decoder"] == "decoder0.2" and decoders[0]["max_available_extent"] == 0
+    assert sorted(m["memdev"] for m in after) == ["mem0", "mem1"]
+    assert "add_dev" not in done.stderr and "failed" not in done.stderr

@@ -216,12 +216,22 @@ class CxlMixin(DaxMixin):
     _cxl_fw_regions: list[tuple[int, int]]
     #: The ``regionN`` iomem resource of each region sized through sysfs.
     _cxl_region_res: dict[int, Resource]
+    #: Windows firmware hot-added with a device (root decoder id -> window), beside the
+    #: topology's ``[[cxl_window]]`` list (ids 0..n-1).
+    _cxl_hot_windows: dict[int, CxlWindowConfig]
+    #: Region id -> the memdev and root decoder firmware hot-added with it (removed with it).
+    _cxl_hot_devices: dict[int, tuple[CxlMemdev, CxlDecoder]]
+    #: The next PCI bus number free for a hot-added host bridge.
+    _cxl_next_bus: int
 
     # -- boot ---------------------------------------------------------------------------------
     def dax_boot(self) -> None:
         """The dax producers, then the CXL topology around the regions firmware assembled."""
         self._cxl_fw_regions = []
         self._cxl_region_res = {}
+        self._cxl_hot_windows = {}
+        self._cxl_hot_devices = {}
+        self._cxl_next_bus = FIRST_BUS
         self.cxl_major = self.config.cxl_major
         self.cxl_objects = {}
         self.cxl_root = None
@@ -241,11 +251,18 @@ class CxlMixin(DaxMixin):
             return super().cxl_window_iomem(index, cfg)
         return win.start + win.size - 1 <= self.resources.root.end
 
+    def cxl_window_config(self, did: int) -> CxlWindowConfig | None:
+        """The CFMWS window behind root decoder ``decoder0.<did>``: the topology's, or one
+        firmware hot-added with a device; None for an implicit window (docs/cxl.md)."""
+        if did < len(self.config.cxl_windows):
+            return self.config.cxl_windows[did]
+        return self._cxl_hot_windows.get(did)
+
     def _cxl_declared_window(self, cfg: CxlRegionConfig) -> CxlWindowConfig | None:
         prefix, _, did = cfg.decoder.partition(".")
-        if prefix != "decoder0" or not did.isdigit() or int(did) >= len(self.config.cxl_windows):
+        win = self.cxl_window_config(int(did)) if prefix == "decoder0" and did.isdigit() else None
+        if win is None:
             return None
-        win = self.config.cxl_windows[int(did)]
         inside = win.start <= cfg.start and cfg.start + cfg.size <= win.start + win.size
         return win if inside else None
 
@@ -276,6 +293,7 @@ class CxlMixin(DaxMixin):
             self._producer_device(bridge, None)
             root.dports[uid] = CxlDport(uid, bridge)
             bus += 1 + sum(1 for m in cfg.cxl_memdevs if m.host_bridge == uid)
+        self._cxl_next_bus = bus
         for i, win in enumerate(cfg.cxl_windows):
             self.cxl_add_root_decoder(i, win)
         for uid in uids:  # add_host_bridge_uport(): port<id>, with dports and HDM decoders
@@ -297,6 +315,75 @@ class CxlMixin(DaxMixin):
             self.cxl_pci_probe(i, mem, hb_buses[mem.host_bridge], n)
         for index, rid in self._cxl_fw_regions:
             self.cxl_region_register(rid, cfg.cxl_regions[index], f"cxl_region[{index}]")
+
+    # -- firmware hot-add of a CXL device with its window ----------------------------------
+    def cxl_hotplug_device(self, rid: int, start: int, size: int, target_node: int) -> str:
+        """Firmware brings a Type-3 device up with a window of its own (docs/cxl.md): a host
+        bridge with the next ``_UID`` and the next PCI buses (port, one root port), a x1 window
+        exactly as large as the region (root decoder ``decoder0.K``, the root's lowest free
+        decoder id), a memdev with that much ram below it (the lowest free memdev id, its
+        endpoint). Each CXL device is announced as it is added (port and endpoint probe, cxl_mem
+        bind). Returns the root decoder's name, for the region firmware commits in it."""
+        from ..config import CxlMemdevConfig, CxlWindowConfig
+
+        root = self.cxl_root
+        assert root is not None
+        uid = max(self.cxl_host_bridges, default=-1) + 1
+        bus = self._cxl_next_bus
+        self._cxl_next_bus = bus + 2
+        did = next(i for i in itertools.count() if i not in root.decoders)
+        win = CxlWindowConfig(start, size, target_node, [uid])
+        self._cxl_hot_windows[did] = win
+        bridge = f"/devices/pci0000:{bus:02x}"
+        self.cxl_host_bridges[uid] = bridge
+        self._producer_device(bridge, None)
+        root.dports[uid] = CxlDport(uid, bridge)
+        dec = self.cxl_add_root_decoder(did, win)
+        self._cxl_uevent("add", dec.devpath)
+        port = self.cxl_add_port("port", f"{root.devpath}/port", bridge, root, root.dports[uid])
+        self._cxl_uevent("add", port.devpath)
+        rp = f"{bridge}/0000:{bus:02x}:00.0"
+        self._producer_device(rp, "pci", driver="pcieport")
+        port.hw_dports[0] = CxlDport(0, rp)
+        self.dax_producer_devices[port.devpath].driver = None
+        self.cxl_port_probe(port)
+        mid = next(i for i in itertools.count() if i not in self.cxl_memdevs)
+        mem = self.cxl_pci_probe(mid, CxlMemdevConfig(host_bridge=uid, ram_size=size), bus, 0)
+        assert mem.endpoint is not None
+        self._cxl_uevent("add", mem.devpath)
+        self._cxl_uevent("add", mem.endpoint.devpath)
+        for ep_dec in mem.endpoint.decoders.values():
+            self._cxl_uevent("add", ep_dec.devpath)
+        self._cxl_uevent("bind", mem.endpoint.devpath)
+        self._cxl_uevent("bind", mem.devpath)
+        self._cxl_hot_devices[rid] = (mem, dec)
+        return dec.name
+
+    def cxl_hotplug_remove_device(self, rid: int) -> None:
+        """The device firmware hot-added with region ``rid`` goes with it (after the region):
+        the memdev (its endpoint first), the host bridge's port, root0's dport, the root decoder."""
+        hot = self._cxl_hot_devices.pop(rid, None)
+        if hot is None:
+            return
+        mem, dec = hot
+        port = mem.port
+        root = self.cxl_root
+        assert port is not None and root is not None
+        if mem.endpoint is not None:
+            self.cxl_mem_remove(mem)
+        self._cxl_del_device(mem.devpath)
+        del self.cxl_memdevs[mem.id]
+        if port.decoders:
+            self.cxl_port_remove(port)
+        self._cxl_del_device(port.devpath)
+        self._cxl_port_ids.discard(port.id)
+        uid = dec.targets[0]
+        self._cxl_del_device(dec.devpath)
+        del root.decoders[dec.id]
+        self._cxl_hot_windows.pop(dec.id, None)
+        del root.dports[uid], self.cxl_host_bridges[uid]
+        for path in (mem.host, port.hw_dports[0].devpath, port.uport):
+            self.dax_producer_devices.pop(path, None)
 
     def cxl_root_init(self) -> None:
         """cxl_acpi_probe(): the CXL root platform device (``ACPI0017:00``, or cxl_test's
@@ -421,14 +508,14 @@ class CxlMixin(DaxMixin):
         except ValueError:
             return None
         dec = root.decoders.get(did)
-        if did < len(self.config.cxl_windows) and self._cxl_declared_window(cfg) is None:
+        if self.cxl_window_config(did) is not None and self._cxl_declared_window(cfg) is None:
             return None  # outside the window it names: shown as a plain device, without CXL attributes
         if dec is None:
             dec = CxlDecoder(root, did, "root", cfg.start, cfg.size, enabled=True, cap_ram=True,
                              target_node=cfg.target_node)
             root.decoders[did] = dec
             self.cxl_objects[dec.devpath] = dec
-        elif did >= len(self.config.cxl_windows):  # an implicit window grows to hold this region too
+        elif self.cxl_window_config(did) is None:  # an implicit window grows to hold this region too
             end = max(dec.start + dec.size, cfg.start + cfg.size)
             dec.start = min(dec.start, cfg.start)
             dec.size = end - dec.start
@@ -445,7 +532,7 @@ class CxlMixin(DaxMixin):
         if dec is None:
             return
         region = CxlRegion(rid, dec, "ram", dec.ways, dec.granularity, cfg.start, cfg.size, committed=True)
-        explicit = dec.id < len(self.config.cxl_windows)
+        explicit = self.cxl_window_config(dec.id) is not None
         if explicit:
             members = self._cxl_pick_members(dec, cfg.size // dec.ways)
             if members is None:

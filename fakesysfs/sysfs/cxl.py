@@ -327,12 +327,31 @@ def add_cxl_entries(root: StaticDir, k: Kernel) -> None:
     assert isinstance(char, Node)
     dev.entries["char"] = DevCharDir(k, char)
 
-    for bridge in k.cxl_host_bridges.values():
-        def make(path: str = bridge) -> Node | None:
-            pdev = k.dax_producer_devices.get(path)
-            return ProducerDeviceDir(k, pdev) if pdev is not None else None
-
-        devices.entries[bridge.rsplit("/", 1)[1]] = make
+    root.entries["devices"] = DevicesDir(k, devices)
 
 
-__all__ = ["CxlDeviceDir", "add_cxl_entries", "cxl_bus"]
+class DevicesDir(Dir):
+    """``/sys/devices`` with the host bridges' PCI root buses (``pci0000:BB``) beside the
+    rest, those firmware hot-adds with a CXL device too."""
+
+    __slots__ = ("k", "other")
+
+    def __init__(self, k: Kernel, other: StaticDir) -> None:
+        self.k = k
+        self.other = other
+
+    def _bridges(self) -> dict[str, str]:
+        return {path.rsplit("/", 1)[1]: path for path in self.k.cxl_host_bridges.values()
+                if path in self.k.dax_producer_devices}
+
+    def names(self) -> Iterable[str]:
+        return [*self.other.names(), *self._bridges()]
+
+    def child(self, name: str) -> Node | None:
+        path = self._bridges().get(name)
+        if path is not None:
+            return ProducerDeviceDir(self.k, self.k.dax_producer_devices[path])
+        return self.other.child(name)
+
+
+__all__ = ["CxlDeviceDir", "DevicesDir", "add_cxl_entries", "cxl_bus"]
