@@ -791,6 +791,13 @@ def test_hot_added_region_comes_with_a_window_memdev_and_endpoint_of_its_own(sim
     again = sim.add_cxl_region("4G", node=1)
     assert again.name == "region3" and sim.exists(f"{ROOT}/port4/endpoint5") and sim.exists(f"{ROOT}/decoder0.2")
     assert "pci0000:11" in sim.ls("/devices")  # PCI bus numbers are not reused
+    # Destroyed through sysfs instead, the region leaves its device behind: a region that
+    # later gets its id is not the device's, and its removal leaves the device alone.
+    sim.echo(f"{ROOT}/decoder0.2/delete_region", "region3")
+    assert sim.exists(f"{ROOT}/port4/endpoint5") and not sim.exists(f"{ROOT}/decoder0.2/region3")
+    sim.add_cxl_region("4G", node=1, decoder="decoder0.0")
+    sim.remove("region3")
+    assert sim.exists(f"{ROOT}/port4/endpoint5") and sim.exists(f"{ROOT}/decoder0.2")
 
 
 def test_a_region_hot_added_on_a_named_decoder_keeps_its_old_shape(sim: Simulation) -> None:

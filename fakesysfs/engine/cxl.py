@@ -692,6 +692,9 @@ class CxlMixin(DaxMixin):
         self.cxl_objects.pop(region.devpath, None)
         self.cxl_regions_by_id.pop(region.id, None)
         self._memregion_ids.discard(region.id)
+        # A hot-added device whose region software destroyed stays (the hardware is still
+        # there); a later region with this id is not its region.
+        self._cxl_hot_devices.pop(region.id, None)
 
     def _cxl_state(self, region: CxlRegion) -> int:
         """enum cxl_config_state: 0 IDLE, 1 INTERLEAVE_ACTIVE (size set), 2 ACTIVE (all
