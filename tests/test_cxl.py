@@ -186,6 +186,10 @@ def test_regions_without_declared_windows_get_a_window_of_their_own() -> None:
     (("host_bridges = [0]", "host_bridges = [0, 0]"), "cxl_window[0].host_bridges", "listed twice"),
     (("ram_size = \"16G\"", "ram_size = \"100M\""), "cxl_memdev[0].ram_size", "256 MiB"),
     (("ram_size = \"16G\"", "ram_size = \"8G\""), "cxl_region[0]", "no memdev"),
+    # A window is an iomem resource of its own: no boot RAM (or hmem, pmem) inside it, and a
+    # region overlapping a window lies in the window it names.
+    (("start = 0x1450000000", "start = 0x0"), "cxl_window[1]", "overlaps node[0].memory[0]"),
+    (("decoder = \"decoder0.0\"", "decoder = \"decoder0.1\""), "cxl_region[0]", "overlaps cxl_window[0]"),
 ])
 def test_topology_rejects_impossible_cxl_hardware(change: tuple[str, str], key: str, why: str) -> None:
     text = default_topology_text().replace(*change, 1)
