@@ -507,7 +507,16 @@ def _check_cxl_invariants(sim: Simulation) -> None:
             assert all(t is not None and t.enabled for t in region.targets)
         bound = k.dax_producer_devices[region.devpath].driver is not None
         assert not bound or region.committed
-        assert bound == (f"dax{region.id}.0" in k.dax_devices), region.name
+        if region.mode == "pmem":  # pmem_regionN instead of a dax region
+            assert bound == (f"{region.devpath}/pmem_region{region.id}" in k.dax_producer_devices), region.name
+            assert f"dax{region.id}.0" not in k.dax_devices
+        else:
+            assert bound == (f"dax{region.id}.0" in k.dax_devices), region.name
+    uuids = [r.uuid for r in k.cxl_regions_by_id.values() if r.uuid.int]
+    assert len(uuids) == len(set(uuids)), uuids  # is_dup()
+    for mem in k.cxl_memdevs.values():  # pmemN lives while the memdev is bound (below a bridge)
+        if mem.pmem_size and k.cxl_nvdimm_bridge_bound():
+            assert (f"{mem.devpath}/pmem{mem.id}" in k.dax_producer_devices) == (mem.endpoint is not None)
     from fakesysfs.testing.invariants import check_all
 
     check_all(k, sim.tree)
@@ -830,3 +839,41 @@ def test_cxl_lists_a_hot_added_region_with_its_memdev_and_endpoint() -> None:
     assert decoders[0]["decoder"] == "decoder0.2" and decoders[0]["max_available_extent"] == 0
     assert sorted(m["memdev"] for m in after) == ["mem0", "mem1"]
     assert "add_dev" not in done.stderr and "failed" not in done.stderr
+
+
+_PMEM_OPS = st.one_of(
+    st.tuples(st.just("build"), st.sampled_from(_REGIONS)),  # what cxl create-region writes
+    st.tuples(st.just("decoder0.2/create_pmem_region"), st.sampled_from(_REGIONS)),
+    st.tuples(st.just("decoder0.2/delete_region"), st.sampled_from(_REGIONS)),
+    st.tuples(st.sampled_from([f"{r}/uuid" for r in _REGIONS]),
+              st.sampled_from([UUID, "11111111-2222-3333-4444-555555555555", "0" * 36, "bad"])),
+    st.tuples(st.sampled_from([f"{r}/interleave_ways" for r in _REGIONS]), st.just("1")),
+    st.tuples(st.sampled_from([f"{r}/interleave_granularity" for r in _REGIONS]), st.just("256")),
+    st.tuples(st.sampled_from([f"{r}/size" for r in _REGIONS]), st.sampled_from(["0", "0x40000000", "0x80000000"])),
+    st.tuples(st.sampled_from([f"decoder4.{i}/mode" for i in range(2)]), st.sampled_from(["pmem", "ram"])),
+    st.tuples(st.sampled_from([f"decoder4.{i}/dpa_size" for i in range(2)]),
+              st.sampled_from(["0", "0x40000000", "0x80000000"])),
+    st.tuples(st.sampled_from([f"{r}/target0" for r in _REGIONS]), st.sampled_from(["", "decoder4.0", "decoder4.1"])),
+    st.tuples(st.sampled_from([f"{r}/commit" for r in _REGIONS]), st.sampled_from(["0", "1"])),
+    st.tuples(st.sampled_from(["../drivers/cxl_region/bind", "../drivers/cxl_region/unbind"]),
+              st.sampled_from(_REGIONS)),
+    st.tuples(st.sampled_from(["../drivers/cxl_mem/bind", "../drivers/cxl_mem/unbind"]), st.just("mem2")),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(_PMEM_OPS, min_size=1, max_size=25))
+def test_random_pmem_region_operations_keep_every_invariant(ops: list[tuple[str, str]]) -> None:
+    """The pmem flavour: uuids, pmem DPA, pmem_regionN and pmemN through random stores."""
+    sim = _pmem_sim()
+    for op, arg in ops:
+        steps = [(op, arg)]
+        if op == "build":
+            n = int(arg[-1]) - 3
+            dec, uuid = f"decoder4.{n}", f"{n:08d}-2b0c-4f3e-9a47-0c4f6a1d2e3b"
+            steps = [("decoder0.2/create_pmem_region", arg), (f"{arg}/interleave_granularity", "256"),
+                     (f"{arg}/interleave_ways", "1"), (f"{arg}/uuid", uuid), (f"{arg}/size", "0x40000000"),
+                     (f"{dec}/mode", "pmem"), (f"{dec}/dpa_size", "0x40000000"), (f"{arg}/target0", dec),
+                     (f"{arg}/commit", "1"), ("../drivers/cxl_region/bind", arg)]
+        for path, value in steps:
+            _step(sim, path, value)
