@@ -521,7 +521,7 @@ class Harness:
         if decoder is not None and not re.fullmatch(r"decoder\d+\.\d+", decoder):
             raise HarnessError(f"add_cxl_region: decoder {decoder!r} is not a name like decoder0.0")
         cfg = CxlRegionConfig(start, size, target_node, decoder or "decoder0.0", adistance, numa_node, driver)
-        name, dev = self.kernel.cxl_region_hotplug_add(cfg)
+        name, dev = self.kernel.cxl_region_hotplug_add(cfg, new_device=decoder is None)
         return {"name": name, "device": dev.name if dev is not None else None, "start": start, "size": size}
 
     def _op_add_hmem(self, size: int, target_node: int, start: int, adistance: int | None,

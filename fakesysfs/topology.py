@@ -813,11 +813,10 @@ def _check_cxl(c: BootConfig, possible: set[int]) -> None:
         for start, size, other in windows:
             if start < win.start + win.size and win.start < start + size:
                 _fail(key, f"{_fmt_range(win.start, win.size)} overlaps {other}")
-        # The window is a resource of its own (cxl_acpi's "CXL Window N" in iomem): boot RAM
-        # and the other producers stay out of it; only the cxl_regions it holds lie inside.
-        for start, end, other, _ in _ranges(c):
-            inside = other.startswith("cxl_region[") and win.start <= start and end <= win.start + win.size
-            if not inside and start < win.start + win.size and win.start < end:
+        # The window is a resource of its own in /proc/iomem: boot RAM, hmem and pmem ranges
+        # cannot share its addresses (regions can: below, they must lie in the window they name).
+        for start, end, other, _node in _ranges(c):
+            if not other.startswith("cxl_region") and start < win.start + win.size and win.start < end:
                 _fail(key, f"{_fmt_range(win.start, win.size)} overlaps {other} ({_fmt_range(start, end - start)})")
         windows.append((win.start, win.size, key))
     for i, mem in enumerate(c.cxl_memdevs):
@@ -831,13 +830,18 @@ def _check_cxl(c: BootConfig, possible: set[int]) -> None:
     ep_decoders = [0] * len(c.cxl_memdevs)
     hb_decoders: dict[int, int] = {}
     for i, cxl in enumerate(c.cxl_regions):
-        m = _DECODER_RE.fullmatch(cxl.decoder)
-        if m is None or m.group(1) != "0" or int(m.group(2)) >= len(c.cxl_windows):
-            continue  # a window of its own (the firmware-given ranges before windows existed)
-        win = c.cxl_windows[int(m.group(2))]
         key = f"cxl_region[{i}]"
-        if not (win.start <= cxl.start and cxl.start + cxl.size <= win.start + win.size):
-            continue  # outside the window it names: a window of its own, as without windows
+        m = _DECODER_RE.fullmatch(cxl.decoder)
+        named = int(m.group(2)) if m is not None and m.group(1) == "0" else None
+        named_win = c.cxl_windows[named] if named is not None and named < len(c.cxl_windows) else None
+        inside = named_win is not None and named_win.start <= cxl.start and \
+            cxl.start + cxl.size <= named_win.start + named_win.size
+        for start, size, other in windows:
+            if not inside and start < cxl.start + cxl.size and cxl.start < start + size:
+                _fail(key, f"{_fmt_range(cxl.start, cxl.size)} overlaps {other} but names {cxl.decoder}")
+        if named_win is None or not inside:
+            continue  # a window of its own (the firmware-given ranges before windows existed)
+        win = named_win
         if not win.ram:
             _fail(key, f"{cxl.decoder} is not a volatile (ram) window")
         if cxl.size % (CXL_GRANULE * len(win.host_bridges)):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import uuid as uuid_mod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -48,10 +49,12 @@ FIRST_BUS = 0x0C
 #: drivers/cxl/cxl.h CXL_DEVICE_* ids: ``modalias`` ``cxl:t<id>``; a driver binds by id
 #: (drivers/cxl/core/port.c cxl_bus_match()). Decoders match none (0).
 CXL_DEVICE_NVDIMM_BRIDGE = 1
+CXL_DEVICE_NVDIMM = 2
 CXL_DEVICE_PORT = 3
 CXL_DEVICE_ROOT = 4
 CXL_DEVICE_MEMORY_EXPANDER = 5
 CXL_DEVICE_REGION = 6
+CXL_DEVICE_PMEM_REGION = 7
 CXL_DEVICE_DAX_REGION = 8
 #: The CXL bus drivers, in registration order: name, device id, suppress_bind_attrs
 #: (drivers/cxl/port.c, mem.c, core/region.c cxl_region_driver, drivers/dax/cxl.c).
@@ -60,9 +63,17 @@ CXL_DRIVERS = (
     ("cxl_mem", CXL_DEVICE_MEMORY_EXPANDER, False),
     ("cxl_region", CXL_DEVICE_REGION, False),
     ("cxl_dax_region", CXL_DEVICE_DAX_REGION, True),
+    # drivers/cxl/pmem.c cxl_pmem_init(): the bridge, nvdimm and pmem-region drivers, in that order.
+    ("cxl_nvdimm_bridge", CXL_DEVICE_NVDIMM_BRIDGE, True),
+    ("cxl_nvdimm", CXL_DEVICE_NVDIMM, True),
+    ("cxl_pmem_region", CXL_DEVICE_PMEM_REGION, True),
 )
 DEVTYPE_IDS = {"cxl_port": CXL_DEVICE_PORT, "cxl_memdev": CXL_DEVICE_MEMORY_EXPANDER,
-               "cxl_region": CXL_DEVICE_REGION, "cxl_dax_region": CXL_DEVICE_DAX_REGION}
+               "cxl_region": CXL_DEVICE_REGION, "cxl_dax_region": CXL_DEVICE_DAX_REGION,
+               "cxl_nvdimm_bridge": CXL_DEVICE_NVDIMM_BRIDGE, "cxl_nvdimm": CXL_DEVICE_NVDIMM,
+               "cxl_pmem_region": CXL_DEVICE_PMEM_REGION}
+#: include/linux/uuid.h UUID_STRING_LEN: a region ``uuid`` store is exactly this plus one byte.
+UUID_STRING_LEN = 36
 
 
 @dataclass(eq=False, slots=True)
@@ -173,6 +184,8 @@ class CxlRegion:
     size: int = 0
     targets: list[CxlDecoder | None] = field(default_factory=list)
     committed: bool = False
+    #: p->uuid of a pmem region (null until written: uuid_store()).
+    uuid: uuid_mod.UUID = uuid_mod.UUID(int=0)
 
     @property
     def name(self) -> str:
@@ -201,12 +214,22 @@ class CxlMixin(DaxMixin):
     _cxl_fw_regions: list[tuple[int, int]]
     #: The ``regionN`` iomem resource of each region sized through sysfs.
     _cxl_region_res: dict[int, Resource]
+    #: Windows firmware hot-added with a device (root decoder id -> window), beside the
+    #: topology's ``[[cxl_window]]`` list (ids 0..n-1).
+    _cxl_hot_windows: dict[int, CxlWindowConfig]
+    #: Region id -> the memdev and root decoder firmware hot-added with it (removed with it).
+    _cxl_hot_devices: dict[int, tuple[CxlMemdev, CxlDecoder]]
+    #: The next PCI bus number free for a hot-added host bridge.
+    _cxl_next_bus: int
 
     # -- boot ---------------------------------------------------------------------------------
     def dax_boot(self) -> None:
         """The dax producers, then the CXL topology around the regions firmware assembled."""
         self._cxl_fw_regions = []
         self._cxl_region_res = {}
+        self._cxl_hot_windows = {}
+        self._cxl_hot_devices = {}
+        self._cxl_next_bus = FIRST_BUS
         self.cxl_major = self.config.cxl_major
         self.cxl_objects = {}
         self.cxl_root = None
@@ -226,11 +249,18 @@ class CxlMixin(DaxMixin):
             return super().cxl_window_iomem(index, cfg)
         return win.start + win.size - 1 <= self.resources.root.end
 
+    def cxl_window_config(self, did: int) -> CxlWindowConfig | None:
+        """The CFMWS window behind root decoder ``decoder0.<did>``: the topology's, or one
+        firmware hot-added with a device; None for an implicit window (docs/cxl.md)."""
+        if did < len(self.config.cxl_windows):
+            return self.config.cxl_windows[did]
+        return self._cxl_hot_windows.get(did)
+
     def _cxl_declared_window(self, cfg: CxlRegionConfig) -> CxlWindowConfig | None:
         prefix, _, did = cfg.decoder.partition(".")
-        if prefix != "decoder0" or not did.isdigit() or int(did) >= len(self.config.cxl_windows):
+        win = self.cxl_window_config(int(did)) if prefix == "decoder0" and did.isdigit() else None
+        if win is None:
             return None
-        win = self.config.cxl_windows[int(did)]
         inside = win.start <= cfg.start and cfg.start + cfg.size <= win.start + win.size
         return win if inside else None
 
@@ -261,6 +291,7 @@ class CxlMixin(DaxMixin):
             self._producer_device(bridge, None)
             root.dports[uid] = CxlDport(uid, bridge)
             bus += 1 + sum(1 for m in cfg.cxl_memdevs if m.host_bridge == uid)
+        self._cxl_next_bus = bus
         for i, win in enumerate(cfg.cxl_windows):
             self.cxl_add_root_decoder(i, win)
         for uid in uids:  # add_host_bridge_uport(): port<id>, with dports and HDM decoders
@@ -273,6 +304,8 @@ class CxlMixin(DaxMixin):
                 port.dports[n] = port.hw_dports[n] = CxlDport(n, rp)
             for _ in range(NR_HDM_DECODERS):
                 self.cxl_add_decoder(port, "switch")
+        if any(w.pmem for w in cfg.cxl_windows):
+            self.cxl_add_nvdimm_bridge(root)
         per_hb: dict[int, int] = {}
         for i, mem in enumerate(cfg.cxl_memdevs):
             n = per_hb.get(mem.host_bridge, 0)
@@ -280,6 +313,75 @@ class CxlMixin(DaxMixin):
             self.cxl_pci_probe(i, mem, hb_buses[mem.host_bridge], n)
         for index, rid in self._cxl_fw_regions:
             self.cxl_region_register(rid, cfg.cxl_regions[index], f"cxl_region[{index}]")
+
+    # -- firmware hot-add of a CXL device with its window ----------------------------------
+    def cxl_hotplug_device(self, rid: int, start: int, size: int, target_node: int) -> str:
+        """Firmware brings a Type-3 device up with a window of its own (docs/cxl.md): a host
+        bridge with the next ``_UID`` and the next PCI buses (port, one root port), a x1 window
+        exactly as large as the region (root decoder ``decoder0.K``, the root's lowest free
+        decoder id), a memdev with that much ram below it (the lowest free memdev id, its
+        endpoint). Each CXL device is announced as it is added (port and endpoint probe, cxl_mem
+        bind). Returns the root decoder's name, for the region firmware commits in it."""
+        from ..config import CxlMemdevConfig, CxlWindowConfig
+
+        root = self.cxl_root
+        assert root is not None
+        uid = max(self.cxl_host_bridges, default=-1) + 1
+        bus = self._cxl_next_bus
+        self._cxl_next_bus = bus + 2
+        did = next(i for i in itertools.count() if i not in root.decoders)
+        win = CxlWindowConfig(start, size, target_node, [uid])
+        self._cxl_hot_windows[did] = win
+        bridge = f"/devices/pci0000:{bus:02x}"
+        self.cxl_host_bridges[uid] = bridge
+        self._producer_device(bridge, None)
+        root.dports[uid] = CxlDport(uid, bridge)
+        dec = self.cxl_add_root_decoder(did, win)
+        self._cxl_uevent("add", dec.devpath)
+        port = self.cxl_add_port("port", f"{root.devpath}/port", bridge, root, root.dports[uid])
+        self._cxl_uevent("add", port.devpath)
+        rp = f"{bridge}/0000:{bus:02x}:00.0"
+        self._producer_device(rp, "pci", driver="pcieport")
+        port.hw_dports[0] = CxlDport(0, rp)
+        self.dax_producer_devices[port.devpath].driver = None
+        self.cxl_port_probe(port)
+        mid = next(i for i in itertools.count() if i not in self.cxl_memdevs)
+        mem = self.cxl_pci_probe(mid, CxlMemdevConfig(host_bridge=uid, ram_size=size), bus, 0)
+        assert mem.endpoint is not None
+        self._cxl_uevent("add", mem.devpath)
+        self._cxl_uevent("add", mem.endpoint.devpath)
+        for ep_dec in mem.endpoint.decoders.values():
+            self._cxl_uevent("add", ep_dec.devpath)
+        self._cxl_uevent("bind", mem.endpoint.devpath)
+        self._cxl_uevent("bind", mem.devpath)
+        self._cxl_hot_devices[rid] = (mem, dec)
+        return dec.name
+
+    def cxl_hotplug_remove_device(self, rid: int) -> None:
+        """The device firmware hot-added with region ``rid`` goes with it (after the region):
+        the memdev (its endpoint first), the host bridge's port, root0's dport, the root decoder."""
+        hot = self._cxl_hot_devices.pop(rid, None)
+        if hot is None:
+            return
+        mem, dec = hot
+        port = mem.port
+        root = self.cxl_root
+        assert port is not None and root is not None
+        if mem.endpoint is not None:
+            self.cxl_mem_remove(mem)
+        self._cxl_del_device(mem.devpath)
+        del self.cxl_memdevs[mem.id]
+        if port.decoders:
+            self.cxl_port_remove(port)
+        self._cxl_del_device(port.devpath)
+        self._cxl_port_ids.discard(port.id)
+        uid = dec.targets[0]
+        self._cxl_del_device(dec.devpath)
+        del root.decoders[dec.id]
+        self._cxl_hot_windows.pop(dec.id, None)
+        del root.dports[uid], self.cxl_host_bridges[uid]
+        for path in (mem.host, port.hw_dports[0].devpath, port.uport):
+            self.dax_producer_devices.pop(path, None)
 
     def cxl_root_init(self) -> None:
         """cxl_acpi_probe(): the CXL root platform device (``ACPI0017:00``, or cxl_test's
@@ -294,6 +396,25 @@ class CxlMixin(DaxMixin):
         self._producer_device(root.devpath, "cxl", devtype="cxl_port", modalias=f"cxl:t{CXL_DEVICE_ROOT}")
         self.cxl_objects[root.devpath] = root
         self.cxl_root = root
+
+    def cxl_add_nvdimm_bridge(self, root: CxlPort) -> None:
+        """cxl_acpi_probe() -> add_root_nvdimm_bridge(), only when a root decoder is pmem
+        capable: ``nvdimm-bridge0`` (its own ida) under root0, bound to cxl_nvdimm_bridge
+        (drivers/cxl/core/pmem.c devm_cxl_add_nvdimm_bridge(); the libnvdimm bus its probe
+        registers is not modelled: docs/cxl.md)."""
+        self._producer_device(self.cxl_nvdimm_bridge_path(root), "cxl", driver="cxl_nvdimm_bridge",
+                              devtype="cxl_nvdimm_bridge", modalias=f"cxl:t{CXL_DEVICE_NVDIMM_BRIDGE}")
+
+    @staticmethod
+    def cxl_nvdimm_bridge_path(root: CxlPort) -> str:
+        return f"{root.devpath}/nvdimm-bridge0"
+
+    def cxl_nvdimm_bridge_bound(self) -> bool | None:
+        """cxl_find_nvdimm_bridge(): None without a bridge, else whether its driver is bound."""
+        if self.cxl_root is None:
+            return None
+        pdev = self.dax_producer_devices.get(self.cxl_nvdimm_bridge_path(self.cxl_root))
+        return None if pdev is None else pdev.driver is not None
 
     def _cxl_port_id(self) -> int:
         """cxl_port_ida: lowest free."""
@@ -359,8 +480,14 @@ class CxlMixin(DaxMixin):
         return mem
 
     def cxl_mem_probe(self, mem: CxlMemdev) -> None:
-        """devm_cxl_add_endpoint(): ``endpoint<id>`` under the memdev's port, its decoders."""
+        """cxl_mem_probe(): with pmem capacity, devm_cxl_add_nvdimm() first: ``pmemN`` (the
+        memdev's id) bound to cxl_nvdimm (no bridge: -ENODEV, "PMEM disabled by platform",
+        tolerated); then devm_cxl_add_endpoint(): ``endpoint<id>`` under the memdev's port,
+        its decoders (drivers/cxl/mem.c)."""
         assert mem.port is not None and mem.dport is not None
+        if mem.pmem_size and self.cxl_nvdimm_bridge_bound():
+            self._producer_device(f"{mem.devpath}/pmem{mem.id}", "cxl", driver="cxl_nvdimm",
+                                  devtype="cxl_nvdimm", modalias=f"cxl:t{CXL_DEVICE_NVDIMM}")
         ep = self.cxl_add_port("endpoint", f"{mem.port.devpath}/endpoint", mem.devpath, mem.port, mem.dport)
         ep.memdev = mem
         mem.endpoint = ep
@@ -379,14 +506,14 @@ class CxlMixin(DaxMixin):
         except ValueError:
             return None
         dec = root.decoders.get(did)
-        if did < len(self.config.cxl_windows) and self._cxl_declared_window(cfg) is None:
+        if self.cxl_window_config(did) is not None and self._cxl_declared_window(cfg) is None:
             return None  # outside the window it names: shown as a plain device, without CXL attributes
         if dec is None:
             dec = CxlDecoder(root, did, "root", cfg.start, cfg.size, enabled=True, cap_ram=True,
                              target_node=cfg.target_node)
             root.decoders[did] = dec
             self.cxl_objects[dec.devpath] = dec
-        elif did >= len(self.config.cxl_windows):  # an implicit window grows to hold this region too
+        elif self.cxl_window_config(did) is None:  # an implicit window grows to hold this region too
             end = max(dec.start + dec.size, cfg.start + cfg.size)
             dec.start = min(dec.start, cfg.start)
             dec.size = end - dec.start
@@ -403,7 +530,7 @@ class CxlMixin(DaxMixin):
         if dec is None:
             return
         region = CxlRegion(rid, dec, "ram", dec.ways, dec.granularity, cfg.start, cfg.size, committed=True)
-        explicit = dec.id < len(self.config.cxl_windows)
+        explicit = self.cxl_window_config(dec.id) is not None
         if explicit:
             members = self._cxl_pick_members(dec, cfg.size // dec.ways)
             if members is None:
@@ -563,6 +690,9 @@ class CxlMixin(DaxMixin):
         self.cxl_objects.pop(region.devpath, None)
         self.cxl_regions_by_id.pop(region.id, None)
         self._memregion_ids.discard(region.id)
+        # A hot-added device whose region software destroyed stays (the hardware is still
+        # there); a later region with this id is not its region.
+        self._cxl_hot_devices.pop(region.id, None)
 
     def _cxl_state(self, region: CxlRegion) -> int:
         """enum cxl_config_state: 0 IDLE, 1 INTERLEAVE_ACTIVE (size set), 2 ACTIVE (all
@@ -601,6 +731,27 @@ class CxlMixin(DaxMixin):
                 raise KernelError(errno.EBUSY)
             region.granularity = val
 
+    def region_uuid_store(self, region: CxlRegion, buf: str, count: int) -> None:
+        """uuid_store() (visible writable on pmem regions only): exactly UUID_STRING_LEN + 1
+        bytes, uuid_parse(), not the null uuid (EINVAL); the same uuid again: nothing; EBUSY
+        once ACTIVE, EBUSY for a uuid another region has (is_dup())."""
+        with self.lock:
+            if count != UUID_STRING_LEN + 1:
+                raise KernelError(errno.EINVAL)
+            text = buf[:UUID_STRING_LEN]
+            if not _uuid_parse_ok(text):
+                raise KernelError(errno.EINVAL)
+            val = uuid_mod.UUID(text)
+            if not val.int:
+                raise KernelError(errno.EINVAL)
+            if val == region.uuid:
+                return
+            if self._cxl_state(region) >= CXL_CONFIG_ACTIVE:
+                raise KernelError(errno.EBUSY)
+            if any(r.uuid == val for r in self.cxl_regions_by_id.values()):
+                raise KernelError(errno.EBUSY)
+            region.uuid = val
+
     def region_size_store(self, region: CxlRegion, buf: str) -> None:
         """size_store(): alloc_hpa() / free_hpa()."""
         with self.lock:
@@ -616,8 +767,8 @@ class CxlMixin(DaxMixin):
                 if region.size == val:
                     return
                 raise KernelError(errno.EBUSY)
-            if not region.ways or not region.granularity:
-                raise KernelError(errno.ENXIO)
+            if not region.ways or not region.granularity or (region.mode == "pmem" and not region.uuid.int):
+                raise KernelError(errno.ENXIO)  # alloc_hpa(): ways, granularity and (pmem) uuid first
             if val % (CXL_GRANULE * region.ways):
                 raise KernelError(errno.EINVAL)
             start = self._cxl_first_fit(region.root, val)
@@ -872,6 +1023,11 @@ class CxlMixin(DaxMixin):
         if not region.committed or region.start is None:
             raise KernelError(errno.ENXIO)
         pdev = self.dax_producer_devices[region.devpath]
+        if region.mode == "pmem":
+            self.devm_cxl_add_pmem_region(region)
+            pdev.driver = "cxl_region"
+            self._pdev_uevent("bind", pdev)
+            return
         parent = self._producer_device(f"{region.devpath}/dax_region{region.id}", "cxl", driver="cxl_dax_region",
                                        devtype="cxl_dax_region", modalias=f"cxl:t{CXL_DEVICE_DAX_REGION}")
         self._pdev_uevent("add", parent)
@@ -886,6 +1042,29 @@ class CxlMixin(DaxMixin):
         pdev.driver = "cxl_region"
         self._pdev_uevent("bind", pdev)
 
+    def devm_cxl_add_pmem_region(self, region: CxlRegion) -> None:
+        """core/pmem_region.c (core/region.c before 6.17) devm_cxl_add_pmem_region(): the
+        nvdimm bridge must exist (ENODEV) and be bound (ENXIO); every member needs its
+        ``pmemN`` (ENODEV, cxl_pmem_region_alloc()); then ``pmem_regionN`` joins the bus and
+        cxl_pmem_region probes it (its libnvdimm region is not modelled: docs/cxl.md). That
+        probe refuses a member with serial 0 (drivers/cxl/pmem.c cxl_pmem_region_probe())
+        without failing the region's bind."""
+        bound = self.cxl_nvdimm_bridge_bound()
+        if bound is None:
+            raise KernelError(errno.ENODEV)
+        if not bound:
+            raise KernelError(errno.ENXIO)
+        mems = [t.port.memdev for t in region.targets if t is not None]
+        if any(m is None or f"{m.devpath}/pmem{m.id}" not in self.dax_producer_devices for m in mems):
+            raise KernelError(errno.ENODEV)
+        probe_ok = all(m is not None and m.serial for m in mems)
+        ppath = f"{region.devpath}/pmem_region{region.id}"
+        pmem = self._producer_device(ppath, "cxl", devtype="cxl_pmem_region", modalias=f"cxl:t{CXL_DEVICE_PMEM_REGION}")
+        self._pdev_uevent("add", pmem)
+        if probe_ok:
+            pmem.driver = "cxl_pmem_region"
+            self._pdev_uevent("bind", pmem)
+
     def cxl_region_release_driver(self, region: CxlRegion) -> None:
         """device_release_driver() of a region: its dax region goes (dax devices newest first;
         kmem leaks what is still online), then ``unbind``."""
@@ -896,6 +1075,13 @@ class CxlMixin(DaxMixin):
         if parent is not None:
             self.dax_region_teardown(parent, parent.region)
             del self.dax_producer_devices[parent.devpath]
+        pmem = self.dax_producer_devices.get(f"{region.devpath}/pmem_region{region.id}")
+        if pmem is not None:  # device_unregister(): unbind (if probed), then remove
+            if pmem.driver is not None:
+                pmem.driver = None
+                self._pdev_uevent("unbind", pmem)
+            self._pdev_uevent("remove", pmem)
+            del self.dax_producer_devices[pmem.devpath]
         pdev.driver = None
         self._pdev_uevent("unbind", pdev)
 
@@ -926,6 +1112,10 @@ class CxlMixin(DaxMixin):
                 self.cxl_mem_probe(obj)
                 assert obj.endpoint is not None
                 ep = self.dax_producer_devices[obj.endpoint.devpath]
+                nvd = f"{obj.devpath}/pmem{obj.id}"
+                if nvd in self.dax_producer_devices:
+                    self._cxl_uevent("add", nvd)
+                    self._cxl_uevent("bind", nvd)
                 self._cxl_uevent("add", obj.endpoint.devpath)
                 for dec in obj.endpoint.decoders.values():
                     self._cxl_uevent("add", dec.devpath)
@@ -978,6 +1168,11 @@ class CxlMixin(DaxMixin):
         self._cxl_del_device(ep.devpath)
         self._cxl_port_ids.discard(ep.id)
         mem.endpoint = None
+        nvd = f"{mem.devpath}/pmem{mem.id}"
+        if nvd in self.dax_producer_devices:  # devm: unregister_nvdimm(), after the endpoint
+            self._cxl_uevent("unbind", nvd)
+            self._cxl_uevent("remove", nvd)
+            del self.dax_producer_devices[nvd]
         pdev = self.dax_producer_devices[mem.devpath]
         pdev.driver = None
         self._cxl_uevent("unbind", pdev.devpath)
@@ -1039,6 +1234,12 @@ class CxlMixin(DaxMixin):
         pdev = self.dax_producer_devices[mem.devpath]
         return [("MAJOR", str(self.cxl_major)), ("MINOR", str(mem.id)), ("DEVNAME", f"cxl/{mem.name}"),
                 *pdev.uevent_env()]
+
+
+def _uuid_parse_ok(text: str) -> bool:
+    """lib/uuid.c uuid_is_valid(): 36 characters, dashes at 8, 13, 18, 23, hex elsewhere."""
+    return len(text) == UUID_STRING_LEN and all(
+        (c == "-") if i in (8, 13, 18, 23) else (c in "0123456789abcdefABCDEF") for i, c in enumerate(text))
 
 
 def _is_pow2(n: int) -> bool:

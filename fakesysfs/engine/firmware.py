@@ -5,7 +5,9 @@ Boot-time producers are made by ``DaxMixin.dax_boot`` before user space exists, 
 no uevents for the devices above the dax devices. Here every device the kernel would add
 or remove is announced, in the kernel's order:
 
-Hot add of a CXL RAM region (cxl_acpi found the window; cxl_region assembled the region):
+Hot add of a CXL RAM region (cxl_acpi found the window; cxl_region assembled the region;
+without a decoder named, on a machine with CXL windows, firmware first brings up a device with
+a window of its own: CxlMixin.cxl_hotplug_device, docs/cxl.md "Hot-added regions"):
 
     add regionN (cxl) -> add dax_regionN (cxl) -> add daxN.0 (dax) -> [autoprobe: kmem
     binds, memory add/online events, bind daxN.0] -> bind dax_regionN -> bind regionN
@@ -161,9 +163,12 @@ class FirmwareMixin(CxlMixin):
         return pdev, True
 
     # -- CXL -------------------------------------------------------------------------------
-    def cxl_region_hotplug_add(self, cfg: CxlRegionConfig) -> tuple[str, DevDax | None]:
+    def cxl_region_hotplug_add(self, cfg: CxlRegionConfig, *, new_device: bool = False) -> tuple[str, DevDax | None]:
         """A CXL RAM region appears (cxl_acpi window, cxl_region, cxl_dax_region_probe).
 
+        ``new_device`` (no decoder named) on a machine with CXL windows: firmware brings up a
+        device with a window of its own first (CxlMixin.cxl_hotplug_device), and the region
+        is assembled in it, so it has every CXL attribute; it goes with the region.
         Returns the region name and its dax device (None if the region probe failed).
         Raises KernelError with a message for a range or node the platform cannot have.
         """
@@ -173,6 +178,10 @@ class FirmwareMixin(CxlMixin):
             self._check_driver(cfg.driver)
             rid = self.memregion_alloc()
             windows = sum(1 for r in self.resources.root.children if r.name.startswith("CXL Window"))
+            hot_device = new_device and self.cxl_root is not None and bool(
+                self.config.cxl_windows or self._cxl_hot_windows)
+            if hot_device:
+                cfg = replace(cfg, decoder=self.cxl_hotplug_device(rid, cfg.start, cfg.size, cfg.target_node))
             if self._iomem_boot(cfg.start, cfg.size, f"CXL Window {windows}"):
                 self.resources.request_region(cfg.start, cfg.size, f"region{rid}", busy=False)
             self.config.cxl_regions.append(cfg)
@@ -223,6 +232,7 @@ class FirmwareMixin(CxlMixin):
             self._producer_uevent("remove", region_dev)
             del self.dax_producer_devices[region_dev.devpath]
             self.cxl_region_unregister(rid)
+            self.cxl_hotplug_remove_device(rid)
             if cfg is not None:
                 # cxl_region_iomem_release(): leaked kmem claims move up into the window.
                 res = self.resources.find(cfg.start, cfg.start + cfg.size - 1, f"region{rid}")

@@ -193,7 +193,7 @@ cxl_device_group: Group[CxlDeviceDir] = Group([
     attr_ro("cap_type3", lambda _d: "1\n"),
     attr_ro("target_list", lambda d: _target_list(d.dec)),
     attr_ro("qos_class", lambda d: f"{d.dec.qos_class}\n"),
-    attr_ro("create_pmem_region", _next_region, 0o644),  # pmem regions: docs/cxl.md "Not yet modelled"
+    attr_rw("create_pmem_region", _next_region, lambda d, buf: d.k.create_region_store(d.dec, "pmem", buf)),
     attr_rw("create_ram_region", _next_region, lambda d, buf: d.k.create_region_store(d.dec, "ram", buf)),
     attr_wo("delete_region", lambda d, buf: d.k.delete_region_store(d.dec, buf)),
     attr_ro("target_type", lambda _d: "expander\n"),
@@ -213,7 +213,9 @@ cxl_device_group: Group[CxlDeviceDir] = Group([
     Entry("pmem", lambda d: _size_group(d.mem.pmem_size)),
     Entry("security", lambda _d: StaticDir({"state": ro(lambda: "disabled\n")})),
     # -- regions (cxl_region_attrs, cxl_region_target_group) --
-    attr_ro("uuid", lambda _d: "\n", 0o644),
+    # uuid_show(): %pUb of a pmem region; a ram region's is empty (cxl_region_visible(): 0444)
+    Attribute("uuid", 0o644, lambda d: f"{d.region.uuid}\n" if d.region.mode == "pmem" else "\n",
+              lambda d, buf, count: d.k.region_uuid_store(d.region, buf, count)),
     attr_rw("commit", lambda d: _flag(d.region.committed), lambda d, buf: d.k.commit_store(d.region, buf)),
     attr_ro("resource", lambda d: _hex(d.region.start if d.region.start is not None else U64_MAX)),
     Dynamic("target", lambda d: [f"target{i}" for i in range(d.region.ways)], _target_show, "target"),
@@ -325,12 +327,31 @@ def add_cxl_entries(root: StaticDir, k: Kernel) -> None:
     assert isinstance(char, Node)
     dev.entries["char"] = DevCharDir(k, char)
 
-    for bridge in k.cxl_host_bridges.values():
-        def make(path: str = bridge) -> Node | None:
-            pdev = k.dax_producer_devices.get(path)
-            return ProducerDeviceDir(k, pdev) if pdev is not None else None
-
-        devices.entries[bridge.rsplit("/", 1)[1]] = make
+    root.entries["devices"] = DevicesDir(k, devices)
 
 
-__all__ = ["CxlDeviceDir", "add_cxl_entries", "cxl_bus"]
+class DevicesDir(Dir):
+    """``/sys/devices`` with the host bridges' PCI root buses (``pci0000:BB``) beside the
+    rest, those firmware hot-adds with a CXL device too."""
+
+    __slots__ = ("k", "other")
+
+    def __init__(self, k: Kernel, other: StaticDir) -> None:
+        self.k = k
+        self.other = other
+
+    def _bridges(self) -> dict[str, str]:
+        return {path.rsplit("/", 1)[1]: path for path in self.k.cxl_host_bridges.values()
+                if path in self.k.dax_producer_devices}
+
+    def names(self) -> Iterable[str]:
+        return [*self.other.names(), *self._bridges()]
+
+    def child(self, name: str) -> Node | None:
+        path = self._bridges().get(name)
+        if path is not None:
+            return ProducerDeviceDir(self.k, self.k.dax_producer_devices[path])
+        return self.other.child(name)
+
+
+__all__ = ["CxlDeviceDir", "DevicesDir", "add_cxl_entries", "cxl_bus"]

@@ -192,8 +192,10 @@ def producer_visible(d: ProducerDeviceDir, entry: Entry[ProducerDeviceDir]) -> i
         return entry.mode if pdev.region is not None else 0
     if name == "driver":
         return entry.mode if pdev.driver and pdev.bus else 0
-    if name == "modalias":
-        return entry.mode if pdev.bus == "platform" else 0
+    if name == "modalias":  # platform_dev_attrs; cxl_base_attributes of every CXL device
+        return entry.mode if pdev.bus in ("platform", "cxl") else 0
+    if name == "devtype":  # cxl_base_attributes (drivers/cxl/core/port.c)
+        return entry.mode if pdev.bus == "cxl" else 0
     if name == "numa_node":
         return entry.mode if pdev.bus == "platform" and pdev.numa_node is not None and pdev.numa_node >= 0 else 0
     if name == "subsystem":
@@ -226,6 +228,7 @@ def _producer_child(d: ProducerDeviceDir, name: str) -> Node | None:
 #: and ``dax_region/`` on the owner of a region (drivers/dax/bus.c dax_region_attribute_group).
 producer_device_group: Group[ProducerDeviceDir] = Group([
     Entry("dax_region", lambda d: DaxRegionDir(d.k, d.region)),
+    attr_ro("devtype", lambda d: f"{d.pdev.devtype}\n"),
     Entry("driver", lambda d: link(d.pdev.devpath, f"/bus/{d.pdev.bus}/drivers/{d.pdev.driver}")),
     attr_ro("modalias", lambda d: f"{d.pdev.modalias}\n"),
     attr_ro("numa_node", lambda d: f"{d.pdev.numa_node}\n"),
