@@ -26,7 +26,9 @@ Every op except ``add_block_delay`` changes state and becomes part of the histor
 journal of a ``--state`` mount) once it succeeded; a failing op changes nothing and raises
 ``HarnessError`` naming what was wrong. Stores are recorded by the tree's store tracer, whatever
 their result (a failed store may still change state: it consumes a one-shot fault, resets a
-stored online type, logs to kmsg).
+stored online type, logs to kmsg). Writes to the simulated ``/proc/sys/vm`` files are stores
+too, recorded with their ``/proc/...`` path (a sysfs tree has no ``/proc``): every tree of
+the /proc files is watched (``watch_proc``) and replay writes them to ``proc_tree``.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ trace_log = logging.getLogger("fakesysfs.trace")
 HISTORY_OPS = ("notifier_error", "memmap_fail_at_chunk", "probe_fail", "block_usage", "clear_faults",
                "add_cxl_region", "add_hmem", "remove")
 NOTIFIER_ACTIONS = ("MEM_GOING_ONLINE", "MEM_GOING_OFFLINE")
+#: The path prefix of stores to the simulated /proc files in the trace and the history.
+PROC_PREFIX = "/proc"
 #: Where the harness's own files live in the mount (kept out of the ABI trees).
 DEBUGFS_DIR = "/kernel/debug/fakesysfs"
 
@@ -312,6 +316,26 @@ class Harness:
         tree.store_checks.append(self._before_store)
         kernel.events.subscribe(self._on_event)
         install_debugfs(tree, self)
+        self._proc_tree: Tree | None = None
+
+    @property
+    def proc_tree(self) -> Tree:
+        """The simulated /proc files (fakesysfs/procfs.py ``build_proc_tree``), watched: what
+        ``Simulation.proc`` reads and writes, what ``mount --proc`` serves and what replay
+        writes a ``/proc/...`` store to."""
+        if self._proc_tree is None:
+            from .procfs import build_proc_tree
+
+            self._proc_tree = build_proc_tree(self.kernel)
+            self.watch_proc(self._proc_tree, PROC_PREFIX)
+        return self._proc_tree
+
+    def watch_proc(self, tree: Tree, prefix: str = "") -> None:
+        """Record the stores to ``tree``, a tree of the simulated /proc files whose paths
+        are ``prefix`` + its own (``fakesysfs run``'s staging tree holds ``/proc/...``
+        already), as changes: traced, in the history, journaled before the write returns."""
+        tree.store_tracers.append(lambda path, data, err: self._on_store(prefix + path, data, err))
+        tree.store_checks.append(lambda path, count: self._before_store(prefix + path, count))
 
     def attach_journal(self, journal: Journal) -> None:
         """Journal every change to ``journal`` from now on; its file must already hold the
@@ -575,15 +599,18 @@ class Harness:
         if kind != "store":
             raise HarnessError(f"{where}: record {n} has unknown type {kind!r}", errno_mod.EIO)
         path, data, want = record["path"], record["data"].encode("latin-1"), record["errno"]
+        tree, inner = self.tree, path
+        if path.startswith(PROC_PREFIX + "/"):  # a sysctl write (watch_proc)
+            tree, inner = self.proc_tree, path.removeprefix(PROC_PREFIX)
         try:
-            fh = self.tree.open(path, os.O_WRONLY)
+            fh = tree.open(inner, os.O_WRONLY)
         except KernelError as exc:
             raise HarnessError(f"{where}: record {n}: {path} cannot be opened for writing on replay "
                                f"({errno_name(exc.errno or 0)}): the topology or the fakesysfs version changed",
                                errno_mod.EIO) from None
         got = 0
         try:
-            self.tree.write(fh, data)
+            tree.write(fh, data)
         except KernelError as exc:
             got = exc.errno or 0
         if got != want:

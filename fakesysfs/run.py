@@ -136,6 +136,9 @@ class RunOptions:
     rules: list[str] = field(default_factory=list)
     #: More ops for the daemon's control socket (the harness's: ``Harness.register_control``).
     control_ops: ServerOps | None = None
+    #: Called with the staging tree of the /proc files and /dev/kmsg (its paths ``/proc/...``)
+    #: so that sysctl writes are recorded as the stores to /sys are (``Harness.watch_proc``).
+    watch_proc: Callable[[Tree], None] | None = None
     #: Called in the daemon once its stderr is the ``log_fd`` (the log file's line format).
     on_log_file: Callable[[], None] | None = None
 
@@ -255,7 +258,8 @@ def bind_proc_files() -> None:
 
 # -- store log ---------------------------------------------------------------------------------
 def store_tracer(fd: int) -> Callable[[str, bytes, int], None]:
-    """One JSON line per store: path below /sys, the bytes (latin-1), errno and its name."""
+    """One JSON line per store: path below /sys (a sysctl write: ``/proc/sys/vm/NAME``), the
+    bytes (latin-1), errno and its name."""
 
     def trace(path: str, data: bytes, err: int) -> None:
         record = {
@@ -440,7 +444,12 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
         from ._fuse import claim_signal_handlers
 
         try:
-            start_devfs(build_staging_tree(kernel), STAGING)
+            staging = build_staging_tree(kernel)
+            if options.watch_proc is not None:
+                options.watch_proc(staging)
+            if options.trace_fd is not None:
+                staging.store_tracers.append(store_tracer(options.trace_fd))
+            start_devfs(staging, STAGING)
             if devfs is not None:
                 start_devfs(devfs)
         except NamespaceError as exc:

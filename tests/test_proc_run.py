@@ -4,6 +4,8 @@ after daxctl puts dax0.0's memory online; the rest of /proc stays the kernel's."
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import shutil
 import subprocess
@@ -130,7 +132,7 @@ if command -v numastat >/dev/null; then numastat -m 2>/dev/null | grep '^MemTota
         assert row[:3] == ["MemTotal", f"{8388216 / 1024:.2f}", "0.00"]
 
 
-def test_vm_sysctls_are_the_simulated_machines() -> None:
+def test_vm_sysctls_are_the_simulated_machines(tmp_path: Path) -> None:
     host = Path("/proc/sys/vm/min_free_kbytes").read_text()
     script = r"""
 cat /proc/sys/vm/min_free_kbytes
@@ -143,9 +145,14 @@ echo 9 > /proc/sys/vm/drop_caches 2>/dev/null || echo drop-refused
 stat -c '%a' /proc/sys/vm/min_free_kbytes /proc/sys/vm/drop_caches
 cat /proc/sys/vm/swappiness >/dev/null && echo other-sysctls-are-the-kernels
 """
-    done = fakesysfs_run("--", "sh", "-c", script)
+    done = fakesysfs_run("--trace", str(tmp_path / "trace.jsonl"), "--", "sh", "-c", script)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
+    # Sysctl writes are stores of the trace (and of a state's history), with their errno.
+    trace = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
+    assert [(t["path"], t["data"], t["errno"]) for t in trace] == [
+        ("/proc/sys/vm/min_free_kbytes", "200000\n", 0), ("/proc/sys/vm/compact_memory", "2\n", 0),
+        ("/proc/sys/vm/drop_caches", "9\n", errno.EINVAL)]
     assert lines[0] == "67584"  # the simulated machine's 8 GiB, whatever this host has
     before, after = int(lines[1].split()[1]), int(lines[3].split()[1])
     assert lines[2] == "200000" and after > 2 * before  # min grows with min_free_kbytes
