@@ -561,7 +561,7 @@ def fuse_options(
     *,
     foreground: bool = True,
     allow_other: bool = False,
-    threads: bool = False,
+    threads: bool | int = False,
     debug: bool = False,
     libfuse3: bool = False,
     cache: bool = False,
@@ -591,6 +591,11 @@ def fuse_options(
     }
     if allow_other:
         options["allow_other"] = True
+    if threads and threads is not True and libfuse3:
+        # A number: libfuse 3's worker threads at most (-o max_threads, fuse_loop_mt), a
+        # few kept idle (libfuse 3.14 warns on stderr about its own default otherwise).
+        options["max_threads"] = int(threads)
+        options["max_idle_threads"] = min(int(threads), 4)
     if not libfuse3:
         # libfuse 2 refuses a non-empty mountpoint (such as /sys); libfuse 3 dropped it.
         options["nonempty"] = True
@@ -630,7 +635,7 @@ def serve(
     allow_other: bool = False,
     ready_callback: Callable[[], None] | None = None,
     *,
-    threads: bool = False,
+    threads: bool | int = False,
     debug: bool = False,
 ) -> str:
     """Mount ``tree`` at ``mountpoint`` and serve it until unmounted; returns how serving

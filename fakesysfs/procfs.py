@@ -28,6 +28,7 @@ model (page cache, slab, swap, NUMA and VM events...) are 0 (docs/proc.md lists 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -51,9 +52,12 @@ from .sysfs.tree import Attr, OpenFile, ShowFn, StaticDir, StoreFn, Tree
 if TYPE_CHECKING:
     from .engine import Kernel
 
-__all__ = ["PROC_FILES", "KmsgAttr", "ProcAttr", "build_proc_tree", "build_staging_tree", "proc_cmdline",
+__all__ = ["KMSG_MAX_THREADS", "PROC_FILES", "KmsgAttr", "ProcAttr", "build_kmsg_tree", "build_proc_tree",
+           "build_staging_tree", "proc_cmdline",
            "proc_iomem", "proc_meminfo", "proc_root",
            "proc_pagetypeinfo", "proc_read", "proc_vmstat", "proc_zoneinfo"]
+
+log = logging.getLogger(__name__)
 
 #: VMALLOC_TOTAL >> 10 on x86-64: 32 TiB - 1 with 4-level paging, 12800 TiB - 1 with 5-level
 #: (arch/x86/include/asm/pgtable_64_types.h VMALLOC_SIZE_TB_L4 / _L5).
@@ -362,32 +366,75 @@ def sysctl_vm(k: Kernel) -> StaticDir:
 
 
 # -- /dev/kmsg -------------------------------------------------------------------------------------
+#: How often a reader waiting in /dev/kmsg looks whether its request was interrupted (a
+#: signal to the reader: FUSE_INTERRUPT) when no message woke it.
+KMSG_INTERRUPT_POLL_S = 0.1
+#: Readers that may wait in /dev/kmsg at once: each holds one thread of the mount's
+#: multi-threaded loop (``KMSG_MAX_THREADS``); the threads left answer opens, reads that
+#: need no wait and the interrupts that end a wait. One reader more gets EAGAIN.
+KMSG_MAX_WAITERS = 48
+#: libfuse's ``max_threads`` for the /dev/kmsg mount (fuse_loop_mt).
+KMSG_MAX_THREADS = KMSG_MAX_WAITERS + 16
+
+
+def _never() -> bool:
+    return False
+
+
 class KmsgAttr(ProcAttr):
-    r"""/dev/kmsg (kernel/printk/printk.c devkmsg_read): every read returns one record of the
-    simulated kernel's log, oldest first, as ``<level>,<seq>,<usec>,-;<text>\n`` with
-    control characters and backslashes escaped as ``\xNN``; EINVAL if it does not fit the
-    read; at the end a read returns 0 (the kernel answers EAGAIN to a non-blocking reader
-    and waits for a blocking one; dmesg stops on either)."""
+    r"""/dev/kmsg as kernel/printk/printk.c devkmsg_read() and devkmsg_llseek() have it.
 
-    __slots__ = ("k",)
+    Every read returns one record of the simulated kernel's log as
+    ``<level>,<seq>,<usec>,-;<text>\n``, control characters and backslashes escaped as
+    ``\xNN``. An opener starts at the first record the ring still holds. At the end of the
+    log a reader opened O_NONBLOCK gets EAGAIN; any other waits until printk() logs (the
+    tree's lock released: ``Kernel.log_wait``) or its request is interrupted (EINTR: a
+    signal to the reader). A reader whose next record the ring dropped gets EPIPE once and
+    continues at the oldest record kept. A record longer than the read is skipped with
+    EINVAL (the sequence number has moved on by then). ``lseek(fd, 0, SEEK_SET)`` goes back
+    to the first record: FUSE seeks in the kernel and only the next read's offset shows it.
+    """
 
-    def __init__(self, k: Kernel) -> None:
+    __slots__ = ("interrupted", "k", "waiters")
+
+    def __init__(self, k: Kernel, interrupted: Callable[[], bool] = _never) -> None:
         super().__init__(0o444, lambda: "")
         self.k = k
+        #: Whether the FUSE request being served was interrupted (fuse_interrupted()).
+        self.interrupted = interrupted
+        self.waiters = 0
 
-    def read_next(self, fh: OpenFile, size: int) -> bytes | None:
-        records = self.k.kmsg_records
-        if not records:
-            return b""
-        index = max(fh.cursor - records[0].seq, 0)
-        if index >= len(records):
-            return b""
-        record = records[index]
+    def read_next(self, fh: OpenFile, size: int, offset: int) -> bytes | None:
+        k = self.k
+        if offset != fh.next_offset:  # the first read (-1 before it), or lseek(fd, 0, SEEK_SET)
+            records = k.kmsg_records
+            fh.cursor = records[0].seq if records else k.kmsg_count  # prb_first_valid_seq()
+            fh.next_offset = offset
+        while fh.cursor >= k.kmsg_count:
+            if fh.flags & os.O_NONBLOCK:
+                raise KernelError(errno.EAGAIN)
+            if self.interrupted():
+                raise KernelError(errno.EINTR)
+            if self.waiters >= KMSG_MAX_WAITERS:
+                log.warning("/dev/kmsg: %d readers wait already; one more gets EAGAIN", self.waiters)
+                raise KernelError(errno.EAGAIN)
+            self.waiters += 1
+            try:
+                k.log_wait.wait(KMSG_INTERRUPT_POLL_S)  # wait_event_interruptible(log_wait, ...)
+            finally:
+                self.waiters -= 1
+        records = k.kmsg_records
+        first = records[0].seq
+        if fh.cursor < first:  # "our last seen message is gone, return error and reset"
+            fh.cursor = first
+            raise KernelError(errno.EPIPE)
+        record = records[fh.cursor - first]
+        fh.cursor = record.seq + 1
         text = "".join(c if " " <= c < "\x7f" and c != "\\" else f"\\x{ord(c):02x}" for c in record.text)
         line = f"{record.level},{record.seq},{record.ts_usec},-;{text}\n".encode("latin-1", "replace")
         if len(line) > size:
             raise KernelError(errno.EINVAL)
-        fh.cursor = record.seq + 1
+        fh.next_offset += len(line)
         return line
 
 
@@ -405,9 +452,15 @@ def build_proc_tree(k: Kernel) -> Tree:
 
 
 def build_staging_tree(k: Kernel) -> Tree:
-    """What ``fakesysfs run`` binds into COMMAND's namespace: ``proc/`` (``proc_root``) and
-    ``dev/kmsg``."""
-    return Tree(StaticDir({"proc": proc_root(k), "dev": StaticDir({"kmsg": KmsgAttr(k)})}), k.lock)
+    """What ``fakesysfs run`` binds over COMMAND's /proc entries: ``proc/`` (``proc_root``)."""
+    return Tree(StaticDir({"proc": proc_root(k)}), k.lock)
+
+
+def build_kmsg_tree(k: Kernel, interrupted: Callable[[], bool] = _never) -> Tree:
+    """``/kmsg`` (``KmsgAttr``), served on a mount of its own with several threads: a
+    reader waiting there for the next message holds one FUSE thread, never the /proc or
+    /sys files' loop."""
+    return Tree(StaticDir({"kmsg": KmsgAttr(k, interrupted)}), k.lock)
 
 
 def proc_root(k: Kernel) -> StaticDir:

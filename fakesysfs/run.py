@@ -82,7 +82,7 @@ from .nsops import (
     umount,
     unshare,
 )
-from .procfs import PROC_FILES, build_staging_tree
+from .procfs import KMSG_MAX_THREADS, PROC_FILES, build_kmsg_tree, build_staging_tree
 from .safefile import in_initial_userns
 from .udevd import start_event_services
 
@@ -98,9 +98,12 @@ log = logging.getLogger(__name__)
 #: siginfo si_code of a signal the kernel generated (a terminal's ^C or hangup).
 SI_KERNEL = 0x80
 
-#: Where the daemon serves the simulated /proc files and /dev/kmsg (procfs.py
-#: build_staging_tree) until COMMAND's init binds them; in the namespace's private /run.
+#: Where the daemon serves the simulated /proc files (procfs.py build_staging_tree) until
+#: COMMAND's init binds them; in the namespace's private /run.
 STAGING = "/run/fakesysfs/staging"
+#: The same for /dev/kmsg (procfs.py build_kmsg_tree), a mount of its own: its readers
+#: wait there for new messages, each in a thread of that mount's multi-threaded loop.
+KMSG_STAGING = "/run/fakesysfs/kmsg"
 
 #: How long the caller waits for the namespace, the mount and COMMAND to be set up.
 SETUP_TIMEOUT = 30.0
@@ -239,6 +242,7 @@ def setup_run() -> None:
     os.mkdir("/run/lock")
     os.chmod("/run/lock", 0o1777)
     os.makedirs(STAGING, 0o755)
+    os.makedirs(KMSG_STAGING, 0o755)
 
 
 def bind_proc_files() -> None:
@@ -252,8 +256,9 @@ def bind_proc_files() -> None:
         if os.path.exists(target):
             mount(f"{STAGING}/proc/{name}", target, None, MS_BIND)
     if os.path.lexists("/dev/kmsg"):
-        mount(f"{STAGING}/dev/kmsg", "/dev/kmsg", None, MS_BIND)
+        mount(f"{KMSG_STAGING}/kmsg", "/dev/kmsg", None, MS_BIND)
     umount(STAGING, MNT_DETACH)
+    umount(KMSG_STAGING, MNT_DETACH)
 
 
 # -- store log ---------------------------------------------------------------------------------
@@ -287,9 +292,11 @@ def read_trace(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 # -- a FUSE /dev for user namespaces -------------------------------------------------------------
-def start_devfs(devfs: Tree, mountpoint: str = "/dev", *, allow_other: bool = True) -> None:
-    """Serve ``devfs`` (or another tree: the /proc files) at ``mountpoint`` through the FUSE
-    adapter, from a thread; return once it is mounted."""
+def start_devfs(devfs: Tree, mountpoint: str = "/dev", *, allow_other: bool = True,
+                threads: bool | int = False) -> None:
+    """Serve ``devfs`` (or another tree: the /proc files, /dev/kmsg) at ``mountpoint``
+    through the FUSE adapter, from a thread; return once it is mounted. ``threads``: a
+    multi-threaded loop (a number: of at most that many threads)."""
     from .fuse_adapter import serve
 
     ready = threading.Event()
@@ -297,7 +304,8 @@ def start_devfs(devfs: Tree, mountpoint: str = "/dev", *, allow_other: bool = Tr
 
     def serving() -> None:
         try:
-            serve(devfs, mountpoint, foreground=True, allow_other=allow_other, ready_callback=ready.set)
+            serve(devfs, mountpoint, foreground=True, allow_other=allow_other, ready_callback=ready.set,
+                  threads=threads)
         except BaseException as exc:  # noqa: BLE001 (reported below)
             errors.append(exc)
             ready.set()
@@ -441,7 +449,7 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
         # /dev, not before: libfuse opened /dev/fuse for /sys through the host's /dev, which
         # the FUSE /dev is about to cover.
         nonlocal reported
-        from ._fuse import claim_signal_handlers
+        from ._fuse import claim_signal_handlers, request_interrupted
 
         try:
             staging = build_staging_tree(kernel)
@@ -450,6 +458,7 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
             if options.trace_fd is not None:
                 staging.store_tracers.append(store_tracer(options.trace_fd))
             start_devfs(staging, STAGING)
+            start_devfs(build_kmsg_tree(kernel, request_interrupted), KMSG_STAGING, threads=KMSG_MAX_THREADS)
             if devfs is not None:
                 start_devfs(devfs)
         except NamespaceError as exc:

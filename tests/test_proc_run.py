@@ -238,3 +238,54 @@ dmesg --level=err
     assert before.startswith("<6>[")
     assert [line.split("] ", 1)[1] for line in after.splitlines()] == [
         "kmem dax0.0: mapping0: 0x400000000-0x43fffffff cannot be hotremoved until the next reboot"]
+
+
+_FOLLOW = r"""
+dmesg -w > "$OUT" 2>&1 & F=$!
+sleep 0.5
+kill -0 $F && echo following
+daxctl online-memory dax0.0 >/dev/null 2>&1
+echo 1 > /sys/kernel/debug/fakesysfs/blocks/memory129/pinned
+daxctl offline-memory dax0.0 >/dev/null 2>&1
+for i in $(seq 100); do grep -q isolate "$OUT" && break; sleep 0.1; done
+kill -0 $F && echo still-following
+kill $F; wait $F; echo "follow ended $?"
+PY -c '
+import errno, os
+fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+n = 0
+while True:
+    try:
+        os.read(fd, 8192)
+    except OSError as exc:
+        print("records", n, "then", errno.errorcode[exc.errno])
+        break
+    n += 1
+'
+dmesg -r | tail -1
+"""
+
+
+@pytest.mark.skipif(shutil.which("dmesg") is None, reason="dmesg is not installed")
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
+def test_dmesg_follow_waits_for_new_records_and_nonblocking_readers_get_eagain(tmp_path: Path, userns: bool) -> None:
+    """devkmsg_read(): a blocking reader at the end waits for printk (``dmesg -w`` prints the
+    message a daxctl action logs, then ends on SIGTERM), an O_NONBLOCK one gets EAGAIN;
+    under --userns too."""
+    topology = tmp_path / "force.toml"
+    topology.write_text('[kernel]\nmemmap_on_memory = "force"\nstruct_page_size = 72\npossible_nodes = "0-1"\n'
+                        '[[node]]\nid = 0\ncpus = "0"\nmemory = ["0x100000000-0x1ffffffff"]\n'
+                        '[[hmem]]\nstart = 0x400000000\nsize = "1G"\ntarget_node = 1\n')
+    out = tmp_path / "follow.out"
+    script = f"OUT={out}\n" + _FOLLOW.replace("PY", sys.executable)
+    done = fakesysfs_run(*(["--userns"] if userns else []), "-c", str(topology), "--", "bash", "-c", script)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # nothing of libfuse's reaches COMMAND's stderr
+    lines = done.stdout.splitlines()
+    assert lines[:3] == ["following", "still-following", "follow ended 143"]  # SIGTERM ended it, not EOF
+    assert lines[3] == "records 2 then EAGAIN"
+    assert lines[4].startswith("<7>[") and lines[4].endswith(
+        "] memory offlining [mem 0x408000000-0x40fffffff] failed due to failure to isolate range")
+    followed = [line.split("] ", 1)[1] for line in out.read_text().splitlines()]
+    assert followed == ["Memory hotplug will waste 448 pages in each memory block",
+                        "memory offlining [mem 0x408000000-0x40fffffff] failed due to failure to isolate range"]

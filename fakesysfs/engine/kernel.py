@@ -84,6 +84,9 @@ class Kernel(FirmwareMixin):
     def __init__(self, config: BootConfig) -> None:
         self.config = config
         self.lock = threading.RLock()
+        #: printk's log_wait (kernel/printk/printk.c): notified under ``lock`` on every
+        #: message; a /dev/kmsg reader waits on it, the lock released while it waits.
+        self.log_wait = threading.Condition(self.lock)
         self.events = EventLog()
         #: The kernel log, oldest first: the latest ``KMSG_BYTES`` of text (see ``printk``).
         self.kmsg: list[str] = []
@@ -300,6 +303,8 @@ class Kernel(FirmwareMixin):
                 drop += 1
             del self.kmsg[:drop]
             del self.kmsg_records[:drop]
+        with self.lock:  # wake_up_klogd(): readers blocked in devkmsg_read
+            self.log_wait.notify_all()
 
     def uevent_store(self, devpath: str, subsystem: str | None, env: Callable[[], list[tuple[str, str]]] | None,
                      buf: str, count: int) -> None:
