@@ -34,7 +34,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .engine.page_alloc import (
-    ALL_ZONES,
     MAX_PAGE_ORDER,
     PAGEBLOCK_ORDER,
     direct_map,
@@ -163,8 +162,8 @@ def proc_zoneinfo(k: Kernel) -> str:
         out: list[str] = []
         for nid in k.online_nodes():
             node = k.nodes[nid]
-            first = next((z for z in ALL_ZONES if z in node.zones and node.zones[z].populated), None)
-            for name in ALL_ZONES:
+            first = next((z for z in k.zone_names if z in node.zones and node.zones[z].populated), None)
+            for name in k.zone_names:
                 zone = node.zones.get(name)
                 present = zone.present if zone else 0
                 managed = zone.managed if zone else 0
@@ -204,7 +203,7 @@ def proc_buddyinfo(k: Kernel) -> str:
         lines = []
         for nid in k.online_nodes():
             node = k.nodes[nid]
-            for name in ALL_ZONES:
+            for name in k.zone_names:
                 zone = node.zones.get(name)
                 if zone is None or not zone.populated:
                     continue
@@ -228,7 +227,7 @@ def proc_pagetypeinfo(k: Kernel) -> str:
             node = k.nodes[nid]
             if nid not in k.n_memory:
                 continue
-            zones = [z for z in ALL_ZONES if z in node.zones and node.zones[z].populated]
+            zones = [z for z in k.zone_names if z in node.zones and node.zones[z].populated]
             out.append(f"Page block order: {PAGEBLOCK_ORDER}\nPages per block:  {1 << PAGEBLOCK_ORDER}\n\n")
             out.append(f"{'Free pages count per migrate type at order':<43} "
                        + "".join(f"{order:>6} " for order in range(MAX_PAGE_ORDER + 1)) + "\n")

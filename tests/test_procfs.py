@@ -136,6 +136,9 @@ def check_agreement(s: Simulation) -> dict[str, int]:
         node_vmstat = _kv(s.cat(f"/devices/system/node/node{nid}/vmstat"))
         assert node_vmstat["nr_free_pages"] * 4 == nodes[nid]["MemFree"]
         for name, zone in node.zones.items():
+            if name not in k.zone_names:  # a zone this architecture's kernel lacks: never used
+                assert zone.present == 0 and (nid, name) not in zones
+                continue
             z = zones[(nid, name)]
             assert (z["present"], z["managed"], z["free"]) == (zone.present, zone.managed, zone.free)
             assert z["spanned"] >= z["present"] >= z["managed"]
@@ -558,3 +561,39 @@ def test_dev_kmsg_reader_overrun_by_the_ring_gets_epipe_once_then_continues() ->
         assert again.split(b",")[1] == str(oldest).encode()
         # A new opener starts at the oldest record kept, no EPIPE.
         assert tree.read(tree.open("/kmsg", os.O_RDONLY), 8192, 0).split(b",")[1] == str(oldest).encode()
+
+
+# -- zones per architecture ----------------------------------------------------------------------------
+@pytest.mark.parametrize(("arch", "memory", "names", "ratios"), [
+    ("x86_64", "0x0-0x1ffffffff", ("DMA", "DMA32", "Normal", "Movable", "Device"), "256\t256\t32\t0\t0"),
+    ("arm64", "0x40000000-0x13fffffff", ("DMA", "DMA32", "Normal", "Movable", "Device"), "256\t256\t32\t0\t0"),
+    ("s390x", "0x0-0x17fffffff", ("DMA", "Normal", "Movable"), "256\t32\t0"),
+    ("ppc64le", "0x0-0x1ffffffff", ("Normal", "Movable", "Device"), "32\t0\t0"),
+])
+def test_proc_files_list_the_zones_the_architectures_kernel_has(arch: str, memory: str, names: tuple[str, ...],
+                                                                  ratios: str) -> None:
+    """enum zone_type has ZONE_DMA, ZONE_DMA32 and ZONE_DEVICE only where the architecture's
+    configuration compiles them in (docs/proc.md "Zones per architecture"): zoneinfo prints
+    every zone of a node, protection and lowmem_reserve_ratio have MAX_NR_ZONES entries,
+    buddyinfo and pagetypeinfo the populated ones, vmstat one pgalloc/allocstall/pgskip per
+    zone."""
+    text = f'[kernel]\narch = "{arch}"\n[[node]]\nid = 0\ncpus = "0-1"\nmemory = ["{memory}"]\n'
+    with Simulation(text) as s:
+        zoneinfo = s.proc("zoneinfo")
+        assert re.findall(r"^Node 0, zone +(\w+)$", zoneinfo, re.M) == list(names)
+        protections = re.findall(r"protection: \((.*)\)", zoneinfo)
+        assert len(protections) == len(names) and all(len(p.split(", ")) == len(names) for p in protections)
+        assert s.proc("sys/vm/lowmem_reserve_ratio") == ratios + "\n"
+        populated = [name for name in names if _zones(zoneinfo)[(0, name)]["present"]]
+        assert [line.split()[3] for line in s.proc("buddyinfo").splitlines()] == populated
+        types = re.findall(r"^Node +0, zone +(\w+), type +Movable", s.proc("pagetypeinfo"), re.M)
+        assert types == populated
+        vmstat = [line.split()[0] for line in s.proc("vmstat").splitlines()]
+        per_zone = [key for key in vmstat if key.startswith(("pgalloc_", "allocstall_", "pgskip_"))]
+        events = ("pgalloc", "allocstall", "pgskip")
+        assert per_zone == [f"{event}_{name.lower()}" for event in events for name in names]
+        assert vmstat.index("pgpgin") + 4 == vmstat.index(per_zone[0])  # after pswpout
+        check_agreement(s)
+        s.sysctl("lowmem_reserve_ratio", " ".join(["1"] * len(names)))  # one value per zone, no more
+        with pytest.raises(KernelError):
+            s.sysctl("lowmem_reserve_ratio", " ".join(["1"] * (len(names) + 1)))

@@ -20,6 +20,7 @@ from ..config import (
     CxlRegionConfig,
     HmemConfig,
     PmemConfig,
+    arch_zones,
     profile_version,
     zone_limits,
 )
@@ -131,7 +132,9 @@ class Kernel(FirmwareMixin):
             self.printk(f"Memory hotplug will waste {waste} pages in each memory block", LOGLEVEL_INFO)
         #: power/control values other than "auto", by devpath (R-SYS-07).
         self.power_control: dict[str, str] = {}
-        self.vm = VmTunables()
+        #: The zones of this architecture's kernel, in enum order (config.arch_zones).
+        self.zone_names = tuple(ZoneType(name) for name in arch_zones(config.arch))
+        self.vm = VmTunables(self.zone_names)
         #: (zone, start, end) of boot RAM's zones on the configured architecture.
         self.zone_ranges: list[tuple[ZoneType, int, int]] = []
         lo = 0
