@@ -21,6 +21,8 @@ errnos are numbers or names such as ``"ENOMEM"``)::
     {"op": "add_hmem", "size": "8G", "target_node": 2, ...}
     {"op": "remove", "device": "region3"}                                      # or "hmem.4"
     {"op": "add_block_delay", "seconds": 0.001}                                # timing only
+    {"op": "modprobe", "module": "kmem"}                                       # or device_dax
+    {"op": "rmmod", "module": "kmem"}
 
 Every op except ``add_block_delay`` changes state and becomes part of the history (and of the
 journal of a ``--state`` mount) once it succeeded; a failing op changes nothing and raises
@@ -66,7 +68,7 @@ trace_log = logging.getLogger("fakesysfs.trace")
 
 #: Ops that change state (recorded in the history); the others are timing or read-only.
 HISTORY_OPS = ("notifier_error", "memmap_fail_at_chunk", "probe_fail", "block_usage", "clear_faults",
-               "add_cxl_region", "add_hmem", "remove")
+               "add_cxl_region", "add_hmem", "remove", "modprobe", "rmmod")
 NOTIFIER_ACTIONS = ("MEM_GOING_ONLINE", "MEM_GOING_OFFLINE")
 #: The path prefix of stores to the simulated /proc files in the trace and the history.
 PROC_PREFIX = "/proc"
@@ -565,6 +567,25 @@ class Harness:
             self.kernel.hmem_hotplug_remove(int(m.group(2)))
         return {}
 
+    def _module(self, op: str, module: str) -> str:
+        name = module.replace("-", "_")  # kmod's modname_normalize(): device-dax is device_dax
+        if name not in self.kernel.dax_drivers:
+            raise HarnessError(f"{op}: {module!r} is not a simulated module (kmem, device_dax)", errno_mod.ENOENT)
+        return name
+
+    def _op_modprobe(self, module: str) -> dict[str, Any]:
+        """A simulated module loads (what a modprobe.d ``install`` command of ``fakesysfs
+        run`` asks for): its driver registers and binds the devices it matches; EEXIST
+        when it is loaded already (init_module's answer; modprobe itself skips a live one)."""
+        self.kernel.dax_driver_register(self._module("modprobe", module))
+        return {}
+
+    def _op_rmmod(self, module: str) -> dict[str, Any]:
+        """delete_module(): the driver unregisters, releasing its devices (kmem leaks
+        memory it cannot remove, as on a host); ENOENT when it is not loaded."""
+        self.kernel.dax_driver_unregister(self._module("rmmod", module))
+        return {}
+
     def _op_add_block_delay(self, seconds: float) -> dict[str, Any]:
         self.add_block_delay = seconds
         return {}
@@ -810,4 +831,6 @@ _OP_ARGS: dict[str, tuple[dict[str, _Conv], dict[str, _Conv]]] = {
                  {"start": _size, "adistance": _int, "numa_node": _int, "driver": _str_arg}),
     "remove": ({"device": _str_arg}, {}),
     "add_block_delay": ({"seconds": _seconds}, {}),
+    "modprobe": ({"module": _str_arg}, {}),
+    "rmmod": ({"module": _str_arg}, {}),
 }

@@ -9,6 +9,7 @@
     iomem      0444  kernel/resource.c r_show (addresses zeroed for an opener without root)
     cmdline    0444  fs/proc/cmdline.c cmdline_proc_show (stat size = length + 1)
     swaps      0444  mm/swapfile.c swap_show (no swap: the header only)
+    modules    0444  kernel/module/procfs.c m_show (the loaded simulated modules)
     sys/vm/*   0644  min_free_kbytes, watermark_scale_factor, lowmem_reserve_ratio, dirty_ratio,
                      dirty_background_ratio, overcommit_ratio (writes change the simulated
                      machine: the watermarks follow); compact_memory, drop_caches 0200
@@ -51,9 +52,9 @@ from .sysfs.tree import Attr, OpenFile, ShowFn, StaticDir, StoreFn, Tree
 if TYPE_CHECKING:
     from .engine import Kernel
 
-__all__ = ["KMSG_MAX_THREADS", "PROC_FILES", "KmsgAttr", "ProcAttr", "build_kmsg_tree", "build_proc_tree",
-           "build_staging_tree", "proc_cmdline",
-           "proc_iomem", "proc_meminfo", "proc_root",
+__all__ = ["KMSG_MAX_THREADS", "MODULE_SIZES", "PROC_FILES", "KmsgAttr", "ProcAttr", "build_kmsg_tree",
+           "build_proc_tree", "build_staging_tree", "proc_cmdline",
+           "proc_iomem", "proc_meminfo", "proc_modules", "proc_root",
            "proc_pagetypeinfo", "proc_read", "proc_vmstat", "proc_zoneinfo"]
 
 log = logging.getLogger(__name__)
@@ -289,6 +290,23 @@ def proc_swaps(_k: Kernel) -> str:
     return "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
 
 
+# -- /proc/modules ----------------------------------------------------------------------------------
+#: The simulated loadable modules and the size lsmod shows for each (the core layout of a
+#: 6.18 x86-64 distribution build; the simulator does not load code).
+MODULE_SIZES = {"kmem": 28672, "device_dax": 20480}
+
+
+def proc_modules(k: Kernel) -> str:
+    """m_show() (kernel/module/procfs.c) for each loaded simulated module, newest first (the
+    modules list is added to at its head): name, size, refcount, the modules using it ("-"
+    for none), state and the text address, 0 here: a simulated module has no code
+    (``%px`` of NULL, as the kernel prints it to a reader kallsyms_show_value() refuses).
+    dax_hmem is built in (/sys/module/dax_hmem has no initstate), so it is not listed."""
+    with k.lock:
+        return "".join(f"{drv.name} {MODULE_SIZES.get(drv.name, 16384)} 0 - Live 0x{0:016x}\n"
+                       for drv in reversed(k.dax_bus_drivers))
+
+
 # -- /proc/sys/vm -----------------------------------------------------------------------------------
 INT_MAX = (1 << 31) - 1
 
@@ -439,7 +457,7 @@ class KmsgAttr(ProcAttr):
 
 # -- the tree ------------------------------------------------------------------------------------
 #: The files ``fakesysfs run`` binds over /proc, in the order they are bound.
-PROC_FILES = ("meminfo", "zoneinfo", "vmstat", "buddyinfo", "pagetypeinfo", "iomem", "cmdline", "swaps",
+PROC_FILES = ("meminfo", "zoneinfo", "vmstat", "buddyinfo", "pagetypeinfo", "iomem", "cmdline", "swaps", "modules",
               *(f"sys/vm/{name}" for name in (
                   "compact_memory", "dirty_background_ratio", "dirty_ratio", "drop_caches", "lowmem_reserve_ratio",
                   "min_free_kbytes", "overcommit_ratio", "watermark_scale_factor")))
@@ -476,6 +494,8 @@ def proc_root(k: Kernel) -> StaticDir:
         # fs/proc/cmdline.c: pde->size = saved_command_line_len + 1.
         "cmdline": ProcAttr(0o444, lambda: cmdline, size=len(cmdline)),
         "swaps": ProcAttr(0o444, lambda: proc_swaps(k)),
+        # proc_create_seq("modules", 0444, ...) in proc_modules_init().
+        "modules": ProcAttr(0o444, lambda: proc_modules(k)),
         "sys": StaticDir({"vm": sysctl_vm(k)}),
     })
 

@@ -82,7 +82,7 @@ from .nsops import (
     umount,
     unshare,
 )
-from .procfs import KMSG_MAX_THREADS, PROC_FILES, build_kmsg_tree, build_staging_tree
+from .procfs import KMSG_MAX_THREADS, MODULE_SIZES, PROC_FILES, build_kmsg_tree, build_staging_tree
 from .safefile import in_initial_userns
 from .udevd import start_event_services
 
@@ -243,6 +243,27 @@ def setup_run() -> None:
     os.chmod("/run/lock", 0o1777)
     os.makedirs(STAGING, 0o755)
     os.makedirs(KMSG_STAGING, 0o755)
+    os.mkdir("/run/modprobe.d", 0o755)
+    with open(MODPROBE_CONF, "w") as f:
+        f.write(modprobe_conf())
+
+
+#: libkmod reads /run/modprobe.d (kmod's default configuration directories): the namespace's
+#: private /run, so the host's modprobe never sees it.
+MODPROBE_CONF = "/run/modprobe.d/fakesysfs.conf"
+
+
+def modprobe_conf() -> str:
+    """``install`` and ``remove`` commands for the simulated modules: libkmod runs a
+    module's install command instead of loading it (kmod_module_probe_insert_module;
+    modprobe, daxctl's libkmod), so ``modprobe kmem`` loads the simulated kmem through
+    ``kernel/debug/fakesysfs/modules/load`` and never asks the host's kernel (whose
+    init_module COMMAND could not call anyway: CAP_SYS_MODULE is dropped)."""
+    lines = ["# fakesysfs run: the simulated machine's modules (docs/proc.md \"Modules\")\n"]
+    for name in MODULE_SIZES:
+        lines.append(f"install {name} echo {name} > /sys/kernel/debug/fakesysfs/modules/load\n")
+        lines.append(f"remove {name} echo {name} > /sys/kernel/debug/fakesysfs/modules/unload\n")
+    return "".join(lines)
 
 
 def bind_proc_files() -> None:

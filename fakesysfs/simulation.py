@@ -338,6 +338,17 @@ class Simulation:
         name = producer.name if isinstance(producer, _state.ProducerInfo) else producer
         self.harness.apply({"op": "remove", "device": name})
 
+    def modprobe(self, module: str) -> None:
+        """A simulated module (``kmem``, ``device_dax``) loads, as ``modprobe`` inside
+        ``fakesysfs run`` does: its driver registers and binds what it matches. HarnessError
+        (EEXIST) when loaded already."""
+        self.harness.apply({"op": "modprobe", "module": module})
+
+    def rmmod(self, module: str) -> None:
+        """The module unloads (``modprobe -r``): its devices are released. HarnessError
+        (ENOENT) when it is not loaded."""
+        self.harness.apply({"op": "rmmod", "module": module})
+
     # -- faults -----------------------------------------------------------------------------------
     def inject_notifier_error(self, action: str, err: int | str) -> None:
         """Every online (``MEM_GOING_ONLINE``) or offline (``MEM_GOING_OFFLINE``) fails with

@@ -176,7 +176,10 @@ def test_mount_proc_beside_sys_serves_the_files_for_root_directory_tools() -> No
         meminfo = (root / "proc" / "meminfo").read_text()
         assert meminfo.startswith("MemTotal:        8388216 kB\n")
         assert sorted(p.name for p in (root / "proc").iterdir()) == [
-            "buddyinfo", "cmdline", "iomem", "meminfo", "pagetypeinfo", "swaps", "sys", "vmstat", "zoneinfo"]
+            "buddyinfo", "cmdline", "iomem", "meminfo", "modules", "pagetypeinfo", "swaps", "sys", "vmstat",
+            "zoneinfo"]
+        assert (root / "proc/modules").read_text() == ("kmem 28672 0 - Live 0x0000000000000000\n"
+                                                       "device_dax 20480 0 - Live 0x0000000000000000\n")
         (root / "sys/devices/system/memory/memory522/state").write_text("online_movable")
         assert (root / "proc/meminfo").read_text().startswith(f"MemTotal:       {8388216 + 32256 * 4:>8} kB\n")
         if shutil.which("lstopo"):
@@ -289,3 +292,38 @@ def test_dmesg_follow_waits_for_new_records_and_nonblocking_readers_get_eagain(t
     followed = [line.split("] ", 1)[1] for line in out.read_text().splitlines()]
     assert followed == ["Memory hotplug will waste 448 pages in each memory block",
                         "memory offlining [mem 0x408000000-0x40fffffff] failed due to failure to isolate range"]
+
+
+_MODPROBE = r"""
+ls /sys/module
+daxctl reconfigure-device -m system-ram dax0.0 >/dev/null 2>&1; echo "daxctl $?"
+cat /sys/module/kmem/initstate
+daxctl list -d dax0.0 | grep -o '"mode":"[a-z-]*"'
+if command -v modprobe >/dev/null; then
+    modprobe -r kmem && echo removed
+    modprobe kmem && echo loaded
+else
+    echo removed; echo loaded
+fi
+cat /sys/module/kmem/initstate
+"""
+
+
+def test_a_module_the_topology_did_not_load_is_loaded_by_libkmod_through_modprobe_d(tmp_path: Path) -> None:
+    """kmem not loaded at boot: daxctl's libkmod finds the ``install kmem`` command that
+    ``fakesysfs run`` puts in /run/modprobe.d and runs it instead of init_module(), which
+    loads the simulated kmem (kernel/debug/fakesysfs/modules/load); kmod's modprobe -r and
+    modprobe go the same way where kmod is installed."""
+    topology = tmp_path / "nokmem.toml"
+    topology.write_text('[kernel]\npossible_nodes = "0-1"\n[dax]\nkmem = false\n'
+                        '[[node]]\nid = 0\ncpus = "0-1"\nmemory = ["0x0-0x1ffffffff"]\n'
+                        '[[hmem]]\nstart = 0x400000000\nsize = "1G"\ntarget_node = 1\n')
+    trace = tmp_path / "trace.jsonl"
+    done = fakesysfs_run("-c", str(topology), "--trace", str(trace), "--", "bash", "-c", _MODPROBE)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "kmem" not in lines[:lines.index("daxctl 0")]  # no /sys/module/kmem before
+    assert lines[lines.index("daxctl 0") + 1:] == ["live", '"mode":"system-ram"', "removed", "loaded", "live"]
+    loads = [json.loads(line) for line in trace.read_text().splitlines() if "/modules/" in line]
+    assert [(t["path"], t["data"], t["errno"]) for t in loads][0] == (
+        "/kernel/debug/fakesysfs/modules/load", "kmem\n", 0)

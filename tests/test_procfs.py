@@ -597,3 +597,57 @@ def test_proc_files_list_the_zones_the_architectures_kernel_has(arch: str, memor
         s.sysctl("lowmem_reserve_ratio", " ".join(["1"] * len(names)))  # one value per zone, no more
         with pytest.raises(KernelError):
             s.sysctl("lowmem_reserve_ratio", " ".join(["1"] * (len(names) + 1)))
+
+
+# -- modules ----------------------------------------------------------------------------------------
+_NO_KMEM = """
+[kernel]
+possible_nodes = "0-1"
+[dax]
+kmem = false
+[[node]]
+id = 0
+cpus = "0-1"
+memory = ["0x0-0x1ffffffff"]
+[[hmem]]
+start = 0x400000000
+size = "1G"
+target_node = 1
+"""
+
+
+def test_modules_load_and_unload_with_proc_modules_and_sys_module_following(tmp_path: Path) -> None:
+    """A topology may boot without kmem; loading it (modprobe's install hook, the harness
+    op) registers the driver, which binds dax0.0 (autoprobe); /proc/modules lists the
+    loaded modules newest first, as m_show prints them; /sys/module/kmem/initstate exists
+    while it is loaded; the load is a state change, journaled and replayed."""
+    from fakesysfs import HarnessError
+
+    state = tmp_path / "s.state"
+    with Simulation(_NO_KMEM, state=state) as s:
+        assert s.proc("modules") == "device_dax 20480 0 - Live 0x0000000000000000\n"
+        assert not s.exists("/module/kmem") and s.cat("/module/device_dax/initstate") == "live\n"
+        assert s.bindings() == {"dax0.0": None}  # a soft-reserved range's device matches kmem only
+        s.echo("/kernel/debug/fakesysfs/modules/load", "kmem")  # what `install kmem ...` writes
+        assert s.proc("modules") == ("kmem 28672 0 - Live 0x0000000000000000\n"
+                                     "device_dax 20480 0 - Live 0x0000000000000000\n")
+        assert s.cat("/module/kmem/initstate") == "live\n"
+        assert s.bindings() == {"dax0.0": "kmem"}  # the new driver's autoprobe claimed it
+        with pytest.raises(HarnessError) as info:
+            s.modprobe("kmem")
+        assert info.value.errno == errno.EEXIST
+        with pytest.raises(KernelError) as kinfo:
+            s.echo("/kernel/debug/fakesysfs/modules/load", "nvidia")
+        assert kinfo.value.errno == errno.ENOENT
+        s.rmmod("device-dax")  # kmod's names: a dash is an underscore
+        assert s.proc("modules") == "kmem 28672 0 - Live 0x0000000000000000\n"
+        assert not s.exists("/module/device_dax") and not s.exists("/bus/dax/drivers/device_dax")
+        with pytest.raises(HarnessError) as info:
+            s.rmmod("device_dax")
+        assert info.value.errno == errno.ENOENT
+        assert [r.path for r in s.stores()][-2:] == ["/kernel/debug/fakesysfs/modules/load"] * 2
+        snapshot = s.snapshot()
+        assert snapshot["modules"] == ["kmem"]
+    with Simulation(state=state) as again:
+        assert again.snapshot() == snapshot
+        assert again.proc("modules") == "kmem 28672 0 - Live 0x0000000000000000\n"
