@@ -570,7 +570,7 @@ class Harness:
     def _module(self, op: str, module: str) -> str:
         name = module.replace("-", "_")  # kmod's modname_normalize(): device-dax is device_dax
         if name not in self.kernel.dax_drivers:
-            raise HarnessError(f"{op}: {module!r} is not a simulated module (kmem, device_dax)", errno_mod.ENOENT)
+            raise HarnessError(f"{op}: {module!r} is not a simulated module (kmem, device_dax)", errno_mod.EINVAL)
         return name
 
     def _op_modprobe(self, module: str) -> dict[str, Any]:

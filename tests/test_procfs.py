@@ -638,7 +638,7 @@ def test_modules_load_and_unload_with_proc_modules_and_sys_module_following(tmp_
         assert info.value.errno == errno.EEXIST
         with pytest.raises(KernelError) as kinfo:
             s.echo("/kernel/debug/fakesysfs/modules/load", "nvidia")
-        assert kinfo.value.errno == errno.ENOENT
+        assert kinfo.value.errno == errno.EINVAL
         s.rmmod("device-dax")  # kmod's names: a dash is an underscore
         assert s.proc("modules") == "kmem 28672 0 - Live 0x0000000000000000\n"
         assert not s.exists("/module/device_dax") and not s.exists("/bus/dax/drivers/device_dax")
