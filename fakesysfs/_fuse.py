@@ -31,6 +31,7 @@ __all__ = [
     "FuseOSError",
     "Operations",
     "fuse_get_context",
+    "request_interrupted",
 ]
 
 _INSTALL_HINT = (
@@ -130,6 +131,20 @@ CAN_INVALIDATE: bool = _invalidate_path is not None and hasattr(_module, "fuse_g
 if _invalidate_path is not None:
     _invalidate_path.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
     _invalidate_path.restype = ctypes.c_int
+
+_fuse_interrupted = getattr(_libfuse, "fuse_interrupted", None)
+if _fuse_interrupted is not None:
+    _fuse_interrupted.argtypes = ()
+    _fuse_interrupted.restype = ctypes.c_int
+
+
+def request_interrupted() -> bool:
+    """Inside a callback: fuse_interrupted(), whether the kernel sent FUSE_INTERRUPT for the
+    request this thread serves (its caller got a signal). libfuse's low-level layer marks
+    the request when a thread of a multi-threaded loop reads the interrupt; a
+    single-threaded loop reads nothing while a callback runs. False without the symbol."""
+    return _fuse_interrupted is not None and bool(_fuse_interrupted())
+
 
 #: fuse_conn_info.want bits (fuse_common.h, libfuse 3).
 FUSE_CAP_READDIRPLUS = 1 << 13

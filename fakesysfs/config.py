@@ -62,6 +62,26 @@ def zone_limits(arch: str, ram_start: int) -> tuple[tuple[str, int], ...]:
     return (("DMA", 16 << 20), ("DMA32", 4 << 30), ("Normal", top))
 
 
+def arch_zones(arch: str) -> tuple[str, ...]:
+    """The zones the architecture's kernel has (enum zone_type, include/linux/mmzone.h): what
+    /proc/zoneinfo, buddyinfo, pagetypeinfo and vmstat's per-zone event names list, and the
+    length of ``protection`` and lowmem_reserve_ratio (MAX_NR_ZONES), in enum order.
+
+    - ZONE_DMA: x86 (arch/x86/Kconfig, default y), arm64 (arch/arm64/Kconfig, default y),
+      s390 (arch/s390/Kconfig, def_bool y); powerpc only for PPC_BOOK3E_64, so not ppc64le
+      (Book3S);
+    - ZONE_DMA32: x86_64 and arm64 only (default y);
+    - ZONE_DEVICE (mm/Kconfig; what devm_memremap_pages() needs, so device_dax too): the
+      distribution configurations of x86_64 (the reference machine prints it), arm64 and
+      ppc64le (PPC_BOOK3S_64 has ARCH_HAS_PTE_DEVMAP) set it; s390 has no
+      ARCH_HAS_PTE_DEVMAP before the devmap removal and its defconfig leaves it unset."""
+    zones = {"x86_64": ("DMA", "DMA32", "Normal", "Movable", "Device"),
+             "arm64": ("DMA", "DMA32", "Normal", "Movable", "Device"),
+             "s390x": ("DMA", "Normal", "Movable"),
+             "ppc64le": ("Normal", "Movable", "Device")}
+    return zones.get(arch, zones["x86_64"])
+
+
 def profile_version(profile: str) -> tuple[int, int]:
     """``"6.9-6.16"`` -> (6, 9); ``"6.18"`` -> (6, 18). Raises ValueError for anything else."""
     head = profile.split("-", 1)[0]

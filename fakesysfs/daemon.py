@@ -53,11 +53,12 @@ def _named(message: str, mountpoint: str) -> str:
 
 
 @contextlib.contextmanager
-def _proc_served(kernel: Kernel | None, proc: tuple[str, int] | None, allow_other: bool,
-                 dev_fuse: str) -> Iterator[None]:
+def _proc_served(kernel: Kernel | None, harness: Harness | None, proc: tuple[str, int] | None,
+                 allow_other: bool, dev_fuse: str) -> Iterator[None]:
     """``mount --proc DIR``: the simulated /proc files (fakesysfs/procfs.py) served at DIR
     (the checked directory ``proc[1]``) from a thread of this process, through the same
-    adapter, while the /sys mount is; unmounted with it."""
+    adapter, while the /sys mount is; unmounted with it. With a harness, its ``proc_tree``:
+    sysctl writes are traced and journaled like stores to /sys."""
     if proc is None or kernel is None:
         yield
         return
@@ -68,7 +69,8 @@ def _proc_served(kernel: Kernel | None, proc: tuple[str, int] | None, allow_othe
     mountpoint, dir_fd = proc
     with mount_on(dir_fd, mountpoint, allow_other, dev_fuse=dev_fuse) as placed:
         try:
-            start_devfs(build_proc_tree(kernel), placed.where, allow_other=allow_other)
+            tree = harness.proc_tree if harness is not None else build_proc_tree(kernel)
+            start_devfs(tree, placed.where, allow_other=allow_other)
         except NamespaceError as exc:
             raise MountError(_named(str(exc), mountpoint)) from None
         try:
@@ -88,7 +90,7 @@ def _serving(tree: Tree, kernel: Kernel | None, harness: Harness | None, dir_fd:
 
     ops = harness.register_control if harness is not None else None
     control = serving_or_warn(kernel, ops=ops, tree=tree) if kernel is not None else contextlib.nullcontext()
-    with (control, _proc_served(kernel, proc, allow_other, dev_fuse),
+    with (control, _proc_served(kernel, harness, proc, allow_other, dev_fuse),
           mount_on(dir_fd, mountpoint, allow_other, dev_fuse=dev_fuse) as placed):
         yield placed.where
 

@@ -16,6 +16,9 @@
     hotplug/add_hmem              0200  the same without decoder
     hotplug/remove                0200  "region3" or "hmem.4"
     hotplug/producers             0400  "NAME KIND START-END node=N region=R devices=daxR.0,..."
+    modules/load                  0200  "kmem" or "device_dax": the simulated module loads (what
+                                        ``fakesysfs run``'s modprobe.d install commands write)
+    modules/unload                0200  the same, unloading it (modprobe -r)
     trace                         0600  the store log, one JSON object per line (the newest 4 MiB
                                         of it); any write clears it
     kmsg                          0400  the kernel log (one message per line)
@@ -212,6 +215,12 @@ def install_debugfs(tree: Tree, h: Harness) -> None:
         "remove": DebugAttr(0o200, None, _debug_store(
             h, "hotplug/remove", lambda text: {"op": "remove", "device": _words(text, 1, "a device name")[0]})),
     })  # fmt: skip
+    modules = StaticDir({
+        "load": DebugAttr(0o200, None, _debug_store(
+            h, "modules/load", lambda text: {"op": "modprobe", "module": _words(text, 1, "a module name")[0]})),
+        "unload": DebugAttr(0o200, None, _debug_store(
+            h, "modules/unload", lambda text: {"op": "rmmod", "module": _words(text, 1, "a module name")[0]})),
+    })  # fmt: skip
     debug.entries["fakesysfs"] = StaticDir({
         "blocks": _BlocksDir(h),
         "control": lambda: control if tree.control_socket else None,
@@ -219,6 +228,7 @@ def install_debugfs(tree: Tree, h: Harness) -> None:
         "hotplug": hotplug,
         "iomem": DebugAttr(0o400, k.resources.format_iomem),
         "kmsg": DebugAttr(0o400, lambda: "".join(f"{line}\n" for line in k.kmsg)),
+        "modules": modules,
         "state": DebugAttr(0o400, lambda: _state_text(h)),
         "trace": DebugAttr(0o600, lambda: _trace_text(h), _trace_clear(h)),
     })

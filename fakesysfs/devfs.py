@@ -198,6 +198,9 @@ class DevTree(Tree):
     def __init__(self, devices: Sequence[DevNode] = ()) -> None:
         fixed: dict[str, Node] = {name: StaticDir() for name in ("pts", "shm")}
         fixed.update((name, _MountPoint(mode)) for name, _major, _minor, mode in DEV_NODES)
+        # What the simulated kernel log is bound onto (run.py bind_proc_files), as setup_dev's
+        # tmpfs file is as root; never the host's node.
+        fixed["kmsg"] = _MountPoint(0o644)
         fixed.update((name, Link(target)) for name, target in DEV_LINKS)
         self._devices = _Devices()
         super().__init__(MergedDir(StaticDir(fixed), self._devices))

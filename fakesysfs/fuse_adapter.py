@@ -56,6 +56,7 @@ queued; the requester was killed) costs the change one ``LOOKUP_LANDING_S`` wait
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import itertools
@@ -561,7 +562,7 @@ def fuse_options(
     *,
     foreground: bool = True,
     allow_other: bool = False,
-    threads: bool = False,
+    threads: bool | int = False,
     debug: bool = False,
     libfuse3: bool = False,
     cache: bool = False,
@@ -591,6 +592,11 @@ def fuse_options(
     }
     if allow_other:
         options["allow_other"] = True
+    if threads and threads is not True and libfuse3:
+        # A number: libfuse 3's worker threads at most (-o max_threads, fuse_loop_mt), a
+        # few kept idle (libfuse 3.14 warns on stderr about its own default otherwise).
+        options["max_threads"] = int(threads)
+        options["max_idle_threads"] = min(int(threads), 4)
     if not libfuse3:
         # libfuse 2 refuses a non-empty mountpoint (such as /sys); libfuse 3 dropped it.
         options["nonempty"] = True
@@ -630,7 +636,7 @@ def serve(
     allow_other: bool = False,
     ready_callback: Callable[[], None] | None = None,
     *,
-    threads: bool = False,
+    threads: bool | int = False,
     debug: bool = False,
 ) -> str:
     """Mount ``tree`` at ``mountpoint`` and serve it until unmounted; returns how serving
@@ -644,11 +650,28 @@ def serve(
     """
     from . import _fuse
 
+    keep_cwd = -1
     if threading.current_thread() is not threading.main_thread():
         _spawn_without_vfork_if_it_holds_the_gil()
+        # libfuse 3's fuse_daemonize() changes to "/" in the foreground too (lib/helper.c),
+        # which is the whole process's directory: served from a thread (Simulation.mount,
+        # run's /proc and /dev mounts), the caller keeps its own, given back at INIT.
+        keep_cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def ready() -> None:
+        nonlocal keep_cwd
+        if keep_cwd >= 0:
+            try:
+                os.fchdir(keep_cwd)
+            finally:
+                os.close(keep_cwd)
+                keep_cwd = -1
+        if ready_callback is not None:
+            ready_callback()
+
     ops_class = _DispatchingOperations if _fuse.CALLABLE_OPERATIONS else TreeOperations
     cache = _fuse.CAN_INVALIDATE and tree.changes is not None
-    operations = ops_class(tree, ready_callback, _fuse.FuseOSError, cache=cache, context=_fuse.fuse_get_context)
+    operations = ops_class(tree, ready, _fuse.FuseOSError, cache=cache, context=_fuse.fuse_get_context)
     options = fuse_options(
         foreground=foreground,
         allow_other=allow_other,
@@ -671,4 +694,9 @@ def serve(
         if operations.mounted:
             raise MountError(f"libfuse stopped serving {where} (status {status})") from None
         raise MountError(f"libfuse could not mount {where} (status {status})") from None
+    finally:
+        if keep_cwd >= 0:  # no INIT came: give the directory back all the same
+            with contextlib.suppress(OSError):
+                os.fchdir(keep_cwd)
+            os.close(keep_cwd)
     return "unmounted"

@@ -21,12 +21,16 @@ errnos are numbers or names such as ``"ENOMEM"``)::
     {"op": "add_hmem", "size": "8G", "target_node": 2, ...}
     {"op": "remove", "device": "region3"}                                      # or "hmem.4"
     {"op": "add_block_delay", "seconds": 0.001}                                # timing only
+    {"op": "modprobe", "module": "kmem"}                                       # or device_dax
+    {"op": "rmmod", "module": "kmem"}
 
 Every op except ``add_block_delay`` changes state and becomes part of the history (and of the
 journal of a ``--state`` mount) once it succeeded; a failing op changes nothing and raises
 ``HarnessError`` naming what was wrong. Stores are recorded by the tree's store tracer, whatever
 their result (a failed store may still change state: it consumes a one-shot fault, resets a
-stored online type, logs to kmsg).
+stored online type, logs to kmsg). Writes to the simulated ``/proc/sys/vm`` files are stores
+too, recorded with their ``/proc/...`` path (a sysfs tree has no ``/proc``): every tree of
+the /proc files is watched (``watch_proc``) and replay writes them to ``proc_tree``.
 """
 
 from __future__ import annotations
@@ -64,8 +68,10 @@ trace_log = logging.getLogger("fakesysfs.trace")
 
 #: Ops that change state (recorded in the history); the others are timing or read-only.
 HISTORY_OPS = ("notifier_error", "memmap_fail_at_chunk", "probe_fail", "block_usage", "clear_faults",
-               "add_cxl_region", "add_hmem", "remove")
+               "add_cxl_region", "add_hmem", "remove", "modprobe", "rmmod")
 NOTIFIER_ACTIONS = ("MEM_GOING_ONLINE", "MEM_GOING_OFFLINE")
+#: The path prefix of stores to the simulated /proc files in the trace and the history.
+PROC_PREFIX = "/proc"
 #: Where the harness's own files live in the mount (kept out of the ABI trees).
 DEBUGFS_DIR = "/kernel/debug/fakesysfs"
 
@@ -312,6 +318,26 @@ class Harness:
         tree.store_checks.append(self._before_store)
         kernel.events.subscribe(self._on_event)
         install_debugfs(tree, self)
+        self._proc_tree: Tree | None = None
+
+    @property
+    def proc_tree(self) -> Tree:
+        """The simulated /proc files (fakesysfs/procfs.py ``build_proc_tree``), watched: what
+        ``Simulation.proc`` reads and writes, what ``mount --proc`` serves and what replay
+        writes a ``/proc/...`` store to."""
+        if self._proc_tree is None:
+            from .procfs import build_proc_tree
+
+            self._proc_tree = build_proc_tree(self.kernel)
+            self.watch_proc(self._proc_tree, PROC_PREFIX)
+        return self._proc_tree
+
+    def watch_proc(self, tree: Tree, prefix: str = "") -> None:
+        """Record the stores to ``tree``, a tree of the simulated /proc files whose paths
+        are ``prefix`` + its own (``fakesysfs run``'s staging tree holds ``/proc/...``
+        already), as changes: traced, in the history, journaled before the write returns."""
+        tree.store_tracers.append(lambda path, data, err: self._on_store(prefix + path, data, err))
+        tree.store_checks.append(lambda path, count: self._before_store(prefix + path, count))
 
     def attach_journal(self, journal: Journal) -> None:
         """Journal every change to ``journal`` from now on; its file must already hold the
@@ -541,6 +567,25 @@ class Harness:
             self.kernel.hmem_hotplug_remove(int(m.group(2)))
         return {}
 
+    def _module(self, op: str, module: str) -> str:
+        name = module.replace("-", "_")  # kmod's modname_normalize(): device-dax is device_dax
+        if name not in self.kernel.dax_drivers:
+            raise HarnessError(f"{op}: {module!r} is not a simulated module (kmem, device_dax)", errno_mod.EINVAL)
+        return name
+
+    def _op_modprobe(self, module: str) -> dict[str, Any]:
+        """A simulated module loads (what a modprobe.d ``install`` command of ``fakesysfs
+        run`` asks for): its driver registers and binds the devices it matches; EEXIST
+        when it is loaded already (init_module's answer; modprobe itself skips a live one)."""
+        self.kernel.dax_driver_register(self._module("modprobe", module))
+        return {}
+
+    def _op_rmmod(self, module: str) -> dict[str, Any]:
+        """delete_module(): the driver unregisters, releasing its devices (kmem leaks
+        memory it cannot remove, as on a host); ENOENT when it is not loaded."""
+        self.kernel.dax_driver_unregister(self._module("rmmod", module))
+        return {}
+
     def _op_add_block_delay(self, seconds: float) -> dict[str, Any]:
         self.add_block_delay = seconds
         return {}
@@ -575,15 +620,18 @@ class Harness:
         if kind != "store":
             raise HarnessError(f"{where}: record {n} has unknown type {kind!r}", errno_mod.EIO)
         path, data, want = record["path"], record["data"].encode("latin-1"), record["errno"]
+        tree, inner = self.tree, path
+        if path.startswith(PROC_PREFIX + "/"):  # a sysctl write (watch_proc)
+            tree, inner = self.proc_tree, path.removeprefix(PROC_PREFIX)
         try:
-            fh = self.tree.open(path, os.O_WRONLY)
+            fh = tree.open(inner, os.O_WRONLY)
         except KernelError as exc:
             raise HarnessError(f"{where}: record {n}: {path} cannot be opened for writing on replay "
                                f"({errno_name(exc.errno or 0)}): the topology or the fakesysfs version changed",
                                errno_mod.EIO) from None
         got = 0
         try:
-            self.tree.write(fh, data)
+            tree.write(fh, data)
         except KernelError as exc:
             got = exc.errno or 0
         if got != want:
@@ -783,4 +831,6 @@ _OP_ARGS: dict[str, tuple[dict[str, _Conv], dict[str, _Conv]]] = {
                  {"start": _size, "adistance": _int, "numa_node": _int, "driver": _str_arg}),
     "remove": ({"device": _str_arg}, {}),
     "add_block_delay": ({"seconds": _seconds}, {}),
+    "modprobe": ({"module": _str_arg}, {}),
+    "rmmod": ({"module": _str_arg}, {}),
 }

@@ -9,6 +9,7 @@
     iomem      0444  kernel/resource.c r_show (addresses zeroed for an opener without root)
     cmdline    0444  fs/proc/cmdline.c cmdline_proc_show (stat size = length + 1)
     swaps      0444  mm/swapfile.c swap_show (no swap: the header only)
+    modules    0444  kernel/module/procfs.c m_show (the loaded simulated modules)
     sys/vm/*   0644  min_free_kbytes, watermark_scale_factor, lowmem_reserve_ratio, dirty_ratio,
                      dirty_background_ratio, overcommit_ratio (writes change the simulated
                      machine: the watermarks follow); compact_memory, drop_caches 0200
@@ -28,12 +29,12 @@ model (page cache, slab, swap, NUMA and VM events...) are 0 (docs/proc.md lists 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .engine.page_alloc import (
-    ALL_ZONES,
     MAX_PAGE_ORDER,
     PAGEBLOCK_ORDER,
     direct_map,
@@ -51,9 +52,12 @@ from .sysfs.tree import Attr, OpenFile, ShowFn, StaticDir, StoreFn, Tree
 if TYPE_CHECKING:
     from .engine import Kernel
 
-__all__ = ["PROC_FILES", "KmsgAttr", "ProcAttr", "build_proc_tree", "build_staging_tree", "proc_cmdline",
-           "proc_iomem", "proc_meminfo", "proc_root",
+__all__ = ["KMSG_MAX_THREADS", "MODULE_SIZES", "PROC_FILES", "KmsgAttr", "ProcAttr", "build_kmsg_tree",
+           "build_proc_tree", "build_staging_tree", "proc_cmdline",
+           "proc_iomem", "proc_meminfo", "proc_modules", "proc_root",
            "proc_pagetypeinfo", "proc_read", "proc_vmstat", "proc_zoneinfo"]
+
+log = logging.getLogger(__name__)
 
 #: VMALLOC_TOTAL >> 10 on x86-64: 32 TiB - 1 with 4-level paging, 12800 TiB - 1 with 5-level
 #: (arch/x86/include/asm/pgtable_64_types.h VMALLOC_SIZE_TB_L4 / _L5).
@@ -159,8 +163,8 @@ def proc_zoneinfo(k: Kernel) -> str:
         out: list[str] = []
         for nid in k.online_nodes():
             node = k.nodes[nid]
-            first = next((z for z in ALL_ZONES if z in node.zones and node.zones[z].populated), None)
-            for name in ALL_ZONES:
+            first = next((z for z in k.zone_names if z in node.zones and node.zones[z].populated), None)
+            for name in k.zone_names:
                 zone = node.zones.get(name)
                 present = zone.present if zone else 0
                 managed = zone.managed if zone else 0
@@ -200,7 +204,7 @@ def proc_buddyinfo(k: Kernel) -> str:
         lines = []
         for nid in k.online_nodes():
             node = k.nodes[nid]
-            for name in ALL_ZONES:
+            for name in k.zone_names:
                 zone = node.zones.get(name)
                 if zone is None or not zone.populated:
                     continue
@@ -224,7 +228,7 @@ def proc_pagetypeinfo(k: Kernel) -> str:
             node = k.nodes[nid]
             if nid not in k.n_memory:
                 continue
-            zones = [z for z in ALL_ZONES if z in node.zones and node.zones[z].populated]
+            zones = [z for z in k.zone_names if z in node.zones and node.zones[z].populated]
             out.append(f"Page block order: {PAGEBLOCK_ORDER}\nPages per block:  {1 << PAGEBLOCK_ORDER}\n\n")
             out.append(f"{'Free pages count per migrate type at order':<43} "
                        + "".join(f"{order:>6} " for order in range(MAX_PAGE_ORDER + 1)) + "\n")
@@ -284,6 +288,23 @@ def proc_swaps(_k: Kernel) -> str:
     """swap_show() (mm/swapfile.c): the header, then one line per swap area; the simulated
     machine has none (SwapTotal 0), whatever this host has."""
     return "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+
+
+# -- /proc/modules ----------------------------------------------------------------------------------
+#: The simulated loadable modules and the size lsmod shows for each (the core layout of a
+#: 6.18 x86-64 distribution build; the simulator does not load code).
+MODULE_SIZES = {"kmem": 28672, "device_dax": 20480}
+
+
+def proc_modules(k: Kernel) -> str:
+    """m_show() (kernel/module/procfs.c) for each loaded simulated module, newest first (the
+    modules list is added to at its head): name, size, refcount, the modules using it ("-"
+    for none), state and the text address, 0 here: a simulated module has no code
+    (``%px`` of NULL, as the kernel prints it to a reader kallsyms_show_value() refuses).
+    dax_hmem is built in (/sys/module/dax_hmem has no initstate), so it is not listed."""
+    with k.lock:
+        return "".join(f"{drv.name} {MODULE_SIZES.get(drv.name, 16384)} 0 - Live 0x{0:016x}\n"
+                       for drv in reversed(k.dax_bus_drivers))
 
 
 # -- /proc/sys/vm -----------------------------------------------------------------------------------
@@ -362,38 +383,81 @@ def sysctl_vm(k: Kernel) -> StaticDir:
 
 
 # -- /dev/kmsg -------------------------------------------------------------------------------------
+#: How often a reader waiting in /dev/kmsg looks whether its request was interrupted (a
+#: signal to the reader: FUSE_INTERRUPT) when no message woke it.
+KMSG_INTERRUPT_POLL_S = 0.1
+#: Readers that may wait in /dev/kmsg at once: each holds one thread of the mount's
+#: multi-threaded loop (``KMSG_MAX_THREADS``); the threads left answer opens, reads that
+#: need no wait and the interrupts that end a wait. One reader more gets EAGAIN.
+KMSG_MAX_WAITERS = 48
+#: libfuse's ``max_threads`` for the /dev/kmsg mount (fuse_loop_mt).
+KMSG_MAX_THREADS = KMSG_MAX_WAITERS + 16
+
+
+def _never() -> bool:
+    return False
+
+
 class KmsgAttr(ProcAttr):
-    r"""/dev/kmsg (kernel/printk/printk.c devkmsg_read): every read returns one record of the
-    simulated kernel's log, oldest first, as ``<level>,<seq>,<usec>,-;<text>\n`` with
-    control characters and backslashes escaped as ``\xNN``; EINVAL if it does not fit the
-    read; at the end a read returns 0 (the kernel answers EAGAIN to a non-blocking reader
-    and waits for a blocking one; dmesg stops on either)."""
+    r"""/dev/kmsg as kernel/printk/printk.c devkmsg_read() and devkmsg_llseek() have it.
 
-    __slots__ = ("k",)
+    Every read returns one record of the simulated kernel's log as
+    ``<level>,<seq>,<usec>,-;<text>\n``, control characters and backslashes escaped as
+    ``\xNN``. An opener starts at the first record the ring still holds. At the end of the
+    log a reader opened O_NONBLOCK gets EAGAIN; any other waits until printk() logs (the
+    tree's lock released: ``Kernel.log_wait``) or its request is interrupted (EINTR: a
+    signal to the reader). A reader whose next record the ring dropped gets EPIPE once and
+    continues at the oldest record kept. A record longer than the read is skipped with
+    EINVAL (the sequence number has moved on by then). ``lseek(fd, 0, SEEK_SET)`` goes back
+    to the first record: FUSE seeks in the kernel and only the next read's offset shows it.
+    """
 
-    def __init__(self, k: Kernel) -> None:
+    __slots__ = ("interrupted", "k", "waiters")
+
+    def __init__(self, k: Kernel, interrupted: Callable[[], bool] = _never) -> None:
         super().__init__(0o444, lambda: "")
         self.k = k
+        #: Whether the FUSE request being served was interrupted (fuse_interrupted()).
+        self.interrupted = interrupted
+        self.waiters = 0
 
-    def read_next(self, fh: OpenFile, size: int) -> bytes | None:
-        records = self.k.kmsg_records
-        if not records:
-            return b""
-        index = max(fh.cursor - records[0].seq, 0)
-        if index >= len(records):
-            return b""
-        record = records[index]
+    def read_next(self, fh: OpenFile, size: int, offset: int) -> bytes | None:
+        k = self.k
+        if offset != fh.next_offset:  # the first read (-1 before it), or lseek(fd, 0, SEEK_SET)
+            records = k.kmsg_records
+            fh.cursor = records[0].seq if records else k.kmsg_count  # prb_first_valid_seq()
+            fh.next_offset = offset
+        while fh.cursor >= k.kmsg_count:
+            if fh.flags & os.O_NONBLOCK:
+                raise KernelError(errno.EAGAIN)
+            if self.interrupted():
+                raise KernelError(errno.EINTR)
+            if self.waiters >= KMSG_MAX_WAITERS:
+                log.warning("/dev/kmsg: %d readers wait already; one more gets EAGAIN", self.waiters)
+                raise KernelError(errno.EAGAIN)
+            self.waiters += 1
+            try:
+                k.log_wait.wait(KMSG_INTERRUPT_POLL_S)  # wait_event_interruptible(log_wait, ...)
+            finally:
+                self.waiters -= 1
+        records = k.kmsg_records
+        first = records[0].seq
+        if fh.cursor < first:  # "our last seen message is gone, return error and reset"
+            fh.cursor = first
+            raise KernelError(errno.EPIPE)
+        record = records[fh.cursor - first]
+        fh.cursor = record.seq + 1
         text = "".join(c if " " <= c < "\x7f" and c != "\\" else f"\\x{ord(c):02x}" for c in record.text)
         line = f"{record.level},{record.seq},{record.ts_usec},-;{text}\n".encode("latin-1", "replace")
         if len(line) > size:
             raise KernelError(errno.EINVAL)
-        fh.cursor = record.seq + 1
+        fh.next_offset += len(line)
         return line
 
 
 # -- the tree ------------------------------------------------------------------------------------
 #: The files ``fakesysfs run`` binds over /proc, in the order they are bound.
-PROC_FILES = ("meminfo", "zoneinfo", "vmstat", "buddyinfo", "pagetypeinfo", "iomem", "cmdline", "swaps",
+PROC_FILES = ("meminfo", "zoneinfo", "vmstat", "buddyinfo", "pagetypeinfo", "iomem", "cmdline", "swaps", "modules",
               *(f"sys/vm/{name}" for name in (
                   "compact_memory", "dirty_background_ratio", "dirty_ratio", "drop_caches", "lowmem_reserve_ratio",
                   "min_free_kbytes", "overcommit_ratio", "watermark_scale_factor")))
@@ -405,9 +469,15 @@ def build_proc_tree(k: Kernel) -> Tree:
 
 
 def build_staging_tree(k: Kernel) -> Tree:
-    """What ``fakesysfs run`` binds into COMMAND's namespace: ``proc/`` (``proc_root``) and
-    ``dev/kmsg``."""
-    return Tree(StaticDir({"proc": proc_root(k), "dev": StaticDir({"kmsg": KmsgAttr(k)})}), k.lock)
+    """What ``fakesysfs run`` binds over COMMAND's /proc entries: ``proc/`` (``proc_root``)."""
+    return Tree(StaticDir({"proc": proc_root(k)}), k.lock)
+
+
+def build_kmsg_tree(k: Kernel, interrupted: Callable[[], bool] = _never) -> Tree:
+    """``/kmsg`` (``KmsgAttr``), served on a mount of its own with several threads: a
+    reader waiting there for the next message holds one FUSE thread, never the /proc or
+    /sys files' loop."""
+    return Tree(StaticDir({"kmsg": KmsgAttr(k, interrupted)}), k.lock)
 
 
 def proc_root(k: Kernel) -> StaticDir:
@@ -424,6 +494,8 @@ def proc_root(k: Kernel) -> StaticDir:
         # fs/proc/cmdline.c: pde->size = saved_command_line_len + 1.
         "cmdline": ProcAttr(0o444, lambda: cmdline, size=len(cmdline)),
         "swaps": ProcAttr(0o444, lambda: proc_swaps(k)),
+        # proc_create_seq("modules", 0444, ...) in proc_modules_init().
+        "modules": ProcAttr(0o444, lambda: proc_modules(k)),
         "sys": StaticDir({"vm": sysctl_vm(k)}),
     })
 

@@ -84,7 +84,7 @@ from .nsops import (
     umount,
     unshare,
 )
-from .procfs import PROC_FILES, build_staging_tree
+from .procfs import KMSG_MAX_THREADS, MODULE_SIZES, PROC_FILES, build_kmsg_tree, build_staging_tree
 from .safefile import in_initial_userns
 from .udevd import start_event_services
 
@@ -100,9 +100,12 @@ log = logging.getLogger(__name__)
 #: siginfo si_code of a signal the kernel generated (a terminal's ^C or hangup).
 SI_KERNEL = 0x80
 
-#: Where the daemon serves the simulated /proc files and /dev/kmsg (procfs.py
-#: build_staging_tree) until COMMAND's init binds them; in the namespace's private /run.
+#: Where the daemon serves the simulated /proc files (procfs.py build_staging_tree) until
+#: COMMAND's init binds them; in the namespace's private /run.
 STAGING = "/run/fakesysfs/staging"
+#: The same for /dev/kmsg (procfs.py build_kmsg_tree), a mount of its own: its readers
+#: wait there for new messages, each in a thread of that mount's multi-threaded loop.
+KMSG_STAGING = "/run/fakesysfs/kmsg"
 
 #: How long the caller waits for the namespace, the mount and COMMAND to be set up.
 SETUP_TIMEOUT = 30.0
@@ -138,6 +141,9 @@ class RunOptions:
     rules: list[str] = field(default_factory=list)
     #: More ops for the daemon's control socket (the harness's: ``Harness.register_control``).
     control_ops: ServerOps | None = None
+    #: Called with the staging tree of the /proc files and /dev/kmsg (its paths ``/proc/...``)
+    #: so that sysctl writes are recorded as the stores to /sys are (``Harness.watch_proc``).
+    watch_proc: Callable[[Tree], None] | None = None
     #: Called in the daemon once its stderr is the ``log_fd`` (the log file's line format).
     on_log_file: Callable[[], None] | None = None
 
@@ -238,6 +244,28 @@ def setup_run() -> None:
     os.mkdir("/run/lock")
     os.chmod("/run/lock", 0o1777)
     os.makedirs(STAGING, 0o755)
+    os.makedirs(KMSG_STAGING, 0o755)
+    os.mkdir("/run/modprobe.d", 0o755)
+    with open(MODPROBE_CONF, "w") as f:
+        f.write(modprobe_conf())
+
+
+#: libkmod reads /run/modprobe.d (kmod's default configuration directories): the namespace's
+#: private /run, so the host's modprobe never sees it.
+MODPROBE_CONF = "/run/modprobe.d/fakesysfs.conf"
+
+
+def modprobe_conf() -> str:
+    """``install`` and ``remove`` commands for the simulated modules: libkmod runs a
+    module's install command instead of loading it (kmod_module_probe_insert_module;
+    modprobe, daxctl's libkmod), so ``modprobe kmem`` loads the simulated kmem through
+    ``kernel/debug/fakesysfs/modules/load`` and never asks the host's kernel (whose
+    init_module COMMAND could not call anyway: CAP_SYS_MODULE is dropped)."""
+    lines = ["# fakesysfs run: the simulated machine's modules (docs/proc.md \"Modules\")\n"]
+    for name in MODULE_SIZES:
+        lines.append(f"install {name} echo {name} > /sys/kernel/debug/fakesysfs/modules/load\n")
+        lines.append(f"remove {name} echo {name} > /sys/kernel/debug/fakesysfs/modules/unload\n")
+    return "".join(lines)
 
 
 #: What of COMMAND's /proc would change the host kernel if written (its sysctls, SysRq, IRQ
@@ -264,13 +292,15 @@ def bind_proc_files() -> None:
         if os.path.exists(target):
             mount(f"{STAGING}/proc/{name}", target, None, MS_BIND)
     if os.path.lexists("/dev/kmsg"):
-        mount(f"{STAGING}/dev/kmsg", "/dev/kmsg", None, MS_BIND)
+        mount(f"{KMSG_STAGING}/kmsg", "/dev/kmsg", None, MS_BIND)
     umount(STAGING, MNT_DETACH)
+    umount(KMSG_STAGING, MNT_DETACH)
 
 
 # -- store log ---------------------------------------------------------------------------------
 def store_tracer(fd: int) -> Callable[[str, bytes, int], None]:
-    """One JSON line per store: path below /sys, the bytes (latin-1), errno and its name."""
+    """One JSON line per store: path below /sys (a sysctl write: ``/proc/sys/vm/NAME``), the
+    bytes (latin-1), errno and its name."""
 
     def trace(path: str, data: bytes, err: int) -> None:
         record = {
@@ -298,9 +328,11 @@ def read_trace(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 # -- a FUSE /dev for user namespaces -------------------------------------------------------------
-def start_devfs(devfs: Tree, mountpoint: str = "/dev", *, allow_other: bool = True) -> None:
-    """Serve ``devfs`` (or another tree: the /proc files) at ``mountpoint`` through the FUSE
-    adapter, from a thread; return once it is mounted."""
+def start_devfs(devfs: Tree, mountpoint: str = "/dev", *, allow_other: bool = True,
+                threads: bool | int = False) -> None:
+    """Serve ``devfs`` (or another tree: the /proc files, /dev/kmsg) at ``mountpoint``
+    through the FUSE adapter, from a thread; return once it is mounted. ``threads``: a
+    multi-threaded loop (a number: of at most that many threads)."""
     from .fuse_adapter import serve
 
     ready = threading.Event()
@@ -308,7 +340,8 @@ def start_devfs(devfs: Tree, mountpoint: str = "/dev", *, allow_other: bool = Tr
 
     def serving() -> None:
         try:
-            serve(devfs, mountpoint, foreground=True, allow_other=allow_other, ready_callback=ready.set)
+            serve(devfs, mountpoint, foreground=True, allow_other=allow_other, ready_callback=ready.set,
+                  threads=threads)
         except BaseException as exc:  # noqa: BLE001 (reported below)
             errors.append(exc)
             ready.set()
@@ -452,10 +485,16 @@ def _daemon_main(kernel: Kernel, tree: Tree, ready_fd: int, options: RunOptions,
         # /dev, not before: libfuse opened /dev/fuse for /sys through the host's /dev, which
         # the FUSE /dev is about to cover.
         nonlocal reported
-        from ._fuse import claim_signal_handlers
+        from ._fuse import claim_signal_handlers, request_interrupted
 
         try:
-            start_devfs(build_staging_tree(kernel), STAGING)
+            staging = build_staging_tree(kernel)
+            if options.watch_proc is not None:
+                options.watch_proc(staging)
+            if options.trace_fd is not None:
+                staging.store_tracers.append(store_tracer(options.trace_fd))
+            start_devfs(staging, STAGING)
+            start_devfs(build_kmsg_tree(kernel, request_interrupted), KMSG_STAGING, threads=KMSG_MAX_THREADS)
             if devfs is not None:
                 start_devfs(devfs)
         except NamespaceError as exc:

@@ -132,7 +132,6 @@ class Simulation:
         #: looks only at later events unless told otherwise.
         self.boot_seqnum = self.kernel.events.seqnum
         self._mount: _Mount | None = None
-        self._proc_tree: Tree | None = None
 
     # -- life cycle -----------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -288,13 +287,22 @@ class Simulation:
         ``buddyinfo``, ``pagetypeinfo``, ``iomem``, ``cmdline``) as an opener with ``uid`` reads
         it (docs/proc.md); KeyError for a file not simulated, KernelError(EACCES) for a
         root-only file and another uid."""
-        from .procfs import PROC_FILES, build_proc_tree, proc_read
+        from .procfs import PROC_FILES, proc_read
 
         if name not in PROC_FILES:
             raise KeyError(f"/proc/{name} is not simulated (simulated: {', '.join(PROC_FILES)})")
-        if self._proc_tree is None:
-            self._proc_tree = build_proc_tree(self.kernel)
-        return proc_read(self._proc_tree, name, uid)
+        return proc_read(self.harness.proc_tree, name, uid)
+
+    def sysctl(self, name: str, value: str | int) -> None:
+        """``echo value > /proc/sys/vm/<name>`` on the simulated machine (``min_free_kbytes``,
+        ``watermark_scale_factor``, ``lowmem_reserve_ratio``...): one store, traced (path
+        ``/proc/sys/vm/<name>``), in the history and journaled like a store to /sys;
+        KernelError with the kernel's errno (EINVAL for a value out of range)."""
+        from .procfs import PROC_FILES
+
+        if f"sys/vm/{name}" not in PROC_FILES:
+            raise KeyError(f"/proc/sys/vm/{name} is not simulated")
+        self.harness.proc_tree.echo(f"/sys/vm/{name}", str(value))
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as JSON-ready data (what ``fakesysfs ctl MNT state`` prints)."""
@@ -329,6 +337,17 @@ class Simulation:
         reboot, as kmem does (see ``fakesysfs/engine/firmware.py``)."""
         name = producer.name if isinstance(producer, _state.ProducerInfo) else producer
         self.harness.apply({"op": "remove", "device": name})
+
+    def modprobe(self, module: str) -> None:
+        """A simulated module (``kmem``, ``device_dax``) loads, as ``modprobe`` inside
+        ``fakesysfs run`` does: its driver registers and binds what it matches. HarnessError
+        (EEXIST) when loaded already."""
+        self.harness.apply({"op": "modprobe", "module": module})
+
+    def rmmod(self, module: str) -> None:
+        """The module unloads (``modprobe -r``): its devices are released. HarnessError
+        (ENOENT) when it is not loaded."""
+        self.harness.apply({"op": "rmmod", "module": module})
 
     # -- faults -----------------------------------------------------------------------------------
     def inject_notifier_error(self, action: str, err: int | str) -> None:

@@ -235,4 +235,5 @@ def snapshot(k: Kernel) -> dict[str, Any]:
             },
             "iomem": k.resources.format_iomem(),
             "kmsg": list(k.kmsg),
+            "modules": [drv.name for drv in reversed(k.dax_bus_drivers)],
         }

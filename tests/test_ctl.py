@@ -130,7 +130,8 @@ def test_wait_commands_block_until_it_happens(fakesysfs_mount: Simulation, capsy
 def test_debugfs_files_through_the_mount(fakesysfs_mount: Simulation) -> None:
     sim, mnt = fakesysfs_mount, fakesysfs_mount.mountpoint
     dbg = mnt / "kernel/debug/fakesysfs"
-    assert sorted(os.listdir(dbg)) == ["blocks", "control", "faults", "hotplug", "iomem", "kmsg", "state", "trace"]
+    assert sorted(os.listdir(dbg)) == ["blocks", "control", "faults", "hotplug", "iomem", "kmsg", "modules", "state",
+                                      "trace"]
     assert (dbg / "control").read_text().strip() == sim.control_socket
     (dbg / "hotplug/add_cxl_region").write_text("size=256M node=1")
     assert "region3 cxl" in (dbg / "hotplug/producers").read_text()

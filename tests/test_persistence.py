@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import random
+import re
 import select
 import signal
 import subprocess
@@ -495,3 +496,64 @@ def test_fuzzed_records_give_a_state_error_or_a_state_never_a_traceback(tmp_path
             pass
     except StateError as exc:
         assert "\n" not in str(exc)
+
+
+# -- sysctl writes ----------------------------------------------------------------------------------
+def _min_watermarks(zoneinfo: str) -> dict[str, int]:
+    """zoneinfo -> {"node,zone": min watermark} of every zone."""
+    out, zone = {}, ""
+    for line in zoneinfo.splitlines():
+        if line.startswith("Node "):
+            zone = line
+        elif line.strip().startswith("min ") and zone:
+            out[zone] = int(line.split()[1])
+    return out
+
+
+def test_sysctl_writes_are_changes_traced_kept_and_replayed(tmp_path: Path) -> None:
+    path = tmp_path / "s.state"
+    with Simulation(TOPOLOGY, state=path) as sim:
+        default = _min_watermarks(sim.proc("zoneinfo"))
+        sim.sysctl("min_free_kbytes", 90112)
+        with pytest.raises(KernelError) as info:
+            sim.sysctl("watermark_scale_factor", 0)  # below 1: EINVAL, recorded as the failed store it is
+        assert info.value.errno == errno.EINVAL
+        sim.sysctl("lowmem_reserve_ratio", "128 64")
+        sim.echo(f"{MEM}/memory{SMALL_FIRST}/state", "online")  # init_per_zone_wmark_min keeps the larger value
+        assert [(r.path, r.text, r.errno) for r in sim.stores(path=re.compile(r"/proc/.*"))] == [
+            ("/proc/sys/vm/min_free_kbytes", "90112", 0), ("/proc/sys/vm/watermark_scale_factor", "0", errno.EINVAL),
+            ("/proc/sys/vm/lowmem_reserve_ratio", "128 64", 0)]
+        zoneinfo, snapshot = sim.proc("zoneinfo"), sim.snapshot()
+        assert _min_watermarks(zoneinfo) != default
+        assert [r["path"] for r in read_state(path).records][:3] == [
+            "/proc/sys/vm/min_free_kbytes", "/proc/sys/vm/watermark_scale_factor", "/proc/sys/vm/lowmem_reserve_ratio"]
+        sim.export(tmp_path / "snap.state")
+    for source in (path, tmp_path / "snap.state"):
+        with Simulation(state=source) as again:
+            assert again.proc("sys/vm/min_free_kbytes") == "90112\n"
+            assert again.proc("sys/vm/lowmem_reserve_ratio").startswith("128\t64\t")
+            assert again.proc("zoneinfo") == zoneinfo
+            assert again.snapshot() == snapshot
+
+
+@pytest.mark.fuse
+def test_a_sysctl_write_through_the_mount_survives_sigkill(tmp_path: Path, mnt: Path) -> None:
+    topo, state, proc = tmp_path / "t.toml", tmp_path / "s.state", tmp_path / "proc"
+    topo.write_text(TOPOLOGY)
+    proc.mkdir()
+    pid = _mount(mnt, state, "-c", str(topo), "--proc", str(proc))
+    default = _min_watermarks((proc / "zoneinfo").read_text())
+    _write(proc / "sys/vm/min_free_kbytes", "90112\n")  # returns once the record is fdatasync'd
+    zoneinfo = (proc / "zoneinfo").read_text()
+    assert _min_watermarks(zoneinfo) != default
+    trace = [json.loads(line) for line in _ctl(mnt, "trace").splitlines()]
+    assert [(s["path"], s["data"], s["errno"]) for s in trace] == [
+        ("/proc/sys/vm/min_free_kbytes", "90112\n", 0)]
+    _kill(pid)
+    _umount(mnt)
+    subprocess.run(["umount", "-l", str(proc)], capture_output=True, timeout=30, check=False)
+
+    _mount(mnt, state, "--proc", str(proc))
+    assert (proc / "sys/vm/min_free_kbytes").read_text() == "90112\n"
+    assert (proc / "zoneinfo").read_text() == zoneinfo
+    _umount(mnt)

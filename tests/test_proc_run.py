@@ -4,6 +4,8 @@ after daxctl puts dax0.0's memory online; the rest of /proc stays the kernel's."
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import shutil
 import subprocess
@@ -130,7 +132,7 @@ if command -v numastat >/dev/null; then numastat -m 2>/dev/null | grep '^MemTota
         assert row[:3] == ["MemTotal", f"{8388216 / 1024:.2f}", "0.00"]
 
 
-def test_vm_sysctls_are_the_simulated_machines() -> None:
+def test_vm_sysctls_are_the_simulated_machines(tmp_path: Path) -> None:
     host = Path("/proc/sys/vm/min_free_kbytes").read_text()
     script = r"""
 cat /proc/sys/vm/min_free_kbytes
@@ -143,9 +145,14 @@ echo 9 > /proc/sys/vm/drop_caches 2>/dev/null || echo drop-refused
 stat -c '%a' /proc/sys/vm/min_free_kbytes /proc/sys/vm/drop_caches
 cat /proc/sys/vm/swappiness >/dev/null && echo other-sysctls-are-the-kernels
 """
-    done = fakesysfs_run("--", "sh", "-c", script)
+    done = fakesysfs_run("--trace", str(tmp_path / "trace.jsonl"), "--", "sh", "-c", script)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
+    # Sysctl writes are stores of the trace (and of a state's history), with their errno.
+    trace = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
+    assert [(t["path"], t["data"], t["errno"]) for t in trace] == [
+        ("/proc/sys/vm/min_free_kbytes", "200000\n", 0), ("/proc/sys/vm/compact_memory", "2\n", 0),
+        ("/proc/sys/vm/drop_caches", "9\n", errno.EINVAL)]
     assert lines[0] == "67584"  # the simulated machine's 8 GiB, whatever this host has
     before, after = int(lines[1].split()[1]), int(lines[3].split()[1])
     assert lines[2] == "200000" and after > 2 * before  # min grows with min_free_kbytes
@@ -198,7 +205,10 @@ def test_mount_proc_beside_sys_serves_the_files_for_root_directory_tools() -> No
         meminfo = (root / "proc" / "meminfo").read_text()
         assert meminfo.startswith("MemTotal:        8388216 kB\n")
         assert sorted(p.name for p in (root / "proc").iterdir()) == [
-            "buddyinfo", "cmdline", "iomem", "meminfo", "pagetypeinfo", "swaps", "sys", "vmstat", "zoneinfo"]
+            "buddyinfo", "cmdline", "iomem", "meminfo", "modules", "pagetypeinfo", "swaps", "sys", "vmstat",
+            "zoneinfo"]
+        assert (root / "proc/modules").read_text() == ("kmem 28672 0 - Live 0x0000000000000000\n"
+                                                       "device_dax 20480 0 - Live 0x0000000000000000\n")
         (root / "sys/devices/system/memory/memory522/state").write_text("online_movable")
         assert (root / "proc/meminfo").read_text().startswith(f"MemTotal:       {8388216 + 32256 * 4:>8} kB\n")
         if shutil.which("lstopo"):
@@ -260,3 +270,89 @@ dmesg --level=err
     assert before.startswith("<6>[")
     assert [line.split("] ", 1)[1] for line in after.splitlines()] == [
         "kmem dax0.0: mapping0: 0x400000000-0x43fffffff cannot be hotremoved until the next reboot"]
+
+
+_FOLLOW = r"""
+dmesg -w > "$OUT" 2>&1 & F=$!
+sleep 0.5
+kill -0 $F && echo following
+daxctl online-memory dax0.0 >/dev/null 2>&1
+echo 1 > /sys/kernel/debug/fakesysfs/blocks/memory129/pinned
+daxctl offline-memory dax0.0 >/dev/null 2>&1
+for i in $(seq 100); do grep -q isolate "$OUT" && break; sleep 0.1; done
+kill -0 $F && echo still-following
+kill $F; wait $F; echo "follow ended $?"
+PY -c '
+import errno, os
+fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+n = 0
+while True:
+    try:
+        os.read(fd, 8192)
+    except OSError as exc:
+        print("records", n, "then", errno.errorcode[exc.errno])
+        break
+    n += 1
+'
+dmesg -r | tail -1
+"""
+
+
+@pytest.mark.skipif(shutil.which("dmesg") is None, reason="dmesg is not installed")
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
+def test_dmesg_follow_waits_for_new_records_and_nonblocking_readers_get_eagain(tmp_path: Path, userns: bool) -> None:
+    """devkmsg_read(): a blocking reader at the end waits for printk (``dmesg -w`` prints the
+    message a daxctl action logs, then ends on SIGTERM), an O_NONBLOCK one gets EAGAIN;
+    under --userns too."""
+    topology = tmp_path / "force.toml"
+    topology.write_text('[kernel]\nmemmap_on_memory = "force"\nstruct_page_size = 72\npossible_nodes = "0-1"\n'
+                        '[[node]]\nid = 0\ncpus = "0"\nmemory = ["0x100000000-0x1ffffffff"]\n'
+                        '[[hmem]]\nstart = 0x400000000\nsize = "1G"\ntarget_node = 1\n')
+    out = tmp_path / "follow.out"
+    script = f"OUT={out}\n" + _FOLLOW.replace("PY", sys.executable)
+    done = fakesysfs_run(*(["--userns"] if userns else []), "-c", str(topology), "--", "bash", "-c", script)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # nothing of libfuse's reaches COMMAND's stderr
+    lines = done.stdout.splitlines()
+    assert lines[:3] == ["following", "still-following", "follow ended 143"]  # SIGTERM ended it, not EOF
+    assert lines[3] == "records 2 then EAGAIN"
+    assert lines[4].startswith("<7>[") and lines[4].endswith(
+        "] memory offlining [mem 0x408000000-0x40fffffff] failed due to failure to isolate range")
+    followed = [line.split("] ", 1)[1] for line in out.read_text().splitlines()]
+    assert followed == ["Memory hotplug will waste 448 pages in each memory block",
+                        "memory offlining [mem 0x408000000-0x40fffffff] failed due to failure to isolate range"]
+
+
+_MODPROBE = r"""
+ls /sys/module
+daxctl reconfigure-device -m system-ram dax0.0 >/dev/null 2>&1; echo "daxctl $?"
+cat /sys/module/kmem/initstate
+daxctl list -d dax0.0 | grep -o '"mode":"[a-z-]*"'
+if command -v modprobe >/dev/null; then
+    modprobe -r kmem && echo removed
+    modprobe kmem && echo loaded
+else
+    echo removed; echo loaded
+fi
+cat /sys/module/kmem/initstate
+"""
+
+
+def test_a_module_the_topology_did_not_load_is_loaded_by_libkmod_through_modprobe_d(tmp_path: Path) -> None:
+    """kmem not loaded at boot: daxctl's libkmod finds the ``install kmem`` command that
+    ``fakesysfs run`` puts in /run/modprobe.d and runs it instead of init_module(), which
+    loads the simulated kmem (kernel/debug/fakesysfs/modules/load); kmod's modprobe -r and
+    modprobe go the same way where kmod is installed."""
+    topology = tmp_path / "nokmem.toml"
+    topology.write_text('[kernel]\npossible_nodes = "0-1"\n[dax]\nkmem = false\n'
+                        '[[node]]\nid = 0\ncpus = "0-1"\nmemory = ["0x0-0x1ffffffff"]\n'
+                        '[[hmem]]\nstart = 0x400000000\nsize = "1G"\ntarget_node = 1\n')
+    trace = tmp_path / "trace.jsonl"
+    done = fakesysfs_run("-c", str(topology), "--trace", str(trace), "--", "bash", "-c", _MODPROBE)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "kmem" not in lines[:lines.index("daxctl 0")]  # no /sys/module/kmem before
+    assert lines[lines.index("daxctl 0") + 1:] == ["live", '"mode":"system-ram"', "removed", "loaded", "live"]
+    loads = [json.loads(line) for line in trace.read_text().splitlines() if "/modules/" in line]
+    assert [(t["path"], t["data"], t["errno"]) for t in loads][0] == (
+        "/kernel/debug/fakesysfs/modules/load", "kmem\n", 0)

@@ -3,9 +3,12 @@ and the agreement between /proc, /sys and the engine before and after hotplug op
 
 from __future__ import annotations
 
+import errno
 import os
 import platform
 import re
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +24,8 @@ from fakesysfs.engine.page_alloc import (
 )
 from fakesysfs.engine.vmstat import NODE_ITEMS, NUMA_ITEMS, ZONE_ITEMS
 from fakesysfs.errors import KernelError
-from fakesysfs.procfs import build_proc_tree, proc_read
+from fakesysfs.procfs import build_kmsg_tree, build_proc_tree, proc_read
+from fakesysfs.sysfs.tree import OpenFile, Tree
 
 GiB = 1 << 30
 MEM = "/devices/system/memory"
@@ -132,6 +136,9 @@ def check_agreement(s: Simulation) -> dict[str, int]:
         node_vmstat = _kv(s.cat(f"/devices/system/node/node{nid}/vmstat"))
         assert node_vmstat["nr_free_pages"] * 4 == nodes[nid]["MemFree"]
         for name, zone in node.zones.items():
+            if name not in k.zone_names:  # a zone this architecture's kernel lacks: never used
+                assert zone.present == 0 and (nid, name) not in zones
+                continue
             z = zones[(nid, name)]
             assert (z["present"], z["managed"], z["free"]) == (zone.present, zone.managed, zone.free)
             assert z["spanned"] >= z["present"] >= z["managed"]
@@ -488,19 +495,28 @@ def test_watermark_scale_factor_lowmem_reserve_ratio_dirty_and_overcommit_ratios
 
 
 # -- /dev/kmsg ---------------------------------------------------------------------------------------
-def test_dev_kmsg_reads_one_record_each_with_level_sequence_and_device_prefix() -> None:
-    from fakesysfs.procfs import build_staging_tree
+def _kmsg_read_all(tree: Tree, fh: OpenFile) -> list[str]:
+    """Records until EAGAIN (the reader opened O_NONBLOCK), following the file offset."""
+    records, offset = [], 0
+    while True:
+        try:
+            chunk = tree.read(fh, 8192, offset)
+        except KernelError as exc:
+            assert exc.errno == errno.EAGAIN
+            return records
+        assert chunk.endswith(b"\n") and chunk.count(b"\n") == 1  # one record per read
+        records.append(chunk.decode())
+        offset += len(chunk)
 
+
+def test_dev_kmsg_reads_one_record_each_with_level_sequence_and_device_prefix() -> None:
     with _sim() as s:
-        tree = build_staging_tree(s.kernel)
+        tree = build_kmsg_tree(s.kernel)
         s.kernel.printk("back\\slash and\ttab")  # an unannotated printk: the default loglevel 4
         s.echo(f"{MEM}/memory{DAX0_BLOCKS[0]}/state", "online_movable")
         s.echo("/bus/dax/drivers/kmem/unbind", "dax0.0")  # a block online: kmem leaks the range
-        fh = tree.open("/dev/kmsg", os.O_RDONLY)
-        records = []
-        while chunk := tree.read(fh, 8192, 0):
-            assert chunk.endswith(b"\n") and chunk.count(b"\n") == 1  # one record per read
-            records.append(chunk.decode())
+        fh = tree.open("/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+        records = _kmsg_read_all(tree, fh)
         assert records[0].split(";", 1)[1] == "back\\x5cslash and\\x09tab\n"
         assert records[0].startswith("4,0,")
         last = records[-1]
@@ -509,10 +525,161 @@ def test_dev_kmsg_reads_one_record_each_with_level_sequence_and_device_prefix() 
         assert (level, flags) == ("3", "-") and int(seq) == len(records) - 1 and int(usec) >= 0
         assert text == "kmem dax0.0: mapping0: 0x1050000000-0x144fffffff cannot be hotremoved until the next reboot\n"
         assert s.kmsg()[-1] == "mapping0: 0x1050000000-0x144fffffff cannot be hotremoved until the next reboot"
-        assert tree.read(fh, 8192, 0) == b""  # the end
+        offset = sum(map(len, records))
         s.kernel.printk("later")
-        assert tree.read(fh, 8192, 0).endswith(b";later\n")  # the reader follows the log
-        fresh = tree.open("/dev/kmsg", os.O_RDONLY)
+        assert tree.read(fh, 8192, offset).endswith(b";later\n")  # the reader follows the log
+        # lseek(fd, 0, SEEK_SET) (seen as a read at offset 0 again): the first record.
+        assert tree.read(fh, 8192, 0).decode() == records[0]
+        fresh = tree.open("/kmsg", os.O_RDONLY | os.O_NONBLOCK)
         with pytest.raises(KernelError) as info:
-            tree.read(fresh, 10, 0)  # a record does not fit
-        assert info.value.errno == 22
+            tree.read(fresh, 10, 0)  # a record does not fit: EINVAL, and it is skipped
+        assert info.value.errno == errno.EINVAL
+        assert tree.read(fresh, 8192, 0).decode() == records[1]
+
+
+def test_dev_kmsg_blocks_at_the_end_until_printk_or_an_interrupt() -> None:
+    with _sim() as s:
+        interrupted = threading.Event()
+        tree = build_kmsg_tree(s.kernel, interrupted.is_set)
+        fh = tree.open("/kmsg", os.O_RDONLY)
+        done = _kmsg_read_all(tree, tree.open("/kmsg", os.O_RDONLY | os.O_NONBLOCK))
+        offset = 0
+        for _ in done:
+            offset += len(tree.read(fh, 8192, offset))
+        got: list[bytes | int] = []
+
+        def reader() -> None:
+            try:
+                got.append(tree.read(fh, 8192, offset))
+            except KernelError as exc:
+                got.append(exc.errno or 0)
+
+        waiting = threading.Thread(target=reader)
+        waiting.start()
+        time.sleep(0.3)
+        assert got == [] and waiting.is_alive()  # dmesg -w waits: no 0, no EAGAIN
+        s.echo(f"{MEM}/memory{DAX0_BLOCKS[0]}/state", "online")  # the tree's lock is free meanwhile
+        assert got == []
+        s.kernel.printk("news", 6)
+        waiting.join(5)
+        assert isinstance(got[0], bytes) and got[0].startswith(b"6,") and got[0].endswith(b";news\n")
+        offset += len(got[0])
+        got.clear()
+        waiting = threading.Thread(target=reader)
+        waiting.start()
+        time.sleep(0.2)
+        interrupted.set()  # a signal to the reader: FUSE_INTERRUPT
+        waiting.join(5)
+        assert got == [errno.EINTR]
+
+
+def test_dev_kmsg_reader_overrun_by_the_ring_gets_epipe_once_then_continues() -> None:
+    from fakesysfs.engine.kernel import KMSG_BYTES
+
+    with _sim() as s:
+        tree = build_kmsg_tree(s.kernel)
+        fh = tree.open("/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+        s.kernel.printk("first")
+        first = tree.read(fh, 8192, 0)
+        assert first.endswith(b";first\n")
+        for i in range((KMSG_BYTES // 100) + 10):  # more than the ring holds
+            s.kernel.printk(f"{i:04} " + "x" * 95)
+        oldest = s.kernel.kmsg_records[0].seq
+        assert oldest > 1
+        with pytest.raises(KernelError) as info:
+            tree.read(fh, 8192, len(first))
+        assert info.value.errno == errno.EPIPE
+        again = tree.read(fh, 8192, len(first))  # EPIPE moved nothing: the same offset
+        assert again.split(b",")[1] == str(oldest).encode()
+        # A new opener starts at the oldest record kept, no EPIPE.
+        assert tree.read(tree.open("/kmsg", os.O_RDONLY), 8192, 0).split(b",")[1] == str(oldest).encode()
+
+
+# -- zones per architecture ----------------------------------------------------------------------------
+@pytest.mark.parametrize(("arch", "memory", "names", "ratios"), [
+    ("x86_64", "0x0-0x1ffffffff", ("DMA", "DMA32", "Normal", "Movable", "Device"), "256\t256\t32\t0\t0"),
+    ("arm64", "0x40000000-0x13fffffff", ("DMA", "DMA32", "Normal", "Movable", "Device"), "256\t256\t32\t0\t0"),
+    ("s390x", "0x0-0x17fffffff", ("DMA", "Normal", "Movable"), "256\t32\t0"),
+    ("ppc64le", "0x0-0x1ffffffff", ("Normal", "Movable", "Device"), "32\t0\t0"),
+])
+def test_proc_files_list_the_zones_the_architectures_kernel_has(arch: str, memory: str, names: tuple[str, ...],
+                                                                  ratios: str) -> None:
+    """enum zone_type has ZONE_DMA, ZONE_DMA32 and ZONE_DEVICE only where the architecture's
+    configuration compiles them in (docs/proc.md "Zones per architecture"): zoneinfo prints
+    every zone of a node, protection and lowmem_reserve_ratio have MAX_NR_ZONES entries,
+    buddyinfo and pagetypeinfo the populated ones, vmstat one pgalloc/allocstall/pgskip per
+    zone."""
+    text = f'[kernel]\narch = "{arch}"\n[[node]]\nid = 0\ncpus = "0-1"\nmemory = ["{memory}"]\n'
+    with Simulation(text) as s:
+        zoneinfo = s.proc("zoneinfo")
+        assert re.findall(r"^Node 0, zone +(\w+)$", zoneinfo, re.M) == list(names)
+        protections = re.findall(r"protection: \((.*)\)", zoneinfo)
+        assert len(protections) == len(names) and all(len(p.split(", ")) == len(names) for p in protections)
+        assert s.proc("sys/vm/lowmem_reserve_ratio") == ratios + "\n"
+        populated = [name for name in names if _zones(zoneinfo)[(0, name)]["present"]]
+        assert [line.split()[3] for line in s.proc("buddyinfo").splitlines()] == populated
+        types = re.findall(r"^Node +0, zone +(\w+), type +Movable", s.proc("pagetypeinfo"), re.M)
+        assert types == populated
+        vmstat = [line.split()[0] for line in s.proc("vmstat").splitlines()]
+        per_zone = [key for key in vmstat if key.startswith(("pgalloc_", "allocstall_", "pgskip_"))]
+        events = ("pgalloc", "allocstall", "pgskip")
+        assert per_zone == [f"{event}_{name.lower()}" for event in events for name in names]
+        assert vmstat.index("pgpgin") + 4 == vmstat.index(per_zone[0])  # after pswpout
+        check_agreement(s)
+        s.sysctl("lowmem_reserve_ratio", " ".join(["1"] * len(names)))  # one value per zone, no more
+        with pytest.raises(KernelError):
+            s.sysctl("lowmem_reserve_ratio", " ".join(["1"] * (len(names) + 1)))
+
+
+# -- modules ----------------------------------------------------------------------------------------
+_NO_KMEM = """
+[kernel]
+possible_nodes = "0-1"
+[dax]
+kmem = false
+[[node]]
+id = 0
+cpus = "0-1"
+memory = ["0x0-0x1ffffffff"]
+[[hmem]]
+start = 0x400000000
+size = "1G"
+target_node = 1
+"""
+
+
+def test_modules_load_and_unload_with_proc_modules_and_sys_module_following(tmp_path: Path) -> None:
+    """A topology may boot without kmem; loading it (modprobe's install hook, the harness
+    op) registers the driver, which binds dax0.0 (autoprobe); /proc/modules lists the
+    loaded modules newest first, as m_show prints them; /sys/module/kmem/initstate exists
+    while it is loaded; the load is a state change, journaled and replayed."""
+    from fakesysfs import HarnessError
+
+    state = tmp_path / "s.state"
+    with Simulation(_NO_KMEM, state=state) as s:
+        assert s.proc("modules") == "device_dax 20480 0 - Live 0x0000000000000000\n"
+        assert not s.exists("/module/kmem") and s.cat("/module/device_dax/initstate") == "live\n"
+        assert s.bindings() == {"dax0.0": None}  # a soft-reserved range's device matches kmem only
+        s.echo("/kernel/debug/fakesysfs/modules/load", "kmem")  # what `install kmem ...` writes
+        assert s.proc("modules") == ("kmem 28672 0 - Live 0x0000000000000000\n"
+                                     "device_dax 20480 0 - Live 0x0000000000000000\n")
+        assert s.cat("/module/kmem/initstate") == "live\n"
+        assert s.bindings() == {"dax0.0": "kmem"}  # the new driver's autoprobe claimed it
+        with pytest.raises(HarnessError) as info:
+            s.modprobe("kmem")
+        assert info.value.errno == errno.EEXIST
+        with pytest.raises(KernelError) as kinfo:
+            s.echo("/kernel/debug/fakesysfs/modules/load", "nvidia")
+        assert kinfo.value.errno == errno.EINVAL
+        s.rmmod("device-dax")  # kmod's names: a dash is an underscore
+        assert s.proc("modules") == "kmem 28672 0 - Live 0x0000000000000000\n"
+        assert not s.exists("/module/device_dax") and not s.exists("/bus/dax/drivers/device_dax")
+        with pytest.raises(HarnessError) as info:
+            s.rmmod("device_dax")
+        assert info.value.errno == errno.ENOENT
+        assert [r.path for r in s.stores()][-2:] == ["/kernel/debug/fakesysfs/modules/load"] * 2
+        snapshot = s.snapshot()
+        assert snapshot["modules"] == ["kmem"]
+    with Simulation(state=state) as again:
+        assert again.snapshot() == snapshot
+        assert again.proc("modules") == "kmem 28672 0 - Live 0x0000000000000000\n"

@@ -206,10 +206,11 @@ if number is not None:
 
 @pytest.mark.skipif(shutil.which("daxctl") is None or shutil.which("unshare") is None,
                     reason="needs daxctl and unshare (apt-get install daxctl util-linux)")
-def test_a_module_load_fails_as_on_a_host_without_the_module_file(tmp_path: Path) -> None:
+def test_a_module_load_never_reaches_the_hosts_module_files(tmp_path: Path) -> None:
     """The host seems to have kmem.ko (in a private mount namespace, an overlay adds a module
     tree to the host's, which stays as it is); inside, with a topology whose kmem is not loaded,
-    libkmod finds no module file."""
+    the module directories are empty: libkmod finds no module file, and with the install
+    commands of /run/modprobe.d it loads the simulated kmem instead (docs/proc.md "Modules")."""
     topology = tmp_path / "nokmem.toml"
     default = fakesysfs("topology").stdout
     assert "\nkmem = true\n" in default
@@ -226,7 +227,7 @@ mkdir -p {modules}/{release}/kernel/drivers/dax
 : > {modules}/{release}/kernel/drivers/dax/kmem.ko
 echo "kernel/drivers/dax/kmem.ko:" > {modules}/{release}/modules.dep
 echo "outside: $(ls {modules}/{release}/kernel/drivers/dax)"
-{" ".join(FAKESYSFS)} run -c {topology} -- sh -c 'echo "inside: $(ls -A /lib/modules)"; daxctl reconfigure-device -m system-ram dax0.0 2>&1' || true
+{" ".join(FAKESYSFS)} run -c {topology} -- sh -c 'echo "inside: $(ls -A /lib/modules)"; mv /run/modprobe.d/fakesysfs.conf /run/c; daxctl reconfigure-device -m system-ram dax0.0 2>&1; mv /run/c /run/modprobe.d/fakesysfs.conf; daxctl reconfigure-device -m system-ram dax0.0 2>&1' || true
 """  # noqa: E501 (verbatim rules/script text)
     done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner], env=ENV,
                           capture_output=True, text=True, timeout=60, check=False)
@@ -234,6 +235,7 @@ echo "outside: $(ls {modules}/{release}/kernel/drivers/dax)"
     assert "outside: kmem.ko" in done.stdout
     assert "inside: \n" in done.stdout + "\n"
     assert "could not find module by name='kmem'" in done.stdout, done.stdout
+    assert done.stdout.rstrip().endswith("]") and '"mode":"system-ram"' in done.stdout, done.stdout
 
 
 def test_a_run_inside_a_run_takes_the_user_namespace_path() -> None:

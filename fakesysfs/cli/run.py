@@ -40,7 +40,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     kernel, tree, harness = common.boot(args.config)
     assert kernel is not None and harness is not None
     options = RunOptions(share_net=args.share_net, userns=True if args.userns else None,
-                         control_ops=harness.register_control, on_log_file=common.log_to_file)
+                         control_ops=harness.register_control, watch_proc=harness.watch_proc,
+                         on_log_file=common.log_to_file)
     if args.rules:
         from ..udev_rules import UdevRules
 

@@ -20,6 +20,7 @@ from ..config import (
     CxlRegionConfig,
     HmemConfig,
     PmemConfig,
+    arch_zones,
     profile_version,
     zone_limits,
 )
@@ -84,6 +85,9 @@ class Kernel(FirmwareMixin):
     def __init__(self, config: BootConfig) -> None:
         self.config = config
         self.lock = threading.RLock()
+        #: printk's log_wait (kernel/printk/printk.c): notified under ``lock`` on every
+        #: message; a /dev/kmsg reader waits on it, the lock released while it waits.
+        self.log_wait = threading.Condition(self.lock)
         self.events = EventLog()
         #: The kernel log, oldest first: the latest ``KMSG_BYTES`` of text (see ``printk``).
         self.kmsg: list[str] = []
@@ -128,7 +132,9 @@ class Kernel(FirmwareMixin):
             self.printk(f"Memory hotplug will waste {waste} pages in each memory block", LOGLEVEL_INFO)
         #: power/control values other than "auto", by devpath (R-SYS-07).
         self.power_control: dict[str, str] = {}
-        self.vm = VmTunables()
+        #: The zones of this architecture's kernel, in enum order (config.arch_zones).
+        self.zone_names = tuple(ZoneType(name) for name in arch_zones(config.arch))
+        self.vm = VmTunables(self.zone_names)
         #: (zone, start, end) of boot RAM's zones on the configured architecture.
         self.zone_ranges: list[tuple[ZoneType, int, int]] = []
         lo = 0
@@ -300,6 +306,8 @@ class Kernel(FirmwareMixin):
                 drop += 1
             del self.kmsg[:drop]
             del self.kmsg_records[:drop]
+        with self.lock:  # wake_up_klogd(): readers blocked in devkmsg_read
+            self.log_wait.notify_all()
 
     def uevent_store(self, devpath: str, subsystem: str | None, env: Callable[[], list[tuple[str, str]]] | None,
                      buf: str, count: int) -> None:

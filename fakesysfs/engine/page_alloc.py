@@ -30,12 +30,14 @@ if TYPE_CHECKING:
     from .node import Node
 
 #: x86-64's zones in enum order (include/linux/mmzone.h): ZONE_DEVICE is compiled in on
-#: distribution kernels; the simulator never populates it.
+#: distribution kernels; the simulator never populates it. Other architectures have fewer
+#: (config.arch_zones, ``Kernel.zone_names``).
 ZONE_DEVICE = ZoneType.DEVICE
 ALL_ZONES = (ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE)
+#: sysctl_lowmem_reserve_ratio[] defaults by zone (mm/page_alloc.c).
+_RESERVE_RATIO = {ZONE_DMA: 256, ZONE_DMA32: 256, ZONE_NORMAL: 32, ZONE_MOVABLE: 0, ZONE_DEVICE: 0}
 #: Zones at or below gfp_zone(GFP_USER) (ZONE_NORMAL): nr_free_buffer_pages(), khugepaged.
 _LOWMEM_ZONES = (ZONE_DMA, ZONE_DMA32, ZONE_NORMAL)
-_ZONE_INDEX: dict[str, int] = {name: i for i, name in enumerate(ALL_ZONES)}
 _NO_MARKS = (0, 0, 0, 0)
 #: How many init_per_zone_wmark_min() results VmTunables remembers.
 _RECOMPUTED_KEPT = 16
@@ -128,26 +130,33 @@ def setup_per_zone_wmarks(zones: list[ZoneCounts], min_free_kbytes: int, scale_f
     return out
 
 
+def lowmem_reserve_ratio(names: tuple[ZoneType, ...] = ALL_ZONES) -> tuple[int, ...]:
+    """sysctl_lowmem_reserve_ratio[MAX_NR_ZONES] of a kernel with the zones ``names``."""
+    return tuple(_RESERVE_RATIO[name] for name in names)
+
+
 def setup_per_zone_lowmem_reserve(zones: list[ZoneCounts], ratios: tuple[int, ...] = LOWMEM_RESERVE_RATIO,
-                                  ) -> dict[tuple[int, str], tuple[int, ...]]:
+                                  names: tuple[ZoneType, ...] = ALL_ZONES) -> dict[tuple[int, str], tuple[int, ...]]:
     """setup_per_zone_lowmem_reserve(): per node, zone i keeps (managed of zones i+1..j) /
-    ratio[i] for every j > i; 0 with a zero ratio or an empty zone."""
+    ratio[i] for every j > i; 0 with a zero ratio or an empty zone. ``names``: the kernel's
+    zones in enum order (MAX_NR_ZONES of them)."""
     managed = {(z.nid, z.zone): z.managed for z in zones}
+    index: dict[str, int] = {name: i for i, name in enumerate(names)}
     out: dict[tuple[int, str], tuple[int, ...]] = {}
     for z in zones:
-        i = _ZONE_INDEX[z.zone]
+        i = index[z.zone]
         ratio = ratios[i]
-        reserve = [0] * len(ALL_ZONES)
+        reserve = [0] * len(names)
         if ratio and z.managed:
             upper = 0
-            for j in range(i + 1, len(ALL_ZONES)):
-                upper += managed.get((z.nid, ALL_ZONES[j]), 0)
+            for j in range(i + 1, len(names)):
+                upper += managed.get((z.nid, names[j]), 0)
                 reserve[j] = upper // ratio
         out[(z.nid, z.zone)] = tuple(reserve)
     return out
 
 
-def vm_state_of(zones: list[ZoneCounts], thp: bool = True) -> VmState:
+def vm_state_of(zones: list[ZoneCounts], thp: bool = True, names: tuple[ZoneType, ...] = ALL_ZONES) -> VmState:
     """min_free_kbytes, watermarks, protection, totalreserve_pages for ``zones`` (every zone of
     every online node). min_free_kbytes reads the high watermarks in place; the value is the
     one a recomputation reaches from watermarks set by the previous one (two passes)."""
@@ -157,7 +166,8 @@ def vm_state_of(zones: list[ZoneCounts], thp: bool = True) -> VmState:
     high = {key: m[2] for key, m in marks.items()}
     min_free = calculate_min_free_kbytes(zones, high, thp)
     marks = setup_per_zone_wmarks(zones, min_free)
-    reserves = setup_per_zone_lowmem_reserve(zones)
+    reserves = setup_per_zone_lowmem_reserve(zones, lowmem_reserve_ratio(names), names)
+    index: dict[str, int] = {name: i for i, name in enumerate(names)}
     watermarks: dict[tuple[int, str], Watermarks] = {}
     totalreserve = 0
     for z in zones:
@@ -167,7 +177,7 @@ def vm_state_of(zones: list[ZoneCounts], thp: bool = True) -> VmState:
         watermarks[key] = Watermarks(wmin, low, hi, promo, protection)
         # calculate_totalreserve_pages(): the largest reserve above the zone plus high, at
         # most the zone's managed pages.
-        totalreserve += min(max(protection[_ZONE_INDEX[z.zone]:], default=0) + hi, z.managed)
+        totalreserve += min(max(protection[index[z.zone]:], default=0) + hi, z.managed)
     return VmState(min_free, watermarks, totalreserve, sum(m.low for m in watermarks.values()))
 
 
@@ -195,12 +205,15 @@ class VmTunables:
     recomputation did not see (a node onlined by a memory add since) keeps 0, as a new
     pgdat's zones do until the next one."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: tuple[ZoneType, ...] = ALL_ZONES) -> None:
+        #: The kernel's zones in enum order (config.arch_zones).
+        self.names = names
+        self._index: dict[str, int] = {name: i for i, name in enumerate(names)}
         self.min_free_kbytes = 0
         #: What a write to min_free_kbytes asked for (-1: never written).
         self.user_min_free_kbytes = -1
         self.watermark_scale_factor = WATERMARK_SCALE_FACTOR
-        self.lowmem_reserve_ratio = list(LOWMEM_RESERVE_RATIO)
+        self.lowmem_reserve_ratio = list(lowmem_reserve_ratio(names))
         self.dirty_ratio = DIRTY_RATIO
         self.dirty_background_ratio = DIRTY_BACKGROUND_RATIO
         self.overcommit_ratio = OVERCOMMIT_RATIO
@@ -231,7 +244,7 @@ class VmTunables:
         self.marks.update(setup_per_zone_wmarks(zones, self.min_free_kbytes, self.watermark_scale_factor))
 
     def setup_per_zone_lowmem_reserve(self, zones: list[ZoneCounts]) -> None:
-        self.reserves.update(setup_per_zone_lowmem_reserve(zones, tuple(self.lowmem_reserve_ratio)))
+        self.reserves.update(setup_per_zone_lowmem_reserve(zones, tuple(self.lowmem_reserve_ratio), self.names))
 
     def calculate_totalreserve_pages(self, zones: list[ZoneCounts]) -> None:
         total = 0
@@ -239,7 +252,7 @@ class VmTunables:
             key = (z.nid, z.zone)
             protection = self.reserves.get(key, ())
             high = self.marks.get(key, _NO_MARKS)[2]
-            total += min(max(protection[_ZONE_INDEX[z.zone]:], default=0) + high, z.managed)
+            total += min(max(protection[self._index[z.zone]:], default=0) + high, z.managed)
         self.totalreserve_pages = total
 
     def init_per_zone_wmark_min(self, k: KernelBase) -> None:
@@ -311,7 +324,7 @@ class VmTunables:
         for z in zone_counts(k):
             key = (z.nid, z.zone)
             wmin, low, high, promo = self.marks.get(key, (0, 0, 0, 0))
-            watermarks[key] = Watermarks(wmin, low, high, promo, self.reserves.get(key, (0,) * len(ALL_ZONES)))
+            watermarks[key] = Watermarks(wmin, low, high, promo, self.reserves.get(key, (0,) * len(self.names)))
         return VmState(self.min_free_kbytes, watermarks, self.totalreserve_pages,
                        sum(m.low for m in watermarks.values()))
 
@@ -321,7 +334,7 @@ def zone_counts(k: KernelBase) -> list[ZoneCounts]:
     out: list[ZoneCounts] = []
     for nid in k.online_nodes():
         node = k.nodes[nid]
-        for name in ALL_ZONES:
+        for name in k.vm.names:
             zone = node.zones.get(name)
             out.append(ZoneCounts(nid, name, zone.managed if zone else 0, zone.present if zone else 0))
     return out
@@ -544,6 +557,7 @@ def direct_map(k: Kernel) -> dict[int, int]:
 
 __all__ = [
     "ALL_ZONES",
+    "lowmem_reserve_ratio",
     "VmState",
     "VmTunables",
     "Watermarks",

@@ -98,7 +98,7 @@ def node_vmstat(k: Kernel, nid: int) -> list[tuple[str, int]]:
     """node_read_vmstat() (drivers/base/node.c): zone items summed over the node's zones,
     NUMA items, then node items."""
     sums = dict.fromkeys(ZONE_ITEMS, 0)
-    for zone_name in ALL_ZONES:
+    for zone_name in k.zone_names:
         for name, value in zone_stats(k, nid, zone_name):
             sums[name] += value
     return [*sums.items(), *numa_stats(k, nid), *node_stats(k, nid)]
@@ -116,9 +116,23 @@ def global_vmstat(k: Kernel) -> list[tuple[str, int]]:
              "nr_memmap_pages": k.nr_memmap_pages, "nr_memmap_boot_pages": k.nr_memmap_boot_pages}
     out = [(name, sums.get(name, 0)) for name in (*ZONE_ITEMS, *NUMA_ITEMS, *NODE_ITEMS)]
     out += [(name, extra[name]) for name in GLOBAL_ITEMS]
-    out += [(name, 0) for name in EVENT_ITEMS]
+    out += [(name, 0) for name in event_items(k.zone_names)]
     return out
 
 
-__all__ = ["EVENT_ITEMS", "GLOBAL_ITEMS", "NODE_ITEMS", "NUMA_ITEMS", "ZONE_ITEMS", "global_vmstat",
+#: The vm events counted per zone (TEXTS_FOR_ZONES in mm/vmstat.c): one name per zone the
+#: kernel has, ``pgalloc_dma32``...
+_PER_ZONE_EVENTS = ("pgalloc", "allocstall", "pgskip")
+
+
+def event_items(zones: tuple[str, ...] = ALL_ZONES) -> tuple[str, ...]:
+    """``EVENT_ITEMS`` of a kernel with the zones ``zones`` (enum order): TEXTS_FOR_ZONES
+    names only the zones compiled in (TEXT_FOR_DMA, TEXT_FOR_DMA32, TEXT_FOR_DEVICE)."""
+    per_zone = tuple(f"{event}_{zone.lower()}" for event in _PER_ZONE_EVENTS for zone in zones)
+    first = EVENT_ITEMS.index("pgalloc_dma")
+    last = EVENT_ITEMS.index("pgskip_device")
+    return EVENT_ITEMS[:first] + per_zone + EVENT_ITEMS[last + 1:]
+
+
+__all__ = ["EVENT_ITEMS", "GLOBAL_ITEMS", "NODE_ITEMS", "NUMA_ITEMS", "ZONE_ITEMS", "event_items", "global_vmstat",
            "node_vmstat", "zone_stats"]

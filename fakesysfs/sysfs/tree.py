@@ -80,9 +80,11 @@ class Attr(Node):
         assert self.show is not None
         return self.show()
 
-    def read_next(self, _fh: OpenFile, _size: int) -> bytes | None:
+    def read_next(self, _fh: OpenFile, _size: int, _offset: int) -> bytes | None:
         """None: reads come from the rendered text (R-SYS-03). A stream file (/dev/kmsg:
-        one record per read, offsets ignored) answers each read itself instead."""
+        one record per read, the offset only tells a rewind) answers each read itself
+        instead; it may wait for data on a ``threading.Condition`` of the tree's lock
+        (which releases the lock while it waits)."""
         return None
 
 
@@ -289,6 +291,8 @@ class OpenFile:
     uid: int = 0
     #: Where a stream file's reader is (``Attr.read_next``: the next record's number).
     cursor: int = 0
+    #: The file offset a stream file's next read arrives at unless the opener seeked.
+    next_offset: int = -1
 
     def check_alive(self) -> None:
         """kernfs_get_active(): ENODEV once the file's directory was removed."""
@@ -517,7 +521,7 @@ class Tree:
     def read(self, fh: OpenFile, size: int, offset: int) -> bytes:
         """R-SYS-03: the first read renders the value; later reads continue in that snapshot."""
         with self.lock:
-            chunk = fh.attr.read_next(fh, size)
+            chunk = fh.attr.read_next(fh, size, offset)
             if chunk is not None:
                 return chunk
             if fh.snapshot is None or offset == 0:
