@@ -626,7 +626,8 @@ class Harness:
         try:
             fh = tree.open(inner, os.O_WRONLY)
         except KernelError as exc:
-            raise HarnessError(f"{where}: record {n}: {path} cannot be opened for writing on replay "
+            shown = json.dumps(path)[1:-1]  # one line, whatever the record holds
+            raise HarnessError(f"{where}: record {n}: {shown} cannot be opened for writing on replay "
                                f"({errno_name(exc.errno or 0)}): the topology or the fakesysfs version changed",
                                errno_mod.EIO) from None
         got = 0
