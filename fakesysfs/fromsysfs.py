@@ -250,7 +250,8 @@ def _dax_regions(root: str) -> tuple[list[_DaxRegion], list[str]]:
             region = by_parent[parent] = _DaxRegion(
                 kind, int(m.group(1)), parent, [], [], target if target is not None else -1,
                 numa if numa is not None and numa >= 0 else None, {},
-                int(size) if size and size.isdigit() else None, int(align) if align and align.isdigit() else None)
+                int(size) if size and size.isascii() and size.isdigit() else None,
+                int(align) if align and align.isascii() and align.isdigit() else None)
         region.devices.append(name)
         driver = os.path.join(dev_dir, "driver")
         region.drivers[name] = os.path.basename(_fs().readlink(driver)) if _fs().islink(driver) else None
@@ -345,7 +346,7 @@ def _kernel_settings(root: str, cfg: BootConfig, host: bool, notes: list[str]) -
     if policy in ("contig-zones", "auto-movable"):
         cfg.online_policy = policy
     ratio = _read(os.path.join(params, "auto_movable_ratio"))
-    if ratio is not None and ratio.isdigit():
+    if ratio is not None and ratio.isascii() and ratio.isdigit():
         cfg.auto_movable_ratio = int(ratio)
     aware = _read(os.path.join(params, "auto_movable_numa_aware"))
     if aware is not None:

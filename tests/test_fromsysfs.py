@@ -181,3 +181,14 @@ def test_at_most_4096_bytes_are_read_from_a_file(tmp_path: Path) -> None:
         topology_from_sysfs(root)
     big.write_text("0-1\n" + " " * 4092 + "junk beyond the first page\n")
     assert topology_from_sysfs(root).config.nodes[0].cpus == [0, 1]
+
+
+@pytest.mark.parametrize("digits", [b"\xb2", b"1\xb9"])
+def test_unicode_digits_are_no_number(tmp_path: Path, digits: bytes) -> None:
+    """Files are read as latin-1, where str.isdigit() takes "²" and "¹" (int() raised
+    ValueError, a traceback): an auto_movable_ratio so written is no number (the default stands)."""
+    root = small_sysfs(tmp_path)
+    params = root / "module/memory_hotplug/parameters"
+    params.mkdir(parents=True)
+    (params / "auto_movable_ratio").write_bytes(digits + b"\n")
+    assert topology_from_sysfs(root).config.auto_movable_ratio == 301

@@ -228,7 +228,7 @@ class CxlMixin(DaxMixin):
 
     def _cxl_declared_window(self, cfg: CxlRegionConfig) -> CxlWindowConfig | None:
         prefix, _, did = cfg.decoder.partition(".")
-        if prefix != "decoder0" or not did.isdigit() or int(did) >= len(self.config.cxl_windows):
+        if prefix != "decoder0" or not (did.isascii() and did.isdigit()) or int(did) >= len(self.config.cxl_windows):
             return None
         win = self.config.cxl_windows[int(did)]
         inside = win.start <= cfg.start and cfg.start + cfg.size <= win.start + win.size
