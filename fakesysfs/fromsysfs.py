@@ -32,8 +32,10 @@ with the host's CPUs and RAM.
 
 from __future__ import annotations
 
+import bisect
 import contextvars
 import copy
+import itertools
 import os
 import platform
 import re
@@ -162,6 +164,27 @@ def _number(path: str, base: int = 10, *, low: int = -(1 << 31), high: int = _MA
     if not low <= value <= high:
         raise _bad(path, text, what)
     return value
+
+
+def _block_size(path: str) -> int | None:
+    """``block_size_bytes`` (hex), checked as memory_dev_init() (drivers/base/memory.c) checks
+    memory_block_size_bytes(): a power of two, at least MIN_MEMORY_BLOCK_SIZE (a section:
+    SECTION_SIZE_BITS 27 on the architectures a topology models)."""
+    from .topology import MIN_BLOCK_SIZE
+
+    size = _number(path, 16, low=1, high=_MAX_PHYS)
+    if size is not None and (size & (size - 1) or size < MIN_BLOCK_SIZE):
+        raise _bad(path, _read(path) or "", f"a power of two of at least {MIN_BLOCK_SIZE:#x} (a memory section)")
+    return size
+
+
+def _blocks_within(ids: set[int], ranges: list[tuple[int, int]], block_size: int) -> set[int]:
+    """The ids among ``ids`` whose block lies in one of the inclusive byte ``ranges`` (as the
+    kernel's kmem maps whole blocks: ids ``start // bs`` to ``(end + 1) // bs - 1``)."""
+    spans = sorted((s // block_size, (e + 1) // block_size) for s, e in ranges)
+    starts = [lo for lo, _ in spans]
+    reach = list(itertools.accumulate((hi for _, hi in spans), max))  # furthest end among spans[:i+1]
+    return {b for b in ids if (i := bisect.bisect_right(starts, b) - 1) >= 0 and b < reach[i]}
 
 
 def _numbered(directory: str, prefix: str) -> list[int]:
@@ -432,7 +455,7 @@ def _from_root(root: str, host: bool) -> SysfsTopology:
     notes: list[str] = []
     cfg = BootConfig(nodes=[])
     mem = os.path.join(root, _MEMORY)
-    block_size = _number(os.path.join(mem, "block_size_bytes"), 16, low=1, high=_MAX_PHYS)
+    block_size = _block_size(os.path.join(mem, "block_size_bytes"))
     if block_size is not None:
         cfg.block_size = block_size
     block_ids = _numbered(mem, "memory")
@@ -445,12 +468,6 @@ def _from_root(root: str, host: bool) -> SysfsTopology:
     for region in sorted(regions, key=lambda r: (r.kind != "cxl", r.kind != "hmem", r.rid)):
         _producer(region, cfg, notes)
     _renumber(regions, cfg, notes)
-    dax_blocks = {bid for r in regions for s, e in r.ranges
-                  for bid in range(s // cfg.block_size, (e + 1) // cfg.block_size)}
-    hot = sorted(set(block_ids) & dax_blocks)
-    if hot:
-        notes.append(f"memory blocks {hot[0]}-{hot[-1]} belong to dax devices (kmem): not boot RAM")
-
     # Blocks per node: the nodeK/memoryN links, else (a dump of the memory tree alone) the
     # memoryN/nodeK links.
     members: dict[int, list[int]] = {nid: _numbered(os.path.join(node_dir, f"node{nid}"), "memory")
@@ -459,6 +476,11 @@ def _from_root(root: str, host: bool) -> SysfsTopology:
     unlinked = [b for b in block_ids if b not in linked]
     for bid, nid in _block_nodes(mem, unlinked).items():
         members.setdefault(nid, []).append(bid)
+    # The dump's blocks inside a dax mapping (never every id of a mapping: one can span 2^52 bytes).
+    dax_blocks = _blocks_within({*block_ids, *linked}, [rng for r in regions for rng in r.ranges], cfg.block_size)
+    hot = sorted(set(block_ids) & dax_blocks)
+    if hot:
+        notes.append(f"memory blocks {hot[0]}-{hot[-1]} belong to dax devices (kmem): not boot RAM")
     if not node_ids and members:
         notes.append(f"no node directories ({_NODE}/nodeK): nodes and their blocks are read from the "
                      "memoryN/nodeK links")

@@ -156,6 +156,11 @@ def test_fifos_and_device_nodes_are_skipped_never_read(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("rel", "text", "named"), [
     ("devices/system/memory/block_size_bytes", "zebra\n", "'zebra' is not"),
     ("devices/system/memory/block_size_bytes", "0\n", "'0' is not"),
+    # memory_dev_init(): a power of two, at least a section (block size 1 made the dax
+    # mapping walk below enumerate 2^52 block ids).
+    ("devices/system/memory/block_size_bytes", "1\n", "'1' is not a power of two of at least 0x8000000"),
+    ("devices/system/memory/block_size_bytes", "c000000\n", "'c000000' is not a power of two"),
+    ("devices/system/memory/block_size_bytes", "4000000\n", "'4000000' is not a power of two of at least"),
     ("devices/system/node/possible", "0-4294967295\n", "is not a list of ids"),
     ("devices/system/node/node0/cpulist", "0-1,x\n", "'0-1,x' is not a list of ids"),
     ("devices/system/node/node0/distance", "10 ten\n", "'10 ten' is not a row of distances"),
@@ -192,3 +197,26 @@ def test_unicode_digits_are_no_number(tmp_path: Path, digits: bytes) -> None:
     params.mkdir(parents=True)
     (params / "auto_movable_ratio").write_bytes(digits + b"\n")
     assert topology_from_sysfs(root).config.auto_movable_ratio == 301
+
+
+def test_a_huge_dax_mapping_is_not_walked_block_by_block(tmp_path: Path) -> None:
+    """A dax device mapping 0x0-0xfffffffffffff (2^25 blocks of 128 MiB) is intersected with
+    the dump's blocks, not enumerated (that took GiBs and died with MemoryError). Run in a
+    child with an address-space limit, so a failure cannot hurt the host."""
+    root = small_sysfs(tmp_path)
+    dev = root / "devices/platform/hmem.0/dax0.0"
+    (dev / "mapping0").mkdir(parents=True)
+    (dev / "mapping0/start").write_text("0x0\n")
+    (dev / "mapping0/end").write_text("0xfffffffffffff\n")
+    (dev / "target_node").write_text("0\n")
+    (root / "bus/dax/devices").mkdir(parents=True)
+    (root / "bus/dax/devices/dax0.0").symlink_to("../../../devices/platform/hmem.0/dax0.0")
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    done = subprocess.run([sys.executable, "-m", "fakesysfs.cli", "topology", "--from-sysfs", str(root)],
+                          capture_output=True, text=True, timeout=60, preexec_fn=limit, check=False,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") <= 1, done.stderr
+    assert done.returncode == 1 and f"{root}" in done.stderr, done.stderr  # all four blocks are dax: no boot RAM
