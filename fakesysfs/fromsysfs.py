@@ -33,13 +33,16 @@ with the host's CPUs and RAM.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import contextvars
 import copy
+import errno
 import itertools
 import os
 import platform
 import re
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -81,62 +84,112 @@ _MAX_PHYS = 1 << 52
 
 
 class _HostFs:
-    """This machine's files (a directory given to ``--from-sysfs``); a tarball's are an
-    ``ArchiveTree`` (fakesysfs/sysfsarchive.py), with the same methods."""
+    """A directory given to ``--from-sysfs`` (``/sys``, a mount, a copy); a tarball's files
+    are an ``ArchiveTree`` (fakesysfs/sysfsarchive.py), with the same methods.
 
-    @staticmethod
-    def read(path: str) -> str | None:
-        """The first 4096 bytes of a regular file, stripped; None when it is absent,
-        unreadable or not a regular file: a FIFO or device node is never read (it could
-        block or act)."""
+    Every lookup starts at the directory (opened once) with openat2 RESOLVE_BENEATH
+    (fakesysfs/fdops.py): a symbolic link that leads out of it (absolute, or ``..`` above
+    it) leads nowhere, as in a tarball. The reader is often root: a dump's
+    ``block_size_bytes -> /etc/shadow`` must not be read, let alone quoted in a message."""
+
+    def __init__(self, top: str) -> None:
+        self.top = top
+        self._prefix = top.rstrip("/") + "/"
+        self._fd = os.open(top, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def _rel(self, path: str) -> str:
+        """``path`` (built from ``top``) relative to it; OSError for a path elsewhere."""
+        if path == self.top:
+            return "."
+        if not path.startswith(self._prefix):
+            raise OSError(errno.EXDEV, f"{path}: outside {self.top}")
+        return path[len(self._prefix):]
+
+    def _open(self, path: str, flags: int) -> int:
+        from .fdops import open_beneath
+
+        return open_beneath(self._fd, self._rel(path), flags)
+
+    def _stat(self, path: str, flags: int = 0) -> os.stat_result | None:
         try:
-            if not stat.S_ISREG(os.stat(path).st_mode):
-                return None
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+            fd = self._open(path, os.O_PATH | flags)
         except OSError:
             return None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the stat
-                return None
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
+
+    def read(self, path: str) -> str | None:
+        """The first 4096 bytes of a regular file, stripped; None when it is absent,
+        unreadable, outside the tree or not a regular file: a FIFO or device node is never
+        opened for reading (it could block or act)."""
+        before = self._stat(path)
+        if before is None or not stat.S_ISREG(before.st_mode):
+            return None
+        try:
+            fd = self._open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError:
+            return None
+        try:
+            now = os.fstat(fd)
+            if (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino) or not stat.S_ISREG(now.st_mode):
+                return None  # replaced since the first look
             return os.read(fd, _MAX_READ).decode("latin-1").strip()
         except OSError:
             return None
         finally:
             os.close(fd)
 
-    @staticmethod
-    def listdir(path: str) -> list[str]:
-        return os.listdir(path)
+    def listdir(self, path: str) -> list[str]:
+        fd = self._open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            return os.listdir(fd)
+        finally:
+            os.close(fd)
 
-    @staticmethod
-    def isdir(path: str) -> bool:
-        return os.path.isdir(path)
+    def isdir(self, path: str) -> bool:
+        st = self._stat(path)
+        return st is not None and stat.S_ISDIR(st.st_mode)
 
-    @staticmethod
-    def exists(path: str) -> bool:
-        return os.path.exists(path)
+    def exists(self, path: str) -> bool:
+        return self._stat(path) is not None
 
-    @staticmethod
-    def islink(path: str) -> bool:
-        return os.path.islink(path)
+    def islink(self, path: str) -> bool:
+        st = self._stat(path, os.O_NOFOLLOW)
+        return st is not None and stat.S_ISLNK(st.st_mode)
 
-    @staticmethod
-    def readlink(path: str) -> str:
-        return os.readlink(path)
+    def readlink(self, path: str) -> str:
+        """The link's target (read, never followed: its last component is what a reader wants)."""
+        parent, name = os.path.split(path)
+        fd = self._open(parent, os.O_PATH | os.O_DIRECTORY)
+        try:
+            return os.readlink(name, dir_fd=fd)
+        finally:
+            os.close(fd)
 
-    @staticmethod
-    def realpath(path: str) -> str:
-        return os.path.realpath(path)
+    def realpath(self, path: str) -> str:
+        """``path`` with links resolved, as a path under ``top``; ``path`` itself when it
+        resolves outside (then nothing is found there)."""
+        real, real_top = os.path.realpath(path), os.path.realpath(self.top)
+        if real == real_top:
+            return self.top
+        if real.startswith(real_top.rstrip("/") + "/"):
+            return self._prefix + real[len(real_top.rstrip("/") + "/"):]
+        return path
 
 
 if TYPE_CHECKING:
     from .sysfsarchive import ArchiveTree
 
 #: Where the import reads: this machine's files, or a tarball's tree while one is read.
-_FS: contextvars.ContextVar[type[_HostFs] | ArchiveTree] = contextvars.ContextVar("fromsysfs_fs", default=_HostFs)
+_FS: contextvars.ContextVar[_HostFs | ArchiveTree] = contextvars.ContextVar("fromsysfs_fs")
 
 
-def _fs() -> type[_HostFs] | ArchiveTree:
+def _fs() -> _HostFs | ArchiveTree:
     return _FS.get()
 
 
@@ -409,7 +462,23 @@ def topology_from_sysfs(source: str | os.PathLike[str]) -> SysfsTopology:
             _FS.reset(token)
     if not os.path.isdir(source):
         raise ConfigError("sysfs", f"{source} is neither a directory nor a tarball")
-    return _from_root(_sysfs_root(source), host=_is_host_sysfs(source))
+    with _reading_directory(source):
+        return _from_root(_sysfs_root(source), host=_is_host_sysfs(source))
+
+
+@contextlib.contextmanager
+def _reading_directory(source: str) -> Iterator[None]:
+    """Reads (``_fs()``) go to the directory ``source``, beneath it only, while in the block."""
+    try:
+        host_fs = _HostFs(source)
+    except OSError as exc:
+        raise ConfigError("sysfs", f"{source}: {exc.strerror}") from None
+    token = _FS.set(host_fs)
+    try:
+        yield
+    finally:
+        _FS.reset(token)
+        host_fs.close()
 
 
 def _sysfs_root(top: str) -> str:

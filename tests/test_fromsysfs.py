@@ -220,3 +220,38 @@ def test_a_huge_dax_mapping_is_not_walked_block_by_block(tmp_path: Path) -> None
                           env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
     assert "Traceback" not in done.stderr and done.stderr.count("\n") <= 1, done.stderr
     assert done.returncode == 1 and f"{root}" in done.stderr, done.stderr  # all four blocks are dax: no boot RAM
+
+
+@pytest.mark.parametrize("target", ["absolute", "dotdot"])
+def test_links_out_of_the_directory_are_never_read_nor_quoted(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             target: str) -> None:
+    """The reader is often root: ``block_size_bytes -> /etc/shadow`` (or ``../../..`` up to
+    it) printed the secret's first 40 characters in the error. A link leaving the dump leads
+    nowhere, as in a tarball: the value is unknown (the default stands), nothing is quoted."""
+    secret = tmp_path / "secret"
+    secret.write_text("root:$6$SECRETHASH:19000:0:99999:7:::\n")
+    root = small_sysfs(tmp_path / "dump")
+    bsb = root / "devices/system/memory/block_size_bytes"
+    bsb.unlink()
+    bsb.symlink_to(secret if target == "absolute" else "../../../../secret")
+    assert bsb.read_text() == secret.read_text()  # the link does reach it
+    (root / "devices/system/node/node0/cpulist").unlink()
+    (root / "devices/system/node/node0/cpulist").symlink_to(secret)
+    (root / "bus").symlink_to(tmp_path)  # a directory link out: not listed
+    assert main(["topology", "--from-sysfs", str(root)]) == 0
+    out, err = capsys.readouterr()
+    assert "SECRET" not in out + err and "root:" not in out + err, out + err
+    cfg = load_topology(text=out)
+    assert cfg.block_size == 128 << 20 and cfg.nodes[0].cpus == []
+
+
+def test_links_inside_the_directory_are_followed(tmp_path: Path) -> None:
+    """Relative links that stay inside (as sysfs's own do) still resolve."""
+    root = small_sysfs(tmp_path)
+    mem = root / "devices/system/memory"
+    (mem / "block_size_bytes").rename(mem / "real_bsb")
+    (mem / "block_size_bytes").write_text("")
+    (mem / "block_size_bytes").unlink()
+    (mem / "block_size_bytes").symlink_to("real_bsb")
+    (mem / "real_bsb").write_text("10000000\n")
+    assert topology_from_sysfs(root).config.block_size == 0x10000000

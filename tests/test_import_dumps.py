@@ -243,12 +243,13 @@ def test_ppc64le_is_told_by_its_zones(tmp_path: Path) -> None:
 def test_the_x86_64_layout_on_an_arm64_dump_is_named_in_notes(tmp_path: Path) -> None:
     """Had the import kept x86_64's zones, ZONE_DMA32 would show for 1-4 GiB: the notes say
     so, which is how the import picks the architecture that shows none."""
-    from fakesysfs.fromsysfs import _differences
+    from fakesysfs.fromsysfs import _differences, _reading_directory
 
     aarch64_16k(tmp_path)
     cfg = topology_from_sysfs(tmp_path).config
     cfg.arch, cfg.page_size = "x86_64", 4096
-    count, notes = _differences(str(tmp_path), cfg, list(range(8, 136)))
+    with _reading_directory(str(tmp_path)):
+        count, notes = _differences(str(tmp_path), cfg, list(range(8, 136)))
     assert count == 24 and notes == ["valid_zones differs for memory blocks 8-31 (memory8: 'DMA' in the dump, "
                                      "'DMA32' here; memory9: 'DMA' in the dump, 'DMA32' here; memory10: 'DMA' in "
                                      "the dump, 'DMA32' here; 21 more)"]
