@@ -231,3 +231,20 @@ dmesg --level=err
     assert before.startswith("<6>[")
     assert [line.split("] ", 1)[1] for line in after.splitlines()] == [
         "kmem dax0.0: mapping0: 0x400000000-0x43fffffff cannot be hotremoved until the next reboot"]
+
+
+@pytest.mark.parametrize(("sys_at", "proc_at"), [("d/sys", "d"), ("d", "d/proc"), ("d", "d"), ("d", "l")],
+                         ids=["proc-above", "proc-inside", "same", "same-by-link"])
+def test_mount_proc_refuses_a_nested_or_equal_mountpoint(tmp_path: Path, sys_at: str, proc_at: str) -> None:
+    """``mount DIR/sys --proc DIR`` put the /proc files over the /sys mount: the two
+    mountpoints must be apart, refused in one line before anything is mounted."""
+    from conftest import fakesysfs
+
+    (tmp_path / "d/sys").mkdir(parents=True)
+    (tmp_path / "d/proc").mkdir()
+    (tmp_path / "l").symlink_to("d")
+    done = fakesysfs("mount", str(tmp_path / sys_at), "--proc", str(tmp_path / proc_at))
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "--proc" in done.stderr and ("inside" in done.stderr or "mountpoint itself" in done.stderr), done.stderr
+    for sub in ("d", "d/sys", "d/proc"):
+        assert not _mounted_here(tmp_path / sub)
