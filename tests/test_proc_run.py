@@ -138,7 +138,7 @@ grep -m1 -A3 'Node 0, zone   Normal' /proc/zoneinfo | tail -1
 echo 200000 > /proc/sys/vm/min_free_kbytes || exit 3
 cat /proc/sys/vm/min_free_kbytes
 grep -m1 -A3 'Node 0, zone   Normal' /proc/zoneinfo | tail -1
-echo 2 > /proc/sys/vm/compact_memory && echo compacted
+echo 1 > /proc/sys/vm/compact_memory && echo compacted
 echo 9 > /proc/sys/vm/drop_caches 2>/dev/null || echo drop-refused
 stat -c '%a' /proc/sys/vm/min_free_kbytes /proc/sys/vm/drop_caches
 cat /proc/sys/vm/swappiness >/dev/null && echo other-sysctls-are-the-kernels
