@@ -32,6 +32,7 @@ import lzma
 import os
 import stat
 import tarfile
+import zlib
 from typing import Any
 
 from .errors import ConfigError
@@ -46,6 +47,9 @@ MAX_MEMBERS = 1 << 20
 #: stores every sysfs file as 4096 bytes plus a 512-byte header: a 2 TiB machine's memory
 #: tree (16 Ki blocks of ~15 files) is ~1.1 GiB.
 MAX_ARCHIVE_BYTES = 2 << 30
+#: What the xz decoder may allocate: its dictionary is what the archive's header asks for
+#: (up to 4 GiB, filled as data comes); ``xz -9`` uses 64 MiB.
+XZ_MEMLIMIT = 256 << 20
 #: A PAX extended header or GNU long name/link read at most: a path is at most PATH_MAX.
 MAX_HEADER_BYTES = 8 << 10
 #: Extension headers (PAX, GNU long name/link) chained before one member at most: tarfile
@@ -204,11 +208,17 @@ class _Bounded(io.RawIOBase):
         return data
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        target = offset if whence == io.SEEK_SET else self._inner.tell() + offset if whence == io.SEEK_CUR else -1
+        """Forward by reading (tarfile only skips ahead); back only on a seekable stream."""
+        pos = self._inner.tell()
+        target = offset if whence == io.SEEK_SET else pos + offset if whence == io.SEEK_CUR else -1
         if target < 0:
             raise OSError("only absolute or relative seeks")
         self._check(target)
-        return self._inner.seek(target)
+        if target < pos or self._inner.seekable():
+            return self._inner.seek(target)
+        while pos < target and (chunk := self._inner.read(min(target - pos, 1 << 20))):
+            pos += len(chunk)
+        return pos
 
     def tell(self) -> int:
         return self._inner.tell()
@@ -250,6 +260,43 @@ def _stream(tar: tarfile.TarFile) -> _Bounded:
     return stream
 
 
+class _XzReader(io.RawIOBase):
+    """An xz stream (or several, concatenated) decoded with a memory limit (lzma.LZMAFile
+    takes none): a header asking for a larger dictionary is an LZMAError."""
+
+    def __init__(self, raw: io.BufferedReader) -> None:
+        super().__init__()
+        self._raw = raw
+        self._dec = lzma.LZMADecompressor(memlimit=XZ_MEMLIMIT)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            if self._dec.eof:
+                rest = self._dec.unused_data or self._raw.read(1 << 16)
+                if not rest.strip(b"\0"):  # stream padding, then the end
+                    return 0
+                self._dec = lzma.LZMADecompressor(memlimit=XZ_MEMLIMIT)
+                data = self._dec.decompress(rest, max_length=len(buffer))
+            elif self._dec.needs_input:
+                chunk = self._raw.read(1 << 16)
+                if not chunk:
+                    raise EOFError("compressed file ended before the end-of-stream marker was reached")
+                data = self._dec.decompress(chunk, max_length=len(buffer))
+            else:
+                data = self._dec.decompress(b"", max_length=len(buffer))
+            if data:
+                buffer[: len(data)] = data
+                self._pos += len(data)
+                return len(data)
+
+
 def _decompressed(raw: io.BufferedReader) -> io.BufferedIOBase:
     """``raw`` decompressed by its magic number (gzip, bzip2, xz) or as it is (plain tar)."""
     magic = raw.read(6)
@@ -259,7 +306,7 @@ def _decompressed(raw: io.BufferedReader) -> io.BufferedIOBase:
     if magic[:3] == b"BZh":
         return bz2.BZ2File(raw)
     if magic == b"\xfd7zXZ\x00":
-        return lzma.LZMAFile(raw)
+        return io.BufferedReader(_XzReader(raw))
     return raw
 
 
@@ -280,7 +327,7 @@ def load(path: str) -> ArchiveTree:
                     return _read_members(tar, path)
         except ConfigError:
             raise
-        except (tarfile.TarError, OSError, EOFError, ValueError, LookupError) as exc:
+        except (tarfile.TarError, OSError, EOFError, ValueError, LookupError, lzma.LZMAError, zlib.error) as exc:
             # zlib.error, lzma.LZMAError and the like (a truncated or corrupt stream).
             why = str(exc).splitlines()[0].rstrip(":") if str(exc) else type(exc).__name__
             if why in ("invalid header", "empty file", "bad checksum"):

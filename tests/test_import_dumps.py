@@ -600,3 +600,27 @@ def test_an_id_of_5000_digits_is_no_block(tmp_path: Path) -> None:
                                         "../../node/node7"), b""))
     with pytest.raises(ConfigError, match=r"has a (path|name) longer than (PATH|NAME)_MAX \(\d+\); refused"):
         topology_from_sysfs(dump)
+
+
+def test_an_xz_dictionary_beyond_the_memory_limit_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An xz block header names its dictionary size, which the decoder allocates and fills
+    (lzma.LZMAFile takes no limit): a 1 KiB archive asking for 2 GiB is refused in one line."""
+    import lzma
+    import zlib
+
+    x86_64_16g(tmp_path / "src")
+    plain = pack(tmp_path / "src", tmp_path / "d.tar", "w", gnu_tar_padding=False).read_bytes()
+    data = bytearray(lzma.compress(plain, format=lzma.FORMAT_XZ,
+                                   filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 1 << 20}]))
+    size = (data[12] + 1) * 4  # the block header after the 12-byte stream header
+    assert data[14:17] == b"\x21\x01\x10"  # LZMA2, one property byte: dictionary 2^20
+    data[16] = 38  # (2 | 0) << (38 // 2 + 11): 2 GiB
+    data[12 + size - 4:12 + size] = zlib.crc32(data[12:12 + size - 4]).to_bytes(4, "little")
+    dump = tmp_path / "d.tar.xz"
+    dump.write_bytes(data)
+    assert main(["topology", "--from-sysfs", str(dump)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{dump}: not a readable tarball" in err and "emory" in err, err
+    good = tmp_path / "good.tar.xz"
+    good.write_bytes(lzma.compress(plain, format=lzma.FORMAT_XZ))
+    assert topology_from_sysfs(good).config.nodes
