@@ -602,7 +602,8 @@ def test_an_id_of_5000_digits_is_no_block(tmp_path: Path) -> None:
         topology_from_sysfs(dump)
 
 
-def test_an_xz_dictionary_beyond_the_memory_limit_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_xz_dictionary_beyond_the_memory_limit_is_refused(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
     """An xz block header names its dictionary size, which the decoder allocates and fills
     (lzma.LZMAFile takes no limit): a 1 KiB archive asking for 2 GiB is refused in one line."""
     import lzma
