@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import HarnessError, KernelError
 from .klib import kstrtouint
+from .sysfs.group import suffix_id
 from .sysfs.tree import Attr, Dir, Node, StaticDir
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class _BlocksDir(Dir):
         return [f"memory{bid}" for bid in self.h.kernel.block_ids()]
 
     def child(self, name: str) -> Node | None:
-        if not name.startswith("memory") or not name[6:].isdigit() or name[6:] != str(int(name[6:])):
+        if suffix_id(name, "memory") is None:
             return None
         bid = int(name[6:])
         if bid not in self.h.kernel.blocks:

@@ -32,12 +32,17 @@ with the host's CPUs and RAM.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import contextvars
 import copy
+import errno
+import itertools
 import os
 import platform
 import re
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -79,62 +84,112 @@ _MAX_PHYS = 1 << 52
 
 
 class _HostFs:
-    """This machine's files (a directory given to ``--from-sysfs``); a tarball's are an
-    ``ArchiveTree`` (fakesysfs/sysfsarchive.py), with the same methods."""
+    """A directory given to ``--from-sysfs`` (``/sys``, a mount, a copy); a tarball's files
+    are an ``ArchiveTree`` (fakesysfs/sysfsarchive.py), with the same methods.
 
-    @staticmethod
-    def read(path: str) -> str | None:
-        """The first 4096 bytes of a regular file, stripped; None when it is absent,
-        unreadable or not a regular file: a FIFO or device node is never read (it could
-        block or act)."""
+    Every lookup starts at the directory (opened once) with openat2 RESOLVE_BENEATH
+    (fakesysfs/fdops.py): a symbolic link that leads out of it (absolute, or ``..`` above
+    it) leads nowhere, as in a tarball. The reader is often root: a dump's
+    ``block_size_bytes -> /etc/shadow`` must not be read, let alone quoted in a message."""
+
+    def __init__(self, top: str) -> None:
+        self.top = top
+        self._prefix = top.rstrip("/") + "/"
+        self._fd = os.open(top, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def _rel(self, path: str) -> str:
+        """``path`` (built from ``top``) relative to it; OSError for a path elsewhere."""
+        if path == self.top:
+            return "."
+        if not path.startswith(self._prefix):
+            raise OSError(errno.EXDEV, f"{path}: outside {self.top}")
+        return path[len(self._prefix):]
+
+    def _open(self, path: str, flags: int) -> int:
+        from .fdops import open_beneath
+
+        return open_beneath(self._fd, self._rel(path), flags)
+
+    def _stat(self, path: str, flags: int = 0) -> os.stat_result | None:
         try:
-            if not stat.S_ISREG(os.stat(path).st_mode):
-                return None
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+            fd = self._open(path, os.O_PATH | flags)
         except OSError:
             return None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the stat
-                return None
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
+
+    def read(self, path: str) -> str | None:
+        """The first 4096 bytes of a regular file, stripped; None when it is absent,
+        unreadable, outside the tree or not a regular file: a FIFO or device node is never
+        opened for reading (it could block or act)."""
+        before = self._stat(path)
+        if before is None or not stat.S_ISREG(before.st_mode):
+            return None
+        try:
+            fd = self._open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError:
+            return None
+        try:
+            now = os.fstat(fd)
+            if (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino) or not stat.S_ISREG(now.st_mode):
+                return None  # replaced since the first look
             return os.read(fd, _MAX_READ).decode("latin-1").strip()
         except OSError:
             return None
         finally:
             os.close(fd)
 
-    @staticmethod
-    def listdir(path: str) -> list[str]:
-        return os.listdir(path)
+    def listdir(self, path: str) -> list[str]:
+        fd = self._open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            return os.listdir(fd)
+        finally:
+            os.close(fd)
 
-    @staticmethod
-    def isdir(path: str) -> bool:
-        return os.path.isdir(path)
+    def isdir(self, path: str) -> bool:
+        st = self._stat(path)
+        return st is not None and stat.S_ISDIR(st.st_mode)
 
-    @staticmethod
-    def exists(path: str) -> bool:
-        return os.path.exists(path)
+    def exists(self, path: str) -> bool:
+        return self._stat(path) is not None
 
-    @staticmethod
-    def islink(path: str) -> bool:
-        return os.path.islink(path)
+    def islink(self, path: str) -> bool:
+        st = self._stat(path, os.O_NOFOLLOW)
+        return st is not None and stat.S_ISLNK(st.st_mode)
 
-    @staticmethod
-    def readlink(path: str) -> str:
-        return os.readlink(path)
+    def readlink(self, path: str) -> str:
+        """The link's target (read, never followed: its last component is what a reader wants)."""
+        parent, name = os.path.split(path)
+        fd = self._open(parent, os.O_PATH | os.O_DIRECTORY)
+        try:
+            return os.readlink(name, dir_fd=fd)
+        finally:
+            os.close(fd)
 
-    @staticmethod
-    def realpath(path: str) -> str:
-        return os.path.realpath(path)
+    def realpath(self, path: str) -> str:
+        """``path`` with links resolved, as a path under ``top``; ``path`` itself when it
+        resolves outside (then nothing is found there)."""
+        real, real_top = os.path.realpath(path), os.path.realpath(self.top)
+        if real == real_top:
+            return self.top
+        if real.startswith(real_top.rstrip("/") + "/"):
+            return self._prefix + real[len(real_top.rstrip("/") + "/"):]
+        return path
 
 
 if TYPE_CHECKING:
     from .sysfsarchive import ArchiveTree
 
 #: Where the import reads: this machine's files, or a tarball's tree while one is read.
-_FS: contextvars.ContextVar[type[_HostFs] | ArchiveTree] = contextvars.ContextVar("fromsysfs_fs", default=_HostFs)
+_FS: contextvars.ContextVar[_HostFs | ArchiveTree] = contextvars.ContextVar("fromsysfs_fs")
 
 
-def _fs() -> type[_HostFs] | ArchiveTree:
+def _fs() -> _HostFs | ArchiveTree:
     return _FS.get()
 
 
@@ -162,6 +217,27 @@ def _number(path: str, base: int = 10, *, low: int = -(1 << 31), high: int = _MA
     if not low <= value <= high:
         raise _bad(path, text, what)
     return value
+
+
+def _block_size(path: str) -> int | None:
+    """``block_size_bytes`` (hex), checked as memory_dev_init() (drivers/base/memory.c) checks
+    memory_block_size_bytes(): a power of two, at least MIN_MEMORY_BLOCK_SIZE (a section:
+    SECTION_SIZE_BITS 27 on the architectures a topology models)."""
+    from .topology import MIN_BLOCK_SIZE
+
+    size = _number(path, 16, low=1, high=_MAX_PHYS)
+    if size is not None and (size & (size - 1) or size < MIN_BLOCK_SIZE):
+        raise _bad(path, _read(path) or "", f"a power of two of at least {MIN_BLOCK_SIZE:#x} (a memory section)")
+    return size
+
+
+def _blocks_within(ids: set[int], ranges: list[tuple[int, int]], block_size: int) -> set[int]:
+    """The ids among ``ids`` whose block lies in one of the inclusive byte ``ranges`` (as the
+    kernel's kmem maps whole blocks: ids ``start // bs`` to ``(end + 1) // bs - 1``)."""
+    spans = sorted((s // block_size, (e + 1) // block_size) for s, e in ranges)
+    starts = [lo for lo, _ in spans]
+    reach = list(itertools.accumulate((hi for _, hi in spans), max))  # furthest end among spans[:i+1]
+    return {b for b in ids if (i := bisect.bisect_right(starts, b) - 1) >= 0 and b < reach[i]}
 
 
 def _numbered(directory: str, prefix: str) -> list[int]:
@@ -250,7 +326,8 @@ def _dax_regions(root: str) -> tuple[list[_DaxRegion], list[str]]:
             region = by_parent[parent] = _DaxRegion(
                 kind, int(m.group(1)), parent, [], [], target if target is not None else -1,
                 numa if numa is not None and numa >= 0 else None, {},
-                int(size) if size and size.isdigit() else None, int(align) if align and align.isdigit() else None)
+                int(size) if size and size.isascii() and size.isdigit() else None,
+                int(align) if align and align.isascii() and align.isdigit() else None)
         region.devices.append(name)
         driver = os.path.join(dev_dir, "driver")
         region.drivers[name] = os.path.basename(_fs().readlink(driver)) if _fs().islink(driver) else None
@@ -345,7 +422,7 @@ def _kernel_settings(root: str, cfg: BootConfig, host: bool, notes: list[str]) -
     if policy in ("contig-zones", "auto-movable"):
         cfg.online_policy = policy
     ratio = _read(os.path.join(params, "auto_movable_ratio"))
-    if ratio is not None and ratio.isdigit():
+    if ratio is not None and ratio.isascii() and ratio.isdigit():
         cfg.auto_movable_ratio = int(ratio)
     aware = _read(os.path.join(params, "auto_movable_numa_aware"))
     if aware is not None:
@@ -385,7 +462,23 @@ def topology_from_sysfs(source: str | os.PathLike[str]) -> SysfsTopology:
             _FS.reset(token)
     if not os.path.isdir(source):
         raise ConfigError("sysfs", f"{source} is neither a directory nor a tarball")
-    return _from_root(_sysfs_root(source), host=_is_host_sysfs(source))
+    with _reading_directory(source):
+        return _from_root(_sysfs_root(source), host=_is_host_sysfs(source))
+
+
+@contextlib.contextmanager
+def _reading_directory(source: str) -> Iterator[None]:
+    """Reads (``_fs()``) go to the directory ``source``, beneath it only, while in the block."""
+    try:
+        host_fs = _HostFs(source)
+    except OSError as exc:
+        raise ConfigError("sysfs", f"{source}: {exc.strerror}") from None
+    token = _FS.set(host_fs)
+    try:
+        yield
+    finally:
+        _FS.reset(token)
+        host_fs.close()
 
 
 def _sysfs_root(top: str) -> str:
@@ -431,7 +524,7 @@ def _from_root(root: str, host: bool) -> SysfsTopology:
     notes: list[str] = []
     cfg = BootConfig(nodes=[])
     mem = os.path.join(root, _MEMORY)
-    block_size = _number(os.path.join(mem, "block_size_bytes"), 16, low=1, high=_MAX_PHYS)
+    block_size = _block_size(os.path.join(mem, "block_size_bytes"))
     if block_size is not None:
         cfg.block_size = block_size
     block_ids = _numbered(mem, "memory")
@@ -444,12 +537,6 @@ def _from_root(root: str, host: bool) -> SysfsTopology:
     for region in sorted(regions, key=lambda r: (r.kind != "cxl", r.kind != "hmem", r.rid)):
         _producer(region, cfg, notes)
     _renumber(regions, cfg, notes)
-    dax_blocks = {bid for r in regions for s, e in r.ranges
-                  for bid in range(s // cfg.block_size, (e + 1) // cfg.block_size)}
-    hot = sorted(set(block_ids) & dax_blocks)
-    if hot:
-        notes.append(f"memory blocks {hot[0]}-{hot[-1]} belong to dax devices (kmem): not boot RAM")
-
     # Blocks per node: the nodeK/memoryN links, else (a dump of the memory tree alone) the
     # memoryN/nodeK links.
     members: dict[int, list[int]] = {nid: _numbered(os.path.join(node_dir, f"node{nid}"), "memory")
@@ -458,6 +545,11 @@ def _from_root(root: str, host: bool) -> SysfsTopology:
     unlinked = [b for b in block_ids if b not in linked]
     for bid, nid in _block_nodes(mem, unlinked).items():
         members.setdefault(nid, []).append(bid)
+    # The dump's blocks inside a dax mapping (never every id of a mapping: one can span 2^52 bytes).
+    dax_blocks = _blocks_within({*block_ids, *linked}, [rng for r in regions for rng in r.ranges], cfg.block_size)
+    hot = sorted(set(block_ids) & dax_blocks)
+    if hot:
+        notes.append(f"memory blocks {hot[0]}-{hot[-1]} belong to dax devices (kmem): not boot RAM")
     if not node_ids and members:
         notes.append(f"no node directories ({_NODE}/nodeK): nodes and their blocks are read from the "
                      "memoryN/nodeK links")

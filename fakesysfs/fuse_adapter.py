@@ -312,10 +312,11 @@ class TreeOperations:
         return self.tree.read(self._files[fh], size, offset)
 
     @_translate
-    def write(self, _path: str | None, data: bytes, _offset: int, fh: int) -> int:
-        # R-SYS-02: the offset is ignored (`>>` arrives at 4096, a second echo on one fd at 8).
+    def write(self, _path: str | None, data: bytes, offset: int, fh: int) -> int:
+        # R-SYS-02: the offset is ignored (`>>` arrives at 4096, a second echo on one fd at 8)
+        # but by /proc/sys files (sysctl_writes_strict; Tree.write decides).
         # Whatever the store changed is invalidated inside it (``_forget``): before the reply.
-        return self.tree.write(self._files[fh], data)
+        return self.tree.write(self._files[fh], data, offset)
 
     @_translate
     def truncate(self, _path: str | None, _length: int, _fh: int | None = None) -> int:

@@ -88,8 +88,9 @@ def parse_errno(value: object, key: str = "errno") -> int:
         err = abs(value)
     elif isinstance(value, str):
         text = value.strip().removeprefix("-")
-        if text.isdigit():
-            err = int(text)
+        if text.isascii() and text.isdigit():  # str.isdigit() also takes "²" (int() refuses) and "١"
+            digits = text.lstrip("0") or "0"
+            err = int(digits) if len(digits) <= 4 else 4096  # out of range below (int() stops at 4300 digits)
         elif hasattr(errno_mod, text) and text.startswith("E"):
             err = getattr(errno_mod, text)
         elif text == "EHWPOISON":

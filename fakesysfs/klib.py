@@ -40,6 +40,7 @@ __all__ = [
     "parse_dax_id",
     "parse_range_list",
     "string_get_size",
+    "strtoul_lenient",
     "sysfs_match_string",
     "sysfs_streq",
 ]
@@ -172,6 +173,18 @@ def _fixup_radix(s: str, base: int) -> tuple[int, int]:
     if base == 16 and s[:1] == "0" and s[1:2] in ("x", "X"):
         return 2, base
     return 0, base
+
+
+def strtoul_lenient(s: str, pos: int = 0) -> tuple[int, int]:
+    """kernel/sysctl.c strtoul_lenient() with base 0 (what proc_get_long() calls): the
+    number at ``s[pos:]`` in the base its prefix says (``0x`` hex, ``0`` octal, else
+    decimal), stopping at the first character that is no digit of that base; (value, the
+    position after it). ERANGE past ULONG_MAX (64-bit)."""
+    skip, base = _fixup_radix(s[pos:], 0)
+    value, n, overflow = _parse_integer(s, pos + skip, base)
+    if overflow:
+        raise _erange()
+    return value, pos + skip + n
 
 
 def _check_base(base: int) -> None:

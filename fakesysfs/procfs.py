@@ -32,6 +32,7 @@ import errno
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .engine.page_alloc import (
@@ -47,6 +48,7 @@ from .engine.page_alloc import (
 )
 from .engine.vmstat import global_vmstat, node_stats, numa_stats, zone_stats
 from .errors import KernelError
+from .klib import strtoul_lenient
 from .sysfs.tree import Attr, OpenFile, ShowFn, StaticDir, StoreFn, Tree
 
 if TYPE_CHECKING:
@@ -311,39 +313,112 @@ def proc_modules(k: Kernel) -> str:
 INT_MAX = (1 << 31) - 1
 
 
-def proc_dointvec_parse(text: str, slots: int, lo: int = -INT_MAX - 1, hi: int = INT_MAX) -> list[int]:
-    """The integers of a write to a proc_dointvec(_minmax) file (kernel/sysctl.c
-    __do_proc_dointvec, proc_get_long): whitespace-separated, each with an optional sign and
-    the base its prefix says (0x, 0); EINVAL for anything else, for more values than the
-    file holds and for a value outside [lo, hi]."""
-    words = text.split()
-    if not words or len(words) > slots:
+#: kernel/sysctl.c proc_wspace_sep: the characters that may end a number.
+_WSPACE_SEP = " \t\n"
+#: skip_spaces() (lib/string_helpers.c): isspace(), which also takes \v, \f and \r.
+_SPACES = " \t\n\v\f\r"
+#: proc_get_long() copies TMPBUFLEN - 1 characters; a number filling them is refused.
+_TMPBUFLEN = 22
+_PAGE_SIZE = 4096
+
+
+def _proc_get_long(buf: str, pos: int) -> tuple[int, int]:
+    """kernel/sysctl.c proc_get_long() with proc_wspace_sep: (the signed value, the position
+    after it); EINVAL for no digit after an optional ``-`` (no ``+``), a number of 21
+    characters or more, or one followed by anything but a space, tab or newline.
+    strtoul_lenient() takes the base from the prefix: ``010`` is 8, ``0x10`` is 16,
+    and ``08``, ``0o17``, ``0b1``, ``1_0`` end at a character that is no separator."""
+    tmp = buf[pos:pos + _TMPBUFLEN - 1]
+    neg = tmp[:1] == "-" and len(buf) - pos > 1
+    p = 1 if neg else 0
+    if not tmp[p:p + 1].isascii() or not tmp[p:p + 1].isdigit():
         raise KernelError(errno.EINVAL)
-    values = []
-    for word in words:
-        negative = word.startswith("-")
-        digits = word[1:] if negative or word.startswith("+") else word
+    try:
+        value, p = strtoul_lenient(tmp, p)
+    except KernelError:
+        raise KernelError(errno.EINVAL) from None
+    if p == _TMPBUFLEN - 1:
+        raise KernelError(errno.EINVAL)
+    if pos + p < len(buf) and buf[pos + p] not in _WSPACE_SEP:
+        raise KernelError(errno.EINVAL)
+    return (-value if neg else value), pos + p
+
+
+@dataclass(slots=True)
+class IntvecWrite:
+    """What __do_proc_dointvec() made of a write: the values it stored, in order (it
+    stores each as it goes, so a later bad one leaves the earlier ones set), the bytes it
+    took (``*lenp``: fewer than written when more values follow than the file holds: a
+    short write, whose rest, written at a non-zero offset, sysctl_writes_strict ignores),
+    and the errno it returns (0 for none)."""
+
+    values: list[int]
+    accepted: int
+    err: int
+
+
+def proc_dointvec_write(text: str, count: int, slots: int, lo: int = -INT_MAX - 1,
+                        hi: int = INT_MAX) -> IntvecWrite:
+    """kernel/sysctl.c __do_proc_dointvec() (with do_proc_dointvec_minmax_conv) on a write of
+    ``count`` bytes at offset 0, ``text`` being them up to a NUL: at most a page less one
+    byte is parsed; for each of the ``slots`` values, spaces are skipped, then
+    proc_get_long() reads one, EINVAL outside [lo, hi] (and int); then trailing spaces are
+    taken. No value at all is EINVAL."""
+    left = min(count, _PAGE_SIZE - 1)
+    buf = (text + "\0" * count)[:left]  # the bytes after a NUL: never a digit nor a separator
+    pos, values, err = 0, [], 0
+    for _ in range(slots):
+        while pos < left and buf[pos] in _SPACES:
+            pos += 1
+        if pos == left:
+            break
         try:
-            value = int(digits, 0) if digits[:1].isdigit() else None
-        except ValueError:
-            value = None
-        if value is None:
-            raise KernelError(errno.EINVAL)
-        value = -value if negative else value
-        if not lo <= value <= hi:
-            raise KernelError(errno.EINVAL)
+            value, pos = _proc_get_long(buf, pos)
+        except KernelError as exc:
+            err = exc.errno
+            break
+        if not (-INT_MAX - 1 <= value <= INT_MAX and lo <= value <= hi):  # do_proc_dointvec_conv, minmax
+            err = errno.EINVAL
+            break
         values.append(value)
-    return values
+    if not values:
+        return IntvecWrite([], 0, err or errno.EINVAL)
+    if not err:
+        while pos < left and buf[pos] in _SPACES:
+            pos += 1
+    return IntvecWrite(values, count - (left - pos), err)
+
+
+def proc_dointvec_parse(text: str, slots: int, lo: int = -INT_MAX - 1, hi: int = INT_MAX) -> list[int]:
+    """The values of a whole write ``text`` (no NUL) as proc_dointvec_minmax stores them;
+    KernelError with the errno it returns (values stored before a bad one are lost here:
+    use ``proc_dointvec_write`` where that matters)."""
+    done = proc_dointvec_write(text, len(text), slots, lo, hi)
+    if done.err:
+        raise KernelError(done.err)
+    return done.values
+
+
+class SysctlAttr(ProcAttr):
+    """A /proc/sys file: with sysctl_writes_strict (1, the default since 4.5), a write at a
+    non-zero offset is ignored and reported done (proc_first_pos_non_zero_ignore): the rest
+    of a short write, or a second ``echo`` on one descriptor, changes nothing."""
+
+    __slots__ = ()
+    writes_strict = True
 
 
 def _sysctl_int(read: Callable[[], int], write: Callable[[int], None], lo: int = -INT_MAX - 1,
                 hi: int = INT_MAX) -> ProcAttr:
     """A 0644 ``int`` sysctl: ``%d\n`` on read, one proc_dointvec_minmax value on write."""
-    def store(text: str, _count: int) -> int | None:
-        write(proc_dointvec_parse(text, 1, lo, hi)[0])
-        return None
+    def store(text: str, count: int) -> int | None:
+        done = proc_dointvec_write(text, count, 1, lo, hi)
+        if done.err:
+            raise KernelError(done.err)
+        write(done.values[0])
+        return done.accepted
 
-    return ProcAttr(0o644, lambda: f"{read()}\n", store=store)
+    return SysctlAttr(0o644, lambda: f"{read()}\n", store=store)
 
 
 def sysctl_vm(k: Kernel) -> StaticDir:
@@ -355,23 +430,42 @@ def sysctl_vm(k: Kernel) -> StaticDir:
     def set_attr(name: str) -> Callable[[int], None]:
         return lambda value: setattr(vm, name, value)
 
-    def lowmem_store(text: str, _count: int) -> int | None:
-        vm.lowmem_reserve_ratio_sysctl_handler(k, proc_dointvec_parse(text, len(vm.lowmem_reserve_ratio)))
-        return None
+    def lowmem_store(text: str, count: int) -> int | None:
+        """lowmem_reserve_ratio_sysctl_handler() (mm/page_alloc.c) ignores what
+        proc_dointvec_minmax() returns: the values stored before a bad one count, the
+        reserves are recomputed and the write succeeds, whatever it held."""
+        done = proc_dointvec_write(text, count, len(vm.lowmem_reserve_ratio))
+        vm.lowmem_reserve_ratio_sysctl_handler(k, done.values)
+        return done.accepted if done.values else count  # *lenp is left whole when nothing was read
 
-    def ignore(text: str, _count: int, lo: int = -INT_MAX - 1, hi: int = INT_MAX) -> int | None:
-        proc_dointvec_parse(text, 1, lo, hi)
-        return None
+    def compact_store(text: str, count: int) -> int | None:
+        """sysctl_compaction_handler() (mm/compaction.c, 6.1+): proc_dointvec() into
+        sysctl_compact_memory, then EINVAL unless it holds 1. The simulator has nothing to
+        compact."""
+        done = proc_dointvec_write(text, count, 1)
+        if done.err:
+            raise KernelError(done.err)
+        vm.compact_memory = done.values[0]
+        if vm.compact_memory != 1:
+            raise KernelError(errno.EINVAL)
+        return done.accepted
+
+    def drop_store(text: str, count: int) -> int | None:
+        """drop_caches_sysctl_handler() (fs/drop_caches.c): proc_dointvec_minmax 1..4; there
+        is no page cache to drop."""
+        done = proc_dointvec_write(text, count, 1, 1, 4)
+        if done.err:
+            raise KernelError(done.err)
+        return done.accepted
 
     return StaticDir({
-        # compact_memory: sysctl_compaction_handler(); 0200. The simulator has nothing to compact.
-        "compact_memory": ProcAttr(0o200, None, store=ignore),
+        "compact_memory": SysctlAttr(0o200, None, store=compact_store),
         "dirty_background_ratio": _sysctl_int(lambda: vm.dirty_background_ratio,
                                               set_attr("dirty_background_ratio"), 0, 100),
         "dirty_ratio": _sysctl_int(lambda: vm.dirty_ratio, set_attr("dirty_ratio"), 0, 100),
         # drop_caches: 1..4, 0200; there is no page cache to drop.
-        "drop_caches": ProcAttr(0o200, None, store=lambda text, count: ignore(text, count, 1, 4)),
-        "lowmem_reserve_ratio": ProcAttr(0o644, lambda: "\t".join(map(str, vm.lowmem_reserve_ratio)) + "\n",
+        "drop_caches": SysctlAttr(0o200, None, store=drop_store),
+        "lowmem_reserve_ratio": SysctlAttr(0o644, lambda: "\t".join(map(str, vm.lowmem_reserve_ratio)) + "\n",
                                          store=lowmem_store),
         "min_free_kbytes": _sysctl_int(lambda: vm.min_free_kbytes,
                                        lambda value: vm.min_free_kbytes_sysctl_handler(k, value), 0),

@@ -877,3 +877,22 @@ def test_random_pmem_region_operations_keep_every_invariant(ops: list[tuple[str,
                      (f"{arg}/commit", "1"), ("../drivers/cxl_region/bind", arg)]
         for path, value in steps:
             _step(sim, path, value)
+
+
+@pytest.mark.parametrize("name", ["dport\u00b2", "dport\u0661", "target\u00b2", "target\u0660", "dport\U0001d7ce"])
+def test_unicode_digits_name_no_dport_or_target(sim: Simulation, name: str) -> None:
+    """str.isdigit() takes "²" (int() raises ValueError: EIO over FUSE) and "١" (int() reads 1):
+    the kernel's names are ASCII ``%d``, so neither names a link or a region target."""
+    for d in (ROOT, PORT, f"{ROOT}/decoder0.0/region0"):
+        assert not sim.exists(f"{d}/{name}")
+    assert sim.exists(f"{ROOT}/dport0") and sim.exists(f"{ROOT}/decoder0.0/region0/target0")
+
+
+@pytest.mark.parametrize("did", ["\u00b2", "\u0660"])
+def test_a_declared_window_is_named_by_ascii_digits(sim: Simulation, did: str) -> None:
+    """The engine's window lookup takes ASCII ids only ("decoder0.²" raised ValueError)."""
+    from dataclasses import replace
+
+    cfg = sim.kernel.config.cxl_regions[0]
+    assert sim.kernel._cxl_declared_window(cfg) is not None  # type: ignore[attr-defined]
+    assert sim.kernel._cxl_declared_window(replace(cfg, decoder=f"decoder0.{did}")) is None  # type: ignore[attr-defined]

@@ -156,6 +156,11 @@ def test_fifos_and_device_nodes_are_skipped_never_read(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("rel", "text", "named"), [
     ("devices/system/memory/block_size_bytes", "zebra\n", "'zebra' is not"),
     ("devices/system/memory/block_size_bytes", "0\n", "'0' is not"),
+    # memory_dev_init(): a power of two, at least a section (block size 1 made the dax
+    # mapping walk below enumerate 2^52 block ids).
+    ("devices/system/memory/block_size_bytes", "1\n", "'1' is not a power of two of at least 0x8000000"),
+    ("devices/system/memory/block_size_bytes", "c000000\n", "'c000000' is not a power of two"),
+    ("devices/system/memory/block_size_bytes", "4000000\n", "'4000000' is not a power of two of at least"),
     ("devices/system/node/possible", "0-4294967295\n", "is not a list of ids"),
     ("devices/system/node/node0/cpulist", "0-1,x\n", "'0-1,x' is not a list of ids"),
     ("devices/system/node/node0/distance", "10 ten\n", "'10 ten' is not a row of distances"),
@@ -181,3 +186,72 @@ def test_at_most_4096_bytes_are_read_from_a_file(tmp_path: Path) -> None:
         topology_from_sysfs(root)
     big.write_text("0-1\n" + " " * 4092 + "junk beyond the first page\n")
     assert topology_from_sysfs(root).config.nodes[0].cpus == [0, 1]
+
+
+@pytest.mark.parametrize("digits", [b"\xb2", b"1\xb9"])
+def test_unicode_digits_are_no_number(tmp_path: Path, digits: bytes) -> None:
+    """Files are read as latin-1, where str.isdigit() takes "²" and "¹" (int() raised
+    ValueError, a traceback): an auto_movable_ratio so written is no number (the default stands)."""
+    root = small_sysfs(tmp_path)
+    params = root / "module/memory_hotplug/parameters"
+    params.mkdir(parents=True)
+    (params / "auto_movable_ratio").write_bytes(digits + b"\n")
+    assert topology_from_sysfs(root).config.auto_movable_ratio == 301
+
+
+def test_a_huge_dax_mapping_is_not_walked_block_by_block(tmp_path: Path) -> None:
+    """A dax device mapping 0x0-0xfffffffffffff (2^25 blocks of 128 MiB) is intersected with
+    the dump's blocks, not enumerated (that took GiBs and died with MemoryError). Run in a
+    child with an address-space limit, so a failure cannot hurt the host."""
+    root = small_sysfs(tmp_path)
+    dev = root / "devices/platform/hmem.0/dax0.0"
+    (dev / "mapping0").mkdir(parents=True)
+    (dev / "mapping0/start").write_text("0x0\n")
+    (dev / "mapping0/end").write_text("0xfffffffffffff\n")
+    (dev / "target_node").write_text("0\n")
+    (root / "bus/dax/devices").mkdir(parents=True)
+    (root / "bus/dax/devices/dax0.0").symlink_to("../../../devices/platform/hmem.0/dax0.0")
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    done = subprocess.run([sys.executable, "-m", "fakesysfs.cli", "topology", "--from-sysfs", str(root)],
+                          capture_output=True, text=True, timeout=60, preexec_fn=limit, check=False,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") <= 1, done.stderr
+    assert done.returncode == 1 and f"{root}" in done.stderr, done.stderr  # all four blocks are dax: no boot RAM
+
+
+@pytest.mark.parametrize("target", ["absolute", "dotdot"])
+def test_links_out_of_the_directory_are_never_read_nor_quoted(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             target: str) -> None:
+    """The reader is often root: ``block_size_bytes -> /etc/shadow`` (or ``../../..`` up to
+    it) printed the secret's first 40 characters in the error. A link leaving the dump leads
+    nowhere, as in a tarball: the value is unknown (the default stands), nothing is quoted."""
+    secret = tmp_path / "secret"
+    secret.write_text("root:$6$SECRETHASH:19000:0:99999:7:::\n")
+    root = small_sysfs(tmp_path / "dump")
+    bsb = root / "devices/system/memory/block_size_bytes"
+    bsb.unlink()
+    bsb.symlink_to(secret if target == "absolute" else "../../../../secret")
+    assert bsb.read_text() == secret.read_text()  # the link does reach it
+    (root / "devices/system/node/node0/cpulist").unlink()
+    (root / "devices/system/node/node0/cpulist").symlink_to(secret)
+    (root / "bus").symlink_to(tmp_path)  # a directory link out: not listed
+    assert main(["topology", "--from-sysfs", str(root)]) == 0
+    out, err = capsys.readouterr()
+    assert "SECRET" not in out + err and "root:" not in out + err, out + err
+    cfg = load_topology(text=out)
+    assert cfg.block_size == 128 << 20 and cfg.nodes[0].cpus == []
+
+
+def test_links_inside_the_directory_are_followed(tmp_path: Path) -> None:
+    """Relative links that stay inside (as sysfs's own do) still resolve."""
+    root = small_sysfs(tmp_path)
+    mem = root / "devices/system/memory"
+    (mem / "block_size_bytes").rename(mem / "real_bsb")
+    (mem / "block_size_bytes").write_text("")
+    (mem / "block_size_bytes").unlink()
+    (mem / "block_size_bytes").symlink_to("real_bsb")
+    (mem / "real_bsb").write_text("10000000\n")
+    assert topology_from_sysfs(root).config.block_size == 0x10000000

@@ -537,3 +537,13 @@ def test_the_control_socket_answers_garbage_and_bad_requests_and_keeps_serving(r
         assert client.request("ping")["ok"]
     check_all(k, tree)
     report("fuzz_control", inputs=len(requests))
+
+
+@pytest.mark.parametrize("name", ["memory\u00b2", "memory\u0661", "memory01"])
+def test_debugfs_block_dirs_are_named_by_ascii_digits(name: str) -> None:
+    """str.isdigit() takes "²" (int() raised ValueError: EIO over FUSE): only ``memory%d`` names a block."""
+    _, tree = default_kernel(harness=True)
+    assert "memory1" in tree.readdir("/kernel/debug/fakesysfs/blocks")
+    with pytest.raises(KernelError) as exc:
+        tree.lookup(f"/kernel/debug/fakesysfs/blocks/{name}")
+    assert exc.value.errno == errno.ENOENT

@@ -243,12 +243,13 @@ def test_ppc64le_is_told_by_its_zones(tmp_path: Path) -> None:
 def test_the_x86_64_layout_on_an_arm64_dump_is_named_in_notes(tmp_path: Path) -> None:
     """Had the import kept x86_64's zones, ZONE_DMA32 would show for 1-4 GiB: the notes say
     so, which is how the import picks the architecture that shows none."""
-    from fakesysfs.fromsysfs import _differences
+    from fakesysfs.fromsysfs import _differences, _reading_directory
 
     aarch64_16k(tmp_path)
     cfg = topology_from_sysfs(tmp_path).config
     cfg.arch, cfg.page_size = "x86_64", 4096
-    count, notes = _differences(str(tmp_path), cfg, list(range(8, 136)))
+    with _reading_directory(str(tmp_path)):
+        count, notes = _differences(str(tmp_path), cfg, list(range(8, 136)))
     assert count == 24 and notes == ["valid_zones differs for memory blocks 8-31 (memory8: 'DMA' in the dump, "
                                      "'DMA32' here; memory9: 'DMA' in the dump, 'DMA32' here; memory10: 'DMA' in "
                                      "the dump, 'DMA32' here; 21 more)"]
@@ -370,8 +371,93 @@ def test_member_count_and_size_are_bounded(tmp_path: Path, monkeypatch: pytest.M
         topology_from_sysfs(dump)
     monkeypatch.setattr(sysfsarchive, "MAX_MEMBERS", 1 << 20)
     monkeypatch.setattr(sysfsarchive, "MAX_ARCHIVE_BYTES", 10)
-    with pytest.raises(ConfigError, match="GiB of member data"):
+    with pytest.raises(ConfigError, match="more than 10 bytes decompressed; not a sysfs dump"):
         topology_from_sysfs(dump)
+
+
+def _raw_header(name: bytes, kind: bytes, size: int) -> bytes:
+    """One ustar header block as tar writes it (octal fields, checksum over the block)."""
+    block = bytearray(512)
+    block[0:len(name)] = name
+    block[100:108] = b"0000644\0"
+    block[124:136] = b"%011o\0" % size
+    block[156:157] = kind
+    block[257:265] = b"ustar\x0000"
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def _bomb(tmp_path: Path, kind: bytes, payload_size: int, compress: str) -> Path:
+    """A tarball whose first header is a PAX record (``x``) or GNU long name (``L``) of
+    ``payload_size`` bytes, then one regular member: small compressed, huge once read."""
+    if kind == b"x":
+        body = b"path=" + b"a" * payload_size + b"\n"
+        digits = len(str(len(body)))
+        body = str(len(body) + digits + 1).encode() + b" " + body
+    else:
+        body = b"a" * payload_size + b"\0"
+    pad = -len(body) % 512
+    data = _raw_header(b"././@LongLink", kind, len(body)) + body + b"\0" * pad \
+        + _raw_header(b"sys/x", b"0", 0) + b"\0" * 1024
+    out = tmp_path / f"bomb.tar.{compress}"
+    import bz2
+    import gzip
+    import lzma
+    out.write_bytes({"gz": lambda b: gzip.compress(b, 1), "bz2": bz2.compress, "xz": lzma.compress}[compress](data))
+    return out
+
+
+@pytest.mark.parametrize("compress", ["gz", "bz2", "xz"])
+@pytest.mark.parametrize(("kind", "what"), [(b"x", "a PAX header"), (b"L", "a GNU long name")])
+def test_a_huge_extension_header_is_refused_unread(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   kind: bytes, what: str, compress: str) -> None:
+    """CPython's tarfile reads a PAX record or GNU long name whole: a 64 MiB one (a tiny
+    compressed file) is refused from its header, memory staying small (a 300 MiB one made
+    the import die with MemoryError)."""
+    import tracemalloc
+
+    dump = _bomb(tmp_path, kind, 64 * MiB, compress)
+    assert dump.stat().st_size < MiB
+    tracemalloc.start()
+    try:
+        assert main(["topology", "--from-sysfs", str(dump)]) == 1
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{dump}: {what} of " in err and "refused" in err, err
+    assert peak < 32 * MiB, peak  # the xz decoder alone takes ~8 MiB
+
+
+def test_chained_extension_headers_are_bounded(tmp_path: Path) -> None:
+    """tarfile recurses once per extension header before a member: a long chain is refused."""
+    body = b"a" * 100 + b"\0"
+    one = _raw_header(b"././@LongLink", b"L", len(body)) + body + b"\0" * (-len(body) % 512)
+    dump = tmp_path / "chain.tar"
+    dump.write_bytes(one * 5000 + _raw_header(b"sys/x", b"0", 0) + b"\0" * 1024)
+    with pytest.raises(ConfigError, match=r"more than \d+ extension headers before one member; refused"):
+        topology_from_sysfs(dump)
+
+
+def test_a_deep_path_is_read_without_recursion(tmp_path: Path) -> None:
+    """A member ~2000 directories deep (within PATH_MAX) is entered in a loop (it raised
+    RecursionError); the import goes on to its ordinary verdict on the tree."""
+    deep = "sys/" + "d/" * 2000 + "x"
+    dump = _tar_with(tmp_path, (_member(deep), b"1\n"))
+    assert topology_from_sysfs(dump).config.nodes[0].id == 0
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("sys/" + "d/" * 2100 + "x", "has a path longer than PATH_MAX (4096); refused"),
+    ("sys/" + "n" * 256, "has a name longer than NAME_MAX (255); refused"),
+], ids=["PATH_MAX", "NAME_MAX"])
+def test_over_long_paths_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  name: str, why: str) -> None:
+    dump = _tar_with(tmp_path, (_member(name), b"1\n"))
+    assert main(["topology", "--from-sysfs", str(dump)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{dump}: member {name[:64]!r}... {why}" in err, err
 
 
 def test_a_tarball_is_read_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -508,8 +594,34 @@ def test_offline_and_movable_boot_blocks_keep_the_invariants() -> None:
 
 
 def test_an_id_of_5000_digits_is_no_block(tmp_path: Path) -> None:
-    """int() refuses more than 4300 digits (a ValueError traceback); a tarball's names are not
-    bound by NAME_MAX: such a name is no block's node."""
+    """int() refuses more than 4300 digits (a ValueError traceback): such a name is refused
+    by NAME_MAX before any parser sees it."""
     dump = _tar_with(tmp_path, (_member("sys/devices/system/memory/memory1/node" + "7" * 5000, tarfile.SYMTYPE,
                                         "../../node/node7"), b""))
-    assert topology_from_sysfs(dump).config.nodes[0].id == 0
+    with pytest.raises(ConfigError, match=r"has a (path|name) longer than (PATH|NAME)_MAX \(\d+\); refused"):
+        topology_from_sysfs(dump)
+
+
+def test_an_xz_dictionary_beyond_the_memory_limit_is_refused(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """An xz block header names its dictionary size, which the decoder allocates and fills
+    (lzma.LZMAFile takes no limit): a 1 KiB archive asking for 2 GiB is refused in one line."""
+    import lzma
+    import zlib
+
+    x86_64_16g(tmp_path / "src")
+    plain = pack(tmp_path / "src", tmp_path / "d.tar", "w", gnu_tar_padding=False).read_bytes()
+    data = bytearray(lzma.compress(plain, format=lzma.FORMAT_XZ,
+                                   filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 1 << 20}]))
+    size = (data[12] + 1) * 4  # the block header after the 12-byte stream header
+    assert data[14:17] == b"\x21\x01\x10"  # LZMA2, one property byte: dictionary 2^20
+    data[16] = 38  # (2 | 0) << (38 // 2 + 11): 2 GiB
+    data[12 + size - 4:12 + size] = zlib.crc32(data[12:12 + size - 4]).to_bytes(4, "little")
+    dump = tmp_path / "d.tar.xz"
+    dump.write_bytes(data)
+    assert main(["topology", "--from-sysfs", str(dump)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{dump}: not a readable tarball" in err and "emory" in err, err
+    good = tmp_path / "good.tar.xz"
+    good.write_bytes(lzma.compress(plain, format=lzma.FORMAT_XZ))
+    assert topology_from_sysfs(good).config.nodes

@@ -140,7 +140,7 @@ grep -m1 -A3 'Node 0, zone   Normal' /proc/zoneinfo | tail -1
 echo 200000 > /proc/sys/vm/min_free_kbytes || exit 3
 cat /proc/sys/vm/min_free_kbytes
 grep -m1 -A3 'Node 0, zone   Normal' /proc/zoneinfo | tail -1
-echo 2 > /proc/sys/vm/compact_memory && echo compacted
+echo 1 > /proc/sys/vm/compact_memory && echo compacted
 echo 9 > /proc/sys/vm/drop_caches 2>/dev/null || echo drop-refused
 stat -c '%a' /proc/sys/vm/min_free_kbytes /proc/sys/vm/drop_caches
 cat /proc/sys/vm/swappiness >/dev/null && echo other-sysctls-are-the-kernels
@@ -356,3 +356,20 @@ def test_a_module_the_topology_did_not_load_is_loaded_by_libkmod_through_modprob
     loads = [json.loads(line) for line in trace.read_text().splitlines() if "/modules/" in line]
     assert [(t["path"], t["data"], t["errno"]) for t in loads][0] == (
         "/kernel/debug/fakesysfs/modules/load", "kmem\n", 0)
+
+
+@pytest.mark.parametrize(("sys_at", "proc_at"), [("d/sys", "d"), ("d", "d/proc"), ("d", "d"), ("d", "l")],
+                         ids=["proc-above", "proc-inside", "same", "same-by-link"])
+def test_mount_proc_refuses_a_nested_or_equal_mountpoint(tmp_path: Path, sys_at: str, proc_at: str) -> None:
+    """``mount DIR/sys --proc DIR`` put the /proc files over the /sys mount: the two
+    mountpoints must be apart, refused in one line before anything is mounted."""
+    from conftest import fakesysfs
+
+    (tmp_path / "d/sys").mkdir(parents=True)
+    (tmp_path / "d/proc").mkdir()
+    (tmp_path / "l").symlink_to("d")
+    done = fakesysfs("mount", str(tmp_path / sys_at), "--proc", str(tmp_path / proc_at))
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "--proc" in done.stderr and ("inside" in done.stderr or "mountpoint itself" in done.stderr), done.stderr
+    for sub in ("d", "d/sys", "d/proc"):
+        assert not _mounted_here(tmp_path / sub)

@@ -456,10 +456,14 @@ def test_min_free_kbytes_write_moves_the_watermarks_until_a_recomputation_prefer
         assert _sysctl(tree, "min_free_kbytes") == "67584\n"
         assert s.kmsg()[-1].startswith("raising min_free_kbytes from ") and \
             s.kmsg()[-1].endswith(" to 67584 to help transparent hugepage allocations")
-        for bad in ("-1", "abc", "1 2", ""):
+        for bad in ("-1", "abc", ""):
             with pytest.raises(KernelError) as info:
                 tree.echo("/sys/vm/min_free_kbytes", bad)
             assert info.value.errno == 22
+        # __do_proc_dointvec(): a second value for a one-value file is not an error: the
+        # first is stored and the write is short (below).
+        assert tree.echo("/sys/vm/min_free_kbytes", "2000 3000") == 5
+        assert _sysctl(tree, "min_free_kbytes") == "2000\n"
 
 
 def test_watermark_scale_factor_lowmem_reserve_ratio_dirty_and_overcommit_ratios() -> None:
@@ -492,6 +496,76 @@ def test_watermark_scale_factor_lowmem_reserve_ratio_dirty_and_overcommit_ratios
         with pytest.raises(KernelError) as info:
             tree.open("/sys/vm/compact_memory", os.O_RDONLY)  # 0200
         assert info.value.errno == 13
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("7", 7), ("  7\n", 7), ("7\t", 7), ("010", 8), ("0x10", 16), ("0X1f", 31), ("-010", -8), ("0", 0),
+    ("-2147483648", -(1 << 31)), ("2147483647", (1 << 31) - 1), ("\v\f\r 5", 5),
+])
+def test_proc_dointvec_reads_numbers_as_proc_get_long(text: str, value: int) -> None:
+    """proc_get_long() (kernel/sysctl.c) reads with strtoul_lenient(base 0): a leading 0 is
+    octal and 0x hex, as the C library's strtoul; skip_spaces() takes any isspace()."""
+    from fakesysfs.procfs import proc_dointvec_write
+
+    done = proc_dointvec_write(text, len(text), 1)
+    assert (done.values, done.err, done.accepted) == ([value], 0, len(text))
+
+
+@pytest.mark.parametrize("text", [
+    "1_0", "0o17", "0b1", "+7", "08", "0x", "1\r", "1x", "-", "", "  \n", "\u0661", "1.0",
+    "2147483648", "-2147483649",  # do_proc_dointvec_conv: beyond int
+    "1" * 20 + "0",  # 21 characters: proc_get_long refuses what fills its buffer
+    "18446744073709551616",  # beyond unsigned long: strtoul_lenient's ERANGE
+])
+def test_proc_dointvec_refuses_what_proc_get_long_refuses(text: str) -> None:
+    """Python's int() takes ``1_0``, ``0o17``, ``0b1``, ``+7`` and Unicode digits; the
+    kernel's parser stops at ``_``, ``o``, ``b``, refuses a sign other than ``-`` and a
+    trailer other than space, tab or newline: EINVAL."""
+    from fakesysfs.procfs import proc_dointvec_write
+
+    done = proc_dointvec_write(text, len(text), 1)
+    assert (done.values, done.err) == ([], 22)
+
+
+def test_more_values_than_the_file_holds_make_a_short_write() -> None:
+    """__do_proc_dointvec() stops after the file's values: ``*lenp`` is what it took (the
+    value and the spaces after it); the rest, written again at a non-zero offset by
+    write(2)'s caller, is ignored under sysctl_writes_strict (proc_first_pos_non_zero_ignore),
+    so ``echo "1 2"`` into a one-value file sets 1 and succeeds."""
+    from fakesysfs.procfs import proc_dointvec_write
+
+    done = proc_dointvec_write("1 2\n", 4, 1)
+    assert (done.values, done.accepted, done.err) == ([1], 2, 0)
+    done = proc_dointvec_write("1 ", 3, 1)  # "1 \0": the NUL is left
+    assert (done.values, done.accepted, done.err) == ([1], 2, 0)
+    done = proc_dointvec_write("1 x", 3, 3)  # stored before the bad one, then EINVAL
+    assert (done.values, done.err) == ([1], 22)
+    with _sim() as s:
+        tree = build_proc_tree(s.kernel)
+        fh = tree.open("/sys/vm/min_free_kbytes", os.O_WRONLY)
+        assert tree.write(fh, b"1000 2000\n") == 5
+        assert tree.write(fh, b"2000\n", 5) == 5  # the rest, at offset 5: ignored
+        assert _sysctl(tree, "min_free_kbytes") == "1000\n"
+        fh = tree.open("/sys/vm/dirty_ratio", os.O_WRONLY)
+        assert tree.write(fh, b"30\n", 0) == 3 and tree.write(fh, b"40\n", 3) == 3  # a second echo on one fd
+        assert _sysctl(tree, "dirty_ratio") == "30\n"
+        # lowmem_reserve_ratio_sysctl_handler() ignores proc_dointvec_minmax()'s error: the
+        # values before a bad one are stored and the write succeeds, short of the bad one.
+        assert tree.echo("/sys/vm/lowmem_reserve_ratio", "128 x") == 4
+        assert _sysctl(tree, "lowmem_reserve_ratio").split("\t")[:2] == ["128", "256"]
+
+
+def test_compact_memory_takes_1_only() -> None:
+    """sysctl_compaction_handler() (mm/compaction.c, 6.1+): proc_dointvec() into
+    sysctl_compact_memory, then EINVAL unless it is 1."""
+    with _sim() as s:
+        tree = build_proc_tree(s.kernel)
+        assert tree.echo("/sys/vm/compact_memory", "1") == 2
+        for bad in ("2", "0", "-1", "abc", "0x2"):
+            with pytest.raises(KernelError) as info:
+                tree.echo("/sys/vm/compact_memory", bad)
+            assert info.value.errno == 22, bad
+        assert tree.echo("/sys/vm/compact_memory", "01") == 3  # octal 1
 
 
 # -- /dev/kmsg ---------------------------------------------------------------------------------------

@@ -387,3 +387,14 @@ def test_state_objects_describe_boot_memory_and_devices() -> None:
     assert dev.ranges == ((0x1050000000, 0x144FFFFFFF),) and len(dev.blocks) == 128
     assert sim.dax_device("dax2.0").driver == "device_dax" and sim.dax_device("dax2.0").blocks == ()
     assert [n.id for n in sim.nodes()] == [0, 1, 2, 3] and sim.node(0).cpus == (0, 1)
+
+
+@pytest.mark.parametrize("text", ["\u00b2", "\u0661\u0662", "-\U0001d7cf", "9" * 5000])
+def test_parse_errno_takes_ascii_digits_only(text: str) -> None:
+    """str.isdigit() takes "²" (int() raised ValueError), "١٢" (int() read 12) and 5000 nines
+    (int() refuses over 4300 digits): each is a HarnessError naming the value."""
+    from fakesysfs.harness import parse_errno
+
+    with pytest.raises(HarnessError, match="errno"):
+        parse_errno(text)
+    assert parse_errno("-0012") == parse_errno("ENOMEM") == 12

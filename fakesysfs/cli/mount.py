@@ -66,6 +66,18 @@ def _check_mountpoint(mountpoint: str) -> None:
         check_directory(mountpoint)
 
 
+def _check_apart(mountpoint: str, proc_mountpoint: str) -> None:
+    """The two mounts side by side (``DIR/sys``, ``DIR/proc``): one at or inside the other
+    would hide it (``mount DIR/sys --proc DIR`` put the /proc files over the /sys mount)."""
+    sys_real, proc_real = os.path.realpath(mountpoint), os.path.realpath(proc_mountpoint)
+    if sys_real == proc_real:
+        raise CliError(f"--proc {proc_mountpoint} is the mountpoint itself: use DIR/proc beside DIR/sys")
+    for inner, outer in ((sys_real, proc_real), (proc_real, sys_real)):
+        if os.path.commonpath([inner, outer]) == outer:
+            raise CliError(f"{inner} is inside {outer}: the mountpoint and --proc DIR must be apart "
+                           "(DIR/sys beside DIR/proc)")
+
+
 def _boot_state(path: str, topology: str | None, snapshot: str | None) -> tuple[Kernel, Tree, Harness]:
     """``--state FILE [--import SNAPSHOT]``: resume (or start) a journaled state. A state file
     this call creates is removed again if the boot fails (by identity: a file swapped in
@@ -116,6 +128,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
         proc_mountpoint = os.path.abspath(args.proc)
         with _mountpoint_rules():
             rules.check_not_host_proc(proc_mountpoint)
+        _check_apart(mountpoint, proc_mountpoint)
         _check_mountpoint(proc_mountpoint)
         with _mountpoint_rules():
             proc = (proc_mountpoint, rules.open_proc_mountpoint(proc_mountpoint))

@@ -258,7 +258,7 @@ class CxlMixin(DaxMixin):
 
     def _cxl_declared_window(self, cfg: CxlRegionConfig) -> CxlWindowConfig | None:
         prefix, _, did = cfg.decoder.partition(".")
-        win = self.cxl_window_config(int(did)) if prefix == "decoder0" and did.isdigit() else None
+        win = self.cxl_window_config(int(did)) if prefix == "decoder0" and did.isascii() and did.isdigit() else None
         if win is None:
             return None
         inside = win.start <= cfg.start and cfg.start + cfg.size <= win.start + win.size

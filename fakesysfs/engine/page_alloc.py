@@ -217,6 +217,9 @@ class VmTunables:
         self.dirty_ratio = DIRTY_RATIO
         self.dirty_background_ratio = DIRTY_BACKGROUND_RATIO
         self.overcommit_ratio = OVERCOMMIT_RATIO
+        #: sysctl_compact_memory (mm/compaction.c): the last value written; its handler
+        #: refuses any but 1 (6.1+).
+        self.compact_memory = 0
         #: zone->_watermark[] and ->lowmem_reserve[] as last set, by (node, zone).
         self.marks: dict[tuple[int, str], tuple[int, int, int, int]] = {}
         self.reserves: dict[tuple[int, str], tuple[int, ...]] = {}

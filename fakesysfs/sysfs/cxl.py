@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ..engine.cxl import CXL_DRIVERS, CxlDecoder, CxlMemdev, CxlPort, CxlRegion
 from .common import BusDevicesDir, link, power_dir, ro, rw, simple_bus, uevent_attr, wo
 from .dax import PRODUCER_DIRS, ProducerDeviceDir, producer_bus, producer_children_group
-from .group import Attribute, Dynamic, Entry, Group, GroupDir, Layout, attr_ro, attr_rw, attr_wo
+from .group import Attribute, Dynamic, Entry, Group, GroupDir, Layout, attr_ro, attr_rw, attr_wo, suffix_id
 from .tree import Dir, Node, StaticDir
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def cxl_visible(d: CxlDeviceDir, entry: Entry[CxlDeviceDir]) -> int:
 
 
 def _dport_link(d: CxlDeviceDir, name: str) -> Node | None:
-    dport = d.port.dports.get(int(name[5:])) if name[5:].isdigit() else None
+    dport = d.port.dports.get(int(name[5:])) if name[5:].isascii() and name[5:].isdigit() else None
     return link(d.port.devpath, dport.devpath) if dport is not None and f"dport{dport.id}" == name else None
 
 
@@ -141,7 +141,7 @@ def _region_name(dec: CxlDecoder) -> str:
 
 def _target_show(d: CxlDeviceDir, name: str) -> Node | None:
     region = d.region
-    pos = int(name[6:]) if name[6:].isdigit() and str(int(name[6:])) == name[6:] else None
+    pos = suffix_id(name, "target")
     if pos is None or pos >= region.ways:
         return None
     target = region.targets[pos] if pos < len(region.targets) else None

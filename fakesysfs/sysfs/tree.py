@@ -531,11 +531,14 @@ class Tree:
                 fh.snapshot = text if limit is None else text[:limit]
             return fh.snapshot[offset : offset + size]
 
-    def write(self, fh: OpenFile, data: bytes) -> int:
-        """R-SYS-02: one write is one store; the offset is ignored."""
+    def write(self, fh: OpenFile, data: bytes, offset: int = 0) -> int:
+        """R-SYS-02: one write is one store; the offset is ignored, but by a /proc/sys file
+        (``writes_strict``: sysctl_writes_strict ignores a write at a non-zero offset)."""
         count = min(len(data), PAGE_SIZE)
         if count == 0:
             return 0
+        if offset and getattr(fh.attr, "writes_strict", False):
+            return len(data)  # proc_first_pos_non_zero_ignore(): *ppos moves on, nothing is stored
         text = data[:count].split(b"\0", 1)[0].decode("latin-1")
         assert fh.attr.store is not None
         changes = self.changes

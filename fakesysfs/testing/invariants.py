@@ -108,7 +108,7 @@ def i2_has_memory_is_nodes_with_online_pages(k: Kernel, tree: Tree) -> None:
 
 def i3_node_directory_iff_online(k: Kernel, tree: Tree) -> None:
     with _locked(k):
-        dirs = {n for n in tree.readdir(NODE) if n.startswith("node") and n[4:].isdigit()}
+        dirs = {n for n in tree.readdir(NODE) if n.startswith("node") and n[4:].isascii() and n[4:].isdigit()}
         assert dirs == {f"node{n}" for n in k.online_nodes()}, "I-3: node directories differ from the online nodes"
         for nid, node in k.nodes.items():
             assert not (node.online and not node.cpus and not node.blocks), \
@@ -165,7 +165,7 @@ def block_counters_are_sane(k: Kernel, tree: Tree) -> None:
                 assert 0 <= zone.free <= zone.managed <= zone.present, f"node{nid} {zone}"
             assert node.blocks <= set(k.blocks), f"node{nid} lists removed blocks"
         assert k.block_ids() == sorted(k.blocks)
-        listed = [n for n in tree.readdir(MEM) if n.startswith("memory") and n[6:].isdigit()]
+        listed = [n for n in tree.readdir(MEM) if n.startswith("memory") and n[6:].isascii() and n[6:].isdigit()]
         assert listed == [f"memory{b}" for b in sorted(k.blocks)], "memory root listing"
 
 
