@@ -151,7 +151,7 @@ cat /proc/sys/vm/swappiness >/dev/null && echo other-sysctls-are-the-kernels
     # Sysctl writes are stores of the trace (and of a state's history), with their errno.
     trace = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
     assert [(t["path"], t["data"], t["errno"]) for t in trace] == [
-        ("/proc/sys/vm/min_free_kbytes", "200000\n", 0), ("/proc/sys/vm/compact_memory", "2\n", 0),
+        ("/proc/sys/vm/min_free_kbytes", "200000\n", 0), ("/proc/sys/vm/compact_memory", "1\n", 0),
         ("/proc/sys/vm/drop_caches", "9\n", errno.EINVAL)]
     assert lines[0] == "67584"  # the simulated machine's 8 GiB, whatever this host has
     before, after = int(lines[1].split()[1]), int(lines[3].split()[1])
