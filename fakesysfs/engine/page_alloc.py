@@ -265,15 +265,27 @@ class VmTunables:
         reads (the zones' managed pages, the tunables, the lowmem zones' previous high
         watermarks): an agent cycling blocks between two states recomputes nothing. Not
         when a user set min_free_kbytes: then the step may log, which a replay would not."""
-        zones = zone_counts(k)
         if self.user_min_free_kbytes >= 0:
-            self._init_per_zone_wmark_min(k, zones)
+            self._init_per_zone_wmark_min(k, zone_counts(k))
             return
-        key = (tuple(zones), self.min_free_kbytes, self.watermark_scale_factor, tuple(self.lowmem_reserve_ratio),
-               self.thp, tuple(self.marks.get((z.nid, z.zone), _NO_MARKS)[2] for z in zones
-                               if z.zone in _LOWMEM_ZONES))
+        # What zone_counts() would hold, flat (built for every online/offline: kept cheap).
+        online = tuple(k.online_nodes())
+        counts: list[int] = []
+        marks = self.marks
+        for nid in online:
+            node_zones = k.nodes[nid].zones
+            for name in self.names:
+                zone = node_zones.get(name)
+                if zone is None:
+                    counts += (0, 0, 0)
+                else:
+                    high = marks.get((nid, name), _NO_MARKS)[2] if name in _LOWMEM_ZONES else 0
+                    counts += (zone.managed, zone.present, high)
+        key = (online, tuple(counts), self.min_free_kbytes, self.watermark_scale_factor,
+               tuple(self.lowmem_reserve_ratio), self.thp)
         done = self._recomputed.get(key)
         if done is None:
+            zones = zone_counts(k)
             self._init_per_zone_wmark_min(k, zones)
             done = (self.min_free_kbytes, {(z.nid, z.zone): self.marks[(z.nid, z.zone)] for z in zones},
                     {(z.nid, z.zone): self.reserves[(z.nid, z.zone)] for z in zones}, self.totalreserve_pages)
