@@ -449,6 +449,8 @@ def test_min_free_kbytes_write_moves_the_watermarks_until_a_recomputation_prefer
         assert _zones(s.proc("zoneinfo"))[(0, "Normal")]["min"] == 2 * before
         s.echo(f"{MEM}/memory{DAX0_BLOCKS[0]}/state", "online_movable")
         assert _sysctl(tree, "min_free_kbytes") == "135168\n"  # larger than what the kernel computes
+        assert re.fullmatch(r"min_free_kbytes is not updated to \d+ because user defined value 135168 is "
+                            r"preferred", s.kmsg()[-1]), s.kmsg()[-1]
         tree.echo("/sys/vm/min_free_kbytes", "1000")
         assert _sysctl(tree, "min_free_kbytes") == "1000\n"
         s.echo(f"{MEM}/memory{DAX0_BLOCKS[1]}/state", "online_movable")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from math import isqrt
 from typing import TYPE_CHECKING, NamedTuple
 
-from .base import LOGLEVEL_INFO
+from .base import LOGLEVEL_INFO, LOGLEVEL_WARNING
 from .node import ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL, ZoneType
 
 if TYPE_CHECKING:
@@ -234,14 +234,18 @@ class VmTunables:
     # Each step below updates what it sets in the kernel; totalreserve_pages, which the
     # kernel recomputes after each, is computed once when the whole operation is done (no
     # reader runs in between: the hotplug lock is held).
-    def calculate_min_free_kbytes(self, zones: list[ZoneCounts]) -> None:
-        """A user value larger than the new one is kept ("min_free_kbytes is not updated")."""
+    def calculate_min_free_kbytes(self, k: KernelBase, zones: list[ZoneCounts]) -> None:
+        """A user value at least as large as the new one is kept, and the kernel says so
+        (pr_warn in mm/page_alloc.c calculate_min_free_kbytes())."""
         marks = self.marks
         free_buffer = sum(max(z.managed - marks.get((z.nid, z.zone), _NO_MARKS)[2], 0)
                           for z in zones if z.zone in _LOWMEM_ZONES)
         new = isqrt(free_buffer * 4 * 16)
         if new > self.user_min_free_kbytes:
             self.min_free_kbytes = min(max(new, 128), 262144)
+        else:
+            k.printk(f"min_free_kbytes is not updated to {new} because user defined value "
+                     f"{self.user_min_free_kbytes} is preferred", LOGLEVEL_WARNING)
 
     def setup_per_zone_wmarks(self, zones: list[ZoneCounts]) -> None:
         self.marks.update(setup_per_zone_wmarks(zones, self.min_free_kbytes, self.watermark_scale_factor))
@@ -298,7 +302,7 @@ class VmTunables:
         self.reserves.update(reserves)
 
     def _init_per_zone_wmark_min(self, k: KernelBase, zones: list[ZoneCounts]) -> None:
-        self.calculate_min_free_kbytes(zones)
+        self.calculate_min_free_kbytes(k, zones)
         self.setup_per_zone_wmarks(zones)
         self.setup_per_zone_lowmem_reserve(zones)
         if self.thp:
