@@ -399,11 +399,6 @@ class TreeOperations:
     def create(self, _path: str, _mode: int, _fi: Any = None) -> int:
         raise KernelError(errno.EACCES)  # vfs_create/lookup_open: no i_op->create
 
-    @property
-    def open_files(self) -> int:
-        """Number of file handles libfuse has not released yet (for tests)."""
-        return len(self._files)
-
 
 class _Invalidator:
     """Sends a mount's invalidations from a thread of its own, so no FUSE request handler

@@ -39,7 +39,6 @@ from .memory import (
     OnlineType,
 )
 from .node import (
-    KERNEL_ZONES,
     ZONE_MOVABLE,
     ZONE_NORMAL,
     Node,
@@ -450,9 +449,6 @@ class Kernel(FirmwareMixin):
 
     def has_normal_memory(self) -> set[int]:
         return set(self.n_normal_memory)
-
-    def kernel_zones_of(self, node: Node) -> tuple[ZoneType, ...]:
-        return tuple(z for z in KERNEL_ZONES if node.zones[z].populated)
 
 
 __all__ = ["LOGLEVEL_DEBUG", "LOGLEVEL_ERR", "LOGLEVEL_INFO", "LOGLEVEL_WARNING", "BlockState", "Faults", "Kernel",
